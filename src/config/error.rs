@@ -1,0 +1,69 @@
+//! Everything that can be wrong with a configuration, each naming the key, the
+//! value and the fix.
+
+use std::path::PathBuf;
+
+/// A configuration that cannot be used. The `Display` text is what operators
+/// read: key path first, then what is wrong, then how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error(
+        "cannot read config file {path}: {reason} (fix: pass -c PATH or set POCKETGATE_CONFIG)"
+    )]
+    ConfigFile { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Syntax(String),
+    #[error("{key}: unknown key{}", suggestion.as_ref().map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default())]
+    UnknownKey {
+        key: String,
+        suggestion: Option<String>,
+    },
+    #[error("{key}: missing (fix: {fix})")]
+    Missing { key: String, fix: String },
+    #[error("{key}: {value:?} {reason}")]
+    Invalid {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{key}: policy {name:?} is not defined (defined: {defined}; fix: add [policies.{name}] or use one of those)")]
+    UndefinedPolicy {
+        key: String,
+        name: String,
+        defined: String,
+    },
+    #[error("{key}: {value:?} is not a network in CIDR notation: {reason} (fix: write e.g. \"10.0.0.0/8\" or \"192.168.1.10\")")]
+    BadCidr {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{key}: {value:?} is not a valid regular expression:\n{reason}")]
+    BadRegex {
+        key: String,
+        value: String,
+        reason: String,
+    },
+    #[error("{key}: host {host:?} is already configured at {first} (fix: merge the two entries)")]
+    DuplicateHost {
+        key: String,
+        host: String,
+        first: String,
+    },
+    #[error("{key}: secret is {len} bytes, at least 32 are needed (fix: `pocketgate gen-secret`)")]
+    ShortSecret { key: String, len: usize },
+    #[error("{key}: cannot read secret file {path}: {reason}")]
+    UnreadableSecretFile {
+        key: String,
+        path: String,
+        reason: String,
+    },
+    #[error("public_url: {value:?} is not an absolute http(s) URL (fix: write it with its scheme, e.g. \"https://auth.example.com\")")]
+    RelativePublicUrl { value: String },
+    #[error("session.cookie_domain: {domain:?} does not cover public_url's host {host:?}, so the session cookie set at /callback would never be sent back (fix: use a parent domain of {host:?}, e.g. {suggestion:?})")]
+    CookieDomainMismatch {
+        domain: String,
+        host: String,
+        suggestion: String,
+    },
+}

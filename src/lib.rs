@@ -1,0 +1,15 @@
+//! pocketgate: a forward-auth sidecar for Caddy, nginx and Traefik in front of
+//! Pocket ID (OpenID Connect).
+//!
+//! Dependencies point one way: [`config`] → [`policy`] → [`session`] / [`oidc`]
+//! → [`http`] → [`cli`]. See DESIGN.md for the contract.
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod http;
+pub mod oidc;
+pub mod policy;
+pub mod request;
+pub mod session;
+pub mod telemetry;

@@ -1,0 +1,242 @@
+//! From verified claims to an [`Identity`].
+//!
+//! The ID token's signature and standard claims are verified by
+//! `openidconnect`; this module reads the application claims (user name,
+//! e-mail, name, groups, and the claims `claim_roles` refers to) from the same,
+//! already verified, payload.
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::config::OidcSettings;
+use crate::policy::Identity;
+
+/// Most groups kept from one token; more is almost certainly a misconfiguration
+/// and would not fit into a cookie anyway.
+const MAX_GROUPS: usize = 256;
+
+/// The JSON payload of a compact JWT whose signature has been verified already.
+pub fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
+    let middle = jwt
+        .split('.')
+        .nth(1)
+        .ok_or_else(|| "the ID token is not a compact JWT".to_string())?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(middle.trim_end_matches('='))
+        .map_err(|e| format!("ID token payload: {e}"))?;
+    serde_json::from_slice(&bytes).map_err(|e| format!("ID token payload: {e}"))
+}
+
+/// Fill claims missing from the ID token from the userinfo answer, whose `sub`
+/// must be the ID token's (OIDC Core 5.3.2).
+pub fn merge_userinfo(
+    claims: &mut Map<String, Value>,
+    info: Map<String, Value>,
+) -> Result<(), String> {
+    if info.get("sub") != claims.get("sub") {
+        return Err("userinfo is about another subject than the ID token".into());
+    }
+    for (k, v) in info {
+        claims.entry(k).or_insert(v);
+    }
+    Ok(())
+}
+
+/// Map claims to an identity: `username_claim` (falling back to `sub`), e-mail
+/// and its verification, display name, `groups_claim` (an array of names, or
+/// one string), and the values of `role_claims`. Refuses values that could not
+/// be passed on in a header (control characters).
+pub fn identity_from_claims(
+    settings: &OidcSettings,
+    role_claims: &[String],
+    claims: &Map<String, Value>,
+) -> Result<Identity, String> {
+    let subject = claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or("the token has no sub claim")?
+        .to_string();
+    let user = claims
+        .get(&settings.username_claim)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .map(str::to_string)
+        .unwrap_or_else(|| subject.clone());
+    let email = claims
+        .get("email")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string);
+    let email_verified = match claims.get("email_verified") {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => s == "true",
+        _ => false,
+    };
+    let name = claims
+        .get("name")
+        .or_else(|| claims.get("display_name"))
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| {
+            let given = claims
+                .get("given_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let family = claims
+                .get("family_name")
+                .and_then(Value::as_str)
+                .unwrap_or("");
+            let full = format!("{given} {family}").trim().to_string();
+            (!full.is_empty()).then_some(full)
+        });
+    let mut groups = claims
+        .get(&settings.groups_claim)
+        .map(values_of)
+        .unwrap_or_default();
+    groups.retain(|g| !g.is_empty());
+    groups.truncate(MAX_GROUPS);
+    let mut extra = std::collections::BTreeMap::new();
+    for c in role_claims {
+        if let Some(v) = claims.get(c) {
+            extra.insert(c.clone(), values_of(v));
+        }
+    }
+    let identity = Identity {
+        subject,
+        user,
+        email,
+        email_verified,
+        name,
+        groups,
+        claims: extra,
+    };
+    let fields = [
+        ("sub", Some(identity.subject.as_str())),
+        (
+            settings.username_claim.as_str(),
+            Some(identity.user.as_str()),
+        ),
+        ("email", identity.email.as_deref()),
+        ("name", identity.name.as_deref()),
+    ];
+    for (claim, value) in fields {
+        if value.is_some_and(|v| v.chars().any(char::is_control)) {
+            return Err(format!("the {claim} claim holds control characters"));
+        }
+    }
+    if identity
+        .groups
+        .iter()
+        .any(|g| g.chars().any(char::is_control))
+    {
+        return Err(format!(
+            "the {} claim holds control characters",
+            settings.groups_claim
+        ));
+    }
+    Ok(identity)
+}
+
+/// A claim's values as strings: a string is one value, an array gives each
+/// scalar member, numbers and booleans are written out.
+fn values_of(v: &Value) -> Vec<String> {
+    match v {
+        Value::String(s) => vec![s.clone()],
+        Value::Array(items) => items.iter().filter_map(scalar).collect(),
+        other => scalar(other).into_iter().collect(),
+    }
+}
+
+fn scalar(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ClientAuth;
+    use serde_json::json;
+
+    fn settings() -> OidcSettings {
+        OidcSettings {
+            issuer: "https://id.example.com".into(),
+            client_id: "pocketgate".into(),
+            client_secret: None,
+            client_auth: ClientAuth::None,
+            scopes: vec!["openid".into()],
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+        }
+    }
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn maps_pocket_id_claims() {
+        let c = map(
+            json!({"sub": "u-1", "preferred_username": "alice", "email": "a@x.test",
+            "email_verified": true, "name": "Alice A", "groups": ["admins", "users"], "dept": "ops"}),
+        );
+        let id = identity_from_claims(&settings(), &["dept".into()], &c).unwrap();
+        assert_eq!(id.user, "alice");
+        assert_eq!(id.subject, "u-1");
+        assert_eq!(id.email.as_deref(), Some("a@x.test"));
+        assert!(id.email_verified);
+        assert_eq!(id.name.as_deref(), Some("Alice A"));
+        assert_eq!(id.groups, vec!["admins", "users"]);
+        assert_eq!(id.claims.get("dept"), Some(&vec!["ops".to_string()]));
+    }
+
+    #[test]
+    fn username_falls_back_to_sub_and_single_group_string_is_one_group() {
+        let c = map(json!({"sub": "u-2", "groups": "admins"}));
+        let id = identity_from_claims(&settings(), &[], &c).unwrap();
+        assert_eq!(id.user, "u-2");
+        assert_eq!(id.groups, vec!["admins"]);
+        assert!(!id.email_verified);
+    }
+
+    #[test]
+    fn unverified_email_is_marked() {
+        let c = map(json!({"sub": "u", "email": "a@x.test", "email_verified": false}));
+        assert!(
+            !identity_from_claims(&settings(), &[], &c)
+                .unwrap()
+                .email_verified
+        );
+    }
+
+    #[test]
+    fn missing_sub_and_control_characters_are_refused() {
+        assert!(
+            identity_from_claims(&settings(), &[], &map(json!({"preferred_username": "a"})))
+                .is_err()
+        );
+        let c = map(json!({"sub": "u", "preferred_username": "eve\r\nX-Remote-User: admin"}));
+        assert!(identity_from_claims(&settings(), &[], &c).is_err());
+        let c = map(json!({"sub": "u", "groups": ["ok", "bad\n"]}));
+        assert!(identity_from_claims(&settings(), &[], &c).is_err());
+    }
+
+    #[test]
+    fn userinfo_fills_gaps_only_for_the_same_subject() {
+        let mut c = map(json!({"sub": "u", "preferred_username": "alice"}));
+        merge_userinfo(
+            &mut c,
+            map(json!({"sub": "u", "groups": ["g"], "preferred_username": "mallory"})),
+        )
+        .unwrap();
+        assert_eq!(c["groups"], json!(["g"]));
+        assert_eq!(c["preferred_username"], json!("alice"));
+        assert!(merge_userinfo(&mut c, map(json!({"sub": "other"}))).is_err());
+    }
+}

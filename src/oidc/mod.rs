@@ -1,0 +1,523 @@
+//! The provider client: discovery, the authorization URL, the code exchange,
+//! ID-token verification, userinfo and RP-initiated logout.
+//!
+//! Protocol work is done by the `openidconnect` crate; this module adds what a
+//! forward-auth sidecar needs around it: background discovery with backoff (so
+//! bypasses and existing sessions keep working while the provider is down),
+//! signature algorithms pinned to what the provider advertises (never `none`,
+//! never HMAC), a JWKS refetch on an unknown `kid` (rate-limited), and the
+//! mapping of claims to an [`Identity`]. It knows nothing of HTTP requests.
+
+mod claims;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClient,
+    CoreClientAuthMethod, CoreGrantType, CoreIdTokenVerifier, CoreJsonWebKey, CoreJsonWebKeySet,
+    CoreJweContentEncryptionAlgorithm, CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm,
+    CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
+    ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
+    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata,
+    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{ClientAuth, OidcSettings};
+use crate::policy::Identity;
+pub use claims::identity_from_claims;
+
+/// Provider metadata fields `openidconnect` does not model by default.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    end_session_endpoint: Option<EndSessionUrl>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
+}
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// The client as built from discovery: authorization endpoint set, token and userinfo endpoints maybe.
+type ConfiguredClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// Clock skew tolerated on `exp` and `iat`.
+const LEEWAY: Duration = Duration::from_secs(60);
+/// At most one JWKS refetch per this interval, however many unknown `kid`s arrive.
+const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
+/// How often loaded metadata and keys are refreshed.
+const METADATA_REFRESH: Duration = Duration::from_secs(3600);
+
+/// What went wrong talking to the provider, by who is at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum OidcError {
+    /// Metadata not loaded yet (provider down at start).
+    #[error("the identity provider is not reachable yet: {0}")]
+    NotReady(String),
+    /// The provider could not be reached or answered garbage.
+    #[error("the identity provider failed: {0}")]
+    Provider(String),
+    /// The provider refused the code (expired, reused, wrong verifier...).
+    #[error("the identity provider refused the sign-in: {0}")]
+    Refused(String),
+    /// The ID token failed verification.
+    #[error("the ID token was rejected: {0}")]
+    IdToken(String),
+    /// The claims cannot make an identity.
+    #[error("the identity is unusable: {0}")]
+    Claims(String),
+}
+
+/// A completed sign-in.
+#[derive(Debug)]
+pub struct SignIn {
+    pub identity: Identity,
+    /// The raw ID token, kept for `id_token_hint` at logout.
+    pub id_token: String,
+}
+
+struct Discovered {
+    metadata: Metadata,
+    jwks: CoreJsonWebKeySet,
+    algs: Vec<CoreJwsSigningAlgorithm>,
+}
+
+/// The provider client. One per process; shared by `Arc`.
+pub struct Provider {
+    settings: OidcSettings,
+    role_claims: Vec<String>,
+    http: reqwest::Client,
+    discovered: RwLock<Option<Arc<Discovered>>>,
+    ready: AtomicBool,
+    last_error: RwLock<Option<String>>,
+    last_jwks_fetch: Mutex<Option<Instant>>,
+}
+
+impl Provider {
+    /// A client for `settings`; nothing is fetched until [`Provider::discover`].
+    pub fn new(settings: OidcSettings, role_claims: Vec<String>) -> Arc<Provider> {
+        let http = reqwest::Client::builder()
+            // The provider's answers are never followed elsewhere (SSRF).
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(10))
+            .user_agent(concat!("pocketgate/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .unwrap_or_default();
+        Arc::new(Provider {
+            settings,
+            role_claims,
+            http,
+            discovered: RwLock::new(None),
+            ready: AtomicBool::new(false),
+            last_error: RwLock::new(None),
+            last_jwks_fetch: Mutex::new(None),
+        })
+    }
+
+    /// The configured issuer.
+    pub fn issuer(&self) -> &str {
+        &self.settings.issuer
+    }
+
+    /// Whether metadata and keys are loaded.
+    pub fn is_ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+
+    /// The last discovery failure, for `/readyz` and logs.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error.read().ok().and_then(|e| e.clone())
+    }
+
+    /// Fetch `{issuer}/.well-known/openid-configuration` and the JWKS once.
+    pub async fn discover(&self) -> Result<(), OidcError> {
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| OidcError::Provider(format!("issuer {:?}: {e}", self.settings.issuer)))?;
+        let result = Metadata::discover_async(issuer, &self.http).await;
+        let metadata = match result {
+            Ok(m) => m,
+            Err(e) => {
+                let msg = describe_chain(&e);
+                self.set_error(Some(msg.clone()));
+                return Err(OidcError::Provider(msg));
+            }
+        };
+        let algs: Vec<CoreJwsSigningAlgorithm> = metadata
+            .id_token_signing_alg_values_supported()
+            .iter()
+            .filter(|a| is_asymmetric(a))
+            .cloned()
+            .collect();
+        if algs.is_empty() {
+            let msg = "the provider advertises no asymmetric ID-token signing algorithm (id_token_signing_alg_values_supported)".to_string();
+            self.set_error(Some(msg.clone()));
+            return Err(OidcError::Provider(msg));
+        }
+        let jwks = metadata.jwks().clone();
+        self.store(Discovered {
+            metadata,
+            jwks,
+            algs,
+        });
+        self.set_error(None);
+        self.ready.store(true, Ordering::Release);
+        Ok(())
+    }
+
+    /// Discover in the background: retry with backoff until it succeeds, then
+    /// refresh hourly. Never gives up; the server runs meanwhile.
+    pub fn spawn_discovery(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let me = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut backoff = Duration::from_millis(250);
+            loop {
+                match me.discover().await {
+                    Ok(()) => {
+                        tracing::info!(issuer = %me.settings.issuer, "provider metadata loaded");
+                        backoff = Duration::from_millis(250);
+                        tokio::time::sleep(METADATA_REFRESH).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(issuer = %me.settings.issuer, error = %e, retry_in = ?backoff, "provider discovery failed");
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(30));
+                    }
+                }
+            }
+        })
+    }
+
+    fn current(&self) -> Result<Arc<Discovered>, OidcError> {
+        self.discovered
+            .read()
+            .ok()
+            .and_then(|d| d.clone())
+            .ok_or_else(|| {
+                OidcError::NotReady(
+                    self.last_error()
+                        .unwrap_or_else(|| "discovery has not completed".into()),
+                )
+            })
+    }
+
+    fn store(&self, d: Discovered) {
+        if let Ok(mut slot) = self.discovered.write() {
+            *slot = Some(Arc::new(d));
+        }
+    }
+
+    fn set_error(&self, e: Option<String>) {
+        if let Ok(mut slot) = self.last_error.write() {
+            *slot = e;
+        }
+    }
+
+    fn client(&self, d: &Discovered, redirect_uri: &str) -> Result<ConfiguredClient, OidcError> {
+        let redirect = RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| OidcError::Provider(format!("redirect URI {redirect_uri:?}: {e}")))?;
+        // Re-type the metadata as Core metadata for the client (the extra fields are not needed there).
+        let core = openidconnect::core::CoreProviderMetadata::new(
+            d.metadata.issuer().clone(),
+            d.metadata.authorization_endpoint().clone(),
+            d.metadata.jwks_uri().clone(),
+            d.metadata.response_types_supported().clone(),
+            d.metadata.subject_types_supported().clone(),
+            d.metadata.id_token_signing_alg_values_supported().clone(),
+            openidconnect::EmptyAdditionalProviderMetadata {},
+        )
+        .set_token_endpoint(d.metadata.token_endpoint().cloned())
+        .set_userinfo_endpoint(d.metadata.userinfo_endpoint().cloned())
+        .set_jwks(d.jwks.clone());
+        let client = CoreClient::from_provider_metadata(
+            core,
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(redirect)
+        .set_auth_type(match self.settings.client_auth {
+            ClientAuth::Post => AuthType::RequestBody,
+            _ => AuthType::BasicAuth,
+        });
+        Ok(client)
+    }
+
+    /// The authorization URL for one login flow (code flow, PKCE S256, configured scopes).
+    pub fn authorization_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        nonce: &str,
+        pkce_verifier: &str,
+    ) -> Result<String, OidcError> {
+        let d = self.current()?;
+        let client = self.client(&d, redirect_uri)?;
+        let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+            pkce_verifier.to_string(),
+        ));
+        let state = state.to_string();
+        let nonce = nonce.to_string();
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                move || CsrfToken::new(state),
+                move || Nonce::new(nonce),
+            )
+            .set_pkce_challenge(challenge);
+        for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, _, _) = request.url();
+        Ok(url.to_string())
+    }
+
+    /// Exchange the code, verify the ID token, read the claims (and userinfo
+    /// when groups or e-mail are missing from the ID token).
+    pub async fn complete(
+        &self,
+        redirect_uri: &str,
+        code: &str,
+        pkce_verifier: &str,
+        nonce: &str,
+    ) -> Result<SignIn, OidcError> {
+        let d = self.current()?;
+        let client = self.client(&d, redirect_uri)?;
+        let request = client
+            .exchange_code(AuthorizationCode::new(code.to_string()))
+            .map_err(|e| OidcError::Provider(format!("no token endpoint: {e}")))?
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()));
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) => {
+                    OidcError::Refused(match r.error_description() {
+                        Some(d) => format!("{}: {d}", r.error()),
+                        None => r.error().to_string(),
+                    })
+                }
+                other => OidcError::Provider(format!("token endpoint: {}", describe_chain(&other))),
+            })?;
+        let id_token = response
+            .id_token()
+            .ok_or_else(|| OidcError::IdToken("the token response holds no id_token".into()))?;
+        let nonce = Nonce::new(nonce.to_string());
+
+        let verify = |jwks: CoreJsonWebKeySet, algs: &[CoreJwsSigningAlgorithm]| {
+            let verifier = self.verifier(&d, jwks, algs);
+            id_token.claims(&verifier, &nonce).map(|_| ())
+        };
+        match verify(d.jwks.clone(), &d.algs) {
+            Ok(()) => {}
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                // The provider may have rotated its key: refetch the JWKS (rate-limited) and retry once.
+                let jwks = self.refresh_jwks(&d).await?;
+                verify(jwks, &d.algs).map_err(|e| OidcError::IdToken(describe_chain(&e)))?;
+            }
+            Err(e) => return Err(OidcError::IdToken(describe_chain(&e))),
+        }
+        let raw = id_token.to_string();
+        let mut claims = claims::payload(&raw).map_err(OidcError::IdToken)?;
+
+        let groups_missing = !claims.contains_key(&self.settings.groups_claim);
+        let email_missing = !claims.contains_key("email");
+        if groups_missing || email_missing {
+            if let Some(endpoint) = d.metadata.userinfo_endpoint() {
+                match self
+                    .userinfo(endpoint.url().as_str(), response.access_token().secret())
+                    .await
+                {
+                    Ok(info) => {
+                        claims::merge_userinfo(&mut claims, info).map_err(OidcError::IdToken)?
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "userinfo request failed; using the ID token's claims alone")
+                    }
+                }
+            }
+        }
+        let identity = identity_from_claims(&self.settings, &self.role_claims, &claims)
+            .map_err(OidcError::Claims)?;
+        Ok(SignIn {
+            identity,
+            id_token: raw,
+        })
+    }
+
+    fn verifier<'a>(
+        &self,
+        d: &Discovered,
+        jwks: CoreJsonWebKeySet,
+        algs: &[CoreJwsSigningAlgorithm],
+    ) -> CoreIdTokenVerifier<'a> {
+        let client_id = ClientId::new(self.settings.client_id.clone());
+        let issuer = d.metadata.issuer().clone();
+        let base = match &self.settings.client_secret {
+            Some(s) => CoreIdTokenVerifier::new_confidential_client(
+                client_id,
+                ClientSecret::new(s.clone()),
+                issuer,
+                jwks,
+            ),
+            None => CoreIdTokenVerifier::new_public_client(client_id, issuer, jwks),
+        };
+        let leeway = chrono::Duration::from_std(LEEWAY).unwrap_or_default();
+        base.set_allowed_algs(algs.to_vec())
+            // `exp` is checked against a clock set back by the leeway.
+            .set_time_fn(move || chrono::Utc::now() - leeway)
+            .set_issue_time_verifier_fn(move |iat| {
+                if iat > chrono::Utc::now() + leeway {
+                    Err(format!("issued in the future ({iat})"))
+                } else {
+                    Ok(())
+                }
+            })
+    }
+
+    async fn refresh_jwks(&self, d: &Discovered) -> Result<CoreJsonWebKeySet, OidcError> {
+        {
+            let mut last = self
+                .last_jwks_fetch
+                .lock()
+                .map_err(|_| OidcError::Provider("JWKS state poisoned".into()))?;
+            if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_INTERVAL) {
+                return Err(OidcError::IdToken(
+                    "signed with an unknown key (kid), and the keys were refetched moments ago"
+                        .into(),
+                ));
+            }
+            *last = Some(Instant::now());
+        }
+        let jwks = CoreJsonWebKeySet::fetch_async(d.metadata.jwks_uri(), &self.http)
+            .await
+            .map_err(|e| OidcError::Provider(format!("JWKS: {}", describe_chain(&e))))?;
+        tracing::info!("provider keys refetched after an unknown kid");
+        self.store(Discovered {
+            metadata: d.metadata.clone(),
+            jwks: jwks.clone(),
+            algs: d.algs.clone(),
+        });
+        Ok(jwks)
+    }
+
+    async fn userinfo(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let resp = self
+            .http
+            .get(endpoint)
+            .bearer_auth(access_token)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| describe_chain(&e))?;
+        if !resp.status().is_success() {
+            return Err(format!("userinfo answered {}", resp.status()));
+        }
+        let body = resp.bytes().await.map_err(|e| describe_chain(&e))?;
+        if body.len() > 64 * 1024 {
+            return Err("userinfo answer too large".into());
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("userinfo is not a JSON object: {e}"))
+    }
+
+    /// The provider's RP-initiated logout URL, if it offers one.
+    pub fn end_session_url(
+        &self,
+        id_token_hint: Option<&str>,
+        post_logout_redirect_uri: &str,
+        state: Option<&str>,
+    ) -> Option<String> {
+        let d = self.current().ok()?;
+        let endpoint = d
+            .metadata
+            .additional_metadata()
+            .end_session_endpoint
+            .as_ref()?;
+        let mut url = endpoint.url().clone();
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair("client_id", &self.settings.client_id);
+            q.append_pair("post_logout_redirect_uri", post_logout_redirect_uri);
+            if let Some(s) = state {
+                q.append_pair("state", s);
+            }
+        }
+        Some(url.to_string())
+    }
+}
+
+fn is_asymmetric(a: &CoreJwsSigningAlgorithm) -> bool {
+    use CoreJwsSigningAlgorithm as A;
+    matches!(
+        a,
+        A::RsaSsaPkcs1V15Sha256
+            | A::RsaSsaPkcs1V15Sha384
+            | A::RsaSsaPkcs1V15Sha512
+            | A::RsaSsaPssSha256
+            | A::RsaSsaPssSha384
+            | A::RsaSsaPssSha512
+            | A::EcdsaP256Sha256
+            | A::EcdsaP384Sha384
+            | A::EdDsa
+    )
+}
+
+/// An error and its sources on one line.
+fn describe_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    let mut n = 0;
+    while let Some(inner) = src {
+        if n >= 5 {
+            break;
+        }
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        src = inner.source();
+        n += 1;
+    }
+    s
+}
+
+/// A fresh random token: `bytes` bytes from the OS CSPRNG, base64url.
+pub fn random_token(bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    // getrandom only fails when the OS has no entropy source; nothing sensible can continue then.
+    getrandom::getrandom(&mut buf).expect("the OS random source failed");
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}

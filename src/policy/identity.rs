@@ -1,0 +1,38 @@
+//! Who the user is, as far as the decision engine cares.
+//!
+//! An [`Identity`] is built once at login from the provider's claims and then
+//! carried, sealed, in the session cookie. The engine only reads it.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// The identity of a signed-in user.
+///
+/// Field names are abbreviated on the wire because every byte ends up in a cookie.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Identity {
+    /// The provider's `sub` claim: stable, never reassigned.
+    #[serde(rename = "s")]
+    pub subject: String,
+    /// The user name (from `username_claim`, falling back to `sub`).
+    #[serde(rename = "u")]
+    pub user: String,
+    /// The e-mail address, if the provider sent one.
+    #[serde(rename = "e", default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// Whether the provider vouched for the e-mail address. An unverified address
+    /// is shown in headers but never matched against `allowed_users`.
+    #[serde(rename = "ev", default)]
+    pub email_verified: bool,
+    /// The display name, if any.
+    #[serde(rename = "n", default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Group names from `groups_claim`.
+    #[serde(rename = "g", default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<String>,
+    /// Values of every other claim some `claim_roles` entry refers to, captured at
+    /// login so the role mapping can be evaluated without the provider.
+    #[serde(rename = "c", default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub claims: BTreeMap<String, Vec<String>>,
+}
