@@ -7,6 +7,7 @@
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod dev_idp;
 pub mod http;
 pub mod oidc;
 pub mod policy;

@@ -1,1 +1,507 @@
+use std::io::Write;
 
+use super::*;
+
+const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+fn base(extra: &str) -> String {
+    format!(
+        r#"
+public_url = "https://auth.example.com"
+default_policy = "users"
+[oidc]
+issuer = "https://id.example.com"
+client_id = "pocketgate"
+client_secret = "s3cret"
+[session]
+secret = "{SECRET}"
+cookie_domain = "example.com"
+[policies.admins]
+allowed_groups = ["admins"]
+[policies.users]
+allowed_groups = ["admins", "users"]
+[policies.bypass]
+allowed_networks = ["10.0.0.0/8", "192.168.1.7"]
+{extra}
+"#
+    )
+}
+
+fn load(toml: &str) -> Result<Loaded, ConfigError> {
+    load_str(toml, Mode::Full, &no_env)
+}
+
+fn err(toml: &str) -> String {
+    match load(toml) {
+        Ok(_) => panic!("expected an error for:\n{toml}"),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn the_example_file_compiles_in_policy_only_mode() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/pocketgate.toml"
+    ))
+    .unwrap();
+    let loaded = load_str(&text, Mode::PolicyOnly, &no_env).unwrap();
+    let rt = loaded.runtime;
+    assert_eq!(rt.hosts.len(), 3);
+    assert_eq!(rt.policy(rt.default_policy.unwrap()).name, "users");
+    assert_eq!(rt.hosts[0].bypass_paths, vec!["/api/health"]);
+    assert!(rt.session.secrets.is_empty(), "explain never reads secrets");
+}
+
+#[test]
+fn defaults_are_filled_in() {
+    let rt = load(&base("")).unwrap().runtime;
+    assert_eq!(rt.listen.to_string(), "127.0.0.1:4180");
+    assert_eq!(rt.trusted_proxies.len(), 2);
+    assert_eq!(rt.oidc.scopes, vec!["openid", "profile", "email", "groups"]);
+    assert_eq!(rt.oidc.username_claim, "preferred_username");
+    assert_eq!(rt.oidc.client_auth, ClientAuth::Basic);
+    assert_eq!(rt.session.cookie_name, "pocketgate");
+    assert_eq!(rt.session.lifetime, Duration::from_secs(12 * 3600));
+    assert_eq!(rt.headers.user, "x-remote-user");
+    assert_eq!(rt.headers.groups, "x-remote-groups");
+    assert!(rt.public_url.https);
+    // A bare address is a single-host network.
+    assert_eq!(
+        rt.policies[1].allowed_networks[1].to_string(),
+        "192.168.1.7/32"
+    );
+}
+
+#[test]
+fn unknown_key_is_named_with_the_nearest_valid_one() {
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\n",
+    ));
+    assert!(e.contains("hosts[0].bypass_path: unknown key"), "{e}");
+    assert!(e.contains("did you mean `hosts[0].bypass_paths`"), "{e}");
+    let e = err(&format!("listn = \"1\"\n{}", base("")));
+    assert!(e.contains("listen"), "{e}");
+    let e = err(&base("").replace("[oidc]", "[oidc]\nclientid = \"x\""));
+    assert!(
+        e.contains("oidc.clientid") && e.contains("oidc.client_id"),
+        "{e}"
+    );
+    // caddy-security's camelCase names translate.
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypassPaths = [\"/x\"]\n",
+    ));
+    assert!(e.contains("did you mean `hosts[0].bypass_paths`"), "{e}");
+    let e = err(&base("").replace(
+        "[policies.admins]",
+        "[policies.admins]\nallowedGroups = [\"x\"]",
+    ));
+    assert!(
+        e.contains("policies.admins.allowedGroups") && e.contains("allowed_groups"),
+        "{e}"
+    );
+    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nclaim_roles = [{ claim = \"groups\", value = \"x\", rol = \"admins\" }]\n"));
+    assert!(
+        e.contains("hosts[0].claim_roles[0].rol") && e.contains("role"),
+        "{e}"
+    );
+    let e = err(&format!("{}\n[unrelated]\nx = 1\n", base("")));
+    assert!(e.contains("unrelated: unknown key"), "{e}");
+}
+
+#[test]
+fn undefined_policy_names_key_and_the_defined_ones() {
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"admin\"\n",
+    ));
+    assert!(
+        e.contains("hosts[0].policy") && e.contains("\"admin\""),
+        "{e}"
+    );
+    assert!(e.contains("admins, bypass, users"), "{e}");
+    let e = err(&base("").replace("default_policy = \"users\"", "default_policy = \"nobody\""));
+    assert!(e.contains("default_policy") && e.contains("nobody"), "{e}");
+}
+
+#[test]
+fn bad_cidr_names_key_and_value() {
+    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nallowed_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"));
+    assert!(
+        e.contains("hosts[0].allowed_networks[1]") && e.contains("10.0.0.0/33"),
+        "{e}"
+    );
+    let e = err(&base("").replace("\"192.168.1.7\"", "\"lan\""));
+    assert!(
+        e.contains("policies.bypass.allowed_networks[1]") && e.contains("\"lan\""),
+        "{e}"
+    );
+    let e = err(&format!(
+        "trusted_proxies = [\"300.1.1.1/32\"]\n{}",
+        base("")
+    ));
+    assert!(e.contains("trusted_proxies[0]"), "{e}");
+}
+
+#[test]
+fn bad_regex_names_key_and_position() {
+    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_resources = [\"^/ok$\", \"^/api/(status$\"]\n"));
+    assert!(e.contains("hosts[0].bypass_resources[1]"), "{e}");
+    assert!(
+        e.contains("^/api/(status$") && e.contains("unclosed group"),
+        "{e}"
+    );
+    assert!(
+        e.contains('^'),
+        "the regex error carries a position marker: {e}"
+    );
+}
+
+#[test]
+fn duplicate_host_is_refused_case_and_dot_insensitively() {
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"A.Example.com.\"\npolicy = \"admins\"\n",
+    ));
+    assert!(
+        e.contains("hosts[1].host") && e.contains("hosts[0].host"),
+        "{e}"
+    );
+    let e = err(&base(
+        "[[hosts]]\nhost = \"*.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"*.EXAMPLE.com\"\npolicy = \"users\"\n",
+    ));
+    assert!(e.contains("already configured"), "{e}");
+}
+
+#[test]
+fn missing_or_short_secret() {
+    let toml = base("").replace(&format!("secret = \"{SECRET}\""), "");
+    let e = err(&toml);
+    assert!(
+        e.contains("session.secret: missing") && e.contains("gen-secret"),
+        "{e}"
+    );
+    let e = err(&base("").replace(SECRET, "tooshort"));
+    assert!(
+        e.contains("session.secret") && e.contains("8 bytes") && e.contains("32"),
+        "{e}"
+    );
+    // Rotation: every line must be long enough, and the message says which one.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    std::fs::write(&path, format!("{SECRET}\nshort\n")).unwrap();
+    let toml = base("").replace(
+        &format!("secret = \"{SECRET}\""),
+        &format!("secret_file = {:?}", path.display().to_string()),
+    );
+    let e = err(&toml);
+    assert!(e.contains("line 2") && e.contains("5 bytes"), "{e}");
+}
+
+#[test]
+fn secret_file_rotation_and_env_precedence() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("secret");
+    let second = "fedcba9876543210fedcba9876543210-old";
+    let mut f = std::fs::File::create(&path).unwrap();
+    writeln!(f, "{SECRET}\n\n{second}").unwrap();
+    let toml = base("").replace(
+        &format!("secret = \"{SECRET}\""),
+        &format!("secret_file = {:?}", path.display().to_string()),
+    );
+    let loaded = load(&toml).unwrap();
+    assert_eq!(
+        loaded.runtime.session.secrets,
+        vec![SECRET.as_bytes().to_vec(), second.as_bytes().to_vec()]
+    );
+    assert!(!loaded
+        .warnings
+        .iter()
+        .any(|w| w.contains("session.secret is written inline")));
+
+    // The environment wins over the file.
+    let from_env = "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE";
+    let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| from_env.to_string());
+    let loaded = load_str(&toml, Mode::Full, &env).unwrap();
+    assert_eq!(
+        loaded.runtime.session.secrets,
+        vec![from_env.as_bytes().to_vec()]
+    );
+}
+
+#[test]
+fn inline_secrets_work_with_a_warning() {
+    let loaded = load(&base("")).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("session.secret is written inline")),
+        "{:?}",
+        loaded.warnings
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("oidc.client_secret is written inline")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn unreadable_secret_file_names_key_and_path() {
+    let toml = base("").replace(
+        &format!("secret = \"{SECRET}\""),
+        "secret_file = \"/nonexistent/pocketgate-secret\"",
+    );
+    let e = err(&toml);
+    assert!(
+        e.contains("session.secret_file") && e.contains("/nonexistent/pocketgate-secret"),
+        "{e}"
+    );
+    let toml = base("").replace(
+        "client_secret = \"s3cret\"",
+        "client_secret_file = \"/nonexistent/client\"",
+    );
+    let e = err(&toml);
+    assert!(
+        e.contains("oidc.client_secret_file") && e.contains("/nonexistent/client"),
+        "{e}"
+    );
+}
+
+#[test]
+fn relative_public_url_is_refused() {
+    for bad in ["auth.example.com", "/auth", "ftp://auth.example.com"] {
+        let e = err(&base("").replace("https://auth.example.com", bad));
+        assert!(
+            e.contains("public_url") && e.contains("absolute"),
+            "{bad}: {e}"
+        );
+    }
+    let e = err(&base("").replace(
+        "https://auth.example.com",
+        "https://auth.example.com/sub/path",
+    ));
+    assert!(
+        e.contains("public_url") && e.contains("without path"),
+        "{e}"
+    );
+}
+
+#[test]
+fn cookie_domain_must_cover_public_url() {
+    let e = err(&base("").replace(
+        "cookie_domain = \"example.com\"",
+        "cookie_domain = \"example.org\"",
+    ));
+    assert!(
+        e.contains("session.cookie_domain") && e.contains("auth.example.com"),
+        "{e}"
+    );
+    // A suffix that is not on a label boundary does not cover.
+    let e = err(&base("").replace(
+        "cookie_domain = \"example.com\"",
+        "cookie_domain = \"ample.com\"",
+    ));
+    assert!(e.contains("does not cover"), "{e}");
+    // A leading dot is accepted and dropped.
+    let rt = load(&base("").replace(
+        "cookie_domain = \"example.com\"",
+        "cookie_domain = \".Example.com\"",
+    ))
+    .unwrap()
+    .runtime;
+    assert_eq!(rt.session.cookie_domain.as_deref(), Some("example.com"));
+}
+
+#[test]
+fn bypass_path_without_leading_slash_or_not_normal() {
+    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"api/health\"]\n"));
+    assert!(
+        e.contains("hosts[0].bypass_paths[0]") && e.contains("/api/health"),
+        "{e}"
+    );
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"/api/../x\"]\n",
+    ));
+    assert!(e.contains("normal form"), "{e}");
+}
+
+#[test]
+fn unanchored_regex_warns() {
+    let loaded = load(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_resources = [\"api/status$\"]\n")).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("bypass_resources[0]") && w.contains("anchored")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn host_patterns_are_normalised_and_ports_refused() {
+    let rt = load(&base("[[hosts]]\nhost = \"Grafana.Example.COM.\"\npolicy = \"admins\"\n[[hosts]]\nhost = \"*.apps.example.com\"\npolicy = \"users\"\n"))
+        .unwrap()
+        .runtime;
+    assert_eq!(
+        rt.hosts[0].pattern,
+        HostPattern::Exact("grafana.example.com".into())
+    );
+    assert_eq!(
+        rt.hosts[1].pattern,
+        HostPattern::Wildcard("apps.example.com".into())
+    );
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com:8443\"\npolicy = \"users\"\n",
+    ));
+    assert!(e.contains("hosts[0].host") && e.contains("port"), "{e}");
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a b.example.com\"\npolicy = \"users\"\n",
+    ));
+    assert!(e.contains("hosts[0].host"), "{e}");
+}
+
+#[test]
+fn host_lookup_exact_then_longest_wildcard_then_default() {
+    let rt = load(&base(
+        "[[hosts]]\nhost = \"*.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"*.int.example.com\"\npolicy = \"admins\"\n[[hosts]]\nhost = \"x.int.example.com\"\npolicy = \"bypass\"\n",
+    ))
+    .unwrap()
+    .runtime;
+    assert_eq!(rt.lookup_host("x.int.example.com"), HostMatch::Entry(2));
+    assert_eq!(rt.lookup_host("y.int.example.com"), HostMatch::Entry(1));
+    assert_eq!(rt.lookup_host("a.b.int.example.com"), HostMatch::Entry(1));
+    assert_eq!(rt.lookup_host("grafana.example.com"), HostMatch::Entry(0));
+    assert!(
+        matches!(rt.lookup_host("example.com"), HostMatch::Default(_)),
+        "a wildcard does not cover its apex"
+    );
+    assert!(matches!(
+        rt.lookup_host("example.org"),
+        HostMatch::Default(_)
+    ));
+    let rt = load(
+        &base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\n")
+            .replace("default_policy = \"users\"\n", ""),
+    )
+    .unwrap()
+    .runtime;
+    assert_eq!(rt.lookup_host("b.example.com"), HostMatch::Unknown);
+}
+
+#[test]
+fn type_errors_name_the_key() {
+    let e = err(&base(
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = \"/api\"\n",
+    ));
+    assert!(e.contains("bypass_paths"), "{e}");
+    let e = err(&base("")
+        .replace("lifetime", "x")
+        .replace("[session]", "[session]\nlifetime = \"12 parsecs\""));
+    assert!(
+        e.contains("session.lifetime") && e.contains("12 parsecs"),
+        "{e}"
+    );
+}
+
+#[test]
+fn client_auth_rules() {
+    // No secret at all: a public client (PKCE only), as DESIGN.md says.
+    let rt = load(&base("").replace("client_secret = \"s3cret\"\n", ""))
+        .unwrap()
+        .runtime;
+    assert_eq!(rt.oidc.client_auth, ClientAuth::None);
+    let e = err(&base("").replace(
+        "client_secret = \"s3cret\"\n",
+        "client_auth = \"client_secret_post\"\n",
+    ));
+    assert!(e.contains("oidc.client_secret: missing"), "{e}");
+    let rt = load(&base("").replace("client_secret = \"s3cret\"\n", "client_auth = \"none\"\n"))
+        .unwrap()
+        .runtime;
+    assert_eq!(rt.oidc.client_auth, ClientAuth::None);
+    assert!(rt.oidc.client_secret.is_none());
+    let e = err(&base("").replace(
+        "client_id = \"pocketgate\"",
+        "client_id = \"pocketgate\"\nclient_auth = \"jwt\"",
+    ));
+    assert!(
+        e.contains("oidc.client_auth") && e.contains("\"jwt\""),
+        "{e}"
+    );
+    let e = err(&base("").replace(
+        "client_id = \"pocketgate\"",
+        "client_id = \"pocketgate\"\nscopes = [\"profile\"]",
+    ));
+    assert!(e.contains("oidc.scopes") && e.contains("openid"), "{e}");
+}
+
+#[test]
+fn missing_groups_scope_warns_when_groups_are_used() {
+    let loaded = load(&base("").replace(
+        "client_id = \"pocketgate\"",
+        "client_id = \"pocketgate\"\nscopes = [\"openid\", \"profile\"]",
+    ))
+    .unwrap();
+    assert!(
+        loaded.warnings.iter().any(|w| w.contains("groups")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn header_names_are_validated() {
+    let e = err(&format!("{}\n[headers]\nuser = \"X Remote\"\n", base("")));
+    assert!(e.contains("headers.user"), "{e}");
+    let e = err(&format!(
+        "{}\n[headers]\nuser = \"Authorization\"\n",
+        base("")
+    ));
+    assert!(e.contains("headers.user"), "{e}");
+    let e = err(&format!(
+        "{}\n[headers]\nuser = \"X-Who\"\nname = \"x-who\"\n",
+        base("")
+    ));
+    assert!(e.contains("two identity fields"), "{e}");
+}
+
+#[test]
+fn redirect_hosts_are_configured_ones_or_under_cookie_domain() {
+    let rt = load(
+        &base("[[hosts]]\nhost = \"grafana.example.com\"\npolicy = \"admins\"\n")
+            .replace("cookie_domain = \"example.com\"\n", ""),
+    )
+    .unwrap()
+    .runtime;
+    assert!(rt.is_redirect_host("grafana.example.com"));
+    assert!(rt.is_redirect_host("auth.example.com"));
+    assert!(
+        !rt.is_redirect_host("evil.test"),
+        "default_policy does not make every host a target"
+    );
+    let rt = load(&base("")).unwrap().runtime;
+    assert!(rt.is_redirect_host("anything.example.com"));
+    assert!(rt.is_redirect_host("example.com"));
+    assert!(!rt.is_redirect_host("example.com.evil.test"));
+    assert!(!rt.is_redirect_host("notexample.com"));
+}
+
+#[test]
+fn figment_environment_overrides_use_double_underscore() {
+    // Exercise the real figment layering without touching the process environment:
+    // the same provider chain with an explicit environment map.
+    let toml = base("");
+    let figment = Figment::from(Toml::string(&toml)).merge(
+        figment::providers::Serialized::default("oidc.client_id", "from-env"),
+    );
+    let loaded = load_figment(figment, Mode::Full, &no_env).unwrap();
+    assert_eq!(loaded.runtime.oidc.client_id, "from-env");
+}

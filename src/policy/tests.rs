@@ -1,1 +1,638 @@
+//! Decision table tests. Each row reads like DESIGN.md's decision order.
 
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::*;
+use crate::config::{load_str, Mode, Runtime};
+
+/// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases.
+fn runtime() -> Runtime {
+    let mut text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/pocketgate.toml"
+    ))
+    .unwrap();
+    text.push_str(
+        r#"
+[policies.staff]
+allowed_groups = ["staff"]
+allowed_users = ["carol", "dave@example.com"]
+
+[policies.anyone]
+
+[[hosts]]
+host = "*.apps.example.com"
+policy = "users"
+
+[[hosts]]
+host = "wiki.example.com"
+policy = "staff"
+
+[[hosts]]
+host = "open.example.com"
+policy = "anyone"
+bypass_paths = ["/"]
+
+[[hosts]]
+host = "roles.example.com"
+policy = "admins"
+claim_roles = [
+  { claim = "department", value = "ops", role = "admins" },
+  { claim = "email", value = "boss@example.com", role = "admins" },
+]
+"#,
+    );
+    load_str(&text, Mode::PolicyOnly, &|_| None)
+        .unwrap()
+        .runtime
+}
+
+fn user(name: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: format!("sub-{name}"),
+        user: name.into(),
+        email: Some(format!("{name}@example.com")),
+        email_verified: true,
+        name: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        claims: BTreeMap::new(),
+    }
+}
+
+struct Row {
+    host: &'static str,
+    path: &'static str,
+    ip: &'static str,
+    who: Option<Identity>,
+    outcome: Outcome,
+    rule: &'static str,
+}
+
+fn row(
+    host: &'static str,
+    path: &'static str,
+    ip: &'static str,
+    who: Option<Identity>,
+    outcome: Outcome,
+    rule: &'static str,
+) -> Row {
+    Row {
+        host,
+        path,
+        ip,
+        who,
+        outcome,
+        rule,
+    }
+}
+
+fn check(rows: &[Row]) {
+    let rt = runtime();
+    for (i, r) in rows.iter().enumerate() {
+        let ip: IpAddr = r.ip.parse().unwrap();
+        let facts = RequestFacts {
+            host: r.host,
+            path: r.path,
+            client_ip: ip,
+        };
+        let d = decide(&rt, &facts, r.who.as_ref());
+        let rule = d.rule_name(&rt);
+        assert_eq!(
+            (d.outcome, rule.as_str()),
+            (r.outcome, r.rule),
+            "row {i}: {} {} from {} as {:?}: {}",
+            r.host,
+            r.path,
+            r.ip,
+            r.who.as_ref().map(|u| &u.user),
+            d.reason(&rt, &facts, r.who.as_ref())
+        );
+    }
+}
+
+use Outcome::{Allow, Bypass, Deny, Login};
+
+#[test]
+fn seed_grafana_admins_with_health_bypass_from_monitoring_network() {
+    let alice = || Some(user("alice", &["admins", "users"]));
+    let bob = || Some(user("bob", &["users"]));
+    let dave = || Some(user("dave", &["grafana-admins"]));
+    check(&[
+        row(
+            "grafana.example.com",
+            "/api/health",
+            "10.50.1.2",
+            None,
+            Bypass,
+            "hosts[0].bypass_paths[0]",
+        ),
+        row(
+            "grafana.example.com",
+            "/api/health/",
+            "10.50.1.2",
+            None,
+            Bypass,
+            "hosts[0].bypass_paths[0]",
+        ),
+        row(
+            "grafana.example.com",
+            "/api/health/live",
+            "10.50.1.2",
+            None,
+            Bypass,
+            "hosts[0].bypass_paths[0]",
+        ),
+        // Outside the host's allowed_networks the bypass does not apply.
+        row(
+            "grafana.example.com",
+            "/api/health",
+            "10.51.0.1",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "grafana.example.com",
+            "/api/health",
+            "203.0.113.9",
+            None,
+            Login,
+            "no session",
+        ),
+        // Segment boundary.
+        row(
+            "grafana.example.com",
+            "/api/healthz",
+            "10.50.1.2",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "grafana.example.com",
+            "/api/health.json",
+            "10.50.1.2",
+            None,
+            Login,
+            "no session",
+        ),
+        // Identity and groups.
+        row(
+            "grafana.example.com",
+            "/",
+            "203.0.113.9",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "grafana.example.com",
+            "/",
+            "203.0.113.9",
+            alice(),
+            Allow,
+            "policies.admins.allowed_groups[0]",
+        ),
+        row(
+            "grafana.example.com",
+            "/",
+            "203.0.113.9",
+            bob(),
+            Deny,
+            "policies.admins.allowed_groups",
+        ),
+        // claim_roles: the grafana-admins group maps to the admins role on this host only.
+        row(
+            "grafana.example.com",
+            "/",
+            "203.0.113.9",
+            dave(),
+            Allow,
+            "policies.admins.allowed_groups[0]",
+        ),
+        row(
+            "roles.example.com",
+            "/",
+            "203.0.113.9",
+            dave(),
+            Deny,
+            "policies.admins.allowed_groups",
+        ),
+    ]);
+}
+
+#[test]
+fn seed_sonarr_api_bypass_for_the_lan() {
+    let bob = || Some(user("bob", &["users"]));
+    check(&[
+        row(
+            "sonarr.example.com",
+            "/api",
+            "192.168.1.20",
+            None,
+            Bypass,
+            "hosts[1].bypass_paths[0]",
+        ),
+        row(
+            "sonarr.example.com",
+            "/api/v3/series",
+            "192.168.1.20",
+            None,
+            Bypass,
+            "hosts[1].bypass_paths[0]",
+        ),
+        row(
+            "sonarr.example.com",
+            "/feed/calendar.ics",
+            "192.168.1.20",
+            None,
+            Bypass,
+            "hosts[1].bypass_paths[1]",
+        ),
+        row(
+            "sonarr.example.com",
+            "/apix",
+            "192.168.1.20",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "sonarr.example.com",
+            "/api/v3/series",
+            "203.0.113.9",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "sonarr.example.com",
+            "/",
+            "192.168.1.20",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "sonarr.example.com",
+            "/",
+            "192.168.1.20",
+            bob(),
+            Allow,
+            "policies.users.allowed_groups[1]",
+        ),
+    ]);
+}
+
+#[test]
+fn bypass_regex_sees_the_path_only() {
+    // sonarr's regex is ^/api/system/status$, also covered by /api; use a host where only the regex applies.
+    let mut rt = runtime();
+    let h = rt
+        .hosts
+        .iter_mut()
+        .find(|h| h.pattern.to_string() == "sonarr.example.com")
+        .unwrap();
+    h.bypass_paths.clear();
+    let facts = |path: &'static str| RequestFacts {
+        host: "sonarr.example.com",
+        path,
+        client_ip: "192.168.1.20".parse().unwrap(),
+    };
+    let d = decide(&rt, &facts("/api/system/status"), None);
+    assert_eq!(
+        (d.outcome, d.rule_name(&rt).as_str()),
+        (Bypass, "hosts[1].bypass_resources[0]")
+    );
+    for path in [
+        "/api/system/status/x",
+        "/api/system/statusx",
+        "/x/api/system/status",
+        "/api/system/status/../../admin",
+    ] {
+        assert_eq!(decide(&rt, &facts(path), None).outcome, Login, "{path}");
+    }
+}
+
+#[test]
+fn trusted_network_policy_allows_without_identity() {
+    check(&[
+        row(
+            "lan.example.com",
+            "/",
+            "10.1.2.3",
+            None,
+            Bypass,
+            "policies.bypass.allowed_networks[0]",
+        ),
+        row(
+            "lan.example.com",
+            "/anything",
+            "192.168.7.7",
+            None,
+            Bypass,
+            "policies.bypass.allowed_networks[1]",
+        ),
+        row(
+            "lan.example.com",
+            "/",
+            "203.0.113.9",
+            None,
+            Login,
+            "no session",
+        ),
+        // The bypass policy has no allowed_groups: any signed-in user passes from elsewhere.
+        row(
+            "lan.example.com",
+            "/",
+            "203.0.113.9",
+            Some(user("eve", &[])),
+            Allow,
+            "policies.bypass (any signed-in user)",
+        ),
+        row(
+            "lan.example.com",
+            "/",
+            "::ffff:10.0.0.1",
+            None,
+            Login,
+            "no session",
+        ),
+    ]);
+}
+
+#[test]
+fn host_matching_rules() {
+    let bob = || Some(user("bob", &["users"]));
+    check(&[
+        // Unknown host falls to default_policy "users".
+        row(
+            "unknown.example.org",
+            "/",
+            "203.0.113.9",
+            None,
+            Login,
+            "no session",
+        ),
+        row(
+            "unknown.example.org",
+            "/",
+            "203.0.113.9",
+            bob(),
+            Allow,
+            "policies.users.allowed_groups[1]",
+        ),
+        // Wildcards match any depth below the suffix, not the apex.
+        row(
+            "a.apps.example.com",
+            "/",
+            "203.0.113.9",
+            bob(),
+            Allow,
+            "policies.users.allowed_groups[1]",
+        ),
+        row(
+            "a.b.apps.example.com",
+            "/",
+            "203.0.113.9",
+            bob(),
+            Allow,
+            "policies.users.allowed_groups[1]",
+        ),
+    ]);
+    let mut rt = runtime();
+    rt.default_policy = None;
+    let facts = RequestFacts {
+        host: "unknown.example.org",
+        path: "/",
+        client_ip: "10.1.1.1".parse().unwrap(),
+    };
+    let d = decide(&rt, &facts, Some(&user("alice", &["admins"])));
+    assert_eq!((d.outcome, d.rule), (Deny, Rule::UnknownHost));
+}
+
+#[test]
+fn allowed_users_and_verified_email() {
+    let mut carol = user("carol", &["staff"]);
+    let mut dave = user("dave", &["staff"]);
+    let mut mallory = user("mallory", &["staff"]);
+    mallory.email = Some("dave@example.com".into());
+    mallory.email_verified = false;
+    let mut erin_not_staff = user("carol", &[]);
+    erin_not_staff.subject = "other".into();
+    check(&[
+        row(
+            "wiki.example.com",
+            "/",
+            "203.0.113.9",
+            Some(carol.clone()),
+            Allow,
+            "policies.staff.allowed_groups[0]",
+        ),
+        row(
+            "wiki.example.com",
+            "/",
+            "203.0.113.9",
+            Some(dave.clone()),
+            Allow,
+            "policies.staff.allowed_groups[0]",
+        ),
+        // An unverified e-mail never matches allowed_users.
+        row(
+            "wiki.example.com",
+            "/",
+            "203.0.113.9",
+            Some(mallory),
+            Deny,
+            "policies.staff.allowed_users",
+        ),
+        // allowed_users and allowed_groups must both hold.
+        row(
+            "wiki.example.com",
+            "/",
+            "203.0.113.9",
+            Some(erin_not_staff),
+            Deny,
+            "policies.staff.allowed_groups",
+        ),
+        row(
+            "wiki.example.com",
+            "/",
+            "203.0.113.9",
+            Some(user("frank", &["staff"])),
+            Deny,
+            "policies.staff.allowed_users",
+        ),
+    ]);
+    // E-mail comparison ignores ASCII case.
+    carol.email = None;
+    dave.email = Some("DAVE@Example.com".into());
+    check(&[row(
+        "wiki.example.com",
+        "/",
+        "203.0.113.9",
+        Some(dave),
+        Allow,
+        "policies.staff.allowed_groups[0]",
+    )]);
+}
+
+#[test]
+fn claim_roles_read_arbitrary_claims_and_verified_email() {
+    let mut ops = user("olga", &[]);
+    ops.claims
+        .insert("department".into(), vec!["sales".into(), "ops".into()]);
+    let mut boss = user("boss", &[]);
+    boss.email = Some("boss@example.com".into());
+    let mut fake_boss = boss.clone();
+    fake_boss.email_verified = false;
+    check(&[
+        row(
+            "roles.example.com",
+            "/",
+            "203.0.113.9",
+            Some(ops),
+            Allow,
+            "policies.admins.allowed_groups[0]",
+        ),
+        row(
+            "roles.example.com",
+            "/",
+            "203.0.113.9",
+            Some(boss),
+            Allow,
+            "policies.admins.allowed_groups[0]",
+        ),
+        row(
+            "roles.example.com",
+            "/",
+            "203.0.113.9",
+            Some(fake_boss),
+            Deny,
+            "policies.admins.allowed_groups",
+        ),
+        row(
+            "roles.example.com",
+            "/",
+            "203.0.113.9",
+            Some(user("nobody", &["Admins"])),
+            Deny,
+            "policies.admins.allowed_groups",
+        ),
+    ]);
+}
+
+#[test]
+fn paths_not_in_normal_form_never_bypass() {
+    let tricks = [
+        "/api/health/../../admin",
+        "/api/health/./x",
+        "/api/health/%2e%2e/admin",
+        "/api/health/%2E%2E/admin",
+        "/api/health%2F..%2Fadmin",
+        "/api/health%2fx",
+        "/api/health/..;/admin",
+        "/api/health/.;x/admin",
+        "//api/health",
+        "/api//health",
+        "/api/health\\..\\admin",
+        "/api/health%5c..%5cadmin",
+        "/api/health#/x",
+        "/api/health%23",
+        "/api/health%00",
+        "/api/health\u{0}",
+        "/api/health%",
+        "/api/health%zz",
+        "/api/health%252e%252e/admin",
+        "/api/health/\u{e9}",
+        "api/health",
+        "",
+    ];
+    let rt = runtime();
+    for path in tricks {
+        let facts = RequestFacts {
+            host: "grafana.example.com",
+            path,
+            client_ip: "10.50.1.2".parse().unwrap(),
+        };
+        let d = decide(&rt, &facts, None);
+        assert_eq!(
+            d.outcome,
+            Login,
+            "{path:?} must not bypass: {}",
+            d.reason(&rt, &facts, None)
+        );
+        assert!(!is_normal_path(path), "{path:?}");
+    }
+    // Even a bypass of "/" (everything) refuses them.
+    for path in tricks {
+        let facts = RequestFacts {
+            host: "open.example.com",
+            path,
+            client_ip: "203.0.113.9".parse().unwrap(),
+        };
+        assert_eq!(decide(&rt, &facts, None).outcome, Login, "{path:?}");
+    }
+    for ok in [
+        "/",
+        "/api/health",
+        "/api/health/",
+        "/a;b/c",
+        "/x%20y",
+        "/%41",
+    ] {
+        assert!(is_normal_path(ok), "{ok:?}");
+    }
+}
+
+#[test]
+fn case_of_the_path_matters_for_bypass() {
+    check(&[row(
+        "grafana.example.com",
+        "/API/health",
+        "10.50.1.2",
+        None,
+        Login,
+        "no session",
+    )]);
+}
+
+#[test]
+fn explanations_name_the_rule_and_the_network() {
+    let rt = runtime();
+    let facts = RequestFacts {
+        host: "grafana.example.com",
+        path: "/api/health",
+        client_ip: "10.50.1.2".parse().unwrap(),
+    };
+    let d = decide(&rt, &facts, None);
+    assert_eq!(
+        d.reason(&rt, &facts, None),
+        "bypass: /api/health matches bypass_paths[0] (/api/health); client 10.50.1.2 in allowed_networks[0] (10.50.0.0/16)"
+    );
+    let facts = RequestFacts {
+        client_ip: "203.0.113.9".parse().unwrap(),
+        ..facts
+    };
+    let d = decide(&rt, &facts, None);
+    assert!(d.bypass_refused);
+    assert!(d
+        .reason(&rt, &facts, None)
+        .contains("not in the host's allowed_networks"));
+    let bob = user("bob", &["users"]);
+    let facts = RequestFacts { path: "/", ..facts };
+    let d = decide(&rt, &facts, Some(&bob));
+    assert_eq!(
+        d.reason(&rt, &facts, Some(&bob)),
+        "user bob (roles: users) has none of policy admins's allowed_groups: admins"
+    );
+}
+
+#[test]
+fn roles_lists_groups_and_mapped_roles() {
+    let rt = runtime();
+    let dave = user("dave", &["grafana-admins"]);
+    let grafana = rt.lookup_host("grafana.example.com");
+    assert_eq!(roles(&rt, &dave, grafana), vec!["grafana-admins", "admins"]);
+}

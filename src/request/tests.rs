@@ -1,1 +1,355 @@
+use actix_web::test::TestRequest;
 
+use super::*;
+
+fn trusted() -> Vec<IpNet> {
+    vec![
+        "127.0.0.1/32".parse().unwrap(),
+        "10.9.0.0/16".parse().unwrap(),
+    ]
+}
+
+fn run(headers: &[(&str, &str)], peer: &str) -> Result<OriginalRequest, RequestError> {
+    let mut req = TestRequest::default();
+    for (k, v) in headers {
+        req = req.append_header((*k, *v));
+    }
+    let req = req.to_http_request();
+    reconstruct(
+        req.headers(),
+        peer.parse().unwrap(),
+        &trusted(),
+        "GET",
+        Scheme::Https,
+    )
+}
+
+const CADDY: &[(&str, &str)] = &[
+    ("X-Forwarded-Method", "POST"),
+    ("X-Forwarded-Proto", "https"),
+    ("X-Forwarded-Host", "Grafana.Example.com:8443"),
+    ("X-Forwarded-Uri", "/d/abc?orgId=1&x=%2F"),
+    ("X-Forwarded-For", "203.0.113.7"),
+];
+
+#[test]
+fn caddy_and_traefik_style_headers() {
+    let o = run(CADDY, "127.0.0.1").unwrap();
+    assert_eq!(o.method, "POST");
+    assert_eq!(o.scheme, Scheme::Https);
+    assert_eq!(o.host, "grafana.example.com");
+    assert_eq!(o.authority, "grafana.example.com:8443");
+    assert_eq!(o.path, "/d/abc");
+    assert_eq!(o.query.as_deref(), Some("orgId=1&x=%2F"));
+    assert_eq!(o.client_ip.to_string(), "203.0.113.7");
+    assert_eq!(
+        o.url(),
+        "https://grafana.example.com:8443/d/abc?orgId=1&x=%2F"
+    );
+}
+
+#[test]
+fn nginx_style_headers() {
+    let o = run(
+        &[
+            (
+                "X-Original-URL",
+                "http://Sonarr.example.com./api/v3?apikey=1",
+            ),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-For", "192.168.1.20"),
+        ],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(o.scheme, Scheme::Http);
+    assert_eq!(o.host, "sonarr.example.com");
+    assert_eq!(o.path, "/api/v3");
+    assert_eq!(o.query.as_deref(), Some("apikey=1"));
+    assert_eq!(o.client_ip.to_string(), "192.168.1.20");
+    // Dot segments are kept as sent, never resolved: the engine must see them.
+    let o = run(
+        &[(
+            "X-Original-URL",
+            "https://a.example.com/api/health/../../admin",
+        )],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(o.path, "/api/health/../../admin");
+    let o = run(&[("X-Original-URL", "https://a.example.com")], "127.0.0.1").unwrap();
+    assert_eq!(o.path, "/");
+}
+
+#[test]
+fn untrusted_peer_headers_are_ignored() {
+    let e = run(CADDY, "203.0.113.50").unwrap_err();
+    assert_eq!(
+        e,
+        RequestError::UntrustedPeer {
+            peer: "203.0.113.50".parse().unwrap()
+        }
+    );
+    assert!(e.to_string().contains("trusted_proxies"));
+    // IPv4-mapped IPv6 peers are compared as IPv4.
+    assert!(run(CADDY, "::ffff:127.0.0.1").is_ok());
+}
+
+#[test]
+fn client_address_is_read_right_to_left_skipping_trusted_hops() {
+    let xff = |v: &str| {
+        let mut h = CADDY[..4].to_vec();
+        h.push(("X-Forwarded-For", v));
+        run(&h, "127.0.0.1").map(|o| o.client_ip.to_string())
+    };
+    // The client prepended a spoofed address; the proxy appended the real one.
+    assert_eq!(xff("10.50.1.2, 203.0.113.7").unwrap(), "203.0.113.7");
+    // Trusted hops are skipped.
+    assert_eq!(
+        xff("10.50.1.2, 203.0.113.7, 10.9.1.1").unwrap(),
+        "203.0.113.7"
+    );
+    // All hops trusted: the leftmost.
+    assert_eq!(xff("10.9.3.3, 10.9.1.1").unwrap(), "10.9.3.3");
+    assert_eq!(xff("[2001:db8::1]:443").unwrap(), "2001:db8::1");
+    assert_eq!(xff("::ffff:192.168.1.4").unwrap(), "192.168.1.4");
+    // Garbage on the walk fails closed.
+    assert!(matches!(
+        xff("10.50.1.2, not-an-ip"),
+        Err(RequestError::Malformed {
+            header: "X-Forwarded-For",
+            ..
+        })
+    ));
+    // Garbage beyond the first untrusted hop is never reached.
+    assert_eq!(xff("garbage, 203.0.113.7").unwrap(), "203.0.113.7");
+    // No X-Forwarded-For: the peer.
+    assert_eq!(
+        run(&CADDY[..4], "127.0.0.1").unwrap().client_ip.to_string(),
+        "127.0.0.1"
+    );
+    // Several header lines are one list.
+    let mut h = CADDY[..4].to_vec();
+    h.push(("X-Forwarded-For", "10.50.1.2"));
+    h.push(("X-Forwarded-For", "203.0.113.8"));
+    assert_eq!(
+        run(&h, "127.0.0.1").unwrap().client_ip.to_string(),
+        "203.0.113.8"
+    );
+}
+
+#[test]
+fn missing_headers_are_named() {
+    let e = run(&[], "127.0.0.1").unwrap_err();
+    assert!(
+        e.to_string().contains("X-Forwarded-Host") && e.to_string().contains("X-Original-URL"),
+        "{e}"
+    );
+    let e = run(&[("X-Forwarded-Uri", "/")], "127.0.0.1").unwrap_err();
+    assert_eq!(
+        e,
+        RequestError::Missing {
+            missing: "X-Forwarded-Host"
+        }
+    );
+    let e = run(&[("X-Forwarded-Host", "a.example.com")], "127.0.0.1").unwrap_err();
+    assert_eq!(
+        e,
+        RequestError::Missing {
+            missing: "X-Forwarded-Uri"
+        }
+    );
+}
+
+#[test]
+fn malformed_headers_are_refused() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "http://evil/x"),
+            ],
+            "X-Forwarded-Uri",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "x"),
+            ],
+            "X-Forwarded-Uri",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "/a b"),
+            ],
+            "X-Forwarded-Uri",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "evil.test/x"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "user@a.example.com"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com, evil.test"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com:99999"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com:"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[("X-Forwarded-Host", "[::1"), ("X-Forwarded-Uri", "/")],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a..example.com"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Host", "b.example.com"),
+                ("X-Forwarded-Uri", "/"),
+            ],
+            "X-Forwarded-Host",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "/"),
+                ("X-Forwarded-Proto", "evil_protocol"),
+            ],
+            "X-Forwarded-Proto",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "/"),
+                ("X-Forwarded-Proto", "javascript"),
+            ],
+            "X-Forwarded-Proto",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "/"),
+                ("X-Forwarded-Method", "get"),
+            ],
+            "X-Forwarded-Method",
+        ),
+        (
+            &[
+                ("X-Forwarded-Host", "a.example.com"),
+                ("X-Forwarded-Uri", "/"),
+                ("X-Forwarded-Method", "GET\tX"),
+            ],
+            "X-Forwarded-Method",
+        ),
+        (&[("X-Original-URL", "/relative")], "X-Original-URL"),
+        (
+            &[("X-Original-URL", "ftp://a.example.com/")],
+            "X-Original-URL",
+        ),
+        (
+            &[("X-Original-URL", "https://a.example.com?x=1")],
+            "X-Original-URL",
+        ),
+        (&[("X-Original-URL", "https:///x")], "X-Original-URL"),
+        (
+            &[
+                ("X-Original-URL", "https://a.example.com/"),
+                ("X-Original-Method", "G3T"),
+            ],
+            "X-Original-Method",
+        ),
+    ];
+    for (headers, header) in cases {
+        match run(headers, "127.0.0.1") {
+            Err(RequestError::Malformed { header: h, .. }) => assert_eq!(h, *header, "{headers:?}"),
+            other => panic!("{headers:?}: expected Malformed({header}), got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn non_ascii_header_bytes_are_refused() {
+    let req = TestRequest::default()
+        .append_header((
+            "X-Forwarded-Host",
+            actix_web::http::header::HeaderValue::from_bytes(b"a\xffb.example.com").unwrap(),
+        ))
+        .append_header(("X-Forwarded-Uri", "/"))
+        .to_http_request();
+    let e = reconstruct(
+        req.headers(),
+        "127.0.0.1".parse().unwrap(),
+        &trusted(),
+        "GET",
+        Scheme::Https,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RequestError::Malformed {
+                header: "X-Forwarded-Host",
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[test]
+fn defaults_for_optional_headers() {
+    let o = run(
+        &[
+            ("X-Forwarded-Host", "a.example.com"),
+            ("X-Forwarded-Uri", "/"),
+        ],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(o.method, "GET");
+    assert_eq!(
+        o.scheme,
+        Scheme::Https,
+        "the public_url scheme when no X-Forwarded-Proto"
+    );
+    let o = run(
+        &[
+            ("X-Forwarded-Host", "[2001:DB8::1]:8080"),
+            ("X-Forwarded-Uri", "/"),
+        ],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(o.host, "2001:db8::1");
+    assert_eq!(o.authority, "[2001:db8::1]:8080");
+}

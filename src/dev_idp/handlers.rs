@@ -1,0 +1,583 @@
+//! The actix-web side of the provider: routes, the [`Fault::Unavailable`] gate, and handlers
+//! that parse a request, ask [`super::protocol`] and map the answer to a response.
+
+use std::collections::HashSet;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header;
+use actix_web::http::StatusCode;
+use actix_web::middleware::Next;
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde_json::{json, Value};
+
+use super::keys::unsigned_token;
+use super::pages;
+use super::protocol::{
+    self, authenticate_client, check_code_verifier, random_token, user_claims,
+    validate_authorization, AuthorizationRequest, AuthorizeError, ErrorRedirect, Params,
+    TokenError, CODE_LIFETIME, TOKEN_LIFETIME,
+};
+use super::store::{CodeGrant, CodeRejection, TokenGrant};
+use super::{DevUser, Fault, Shared};
+
+/// The issuer put in ID tokens under [`Fault::WrongIssuer`].
+const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
+/// The audience put in ID tokens under [`Fault::WrongAudience`].
+const WRONG_AUDIENCE: &str = "some-other-client";
+/// The `type` claim Pocket ID puts in its ID tokens.
+const ID_TOKEN_TYPE: &str = "id-token";
+/// The `type` claim Pocket ID puts in its OAuth access tokens.
+const ACCESS_TOKEN_TYPE: &str = "oauth-access-token";
+const REALM: &str = "pocketgate-dev-idp";
+
+type Data = web::Data<Shared>;
+
+/// Registers every endpoint, at Pocket ID's paths.
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(discovery),
+    )
+    .route("/.well-known/jwks.json", web::get().to(jwks))
+    .route("/authorize", web::get().to(authorize))
+    .route("/authorize/approve", web::get().to(approve))
+    .route("/api/oidc/token", web::post().to(token))
+    .route("/api/oidc/userinfo", web::get().to(userinfo))
+    .route("/api/oidc/userinfo", web::post().to(userinfo))
+    .route("/api/oidc/end-session", web::get().to(end_session))
+    .route("/healthz", web::get().to(healthz))
+    .default_service(web::to(not_found));
+}
+
+/// Answers 503 to everything while [`Fault::Unavailable`] is set.
+pub(super) async fn unavailable_gate(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let down = req
+        .app_data::<Data>()
+        .is_some_and(|shared| shared.fault() == Some(Fault::Unavailable));
+    if down {
+        let response = HttpResponse::ServiceUnavailable()
+            .insert_header((header::RETRY_AFTER, "1"))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({
+                "error": "temporarily_unavailable",
+                "error_description": "The development identity provider is down (Fault::Unavailable)",
+            }));
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok")
+}
+
+async fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({ "error": "not_found" }))
+}
+
+async fn discovery(shared: Data) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(shared.discovery.clone())
+}
+
+async fn jwks(shared: Data) -> HttpResponse {
+    HttpResponse::Ok().json(shared.keys.jwks())
+}
+
+/// An HTML page with headers that keep it from being framed, cached or leaking its URL.
+fn html(status: StatusCode, body: String) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(body)
+}
+
+/// A 302 to `base` with `pairs` added to its query.
+fn redirect(base: &str, pairs: &[(&str, &str)]) -> HttpResponse {
+    let Ok(mut url) = url::Url::parse(base) else {
+        // Registered URIs are checked at start; this is a bug, not a client error.
+        return html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::error_page("The registered redirect URI is not a URL."),
+        );
+    };
+    if !pairs.is_empty() {
+        url.query_pairs_mut().extend_pairs(pairs);
+    }
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, url.as_str()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// Sends an authorization error back to the client, with `state` and `iss` (RFC 9207).
+fn error_redirect(shared: &Shared, e: &ErrorRedirect) -> HttpResponse {
+    tracing::debug!(error = e.error, "authorization request refused");
+    let mut pairs = vec![
+        ("error", e.error),
+        ("error_description", e.description.as_str()),
+    ];
+    if let Some(state) = &e.state {
+        pairs.push(("state", state));
+    }
+    pairs.push(("iss", &shared.issuer));
+    redirect(&e.redirect_uri, &pairs)
+}
+
+fn authorize_error(shared: &Shared, error: AuthorizeError) -> HttpResponse {
+    match error {
+        AuthorizeError::Page(message) => {
+            tracing::debug!(%message, "authorization request refused with an error page");
+            html(StatusCode::BAD_REQUEST, pages::error_page(&message))
+        }
+        AuthorizeError::Redirect(e) => error_redirect(shared, &e),
+    }
+}
+
+/// Parses and validates the authorization request in the query string; under
+/// [`Fault::DenyAuthorize`] a valid request is refused like a group-restricted Pocket ID client
+/// refuses a user outside its groups.
+fn authorization_request(
+    req: &HttpRequest,
+    shared: &Shared,
+) -> Result<(Params, AuthorizationRequest), AuthorizeError> {
+    let params = Params::parse(req.query_string()).map_err(AuthorizeError::Page)?;
+    let request = validate_authorization(&shared.client, &params)?;
+    if shared.fault() == Some(Fault::DenyAuthorize) {
+        return Err(AuthorizeError::Redirect(ErrorRedirect {
+            redirect_uri: request.redirect_uri,
+            state: Some(request.state),
+            error: "access_denied",
+            description: "User is not in an allowed group".to_owned(),
+        }));
+    }
+    Ok((params, request))
+}
+
+/// `GET /authorize`: the user picker.
+async fn authorize(req: HttpRequest, shared: Data) -> HttpResponse {
+    let (params, _) = match authorization_request(&req, &shared) {
+        Ok(valid) => valid,
+        Err(error) => return authorize_error(&shared, error),
+    };
+    let page = pages::sign_in_page(&shared.client.id, &shared.users, |user| {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("user", &user.username);
+        query.extend_pairs(params.without("user"));
+        format!("/authorize/approve?{}", query.finish())
+    });
+    html(StatusCode::OK, page)
+}
+
+/// `GET /authorize/approve?user=..&<authorization request>`: issues a code for that user.
+async fn approve(req: HttpRequest, shared: Data) -> HttpResponse {
+    let (params, request) = match authorization_request(&req, &shared) {
+        Ok(valid) => valid,
+        Err(error) => return authorize_error(&shared, error),
+    };
+    let Some(user) = params.get("user").and_then(|name| shared.user(name)) else {
+        return html(
+            StatusCode::BAD_REQUEST,
+            pages::error_page("No such user at the development identity provider."),
+        );
+    };
+    let Ok(code) = random_token(32) else {
+        return html(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            pages::error_page("The provider could not generate a random code."),
+        );
+    };
+    let now = protocol::now();
+    let grant = CodeGrant {
+        client_id: shared.client.id.clone(),
+        redirect_uri: request.redirect_uri.clone(),
+        username: user.username.clone(),
+        scopes: request.scopes,
+        nonce: request.nonce,
+        code_challenge: request.code_challenge,
+        method: request.method,
+        auth_time: now,
+        expires_at: now + CODE_LIFETIME,
+    };
+    shared.store().insert_code(code.clone(), grant, now);
+    tracing::debug!(user = %user.username, "authorization code issued");
+    redirect(
+        &request.redirect_uri,
+        &[
+            ("code", &code),
+            ("state", &request.state),
+            ("iss", &shared.issuer),
+        ],
+    )
+}
+
+impl ResponseError for TokenError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            TokenError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
+            TokenError::ServerError(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut response = HttpResponse::build(self.status_code());
+        response
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"));
+        if matches!(self, TokenError::InvalidClient(_)) {
+            response.insert_header((header::WWW_AUTHENTICATE, format!("Basic realm=\"{REALM}\"")));
+        }
+        response.json(json!({
+            "error": self.code(),
+            "error_description": self.to_string(),
+        }))
+    }
+}
+
+fn code_rejection(rejection: CodeRejection) -> TokenError {
+    TokenError::InvalidGrant(
+        match rejection {
+            CodeRejection::Unknown => "Unknown authorization code",
+            CodeRejection::Expired => "The authorization code has expired",
+            CodeRejection::Reused => "The authorization code has already been used",
+        }
+        .to_owned(),
+    )
+}
+
+fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, TokenError> {
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .is_some_and(|mime| {
+            mime.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    if !is_form {
+        return Err(TokenError::InvalidRequest(
+            "The body must be application/x-www-form-urlencoded".to_owned(),
+        ));
+    }
+    let text = std::str::from_utf8(body)
+        .map_err(|_| TokenError::InvalidRequest("The body is not UTF-8".to_owned()))?;
+    Params::parse(text).map_err(TokenError::InvalidRequest)
+}
+
+/// `POST /api/oidc/token`: the authorization code grant.
+async fn token(
+    req: HttpRequest,
+    body: web::Bytes,
+    shared: Data,
+) -> Result<HttpResponse, TokenError> {
+    let result = exchange_code(&req, &body, &shared).await;
+    if let Err(error) = &result {
+        tracing::debug!(error = error.code(), description = %error, "token request refused");
+    }
+    result
+}
+
+async fn exchange_code(
+    req: &HttpRequest,
+    body: &[u8],
+    shared: &Shared,
+) -> Result<HttpResponse, TokenError> {
+    let form = form_params(req, body)?;
+    match form.get("grant_type") {
+        Some("authorization_code") => {}
+        Some(other) => {
+            return Err(TokenError::UnsupportedGrantType(format!(
+                "grant_type {other} is not supported; use authorization_code"
+            )))
+        }
+        None => {
+            return Err(TokenError::InvalidRequest(
+                "grant_type is required".to_owned(),
+            ))
+        }
+    }
+    let authorization = match req.headers().get(header::AUTHORIZATION) {
+        None => None,
+        Some(value) => Some(value.to_str().map_err(|_| {
+            TokenError::InvalidClient("The Authorization header is not ASCII".to_owned())
+        })?),
+    };
+    authenticate_client(&shared.client, authorization, &form)?;
+
+    let code = form
+        .get("code")
+        .ok_or_else(|| TokenError::InvalidRequest("code is required".to_owned()))?;
+    let now = protocol::now();
+    let grant = shared.store().code(code, now).map_err(code_rejection)?;
+    if grant.client_id != shared.client.id {
+        return Err(TokenError::InvalidGrant(
+            "The code was issued to another client".to_owned(),
+        ));
+    }
+    if form.get("redirect_uri") != Some(grant.redirect_uri.as_str()) {
+        return Err(TokenError::InvalidGrant(
+            "redirect_uri must be the one of the authorization request".to_owned(),
+        ));
+    }
+    check_code_verifier(
+        grant.method,
+        &grant.code_challenge,
+        form.get("code_verifier"),
+    )?;
+    let user = shared
+        .user(&grant.username)
+        .ok_or_else(|| TokenError::ServerError("The code's user is gone".to_owned()))?;
+
+    let jti = random_token(16)
+        .map_err(|e| TokenError::ServerError(format!("No randomness for the token id: {e}")))?;
+    let access_token = shared
+        .keys
+        .primary()
+        .sign(&json!({
+            "iss": shared.issuer,
+            "sub": user.subject(),
+            "aud": shared.client.id,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME,
+            "jti": jti,
+            "type": ACCESS_TOKEN_TYPE,
+            "scope": grant.scopes.join(" "),
+        }))
+        .map_err(|e| TokenError::ServerError(format!("Cannot sign the access token: {e}")))?;
+    let id_token = id_token(shared, user, &grant, shared.fault(), now).await?;
+
+    shared
+        .store()
+        .redeem(
+            code,
+            jti,
+            TokenGrant {
+                username: user.username.clone(),
+                scopes: grant.scopes.clone(),
+                expires_at: now + TOKEN_LIFETIME,
+            },
+            now,
+        )
+        .map_err(code_rejection)?;
+    tracing::debug!(user = %user.username, "tokens issued");
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": TOKEN_LIFETIME,
+            "id_token": id_token,
+            "scope": grant.scopes.join(" "),
+        })))
+}
+
+/// Builds and signs the ID token, bent by `fault` when one is set.
+async fn id_token(
+    shared: &Shared,
+    user: &DevUser,
+    grant: &CodeGrant,
+    fault: Option<Fault>,
+    now: u64,
+) -> Result<String, TokenError> {
+    let mut claims = user_claims(user, &grant.scopes);
+    let (iat, exp, auth_time) = if fault == Some(Fault::Expired) {
+        let iat = now.saturating_sub(2 * TOKEN_LIFETIME);
+        (iat, now.saturating_sub(TOKEN_LIFETIME), iat)
+    } else {
+        (now, now + TOKEN_LIFETIME, grant.auth_time)
+    };
+    let issuer = if fault == Some(Fault::WrongIssuer) {
+        WRONG_ISSUER
+    } else {
+        shared.issuer.as_str()
+    };
+    let audience = if fault == Some(Fault::WrongAudience) {
+        WRONG_AUDIENCE
+    } else {
+        shared.client.id.as_str()
+    };
+    claims.insert("iss".into(), issuer.into());
+    claims.insert("aud".into(), audience.into());
+    claims.insert("iat".into(), iat.into());
+    claims.insert("exp".into(), exp.into());
+    claims.insert("auth_time".into(), auth_time.into());
+    claims.insert("type".into(), ID_TOKEN_TYPE.into());
+    let nonce = if fault == Some(Fault::NonceMismatch) {
+        Some(random_token(16).map_err(|e| TokenError::ServerError(e.to_string()))?)
+    } else {
+        grant.nonce.clone()
+    };
+    if let Some(nonce) = nonce {
+        claims.insert("nonce".into(), nonce.into());
+    }
+    if fault == Some(Fault::GroupsOnlyInUserinfo) {
+        for claim in ["groups", "email", "email_verified"] {
+            claims.remove(claim);
+        }
+    }
+    let claims = Value::Object(claims);
+
+    let sign_error = |e: jsonwebtoken::errors::Error| {
+        TokenError::ServerError(format!("Cannot sign the ID token: {e}"))
+    };
+    let key_error = |e: super::DevIdpError| TokenError::ServerError(e.to_string());
+    let keys = &shared.keys;
+    match fault {
+        Some(Fault::WrongSignature) => keys
+            .impostor()
+            .await
+            .map_err(key_error)?
+            .sign(&claims)
+            .map_err(sign_error),
+        Some(Fault::UnknownKid) => {
+            let token = keys
+                .rotated()
+                .await
+                .map_err(key_error)?
+                .sign(&claims)
+                .map_err(sign_error)?;
+            // Published only now: a JWKS fetched before this token cannot know the key.
+            keys.publish_rotated();
+            Ok(token)
+        }
+        Some(Fault::AlgNone) => Ok(unsigned_token(&claims)),
+        Some(Fault::Hs256WithPublicKey) => keys
+            .primary()
+            .sign_hs256_with_public_key(&claims)
+            .map_err(sign_error),
+        _ => keys.primary().sign(&claims).map_err(sign_error),
+    }
+}
+
+/// A 401 from `/userinfo`, RFC 6750 style.
+fn invalid_token(description: &str) -> HttpResponse {
+    HttpResponse::Unauthorized()
+        .insert_header((
+            header::WWW_AUTHENTICATE,
+            format!("Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "error": "invalid_token", "error_description": description }))
+}
+
+/// `GET|POST /api/oidc/userinfo` with `Authorization: Bearer <access token>`.
+async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
+    let Some(token) = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+    else {
+        return invalid_token("A bearer access token is required");
+    };
+    let key = shared.keys.primary();
+    let mut validation = key.validation();
+    validation.set_issuer(&[&shared.issuer]);
+    validation.set_audience(&[&shared.client.id]);
+    let Ok(claims) = key.verify(token, &validation) else {
+        return invalid_token("The access token is invalid or expired");
+    };
+    if claims.get("type").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+        return invalid_token("This is not an access token");
+    }
+    let grant = claims
+        .get("jti")
+        .and_then(Value::as_str)
+        .and_then(|jti| shared.store().token(jti, protocol::now()));
+    let Some(user) = grant
+        .as_ref()
+        .and_then(|grant| shared.user(&grant.username).map(|user| (user, grant)))
+    else {
+        return invalid_token("The access token was revoked or is unknown");
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Value::Object(user_claims(user.0, &user.1.scopes)))
+}
+
+/// Whether `hint` is an ID token this provider issued to its client (expired ones included).
+fn issued_here(shared: &Shared, hint: &str) -> bool {
+    let Some(key) = jsonwebtoken::decode_header(hint)
+        .ok()
+        .and_then(|header| header.kid)
+        .and_then(|kid| shared.keys.published_key(&kid))
+    else {
+        return false;
+    };
+    let mut validation = key.validation();
+    validation.validate_exp = false;
+    validation.required_spec_claims =
+        HashSet::from(["iss".to_owned(), "aud".to_owned(), "sub".to_owned()]);
+    validation.set_issuer(&[&shared.issuer]);
+    validation.set_audience(&[&shared.client.id]);
+    key.verify(hint, &validation).is_ok()
+}
+
+/// Where RP-initiated logout may send the browser back to, or why it may not.
+fn logout_target<'a>(shared: &Shared, params: &'a Params) -> Result<&'a str, &'static str> {
+    let uri = params
+        .get("post_logout_redirect_uri")
+        .ok_or("No post_logout_redirect_uri was given.")?;
+    if !shared
+        .client
+        .post_logout_redirect_uris
+        .iter()
+        .any(|u| u == uri)
+    {
+        return Err("The post_logout_redirect_uri is not registered, so you stay here.");
+    }
+    if params
+        .get("client_id")
+        .is_some_and(|id| id != shared.client.id)
+    {
+        return Err("The client_id is not registered at this provider.");
+    }
+    let hint = params.get("id_token_hint").ok_or(
+        "No id_token_hint was given, so the application cannot be trusted to get you back.",
+    )?;
+    if !issued_here(shared, hint) {
+        return Err("The id_token_hint was not issued by this provider.");
+    }
+    Ok(uri)
+}
+
+/// `GET /api/oidc/end-session`: RP-initiated logout.
+async fn end_session(req: HttpRequest, shared: Data) -> HttpResponse {
+    let Ok(params) = Params::parse(req.query_string()) else {
+        return html(
+            StatusCode::OK,
+            pages::signed_out_page("The logout request repeats a parameter."),
+        );
+    };
+    match logout_target(&shared, &params) {
+        Ok(uri) => {
+            let state: Vec<(&str, &str)> = params
+                .get("state")
+                .map(|s| ("state", s))
+                .into_iter()
+                .collect();
+            redirect(uri, &state)
+        }
+        Err(note) => html(StatusCode::OK, pages::signed_out_page(note)),
+    }
+}

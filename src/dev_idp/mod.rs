@@ -1,0 +1,513 @@
+//! The embedded development identity provider: a small, real OpenID Connect provider that
+//! behaves like Pocket ID wherever a relying party can tell the difference.
+//!
+//! It exists for two callers only:
+//!
+//! - `pocketgate demo`, where a person picks one of a few built-in users on a page instead of
+//!   presenting a passkey;
+//! - pocketgate's integration tests, which run the real login flow against it and switch on a
+//!   [`Fault`] to make it misbehave (provider down, forged or expired ID tokens, key rotation,
+//!   group-restricted client...).
+//!
+//! What it does like Pocket ID: the same endpoint paths and discovery document (including the
+//! `INTERNAL_APP_URL` split of back-channel endpoints, see [`DevIdpConfig::internal_host`]),
+//! authorization code flow with PKCE, `client_secret_basic` / `client_secret_post` / public
+//! clients, RFC 9207 `iss` on the authorization response, one signing algorithm advertised
+//! (RS256 by default), JWT access tokens, and scope-dependent claims: `email`/`email_verified`
+//! only with the `email` scope, the profile claims only with `profile`, and `groups` only with
+//! `groups`.
+//!
+//! What it is **not**: an identity provider for anything real. There is no authentication at
+//! all — whoever reaches the port can sign in as any configured user — so it refuses to listen
+//! on anything but a loopback address. It has exactly one client, no refresh tokens, no consent,
+//! no provider-side sessions (every `/authorize` shows the user picker), keeps its state in
+//! memory and generates a fresh signing key at every start.
+//!
+//! Tests that do not want to parse the picker page approve directly:
+//! `GET /authorize/approve?user=<username>&<the authorization request's query parameters>`
+//! (see [`DevIdp::approve_url`]).
+//!
+//! This module depends only on third-party crates, never on the rest of pocketgate.
+
+mod handlers;
+mod keys;
+mod pages;
+mod protocol;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+
+use actix_web::dev::ServerHandle;
+use actix_web::{middleware, web, App, HttpServer};
+use sha2::{Digest, Sha256};
+
+use keys::KeyRing;
+use store::Store;
+
+/// A user that can sign in at the development identity provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DevUser {
+    /// Login name, sent as `preferred_username` (with the `profile` scope).
+    pub username: String,
+    /// Display name, sent as `name` and split into `given_name` / `family_name`.
+    pub name: String,
+    /// Address sent as `email` (with the `email` scope).
+    pub email: String,
+    /// Sent as `email_verified` (with the `email` scope).
+    pub email_verified: bool,
+    /// Group names, sent as `groups` (only with the `groups` scope, like Pocket ID).
+    pub groups: Vec<String>,
+}
+
+impl DevUser {
+    /// The user's stable `sub`: a UUID-shaped (version 8) value derived from the username, so it
+    /// is the same across restarts of the provider.
+    pub fn subject(&self) -> String {
+        subject_for(&self.username)
+    }
+}
+
+/// Derives the stable, UUID-shaped subject of a username.
+fn subject_for(username: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"pocketgate dev-idp subject\0")
+        .chain_update(username.as_bytes())
+        .finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom
+    b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
+    let hex: String = b.iter().map(|byte| format!("{byte:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The built-in demo users: `alice` (groups `admins`, `users`), `bob` (`users`) and `carol`
+/// (no groups), all with addresses under `example.test`.
+pub fn default_users() -> Vec<DevUser> {
+    let user = |username: &str, name: &str, groups: &[&str]| DevUser {
+        username: username.to_owned(),
+        name: name.to_owned(),
+        email: format!("{username}@example.test"),
+        email_verified: true,
+        groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+    };
+    vec![
+        user("alice", "Alice Andersen", &["admins", "users"]),
+        user("bob", "Bob Brennan", &["users"]),
+        user("carol", "Carol Castillo", &[]),
+    ]
+}
+
+/// The algorithm of the provider's signing key; discovery advertises exactly this one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SigningAlg {
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over a fresh 2048-bit RSA key (Pocket ID's default).
+    #[default]
+    Rs256,
+    /// ECDSA over P-256 with SHA-256.
+    Es256,
+}
+
+impl SigningAlg {
+    /// The JOSE name of the algorithm (`RS256`, `ES256`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SigningAlg::Rs256 => "RS256",
+            SigningAlg::Es256 => "ES256",
+        }
+    }
+
+    fn jwt_alg(self) -> jsonwebtoken::Algorithm {
+        match self {
+            SigningAlg::Rs256 => jsonwebtoken::Algorithm::RS256,
+            SigningAlg::Es256 => jsonwebtoken::Algorithm::ES256,
+        }
+    }
+}
+
+/// How to run the development identity provider: where to listen, its one client, its users.
+#[derive(Debug, Clone)]
+pub struct DevIdpConfig {
+    /// Where to listen. Port 0 picks a free port; anything but a loopback IP is refused.
+    pub bind: SocketAddr,
+    /// The one registered client's `client_id`.
+    pub client_id: String,
+    /// The client's secret; `None` makes it a public client (PKCE only, auth method `none`).
+    pub client_secret: Option<String>,
+    /// Registered redirect URIs; `/authorize` and `/token` require an exact match.
+    pub redirect_uris: Vec<String>,
+    /// Registered `post_logout_redirect_uri`s for RP-initiated logout (exact match).
+    pub post_logout_redirect_uris: Vec<String>,
+    /// The users offered on the sign-in page.
+    pub users: Vec<DevUser>,
+    /// The signing algorithm (RS256 by default, like Pocket ID).
+    pub alg: SigningAlg,
+    /// When set (e.g. `"localhost"`), discovery puts the token, userinfo and JWKS endpoints on
+    /// `http://<internal_host>:<port>` instead of the issuer's host, like Pocket ID's
+    /// `INTERNAL_APP_URL`. The provider still listens only on [`bind`](Self::bind).
+    pub internal_host: Option<String>,
+}
+
+impl Default for DevIdpConfig {
+    /// `127.0.0.1:0`, public client `pocketgate` with no redirect URIs, the
+    /// [`default_users`], RS256.
+    fn default() -> Self {
+        DevIdpConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            client_id: "pocketgate".to_owned(),
+            client_secret: None,
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            users: default_users(),
+            alg: SigningAlg::Rs256,
+            internal_host: None,
+        }
+    }
+}
+
+/// A misbehaviour for tests, switched on with [`DevIdp::set_fault`]. ID-token faults apply to
+/// tokens issued at `/api/oidc/token` while the fault is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Fault {
+    /// Every endpoint answers 503, as if the provider were down.
+    Unavailable,
+    /// The ID token is signed by a different key that carries the real key's `kid`.
+    WrongSignature,
+    /// The ID token's `iss` is `http://wrong-issuer.example.test`.
+    WrongIssuer,
+    /// The ID token's `aud` is `some-other-client`.
+    WrongAudience,
+    /// The ID token expired an hour ago (`exp` = now − 1 h, `iat` and `auth_time` = now − 2 h).
+    Expired,
+    /// The ID token's `nonce` is a fresh random value, not the one sent to `/authorize`.
+    NonceMismatch,
+    /// The ID token is unsigned: header `{"alg":"none","typ":"JWT"}`, empty signature.
+    AlgNone,
+    /// The ID token is HS256 with the real `kid`, its HMAC key being the provider's public key
+    /// as SPKI PEM text (`-----BEGIN PUBLIC KEY-----`, LF line endings, final newline), i.e.
+    /// the bytes of [`DevIdp::public_key_pem`]: the classic algorithm-confusion forgery.
+    Hs256WithPublicKey,
+    /// The ID token is signed by a second, new key with a new `kid`. That key is added to the
+    /// JWKS right after the token is issued, so a relying party holding a cached JWKS must
+    /// refetch it to verify the token. The key stays published afterwards.
+    UnknownKid,
+    /// The ID token omits `groups`, `email` and `email_verified`; `/userinfo` still has them.
+    GroupsOnlyInUserinfo,
+    /// `/authorize` (and `/authorize/approve`) redirect back with `error=access_denied`, like a
+    /// Pocket ID client restricted to groups the user is not in.
+    DenyAuthorize,
+}
+
+/// Why the development identity provider could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DevIdpError {
+    /// The bind address is not a loopback address.
+    #[error(
+        "the development identity provider listens only on loopback addresses, not {0}; \
+         it signs anybody in without a password and must never be reachable from a network"
+    )]
+    NotLoopback(SocketAddr),
+    /// The socket could not be bound or served.
+    #[error("the development identity provider cannot listen on {addr}: {source}")]
+    Bind {
+        /// The requested address.
+        addr: SocketAddr,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A configuration value is unusable; the message names it.
+    #[error("invalid development identity provider configuration: {0}")]
+    Config(String),
+    /// The signing key could not be generated or encoded.
+    #[error("the development identity provider cannot create its signing key: {0}")]
+    Key(String),
+}
+
+/// The client registered at the provider, as validated at start.
+#[derive(Debug)]
+struct Client {
+    id: String,
+    secret: Option<String>,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+}
+
+/// Everything the handlers share: immutable configuration plus the few pieces of mutable state.
+struct Shared {
+    issuer: String,
+    client: Client,
+    users: Vec<DevUser>,
+    keys: KeyRing,
+    discovery: web::Bytes,
+    store: Mutex<Store>,
+    fault: RwLock<Option<Fault>>,
+}
+
+impl Shared {
+    fn fault(&self) -> Option<Fault> {
+        *self.fault.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn set_fault(&self, fault: Option<Fault>) {
+        *self.fault.write().unwrap_or_else(PoisonError::into_inner) = fault;
+    }
+
+    fn store(&self) -> MutexGuard<'_, Store> {
+        self.store.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn user(&self, username: &str) -> Option<&DevUser> {
+        self.users.iter().find(|u| u.username == username)
+    }
+}
+
+/// A running development identity provider. Stop it with [`DevIdp::stop`]; dropping it also
+/// asks the server to stop, without waiting.
+pub struct DevIdp {
+    issuer: String,
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    handle: ServerHandle,
+    task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl std::fmt::Debug for DevIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DevIdp")
+            .field("issuer", &self.issuer)
+            .field("fault", &self.shared.fault())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevIdp {
+    /// Validates the configuration, refuses non-loopback addresses, generates a fresh signing
+    /// key, binds and starts serving on the current tokio (or actix) runtime. Returns once the
+    /// socket is listening.
+    ///
+    /// # Errors
+    ///
+    /// [`DevIdpError::NotLoopback`] for a non-loopback `bind`, [`DevIdpError::Config`] for an
+    /// unusable configuration, [`DevIdpError::Bind`] and [`DevIdpError::Key`] when the socket
+    /// or the key cannot be had.
+    pub async fn start(config: DevIdpConfig) -> Result<DevIdp, DevIdpError> {
+        if !config.bind.ip().is_loopback() {
+            return Err(DevIdpError::NotLoopback(config.bind));
+        }
+        validate_config(&config)?;
+
+        let alg = config.alg;
+        let keys = tokio::task::spawn_blocking(move || KeyRing::generate(alg))
+            .await
+            .map_err(|e| DevIdpError::Key(e.to_string()))??;
+
+        let bind_error = |source| DevIdpError::Bind {
+            addr: config.bind,
+            source,
+        };
+        let listener = TcpListener::bind(config.bind).map_err(bind_error)?;
+        listener.set_nonblocking(true).map_err(bind_error)?;
+        let addr = listener.local_addr().map_err(bind_error)?;
+
+        let issuer = format!("http://{addr}");
+        let backchannel = match &config.internal_host {
+            None => issuer.clone(),
+            Some(host) => internal_base(host, addr.port())?,
+        };
+        let discovery = protocol::discovery_document(&issuer, &backchannel, alg);
+
+        let shared = Arc::new(Shared {
+            issuer: issuer.clone(),
+            client: Client {
+                id: config.client_id,
+                secret: config.client_secret,
+                redirect_uris: config.redirect_uris,
+                post_logout_redirect_uris: config.post_logout_redirect_uris,
+            },
+            users: config.users,
+            keys,
+            discovery: web::Bytes::from(discovery.to_string()),
+            store: Mutex::new(Store::default()),
+            fault: RwLock::new(None),
+        });
+
+        let data = web::Data::from(Arc::clone(&shared));
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .wrap(middleware::from_fn(handlers::unavailable_gate))
+                .configure(handlers::routes)
+        })
+        .workers(1)
+        .disable_signals()
+        .shutdown_timeout(1)
+        .listen(listener)
+        .map_err(bind_error)?
+        .run();
+        let handle = server.handle();
+        let task = tokio::spawn(server);
+
+        tracing::info!(
+            issuer = %issuer,
+            client_id = %shared.client.id,
+            alg = alg.as_str(),
+            "development identity provider listening (loopback only, never for production)"
+        );
+        Ok(DevIdp {
+            issuer,
+            addr,
+            shared,
+            handle,
+            task: Some(task),
+        })
+    }
+
+    /// The issuer URL, `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// The address the provider listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The registered client's `client_id`.
+    pub fn client_id(&self) -> &str {
+        &self.shared.client.id
+    }
+
+    /// Switches a misbehaviour on (or off with `None`) for subsequent requests.
+    pub fn set_fault(&self, fault: Option<Fault>) {
+        tracing::info!(?fault, "development identity provider fault set");
+        self.shared.set_fault(fault);
+    }
+
+    /// The misbehaviour currently switched on.
+    pub fn fault(&self) -> Option<Fault> {
+        self.shared.fault()
+    }
+
+    /// The signing key's public half as SPKI PEM (the HMAC key of
+    /// [`Fault::Hs256WithPublicKey`] tokens).
+    pub fn public_key_pem(&self) -> &str {
+        self.shared.keys.primary().public_pem()
+    }
+
+    /// Turns an authorization URL (as a relying party redirects a browser to it) into the URL
+    /// that approves it as `username` without going through the picker page: same query,
+    /// path `/authorize/approve`, plus `user=<username>`. `None` when `authorize_url` is not an
+    /// absolute URL whose path is `/authorize`.
+    pub fn approve_url(&self, authorize_url: &str, username: &str) -> Option<String> {
+        let mut url = url::Url::parse(authorize_url).ok()?;
+        if url.path() != "/authorize" {
+            return None;
+        }
+        url.set_path("/authorize/approve");
+        url.query_pairs_mut().append_pair("user", username);
+        Some(url.into())
+    }
+
+    /// Stops accepting connections, finishes in-flight requests (for at most a second) and
+    /// waits for the server to end.
+    pub async fn stop(mut self) {
+        self.handle.stop(true).await;
+        if let Some(task) = self.task.take() {
+            if let Err(error) = task.await {
+                tracing::warn!(%error, "development identity provider task failed");
+            }
+        }
+    }
+}
+
+impl Drop for DevIdp {
+    fn drop(&mut self) {
+        if self.task.is_some() {
+            // Sending the command happens now; the returned future only waits for completion.
+            drop(self.handle.stop(false));
+        }
+    }
+}
+
+/// Checks what would otherwise fail later, per request, with a less helpful message.
+fn validate_config(config: &DevIdpConfig) -> Result<(), DevIdpError> {
+    let invalid = |msg: String| Err(DevIdpError::Config(msg));
+    if config.client_id.is_empty() {
+        return invalid("client_id is empty".to_owned());
+    }
+    if config.client_secret.as_deref() == Some("") {
+        return invalid("client_secret is empty; use None for a public client".to_owned());
+    }
+    if config.redirect_uris.is_empty() {
+        return invalid("redirect_uris is empty; register at least one callback URL".to_owned());
+    }
+    for (key, uris) in [
+        ("redirect_uris", &config.redirect_uris),
+        (
+            "post_logout_redirect_uris",
+            &config.post_logout_redirect_uris,
+        ),
+    ] {
+        for uri in uris {
+            match url::Url::parse(uri) {
+                Ok(url) if url.fragment().is_none() && url.has_host() => {}
+                Ok(_) => {
+                    return invalid(format!(
+                        "{key}: {uri:?} must be an absolute URL with a host and no fragment"
+                    ))
+                }
+                Err(e) => return invalid(format!("{key}: {uri:?} is not a URL: {e}")),
+            }
+        }
+    }
+    if config.users.is_empty() {
+        return invalid("users is empty; use default_users()".to_owned());
+    }
+    for (i, user) in config.users.iter().enumerate() {
+        if user.username.is_empty() {
+            return invalid(format!("users[{i}] has an empty username"));
+        }
+        if config.users[..i]
+            .iter()
+            .any(|u| u.username == user.username)
+        {
+            return invalid(format!("users: username {:?} appears twice", user.username));
+        }
+    }
+    Ok(())
+}
+
+/// The base URL of the back-channel endpoints when `internal_host` is set.
+fn internal_base(host: &str, port: u16) -> Result<String, DevIdpError> {
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    };
+    let base = format!("http://{host}:{port}");
+    match url::Url::parse(&base) {
+        Ok(url)
+            if url.path() == "/"
+                && url.host_str().is_some()
+                && url.port_or_known_default() == Some(port) =>
+        {
+            Ok(base)
+        }
+        _ => Err(DevIdpError::Config(format!(
+            "internal_host {host:?} is not a plain host name or IP address"
+        ))),
+    }
+}

@@ -1,0 +1,1222 @@
+//! End-to-end tests of the development identity provider: each one starts a provider on a free
+//! loopback port and talks to it over HTTP, verifying ID tokens against the served JWKS the way
+//! a relying party would.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::StatusCode;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use super::protocol::random_token;
+use super::*;
+
+const CALLBACK: &str = "http://127.0.0.1:9/callback";
+const LOGGED_OUT: &str = "http://127.0.0.1:9/logged-out";
+/// A secret that only survives HTTP Basic when form-encoded first (RFC 6749 section 2.3.1).
+const SECRET: &str = "s3cr3t:with+special=chars&more/%";
+const STATE: &str = "state-5f1c";
+const NONCE: &str = "nonce-9a7e";
+const ALL_SCOPES: &str = "openid profile email groups";
+
+fn config(secret: Option<&str>, alg: SigningAlg) -> DevIdpConfig {
+    DevIdpConfig {
+        client_secret: secret.map(str::to_owned),
+        redirect_uris: vec![CALLBACK.to_owned()],
+        post_logout_redirect_uris: vec![LOGGED_OUT.to_owned()],
+        alg,
+        ..DevIdpConfig::default()
+    }
+}
+
+async fn start(secret: Option<&str>) -> DevIdp {
+    DevIdp::start(config(secret, SigningAlg::Rs256))
+        .await
+        .expect("provider starts")
+}
+
+/// A client that shows redirects instead of following them.
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("HTTP client")
+}
+
+async fn get_json(url: &str) -> Value {
+    http()
+        .get(url)
+        .send()
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("JSON")
+}
+
+struct Pkce {
+    verifier: String,
+    challenge: String,
+}
+
+fn pkce() -> Pkce {
+    let verifier = random_token(32).expect("randomness");
+    let challenge = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+    Pkce {
+        verifier,
+        challenge,
+    }
+}
+
+/// The authorization URL a relying party would send a browser to.
+fn authorize_url(idp: &DevIdp, scope: &str, pkce: &Pkce) -> String {
+    authorize_url_with(
+        idp,
+        &[
+            ("response_type", "code"),
+            ("client_id", "pocketgate"),
+            ("redirect_uri", CALLBACK),
+            ("scope", scope),
+            ("state", STATE),
+            ("nonce", NONCE),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    )
+}
+
+fn authorize_url_with(idp: &DevIdp, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/authorize", idp.issuer())).expect("URL");
+    url.query_pairs_mut().extend_pairs(params);
+    url.into()
+}
+
+fn location(response: &reqwest::Response) -> url::Url {
+    let value = response
+        .headers()
+        .get(LOCATION)
+        .expect("Location header")
+        .to_str()
+        .expect("ASCII Location");
+    url::Url::parse(value).expect("absolute Location")
+}
+
+fn query_param(url: &url::Url, name: &str) -> Option<String> {
+    url.query_pairs()
+        .find(|(n, _)| n == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Approves as `user` and returns the code, checking the redirect on the way.
+async fn code_for(idp: &DevIdp, user: &str, scope: &str, pkce: &Pkce) -> String {
+    let approve = idp
+        .approve_url(&authorize_url(idp, scope, pkce), user)
+        .expect("approve URL");
+    let response = http().get(approve).send().await.expect("approve");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let back = location(&response);
+    assert_eq!(
+        format!("{}://{}{}", back.scheme(), back.authority(), back.path()),
+        CALLBACK
+    );
+    assert_eq!(query_param(&back, "state").as_deref(), Some(STATE));
+    assert_eq!(query_param(&back, "iss").as_deref(), Some(idp.issuer()));
+    let code = query_param(&back, "code").expect("code");
+    assert!(code.len() >= 22, "code carries at least 128 bits");
+    code
+}
+
+#[derive(Clone, Copy)]
+enum Auth<'a> {
+    Basic(&'a str),
+    Post(&'a str),
+    Public,
+}
+
+async fn redeem(idp: &DevIdp, auth: Auth<'_>, code: &str, verifier: &str) -> reqwest::Response {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CALLBACK),
+        ("code_verifier", verifier),
+    ];
+    let mut request = http().post(format!("{}/api/oidc/token", idp.issuer()));
+    match auth {
+        Auth::Basic(secret) => {
+            let enc =
+                |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+            let credentials = base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc("pocketgate"),
+                enc(secret)
+            ));
+            request = request.header(AUTHORIZATION, format!("Basic {credentials}"));
+        }
+        Auth::Post(secret) => form.extend([("client_id", "pocketgate"), ("client_secret", secret)]),
+        Auth::Public => form.push(("client_id", "pocketgate")),
+    }
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    request
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request")
+}
+
+/// The whole flow; returns the token response.
+async fn tokens(idp: &DevIdp, auth: Auth<'_>, user: &str, scope: &str) -> Value {
+    let pkce = pkce();
+    let code = code_for(idp, user, scope, &pkce).await;
+    let response = redeem(idp, auth, &code, &pkce.verifier).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    response.json().await.expect("token JSON")
+}
+
+fn id_token_of(tokens: &Value) -> &str {
+    tokens["id_token"].as_str().expect("id_token")
+}
+
+fn segment(token: &str, index: usize) -> Value {
+    let part = token.split('.').nth(index).expect("JWT segment");
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).expect("base64url")).expect("JSON")
+}
+
+fn jwt_header(token: &str) -> Value {
+    segment(token, 0)
+}
+
+fn jwt_claims(token: &str) -> Value {
+    segment(token, 1)
+}
+
+/// Verifies like a relying party: algorithm pinned to discovery, key from the JWKS by `kid`,
+/// issuer and audience checked.
+async fn verify(idp: &DevIdp, token: &str) -> Result<Value, ErrorKind> {
+    let discovery = get_json(&format!(
+        "{}/.well-known/openid-configuration",
+        idp.issuer()
+    ))
+    .await;
+    let alg = match discovery["id_token_signing_alg_values_supported"][0].as_str() {
+        Some("ES256") => Algorithm::ES256,
+        _ => Algorithm::RS256,
+    };
+    let jwks: JwkSet =
+        serde_json::from_value(get_json(discovery["jwks_uri"].as_str().expect("jwks_uri")).await)
+            .expect("JWKS");
+    let header = jsonwebtoken::decode_header(token).map_err(|e| e.into_kind())?;
+    let kid = header.kid.ok_or(ErrorKind::InvalidToken)?;
+    let jwk = jwks.find(&kid).ok_or(ErrorKind::InvalidKeyFormat)?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| e.into_kind())?;
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&[idp.issuer()]);
+    validation.set_audience(&["pocketgate"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation)
+        .map(|data| data.claims)
+        .map_err(|e| e.into_kind())
+}
+
+async fn userinfo(idp: &DevIdp, bearer: Option<&str>) -> reqwest::Response {
+    let mut request = http().get(format!("{}/api/oidc/userinfo", idp.issuer()));
+    if let Some(token) = bearer {
+        request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+    }
+    request.send().await.expect("userinfo request")
+}
+
+fn alice() -> DevUser {
+    default_users().remove(0)
+}
+
+#[actix_web::test]
+async fn discovery_advertises_what_pocket_id_does() {
+    let idp = start(Some(SECRET)).await;
+    let issuer = idp.issuer().to_owned();
+    assert_eq!(issuer, format!("http://127.0.0.1:{}", idp.addr().port()));
+    let d = get_json(&format!("{issuer}/.well-known/openid-configuration")).await;
+    assert_eq!(d["issuer"], issuer);
+    assert_eq!(d["authorization_endpoint"], format!("{issuer}/authorize"));
+    assert_eq!(d["token_endpoint"], format!("{issuer}/api/oidc/token"));
+    assert_eq!(
+        d["userinfo_endpoint"],
+        format!("{issuer}/api/oidc/userinfo")
+    );
+    assert_eq!(d["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+    assert_eq!(
+        d["end_session_endpoint"],
+        format!("{issuer}/api/oidc/end-session")
+    );
+    assert_eq!(d["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(d["subject_types_supported"], serde_json::json!(["public"]));
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        serde_json::json!(["RS256"])
+    );
+    assert_eq!(
+        d["code_challenge_methods_supported"],
+        serde_json::json!(["plain", "S256"])
+    );
+    assert_eq!(
+        d["token_endpoint_auth_methods_supported"],
+        serde_json::json!(["client_secret_basic", "client_secret_post", "none"])
+    );
+    assert_eq!(
+        d["scopes_supported"],
+        serde_json::json!(["openid", "profile", "email", "groups"])
+    );
+    assert_eq!(
+        d["grant_types_supported"],
+        serde_json::json!(["authorization_code"])
+    );
+    assert_eq!(d["authorization_response_iss_parameter_supported"], true);
+    let claims = d["claims_supported"].as_array().expect("claims_supported");
+    for claim in [
+        "sub",
+        "name",
+        "email",
+        "email_verified",
+        "preferred_username",
+        "groups",
+    ] {
+        assert!(claims.contains(&Value::from(claim)), "{claim}");
+    }
+
+    let jwks = get_json(&format!("{issuer}/.well-known/jwks.json")).await;
+    let keys = jwks["keys"].as_array().expect("keys");
+    assert_eq!(keys.len(), 1);
+    let key = &keys[0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["alg"].as_str(),
+            key["use"].as_str()
+        ),
+        (Some("RSA"), Some("RS256"), Some("sig"))
+    );
+    assert_eq!(key["e"], "AQAB");
+    assert_eq!(
+        URL_SAFE_NO_PAD
+            .decode(key["n"].as_str().expect("n"))
+            .expect("n")
+            .len(),
+        256
+    );
+    assert!(key["kid"].as_str().is_some_and(|kid| !kid.is_empty()));
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn internal_host_moves_only_the_backchannel_endpoints() {
+    let idp = DevIdp::start(DevIdpConfig {
+        internal_host: Some("localhost".to_owned()),
+        ..config(None, SigningAlg::Rs256)
+    })
+    .await
+    .expect("provider starts");
+    let issuer = idp.issuer().to_owned();
+    let internal = format!("http://localhost:{}", idp.addr().port());
+    let d = get_json(&format!("{issuer}/.well-known/openid-configuration")).await;
+    assert_eq!(d["issuer"], issuer);
+    assert_eq!(d["authorization_endpoint"], format!("{issuer}/authorize"));
+    assert_eq!(
+        d["end_session_endpoint"],
+        format!("{issuer}/api/oidc/end-session")
+    );
+    assert_eq!(d["token_endpoint"], format!("{internal}/api/oidc/token"));
+    assert_eq!(
+        d["userinfo_endpoint"],
+        format!("{internal}/api/oidc/userinfo")
+    );
+    assert_eq!(d["jwks_uri"], format!("{internal}/.well-known/jwks.json"));
+    // The advertised JWKS URL works and verifies the provider's tokens.
+    let tokens = tokens(&idp, Auth::Public, "bob", ALL_SCOPES).await;
+    assert!(verify(&idp, id_token_of(&tokens)).await.is_ok());
+    idp.stop().await;
+
+    let bad = DevIdp::start(DevIdpConfig {
+        internal_host: Some("host/with/path".to_owned()),
+        ..config(None, SigningAlg::Rs256)
+    })
+    .await;
+    assert!(matches!(bad, Err(DevIdpError::Config(_))), "{bad:?}");
+}
+
+#[actix_web::test]
+async fn confidential_client_with_basic_auth_completes_the_code_flow() {
+    let idp = start(Some(SECRET)).await;
+    let tokens = tokens(&idp, Auth::Basic(SECRET), "alice", ALL_SCOPES).await;
+    assert_eq!(tokens["token_type"], "Bearer");
+    assert_eq!(tokens["expires_in"], 3600);
+    assert_eq!(tokens["scope"], ALL_SCOPES);
+    assert!(tokens["access_token"]
+        .as_str()
+        .is_some_and(|t| !t.is_empty()));
+
+    let id_token = id_token_of(&tokens);
+    let header = jwt_header(id_token);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "JWT");
+    assert_eq!(header["kid"], idp.shared.keys.primary().kid());
+
+    let claims = verify(&idp, id_token).await.expect("ID token verifies");
+    let alice = alice();
+    assert_eq!(claims["iss"], idp.issuer());
+    assert_eq!(claims["aud"], "pocketgate");
+    assert_eq!(claims["sub"], alice.subject());
+    assert_eq!(claims["nonce"], NONCE);
+    assert_eq!(claims["preferred_username"], "alice");
+    assert_eq!(claims["name"], alice.name);
+    assert_eq!(claims["given_name"], "Alice");
+    assert_eq!(claims["family_name"], "Andersen");
+    assert_eq!(claims["email"], "alice@example.test");
+    assert_eq!(claims["email_verified"], true);
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "users"]));
+    assert!(claims.get("azp").is_none(), "Pocket ID sends no azp");
+    let (iat, exp) = (
+        claims["iat"].as_u64().expect("iat"),
+        claims["exp"].as_u64().expect("exp"),
+    );
+    assert_eq!(exp - iat, 3600);
+    assert!(claims["auth_time"].as_u64().is_some_and(|t| t <= iat));
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn confidential_client_with_post_auth_completes_the_code_flow() {
+    let idp = start(Some(SECRET)).await;
+    let tokens = tokens(&idp, Auth::Post(SECRET), "bob", ALL_SCOPES).await;
+    let claims = verify(&idp, id_token_of(&tokens))
+        .await
+        .expect("ID token verifies");
+    assert_eq!(claims["preferred_username"], "bob");
+    assert_eq!(claims["groups"], serde_json::json!(["users"]));
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn public_client_completes_the_code_flow_with_pkce_only() {
+    let idp = start(None).await;
+    let tokens = tokens(&idp, Auth::Public, "carol", ALL_SCOPES).await;
+    let claims = verify(&idp, id_token_of(&tokens))
+        .await
+        .expect("ID token verifies");
+    assert_eq!(claims["preferred_username"], "carol");
+    assert_eq!(claims["groups"], serde_json::json!([]));
+
+    // A public client has no secret to send.
+    let pkce = pkce();
+    let code = code_for(&idp, "carol", ALL_SCOPES, &pkce).await;
+    let response = redeem(&idp, Auth::Post("guess"), &code, &pkce.verifier).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn bad_client_authentication_is_401_invalid_client() {
+    let idp = start(Some(SECRET)).await;
+    for auth in [Auth::Basic("wrong"), Auth::Post("wrong"), Auth::Public] {
+        let pkce = pkce();
+        let code = code_for(&idp, "alice", ALL_SCOPES, &pkce).await;
+        let response = redeem(&idp, auth, &code, &pkce.verifier).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+        let body: Value = response.json().await.expect("JSON error");
+        assert_eq!(body["error"], "invalid_client");
+        assert!(body["error_description"]
+            .as_str()
+            .is_some_and(|d| !d.is_empty()));
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn wrong_code_verifier_is_invalid_grant() {
+    let idp = start(Some(SECRET)).await;
+    let pkce = pkce();
+    let code = code_for(&idp, "alice", ALL_SCOPES, &pkce).await;
+    let other = self::pkce();
+    let response = redeem(&idp, Auth::Basic(SECRET), &code, &other.verifier).await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"], "invalid_grant");
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn reused_code_is_invalid_grant_and_revokes_the_access_token() {
+    let idp = start(Some(SECRET)).await;
+    let pkce = pkce();
+    let code = code_for(&idp, "alice", ALL_SCOPES, &pkce).await;
+    let first = redeem(&idp, Auth::Basic(SECRET), &code, &pkce.verifier).await;
+    assert_eq!(first.status(), StatusCode::OK);
+    let first: Value = first.json().await.expect("tokens");
+    let access_token = first["access_token"].as_str().expect("access_token");
+    assert_eq!(
+        userinfo(&idp, Some(access_token)).await.status(),
+        StatusCode::OK
+    );
+
+    let again = redeem(&idp, Auth::Basic(SECRET), &code, &pkce.verifier).await;
+    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    let body: Value = again.json().await.expect("JSON error");
+    assert_eq!(body["error"], "invalid_grant");
+    assert_eq!(
+        userinfo(&idp, Some(access_token)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let unknown = redeem(&idp, Auth::Basic(SECRET), "no-such-code", &pkce.verifier).await;
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn token_request_with_another_redirect_uri_is_invalid_grant() {
+    let idp = DevIdp::start(DevIdpConfig {
+        redirect_uris: vec![CALLBACK.to_owned(), "http://127.0.0.1:9/other".to_owned()],
+        ..config(Some(SECRET), SigningAlg::Rs256)
+    })
+    .await
+    .expect("provider starts");
+    let pkce = pkce();
+    let code = code_for(&idp, "alice", ALL_SCOPES, &pkce).await;
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", "http://127.0.0.1:9/other"),
+            ("code_verifier", &pkce.verifier),
+            ("client_id", "pocketgate"),
+            ("client_secret", SECRET),
+        ])
+        .finish();
+    let response = http()
+        .post(format!("{}/api/oidc/token", idp.issuer()))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .expect("token request");
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    let body: Value = response.json().await.expect("JSON error");
+    assert_eq!(body["error"], "invalid_grant");
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn malformed_token_requests_are_refused() {
+    let idp = start(Some(SECRET)).await;
+    let url = format!("{}/api/oidc/token", idp.issuer());
+    let cases: [(&str, &str, &str); 4] = [
+        ("application/json", "{}", "invalid_request"),
+        (
+            "application/x-www-form-urlencoded",
+            "code=x",
+            "invalid_request",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=refresh_token",
+            "unsupported_grant_type",
+        ),
+        (
+            "application/x-www-form-urlencoded",
+            "grant_type=authorization_code&grant_type=authorization_code",
+            "invalid_request",
+        ),
+    ];
+    for (content_type, body, error) in cases {
+        let response = http()
+            .post(&url)
+            .header(CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("token request");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{body}");
+        let json: Value = response.json().await.expect("JSON error");
+        assert_eq!(json["error"], error, "{body}");
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn untrusted_client_or_redirect_uri_gets_a_400_page_never_a_redirect() {
+    let idp = start(Some(SECRET)).await;
+    let pkce = pkce();
+    let good = |name: &'static str, value: &'static str| {
+        move |(n, v): (&'static str, String)| {
+            if n == name {
+                (n, value.to_owned())
+            } else {
+                (n, v)
+            }
+        }
+    };
+    let base: Vec<(&'static str, String)> = vec![
+        ("response_type", "code".into()),
+        ("client_id", "pocketgate".into()),
+        ("redirect_uri", CALLBACK.into()),
+        ("scope", "openid".into()),
+        ("state", STATE.into()),
+        ("code_challenge", pkce.challenge.clone()),
+        ("code_challenge_method", "S256".into()),
+    ];
+    let cases: Vec<Vec<(&'static str, String)>> = vec![
+        base.clone()
+            .into_iter()
+            .map(good("redirect_uri", "http://evil.example.test/callback"))
+            .collect(),
+        base.clone()
+            .into_iter()
+            .map(good("redirect_uri", "http://127.0.0.1:9/callback/"))
+            .collect(),
+        base.clone()
+            .into_iter()
+            .map(good("redirect_uri", "http://127.0.0.1:9/callback?x=1"))
+            .collect(),
+        base.clone()
+            .into_iter()
+            .filter(|(n, _)| *n != "redirect_uri")
+            .collect(),
+        base.clone()
+            .into_iter()
+            .map(good("client_id", "someone-else"))
+            .collect(),
+        base.clone()
+            .into_iter()
+            .filter(|(n, _)| *n != "client_id")
+            .collect(),
+    ];
+    for params in cases {
+        let pairs: Vec<(&str, &str)> = params.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let url = authorize_url_with(&idp, &pairs);
+        for target in [
+            url.clone(),
+            idp.approve_url(&url, "alice").expect("approve URL"),
+        ] {
+            let response = http().get(&target).send().await.expect("authorize");
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{target}");
+            assert!(!response.headers().contains_key(LOCATION), "{target}");
+            assert!(response
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|v| v.starts_with("text/html")));
+        }
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn invalid_authorization_requests_are_sent_back_with_an_error() {
+    let idp = start(Some(SECRET)).await;
+    let pkce = pkce();
+    let challenge = pkce.challenge.as_str();
+    let with = |overrides: &[(&'static str, Option<&'static str>)]| {
+        let mut params: Vec<(&str, &str)> = vec![
+            ("response_type", "code"),
+            ("client_id", "pocketgate"),
+            ("redirect_uri", CALLBACK),
+            ("scope", "openid email"),
+            ("state", STATE),
+            ("code_challenge", challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        for (name, value) in overrides {
+            params.retain(|(n, _)| n != name);
+            if let Some(value) = value {
+                params.push((name, value));
+            }
+        }
+        authorize_url_with(&idp, &params)
+    };
+    let cases = [
+        (
+            with(&[("response_type", Some("token"))]),
+            "unsupported_response_type",
+            true,
+        ),
+        (
+            with(&[("scope", Some("profile email"))]),
+            "invalid_scope",
+            true,
+        ),
+        (with(&[("state", None)]), "invalid_request", false),
+        (
+            with(&[("code_challenge", None), ("code_challenge_method", None)]),
+            "invalid_request",
+            true,
+        ),
+        (
+            with(&[("code_challenge_method", Some("S512"))]),
+            "invalid_request",
+            true,
+        ),
+        (
+            with(&[("code_challenge", Some("too-short"))]),
+            "invalid_request",
+            true,
+        ),
+        (with(&[("prompt", Some("none"))]), "login_required", true),
+    ];
+    for (url, error, has_state) in cases {
+        let response = http().get(&url).send().await.expect("authorize");
+        assert_eq!(response.status(), StatusCode::FOUND, "{url}");
+        let back = location(&response);
+        assert!(back.as_str().starts_with(CALLBACK), "{back}");
+        assert_eq!(query_param(&back, "error").as_deref(), Some(error), "{url}");
+        assert!(query_param(&back, "error_description").is_some());
+        assert_eq!(query_param(&back, "iss").as_deref(), Some(idp.issuer()));
+        assert_eq!(query_param(&back, "state").is_some(), has_state, "{url}");
+        assert!(query_param(&back, "code").is_none());
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn sign_in_page_lists_every_user_escaped_with_working_links() {
+    let mut users = default_users();
+    users.push(DevUser {
+        username: "mallory".to_owned(),
+        name: "<script>alert(1)</script> & Co".to_owned(),
+        email: "mallory@example.test".to_owned(),
+        email_verified: false,
+        groups: vec!["\"quoted\"".to_owned()],
+    });
+    let idp = DevIdp::start(DevIdpConfig {
+        users,
+        ..config(Some(SECRET), SigningAlg::Rs256)
+    })
+    .await
+    .expect("provider starts");
+    let pkce = pkce();
+    let response = http()
+        .get(authorize_url(&idp, ALL_SCOPES, &pkce))
+        .send()
+        .await
+        .expect("authorize");
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.text().await.expect("page");
+    assert!(page.contains("Sign in to the development identity provider"));
+    for needle in [
+        "Alice Andersen",
+        "alice",
+        "admins, users",
+        "Bob Brennan",
+        "Carol Castillo",
+        "no groups",
+    ] {
+        assert!(page.contains(needle), "{needle}");
+    }
+    assert!(!page.contains("<script>"));
+    assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co"));
+    assert!(page.contains("&quot;quoted&quot;"));
+
+    // Follow bob's link exactly as a browser would.
+    let start = page
+        .find("href=\"/authorize/approve?user=bob&amp;")
+        .expect("bob's link")
+        + "href=\"".len();
+    let end = start + page[start..].find('"').expect("end of href");
+    let href = page[start..end].replace("&amp;", "&");
+    let response = http()
+        .get(format!("{}{href}", idp.issuer()))
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let back = location(&response);
+    let code = query_param(&back, "code").expect("code");
+    let tokens = redeem(&idp, Auth::Basic(SECRET), &code, &pkce.verifier).await;
+    let tokens: Value = tokens.json().await.expect("tokens");
+    let claims = verify(&idp, id_token_of(&tokens))
+        .await
+        .expect("ID token verifies");
+    assert_eq!(claims["preferred_username"], "bob");
+
+    let unknown = http()
+        .get(
+            idp.approve_url(&authorize_url(&idp, ALL_SCOPES, &pkce), "nobody")
+                .expect("URL"),
+        )
+        .send()
+        .await
+        .expect("approve");
+    assert_eq!(unknown.status(), StatusCode::BAD_REQUEST);
+    assert!(!unknown.headers().contains_key(LOCATION));
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn claims_follow_the_requested_scopes_like_pocket_id() {
+    let idp = start(None).await;
+    let cases: [(&str, &[&str], &[&str]); 4] = [
+        (
+            "openid",
+            &["sub"],
+            &["groups", "email", "preferred_username", "name"],
+        ),
+        (
+            "openid profile email",
+            &["preferred_username", "name", "email", "email_verified"],
+            &["groups"],
+        ),
+        (
+            "openid groups",
+            &["groups"],
+            &["email", "preferred_username"],
+        ),
+        (ALL_SCOPES, &["groups", "email", "preferred_username"], &[]),
+    ];
+    for (scope, present, absent) in cases {
+        let tokens = tokens(&idp, Auth::Public, "alice", scope).await;
+        assert_eq!(tokens["scope"], scope);
+        let id_claims = verify(&idp, id_token_of(&tokens))
+            .await
+            .expect("ID token verifies");
+        let info: Value = userinfo(&idp, tokens["access_token"].as_str())
+            .await
+            .json()
+            .await
+            .expect("userinfo JSON");
+        for claims in [&id_claims, &info] {
+            assert_eq!(claims["sub"], alice().subject());
+            for claim in present {
+                assert!(claims.get(claim).is_some(), "{scope}: {claim} missing");
+            }
+            for claim in absent {
+                assert!(claims.get(claim).is_none(), "{scope}: {claim} present");
+            }
+        }
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn userinfo_needs_a_valid_bearer_access_token() {
+    let idp = start(Some(SECRET)).await;
+    let tokens = tokens(&idp, Auth::Basic(SECRET), "alice", ALL_SCOPES).await;
+    let response = userinfo(&idp, tokens["access_token"].as_str()).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let info: Value = response.json().await.expect("userinfo JSON");
+    assert_eq!(info["sub"], alice().subject());
+    assert_eq!(info["preferred_username"], "alice");
+    assert_eq!(info["email"], "alice@example.test");
+    assert_eq!(info["groups"], serde_json::json!(["admins", "users"]));
+
+    let id_token = id_token_of(&tokens).to_owned();
+    for bearer in [None, Some("garbage"), Some(id_token.as_str())] {
+        let response = userinfo(&idp, bearer).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "{bearer:?}");
+        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn unavailable_fault_answers_503_everywhere_until_cleared() {
+    let idp = start(None).await;
+    idp.set_fault(Some(Fault::Unavailable));
+    assert_eq!(idp.fault(), Some(Fault::Unavailable));
+    let issuer = idp.issuer().to_owned();
+    for path in [
+        "/.well-known/openid-configuration",
+        "/.well-known/jwks.json",
+        "/authorize",
+        "/api/oidc/userinfo",
+        "/healthz",
+        "/nope",
+    ] {
+        let response = http()
+            .get(format!("{issuer}{path}"))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+    }
+    let token = http()
+        .post(format!("{issuer}/api/oidc/token"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(token.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+    idp.set_fault(None);
+    let health = http()
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), StatusCode::OK);
+    let tokens = tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await;
+    assert!(verify(&idp, id_token_of(&tokens)).await.is_ok());
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn id_token_faults_break_exactly_what_they_name() {
+    let idp = start(None).await;
+    let primary_kid = idp.shared.keys.primary().kid().to_owned();
+    let now = protocol::now();
+
+    idp.set_fault(Some(Fault::WrongSignature));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(jwt_header(&token)["kid"], primary_kid.as_str());
+    assert_eq!(verify(&idp, &token).await, Err(ErrorKind::InvalidSignature));
+
+    idp.set_fault(Some(Fault::WrongIssuer));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(
+        jwt_claims(&token)["iss"],
+        "http://wrong-issuer.example.test"
+    );
+    assert_eq!(verify(&idp, &token).await, Err(ErrorKind::InvalidIssuer));
+
+    idp.set_fault(Some(Fault::WrongAudience));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(verify(&idp, &token).await, Err(ErrorKind::InvalidAudience));
+
+    idp.set_fault(Some(Fault::Expired));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    let claims = jwt_claims(&token);
+    assert!(claims["exp"].as_u64().is_some_and(|exp| exp + 3500 < now));
+    assert!(claims["iat"].as_u64().is_some_and(|iat| iat + 3500 < now));
+    assert_eq!(verify(&idp, &token).await, Err(ErrorKind::ExpiredSignature));
+
+    idp.set_fault(Some(Fault::NonceMismatch));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    let claims = verify(&idp, &token)
+        .await
+        .expect("signature and issuer are fine");
+    assert!(claims["nonce"].as_str().is_some_and(|nonce| nonce != NONCE));
+
+    idp.set_fault(Some(Fault::AlgNone));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(
+        jwt_header(&token),
+        serde_json::json!({"alg": "none", "typ": "JWT"})
+    );
+    assert!(token.ends_with('.'));
+    assert_eq!(jwt_claims(&token)["nonce"], NONCE);
+    assert!(verify(&idp, &token).await.is_err());
+
+    idp.set_fault(Some(Fault::Hs256WithPublicKey));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(jwt_header(&token)["alg"], "HS256");
+    assert_eq!(jwt_header(&token)["kid"], primary_kid.as_str());
+    assert!(idp
+        .public_key_pem()
+        .starts_with("-----BEGIN PUBLIC KEY-----\n"));
+    let mut hs256 = Validation::new(Algorithm::HS256);
+    hs256.set_audience(&["pocketgate"]);
+    let forged = jsonwebtoken::decode::<Value>(
+        &token,
+        &DecodingKey::from_secret(idp.public_key_pem().as_bytes()),
+        &hs256,
+    );
+    assert!(forged.is_ok(), "the HMAC key is the public PEM: {forged:?}");
+    assert_eq!(verify(&idp, &token).await, Err(ErrorKind::InvalidAlgorithm));
+
+    idp.set_fault(Some(Fault::GroupsOnlyInUserinfo));
+    let issued = tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await;
+    let claims = verify(&idp, id_token_of(&issued))
+        .await
+        .expect("valid ID token");
+    for claim in ["groups", "email", "email_verified"] {
+        assert!(claims.get(claim).is_none(), "{claim}");
+    }
+    assert_eq!(claims["preferred_username"], "alice");
+    let info: Value = userinfo(&idp, issued["access_token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("userinfo");
+    assert_eq!(info["groups"], serde_json::json!(["admins", "users"]));
+    assert_eq!(info["email"], "alice@example.test");
+
+    idp.set_fault(None);
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    let claims = verify(&idp, &token).await.expect("back to normal");
+    assert_eq!(claims["nonce"], NONCE);
+    assert_eq!(claims["groups"], serde_json::json!(["admins", "users"]));
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn unknown_kid_key_is_published_only_after_the_token_exists() {
+    let idp = start(None).await;
+    let jwks_url = format!("{}/.well-known/jwks.json", idp.issuer());
+    let cached: JwkSet = serde_json::from_value(get_json(&jwks_url).await).expect("JWKS");
+    assert_eq!(cached.keys.len(), 1);
+
+    idp.set_fault(Some(Fault::UnknownKid));
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    let kid = jwt_header(&token)["kid"].as_str().expect("kid").to_owned();
+    assert!(
+        cached.find(&kid).is_none(),
+        "the old JWKS cannot know the new key"
+    );
+
+    let refetched: JwkSet = serde_json::from_value(get_json(&jwks_url).await).expect("JWKS");
+    assert_eq!(refetched.keys.len(), 2);
+    assert!(refetched.find(&kid).is_some());
+    assert!(
+        verify(&idp, &token).await.is_ok(),
+        "verifies after a refetch"
+    );
+
+    // Clearing the fault signs with the original key again; the rotated key stays published.
+    idp.set_fault(None);
+    let token = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    assert_eq!(jwt_header(&token)["kid"], idp.shared.keys.primary().kid());
+    assert!(verify(&idp, &token).await.is_ok());
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn deny_authorize_sends_access_denied_back_like_a_group_restricted_client() {
+    let idp = start(None).await;
+    idp.set_fault(Some(Fault::DenyAuthorize));
+    let pkce = pkce();
+    let url = authorize_url(&idp, ALL_SCOPES, &pkce);
+    for target in [
+        url.clone(),
+        idp.approve_url(&url, "alice").expect("approve URL"),
+    ] {
+        let response = http().get(&target).send().await.expect("authorize");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let back = location(&response);
+        assert!(back.as_str().starts_with(CALLBACK));
+        assert_eq!(
+            query_param(&back, "error").as_deref(),
+            Some("access_denied")
+        );
+        assert_eq!(
+            query_param(&back, "error_description").as_deref(),
+            Some("User is not in an allowed group")
+        );
+        assert_eq!(query_param(&back, "state").as_deref(), Some(STATE));
+        assert_eq!(query_param(&back, "iss").as_deref(), Some(idp.issuer()));
+        assert!(query_param(&back, "code").is_none());
+    }
+    idp.set_fault(None);
+    code_for(&idp, "alice", ALL_SCOPES, &pkce).await;
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn end_session_redirects_only_to_registered_uris_with_a_genuine_hint() {
+    let idp = start(None).await;
+    let genuine = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    idp.set_fault(Some(Fault::Expired));
+    let expired = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    idp.set_fault(Some(Fault::WrongSignature));
+    let forged = id_token_of(&tokens(&idp, Auth::Public, "alice", ALL_SCOPES).await).to_owned();
+    idp.set_fault(None);
+
+    let end_session = |params: &[(&str, &str)]| {
+        let mut url =
+            url::Url::parse(&format!("{}/api/oidc/end-session", idp.issuer())).expect("URL");
+        url.query_pairs_mut().extend_pairs(params);
+        String::from(url)
+    };
+    let redirected = [
+        end_session(&[
+            ("id_token_hint", &genuine),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("state", "s1"),
+        ]),
+        end_session(&[
+            ("id_token_hint", &expired),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("state", "s1"),
+        ]),
+    ];
+    for url in redirected {
+        let response = http().get(&url).send().await.expect("end-session");
+        assert_eq!(response.status(), StatusCode::FOUND);
+        let back = location(&response);
+        assert!(back.as_str().starts_with(LOGGED_OUT));
+        assert_eq!(query_param(&back, "state").as_deref(), Some("s1"));
+    }
+    let no_state = http()
+        .get(end_session(&[
+            ("id_token_hint", &genuine),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+        ]))
+        .send()
+        .await
+        .expect("end-session");
+    assert_eq!(location(&no_state).as_str(), LOGGED_OUT);
+
+    let stays = [
+        end_session(&[
+            ("id_token_hint", &genuine),
+            ("post_logout_redirect_uri", "http://evil.example.test/"),
+        ]),
+        end_session(&[
+            ("id_token_hint", &genuine),
+            ("post_logout_redirect_uri", CALLBACK),
+        ]),
+        end_session(&[("post_logout_redirect_uri", LOGGED_OUT)]),
+        end_session(&[
+            ("id_token_hint", &forged),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+        ]),
+        end_session(&[
+            ("id_token_hint", "not-a-jwt"),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+        ]),
+        end_session(&[
+            ("id_token_hint", &genuine),
+            ("post_logout_redirect_uri", LOGGED_OUT),
+            ("client_id", "other"),
+        ]),
+        end_session(&[]),
+    ];
+    for url in stays {
+        let response = http().get(&url).send().await.expect("end-session");
+        assert_eq!(response.status(), StatusCode::OK, "{url}");
+        assert!(!response.headers().contains_key(LOCATION));
+        let page = response.text().await.expect("page");
+        assert!(page.contains("You are signed out"));
+    }
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn es256_provider_signs_with_a_p256_key() {
+    let idp = DevIdp::start(config(Some(SECRET), SigningAlg::Es256))
+        .await
+        .expect("provider starts");
+    let d = get_json(&format!(
+        "{}/.well-known/openid-configuration",
+        idp.issuer()
+    ))
+    .await;
+    assert_eq!(
+        d["id_token_signing_alg_values_supported"],
+        serde_json::json!(["ES256"])
+    );
+    let jwks = get_json(&format!("{}/.well-known/jwks.json", idp.issuer())).await;
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("EC"), Some("P-256"), Some("ES256"))
+    );
+    assert!(key.get("x").is_some() && key.get("y").is_some() && key.get("d").is_none());
+
+    let issued = tokens(&idp, Auth::Basic(SECRET), "alice", ALL_SCOPES).await;
+    assert_eq!(jwt_header(id_token_of(&issued))["alg"], "ES256");
+    assert!(verify(&idp, id_token_of(&issued)).await.is_ok());
+    assert_eq!(
+        userinfo(&idp, issued["access_token"].as_str())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+
+    idp.set_fault(Some(Fault::WrongSignature));
+    let forged = tokens(&idp, Auth::Basic(SECRET), "alice", ALL_SCOPES).await;
+    assert_eq!(
+        verify(&idp, id_token_of(&forged)).await,
+        Err(ErrorKind::InvalidSignature)
+    );
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn only_loopback_addresses_are_accepted() {
+    for bind in ["0.0.0.0:0", "192.0.2.1:0", "[::]:0", "10.0.0.1:4000"] {
+        let bind: SocketAddr = bind.parse().expect("address");
+        let result = DevIdp::start(DevIdpConfig {
+            bind,
+            ..config(None, SigningAlg::Rs256)
+        })
+        .await;
+        assert!(
+            matches!(result, Err(DevIdpError::NotLoopback(addr)) if addr == bind),
+            "{bind}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn unusable_configurations_are_refused_with_the_reason() {
+    let cases = [
+        DevIdpConfig {
+            redirect_uris: vec![],
+            ..config(None, SigningAlg::Rs256)
+        },
+        DevIdpConfig {
+            redirect_uris: vec!["/relative".to_owned()],
+            ..config(None, SigningAlg::Rs256)
+        },
+        DevIdpConfig {
+            client_secret: Some(String::new()),
+            ..config(None, SigningAlg::Rs256)
+        },
+        DevIdpConfig {
+            users: vec![alice(), alice()],
+            ..config(None, SigningAlg::Rs256)
+        },
+        DevIdpConfig {
+            users: vec![],
+            ..config(None, SigningAlg::Rs256)
+        },
+    ];
+    for config in cases {
+        let result = DevIdp::start(config).await;
+        assert!(matches!(result, Err(DevIdpError::Config(_))), "{result:?}");
+    }
+}
+
+#[test]
+fn provider_handle_can_be_shared_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<DevIdp>();
+}
+
+/// Plain tokio (no actix system), as pocketgate's own integration tests may run.
+#[tokio::test]
+async fn healthz_unknown_paths_and_stop() {
+    let idp = start(None).await;
+    let issuer = idp.issuer().to_owned();
+    let health = http()
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(health.status(), StatusCode::OK);
+    let missing = http()
+        .get(format!("{issuer}/api/nope"))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    idp.stop().await;
+    assert!(http()
+        .get(format!("{issuer}/healthz"))
+        .send()
+        .await
+        .is_err());
+}
