@@ -404,7 +404,9 @@ fn check_table(table: &Dict, prefix: &str, allowed: &[&str]) -> Result<(), Confi
             allowed
                 .iter()
                 .map(|k| (strsim::damerau_levenshtein(key, k), *k))
-                .filter(|(d, k)| *d <= (k.len() / 2).max(2))
+                .filter(|(d, k)| {
+                    *d <= (k.len() / 2).max(2) || key.starts_with(*k) || k.starts_with(key.as_str())
+                })
                 .min_by_key(|(d, _)| *d)
                 .map(|(_, k)| k.to_string())
         };

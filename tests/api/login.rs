@@ -1,0 +1,581 @@
+//! The browser flow against the development provider: /login, /callback,
+//! /logout, and every way it must fail.
+
+use std::time::{Duration, Instant};
+
+use pocketgate::dev_idp::{Fault, SigningAlg};
+
+use crate::common::*;
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+const RD: &str = "https://app.example.test/dash/board?tab=2&x=%2F";
+
+/// The session cookie(s) a response sets, as a `Cookie:` header value.
+fn session_cookie(r: &reqwest::Response) -> Option<String> {
+    let parts: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.split(';').next())
+        .filter(|kv| kv.starts_with("pocketgate=") || kv.starts_with("pocketgate_"))
+        .filter(|kv| !kv.starts_with("pocketgate_flow_") && !kv.ends_with('='))
+        .map(str::to_string)
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// /login → provider approval as `user` → the callback URL (not yet requested).
+async fn to_callback(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -> String {
+    let r = b
+        .get(app.url(&format!("/login?rd={}", enc(rd))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let authz = location(&r);
+    assert!(
+        authz.starts_with(app.idp.as_ref().unwrap().issuer()),
+        "{authz}"
+    );
+    for p in [
+        "code_challenge_method=S256",
+        "scope=openid",
+        "groups",
+        "nonce=",
+        "state=",
+    ] {
+        assert!(authz.contains(p), "{p} missing in {authz}");
+    }
+    let approve = app.idp.as_ref().unwrap().approve_url(&authz, user).unwrap();
+    let r = b.get(approve).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    location(&r)
+}
+
+async fn sign_in(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -> reqwest::Response {
+    let cb = to_callback(app, b, user, rd).await;
+    b.get(cb).send().await.unwrap()
+}
+
+async fn whoami(app: &TestApp, b: &reqwest::Client) -> Option<String> {
+    let r = b.get(app.url("/whoami")).send().await.unwrap();
+    if r.status() != 200 {
+        return None;
+    }
+    let v: serde_json::Value = r.json().await.unwrap();
+    v["user"].as_str().map(str::to_string)
+}
+
+#[actix_web::test]
+async fn login_allowed_request_logout_cycle() {
+    let app = spawn_with_idp().await;
+    let b = browser();
+    // The proxy sends an anonymous browser to /login with the original URL.
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/dash/board?tab=2&x=%2F",
+        &[HTML],
+    )
+    .await;
+    let login = location(&r);
+    assert_eq!(login, format!("{}/login?rd={}", app.base, enc(RD)));
+
+    let r = sign_in(&app, &b, "alice", RD).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        location(&r),
+        RD,
+        "lands on the original URL with path and query intact"
+    );
+    let set: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .collect();
+    let session = set
+        .iter()
+        .find(|c| c.starts_with("pocketgate="))
+        .expect("session cookie");
+    assert!(
+        session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+        "{session}"
+    );
+    assert!(!session.contains("Secure"), "public_url is http here");
+    assert!(
+        set.iter()
+            .any(|c| c.starts_with("pocketgate_flow_") && c.contains("Max-Age=0")),
+        "flow cookie cleared: {set:?}"
+    );
+
+    let cookie = session_cookie(&r).unwrap();
+    for how in BOTH {
+        let r = ask(
+            &app,
+            how,
+            "grafana.example.test",
+            "/",
+            &[("Cookie", &cookie)],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-remote-user"], "alice");
+        assert_eq!(r.headers()["x-remote-groups"], "admins,users");
+        assert_eq!(r.headers()["x-remote-email"], "alice@example.test");
+    }
+    assert_eq!(whoami(&app, &b).await.as_deref(), Some("alice"));
+
+    // Logout: cookie cleared, RP-initiated logout at the provider with id_token_hint, back to rd.
+    let r = b
+        .get(app.url(&format!(
+            "/logout?rd={}",
+            enc("https://app.example.test/bye")
+        )))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let end = location(&r);
+    assert!(
+        end.starts_with(&format!(
+            "{}/api/oidc/end-session?",
+            app.idp.as_ref().unwrap().issuer()
+        )),
+        "{end}"
+    );
+    assert!(
+        end.contains("id_token_hint=") && end.contains("post_logout_redirect_uri="),
+        "{end}"
+    );
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("pocketgate=;")));
+    let r = b.get(end).send().await.unwrap();
+    assert_eq!(r.status(), 302, "the provider returns to /logout/done");
+    let done = location(&r);
+    assert!(
+        done.starts_with(&format!("{}/logout/done", app.base)),
+        "{done}"
+    );
+    let r = b.get(done).send().await.unwrap();
+    assert_eq!(location(&r), "https://app.example.test/bye");
+    assert_eq!(
+        whoami(&app, &b).await,
+        None,
+        "the browser has no session any more"
+    );
+    let r = b
+        .get(app.url("/forward-auth"))
+        .header("X-Forwarded-Host", "grafana.example.test")
+        .header("X-Forwarded-Uri", "/")
+        .header("Accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[actix_web::test]
+async fn a_user_outside_the_policy_signs_in_and_is_denied() {
+    let app = spawn_with_idp().await;
+    let r = sign_in(&app, &browser(), "bob", RD).await;
+    let cookie = session_cookie(&r).unwrap();
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "grafana.example.test",
+        "/",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+}
+
+#[actix_web::test]
+async fn forged_id_tokens_are_rejected() {
+    let app = spawn_with_idp().await;
+    for fault in [
+        Fault::WrongSignature,
+        Fault::WrongIssuer,
+        Fault::WrongAudience,
+        Fault::Expired,
+        Fault::NonceMismatch,
+        Fault::AlgNone,
+        Fault::Hs256WithPublicKey,
+    ] {
+        let b = browser();
+        let cb = to_callback(&app, &b, "alice", RD).await;
+        app.idp.as_ref().unwrap().set_fault(Some(fault));
+        let r = b.get(cb).send().await.unwrap();
+        app.idp.as_ref().unwrap().set_fault(None);
+        assert_eq!(r.status(), 401, "{fault:?}");
+        assert!(
+            session_cookie(&r).is_none(),
+            "{fault:?} must set no session"
+        );
+        let body = r.text().await.unwrap();
+        assert!(body.contains("Sign in again"), "{fault:?}: {body}");
+        assert_eq!(whoami(&app, &b).await, None, "{fault:?}");
+    }
+}
+
+#[actix_web::test]
+async fn an_unknown_kid_refetches_the_keys_once() {
+    let app = spawn_with_idp().await;
+    let b = browser();
+    let cb = to_callback(&app, &b, "alice", RD).await;
+    app.idp.as_ref().unwrap().set_fault(Some(Fault::UnknownKid));
+    let r = b.get(cb).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    assert_eq!(whoami(&app, &b).await.as_deref(), Some("alice"));
+}
+
+#[actix_web::test]
+async fn groups_and_email_missing_from_the_id_token_come_from_userinfo() {
+    let app = spawn_with_idp().await;
+    app.idp
+        .as_ref()
+        .unwrap()
+        .set_fault(Some(Fault::GroupsOnlyInUserinfo));
+    let r = sign_in(&app, &browser(), "alice", RD).await;
+    assert_eq!(r.status(), 302);
+    let cookie = session_cookie(&r).unwrap();
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "grafana.example.test",
+        "/",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-remote-groups"], "admins,users");
+    assert_eq!(r.headers()["x-remote-email"], "alice@example.test");
+}
+
+#[actix_web::test]
+async fn a_provider_refusal_is_shown_plainly() {
+    let app = spawn_with_idp().await;
+    app.idp
+        .as_ref()
+        .unwrap()
+        .set_fault(Some(Fault::DenyAuthorize));
+    let b = browser();
+    let r = b
+        .get(app.url(&format!("/login?rd={}", enc(RD))))
+        .send()
+        .await
+        .unwrap();
+    let r = b.get(location(&r)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let r = b.get(location(&r)).send().await.unwrap();
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("access_denied") && body.contains("not in an allowed group"),
+        "{body}"
+    );
+    assert!(body.contains("Sign in again"));
+}
+
+#[actix_web::test]
+async fn state_mismatch_replay_and_missing_flow_cookie() {
+    let app = spawn_with_idp().await;
+    let b = browser();
+    let cb = to_callback(&app, &b, "alice", RD).await;
+
+    // Missing flow cookie: another browser presents the callback.
+    let r = browser().get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(session_cookie(&r).is_none());
+
+    // State mismatch.
+    let forged = regex_replace_state(&cb, "forged-state-value");
+    let r = b.get(&forged).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The genuine callback works once...
+    let r = b.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    // ...and a replay finds no flow any more.
+    let r = b.get(&cb).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(session_cookie(&r).is_none());
+
+    // iss mismatch (RFC 9207) on a fresh flow: refused, and the flow is spent.
+    let b = browser();
+    let cb = to_callback(&app, &b, "alice", RD).await;
+    let wrong_iss = cb.replace("iss=http", "iss=https");
+    let r = b.get(&wrong_iss).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(session_cookie(&r).is_none());
+    assert!(r.text().await.unwrap().contains("iss"));
+    assert_eq!(
+        b.get(&cb).send().await.unwrap().status(),
+        400,
+        "a failed callback ends its flow"
+    );
+}
+
+fn regex_replace_state(url: &str, state: &str) -> String {
+    let mut u = url::Url::parse(url).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .map(|(k, v)| {
+            let v = if k == "state" {
+                state.to_string()
+            } else {
+                v.into_owned()
+            };
+            (k.into_owned(), v)
+        })
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    u.to_string()
+}
+
+#[actix_web::test]
+async fn a_reused_code_is_refused_by_the_provider() {
+    let app = spawn_with_idp().await;
+    // Drive the flow by hand so the flow cookie can be kept, as an attacker replaying the whole request would.
+    let c = client();
+    let r = c
+        .get(app.url(&format!("/login?rd={}", enc(RD))))
+        .send()
+        .await
+        .unwrap();
+    let flow = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("pocketgate_flow_"))
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string();
+    let approve = app
+        .idp
+        .as_ref()
+        .unwrap()
+        .approve_url(&location(&r), "alice")
+        .unwrap();
+    let cb = location(&c.get(approve).send().await.unwrap());
+    let r = c.get(&cb).header("Cookie", &flow).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let r = c.get(&cb).header("Cookie", &flow).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(session_cookie(&r).is_none());
+    assert!(r.text().await.unwrap().contains("invalid_grant"));
+}
+
+#[actix_web::test]
+async fn parallel_logins_in_two_tabs_and_two_browsers() {
+    let app = spawn_with_idp().await;
+    // Two tabs of one browser: both flows complete, each to its own rd.
+    let b = browser();
+    let rd1 = "https://app.example.test/one";
+    let rd2 = "https://grafana.example.test/two";
+    let cb1 = to_callback(&app, &b, "alice", rd1).await;
+    let cb2 = to_callback(&app, &b, "alice", rd2).await;
+    let r2 = b.get(&cb2).send().await.unwrap();
+    let r1 = b.get(&cb1).send().await.unwrap();
+    assert_eq!(
+        (r1.status().as_u16(), location(&r1)),
+        (302, rd1.to_string())
+    );
+    assert_eq!(
+        (r2.status().as_u16(), location(&r2)),
+        (302, rd2.to_string())
+    );
+
+    // Two users in two browsers, interleaved: each ends with their own identity.
+    let (ba, bb) = (browser(), browser());
+    let (ca, cb) = tokio::join!(
+        to_callback(&app, &ba, "alice", RD),
+        to_callback(&app, &bb, "bob", RD)
+    );
+    let (ra, rb) = tokio::join!(bb.get(&cb).send(), ba.get(&ca).send());
+    assert_eq!(ra.unwrap().status(), 302);
+    assert_eq!(rb.unwrap().status(), 302);
+    assert_eq!(whoami(&app, &ba).await.as_deref(), Some("alice"));
+    assert_eq!(whoami(&app, &bb).await.as_deref(), Some("bob"));
+}
+
+#[actix_web::test]
+async fn an_earlier_session_is_replaced_at_login() {
+    let app = spawn_with_idp().await;
+    // Mallory plants her session cookie in the victim's browser.
+    let planted = app.cookie("mallory", &["admins"]);
+    let jar = std::sync::Arc::new(reqwest::cookie::Jar::default());
+    jar.add_cookie_str(&format!("{planted}; Path=/"), &app.base.parse().unwrap());
+    let b = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_provider(jar)
+        .build()
+        .unwrap();
+    assert_eq!(whoami(&app, &b).await.as_deref(), Some("mallory"));
+    let r = sign_in(&app, &b, "bob", RD).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(
+        whoami(&app, &b).await.as_deref(),
+        Some("bob"),
+        "the login replaced the planted session"
+    );
+}
+
+#[actix_web::test]
+async fn open_redirect_corpus_is_refused_on_login_and_logout() {
+    let app = spawn_with_idp().await;
+    let corpus = [
+        "//evil.test",
+        "/\\evil.test",
+        "\\/evil.test",
+        "https:evil.test",
+        "https:/evil.test",
+        "https://evil.test/",
+        "https://app.example.test.evil.test/",
+        "https://app.example.test@evil.test/",
+        "https://app.example.test:x@evil.test/",
+        "https://a@b@evil.test/",
+        "https://evil.test\\@app.example.test/",
+        "https://app.example.test%2F@evil.test/",
+        "https://evil.test%09.app.example.test/",
+        " https://app.example.test/",
+        "https://app.example.test/\r\nSet-Cookie: x=1",
+        "https://app.example.test/\t",
+        "javascript:alert(1)",
+        "JavaScript://app.example.test/%0aalert(1)",
+        "data:text/html,<script>alert(1)</script>",
+        "ftp://app.example.test/",
+        "/relative/path",
+        "app.example.test",
+        "",
+        "https://exampl.test/",
+        "https://ex\u{e4}mple.test/",
+    ];
+    let c = client();
+    for path in ["/login", "/logout"] {
+        for rd in corpus {
+            let r = c
+                .get(app.url(&format!("{path}?rd={}", enc(rd))))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 400, "{path} rd={rd:?}");
+            assert!(r.headers().get("location").is_none(), "{path} rd={rd:?}");
+            let body = r.text().await.unwrap();
+            assert!(
+                !body.contains("<script>"),
+                "the page escapes what it echoes"
+            );
+        }
+    }
+    // Configured hosts, any case, with ports, are fine.
+    for rd in [
+        "https://APP.example.test:8443/x",
+        "https://grafana.example.test/",
+        "https://a.wild.example.test/",
+    ] {
+        let r = c
+            .get(app.url(&format!("/login?rd={}", enc(rd))))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 302, "{rd}");
+    }
+}
+
+#[actix_web::test]
+async fn provider_down_at_start_and_recovering() {
+    let app = spawn(Options {
+        idp: true,
+        discover: false,
+        ..Options::default()
+    })
+    .await;
+    let idp = app.idp.as_ref().unwrap();
+    idp.set_fault(Some(Fault::Unavailable));
+    let discovery = app.provider.spawn_discovery();
+    let c = client();
+    let r = c.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = c
+        .get(app.url(&format!("/login?rd={}", enc(RD))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("cannot be reached"));
+    // Bypasses and existing sessions keep working without the provider.
+    let r = ask(&app, Ask::ForwardAuth, "open.example.test", "/api/x", &[]).await;
+    assert_eq!(r.status(), 200);
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "grafana.example.test",
+        "/",
+        &[("Cookie", &app.cookie("alice", &["admins"]))],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    idp.set_fault(None);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let r = c.get(app.url("/readyz")).send().await.unwrap();
+        if r.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "provider never became ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = sign_in(&app, &browser(), "alice", RD).await;
+    assert_eq!(r.status(), 302);
+    discovery.abort();
+}
+
+#[actix_web::test]
+async fn public_client_post_auth_es256_and_internal_endpoints() {
+    // A public client (PKCE only).
+    let app = spawn(Options {
+        idp: true,
+        oidc: "client_auth = \"none\"".into(),
+        configure_idp: |c| c.client_secret = None,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(sign_in(&app, &browser(), "alice", RD).await.status(), 302);
+
+    // client_secret_post, ES256 keys, and token/userinfo/JWKS on another host name (Pocket ID's INTERNAL_APP_URL).
+    let app = spawn(Options {
+        idp: true,
+        oidc: "client_auth = \"client_secret_post\"".into(),
+        configure_idp: |c| {
+            c.alg = SigningAlg::Es256;
+            c.internal_host = Some("localhost".into());
+        },
+        ..Options::default()
+    })
+    .await;
+    let b = browser();
+    let r = sign_in(&app, &b, "alice", RD).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    assert_eq!(whoami(&app, &b).await.as_deref(), Some("alice"));
+}

@@ -1,0 +1,272 @@
+//! Health, readiness, whoami, and the command line.
+
+use std::process::Command;
+
+use crate::common::*;
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pocketgate"));
+    // The test process's own environment must not leak configuration in.
+    for (k, _) in std::env::vars() {
+        if k.starts_with("POCKETGATE_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/pocketgate.toml");
+
+#[actix_web::test]
+async fn healthz_readyz_and_whoami() {
+    let app = spawn_plain("").await;
+    let c = client();
+    assert_eq!(
+        c.get(app.url("/healthz")).send().await.unwrap().status(),
+        200
+    );
+    assert_eq!(
+        c.get(app.url("/readyz")).send().await.unwrap().status(),
+        503,
+        "provider metadata not loaded"
+    );
+    let r = c.get(app.url("/whoami")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = c
+        .get(app.url("/whoami"))
+        .header("Cookie", app.cookie("alice", &["admins"]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(v["user"], "alice");
+    assert_eq!(v["groups"], serde_json::json!(["admins"]));
+    let app = spawn_with_idp().await;
+    assert_eq!(
+        client()
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+}
+
+#[test]
+fn check_summarises_the_example_with_secrets_from_the_environment() {
+    let out = bin()
+        .args(["check", "-c", EXAMPLE])
+        .env("POCKETGATE_SESSION__SECRET", "x".repeat(40))
+        .env("POCKETGATE_OIDC__CLIENT_SECRET", "client")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("configuration OK"));
+    assert!(
+        stdout.contains("grafana.example.com") && stdout.contains("policy admins"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("sonarr.example.com") && stdout.contains("lan.example.com"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("other hosts: policy users"), "{stdout}");
+}
+
+#[test]
+fn check_fails_with_the_key_and_exit_1() {
+    // Without secrets the example's secret files do not exist here.
+    let out = bin().args(["check", "-c", EXAMPLE]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("secret_file") && err.contains("/run/secrets"),
+        "{err}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "public_url = \"https://auth.example.com\"\nlisten_addr = \"x\"\n",
+    )
+    .unwrap();
+    let out = bin().args(["check", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("listen_addr: unknown key") && err.contains("`listen`"),
+        "{err}"
+    );
+
+    let out = bin()
+        .args(["check", "-c", "/nonexistent/pocketgate.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+
+    // An environment override is checked like the file.
+    let out = bin()
+        .args(["check", "-c", EXAMPLE])
+        .env("POCKETGATE_SESSION__SECRET", "x".repeat(40))
+        .env("POCKETGATE_OIDC__CLIENT_SECRET", "client")
+        .env("POCKETGATE_OIDC__SCOPES", "[profile]")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("oidc.scopes"));
+}
+
+#[test]
+fn explain_prints_the_rule_and_the_network() {
+    let out = bin()
+        .args([
+            "explain",
+            "-c",
+            EXAMPLE,
+            "--url",
+            "https://grafana.example.com/api/health",
+            "--ip",
+            "10.50.1.2",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(s.contains("hosts[0] (grafana.example.com)"), "{s}");
+    assert!(s.contains("bypass: /api/health matches bypass_paths[0] (/api/health); client 10.50.1.2 in allowed_networks[0] (10.50.0.0/16)"), "{s}");
+    assert!(s.contains("outcome  bypass"), "{s}");
+
+    let out = bin()
+        .args([
+            "explain",
+            "-c",
+            EXAMPLE,
+            "--url",
+            "https://Grafana.example.com/",
+            "--user",
+            "bob",
+            "--groups",
+            "users",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["outcome"], "deny");
+    assert_eq!(v["host"], "grafana.example.com");
+    assert_eq!(v["policy"], "admins");
+    assert_eq!(v["rule"], "policies.admins.allowed_groups");
+    assert!(v["reason"].as_str().unwrap().contains("bob"));
+
+    for (args, outcome) in [
+        (
+            vec![
+                "--url",
+                "https://grafana.example.com/",
+                "--user",
+                "alice",
+                "--groups",
+                "admins",
+            ],
+            "allow",
+        ),
+        (vec!["--url", "https://grafana.example.com/"], "login"),
+        (
+            vec!["--url", "https://lan.example.com/", "--ip", "192.168.4.4"],
+            "bypass",
+        ),
+        (
+            vec![
+                "--url",
+                "https://sonarr.example.com/api/system/status",
+                "--ip",
+                "203.0.113.1",
+            ],
+            "login",
+        ),
+        (
+            vec![
+                "--url",
+                "https://grafana.example.com/api/health/../../admin",
+                "--ip",
+                "10.50.1.2",
+            ],
+            "login",
+        ),
+    ] {
+        let out = bin()
+            .args(["explain", "-c", EXAMPLE, "--json"])
+            .args(&args)
+            .output()
+            .unwrap();
+        let v: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}"));
+        assert_eq!(v["outcome"], outcome, "{args:?}: {v}");
+    }
+
+    let out = bin()
+        .args(["explain", "-c", EXAMPLE, "--url", "not a url"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
+
+#[test]
+fn gen_secret_prints_32_random_bytes() {
+    use base64::Engine;
+    let a = bin().arg("gen-secret").output().unwrap();
+    let b = bin().arg("gen-secret").output().unwrap();
+    let a = String::from_utf8(a.stdout).unwrap();
+    let b = String::from_utf8(b.stdout).unwrap();
+    assert_ne!(a, b);
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(a.trim())
+        .unwrap();
+    assert_eq!(bytes.len(), 32);
+}
+
+#[actix_web::test]
+async fn the_demo_signs_in_and_shows_the_headers() {
+    let demo = pocketgate::demo::start(0, 0, false).await.unwrap();
+    let base = format!("http://{}", demo.app.addr());
+    let idp_issuer = demo.idp.issuer().to_string();
+    let approve = |authz: &str, user: &str| demo.idp.approve_url(authz, user).unwrap();
+    actix_web::rt::spawn(demo.app.run());
+    let b = browser();
+    let r = b
+        .get(format!("{base}/demo/admin.demo.test/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let r = b
+        .get(format!("{base}{}", location(&r)))
+        .send()
+        .await
+        .unwrap();
+    let authz = location(&r);
+    assert!(authz.starts_with(&idp_issuer));
+    let r = b.get(approve(&authz, "alice")).send().await.unwrap();
+    let r = b.get(location(&r)).send().await.unwrap();
+    assert_eq!(location(&r), format!("{base}/demo/admin.demo.test/"));
+    let body = b
+        .get(location(&r))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        body.contains("x-remote-user") && body.contains("alice") && body.contains("admins,users"),
+        "{body}"
+    );
+}

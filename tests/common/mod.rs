@@ -1,0 +1,291 @@
+//! Test helpers: spawn the real application on a random loopback port, with or
+//! without the development identity provider, and talk to it like a proxy or a
+//! browser would.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use pocketgate::config::{load_str, Mode, Runtime};
+use pocketgate::dev_idp::{DevIdp, DevIdpConfig};
+use pocketgate::http::{AppState, Application, ServeOptions};
+use pocketgate::oidc::Provider;
+use pocketgate::policy::Identity;
+use pocketgate::session::{Session, SessionKeys};
+
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+pub const OLD_SECRET: &str = "old-secret-0123456789abcdef01234567890";
+
+/// The policy part of every test configuration.
+pub const POLICIES: &str = r#"
+[policies.admins]
+allowed_groups = ["admins"]
+[policies.users]
+allowed_groups = ["admins", "users"]
+[policies.bypass]
+allowed_networks = ["10.0.0.0/8"]
+
+[[hosts]]
+host = "app.example.test"
+policy = "users"
+
+[[hosts]]
+host = "grafana.example.test"
+policy = "admins"
+claim_roles = [{ claim = "groups", value = "grafana-admins", role = "admins" }]
+bypass_paths = ["/api/health"]
+bypass_resources = ["^/status$"]
+allowed_networks = ["10.50.0.0/16"]
+
+[[hosts]]
+host = "open.example.test"
+policy = "users"
+bypass_paths = ["/api"]
+
+[[hosts]]
+host = "lan.example.test"
+policy = "bypass"
+
+[[hosts]]
+host = "*.wild.example.test"
+policy = "admins"
+"#;
+
+/// A running pocketgate (and maybe a development provider).
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`, also the configured `public_url`.
+    pub base: String,
+    pub idp: Option<DevIdp>,
+    pub runtime: Arc<Runtime>,
+    pub keys: SessionKeys,
+    pub provider: Arc<Provider>,
+    pub state: actix_web::web::Data<AppState>,
+}
+
+/// Knobs for [`spawn`].
+pub struct Options {
+    /// Extra top-level keys (placed before any table).
+    pub top: String,
+    /// Extra keys in `[session]`.
+    pub session: String,
+    /// Extra keys in `[oidc]`.
+    pub oidc: String,
+    /// Start the development provider; `configure` adjusts it.
+    pub idp: bool,
+    pub configure_idp: fn(&mut DevIdpConfig),
+    /// Discover before returning (tests of "provider down" set this false).
+    pub discover: bool,
+    /// Replace `POLICIES`.
+    pub policies: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            top: String::new(),
+            session: String::new(),
+            oidc: String::new(),
+            idp: false,
+            configure_idp: |_| {},
+            discover: true,
+            policies: None,
+        }
+    }
+}
+
+/// Spawn without a provider (its issuer is unreachable): forward-auth only.
+pub async fn spawn_plain(top: &str) -> TestApp {
+    spawn(Options {
+        top: top.into(),
+        discover: false,
+        ..Options::default()
+    })
+    .await
+}
+
+/// Spawn with the development provider, discovered and ready.
+pub async fn spawn_with_idp() -> TestApp {
+    spawn(Options {
+        idp: true,
+        ..Options::default()
+    })
+    .await
+}
+
+pub async fn spawn(opts: Options) -> TestApp {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let base = format!("http://127.0.0.1:{}", addr.port());
+    let (issuer, idp) = if opts.idp {
+        let mut cfg = DevIdpConfig {
+            client_id: "pocketgate".into(),
+            client_secret: Some("client-secret".into()),
+            redirect_uris: vec![format!("{base}/callback")],
+            post_logout_redirect_uris: vec![format!("{base}/logout/done")],
+            ..DevIdpConfig::default()
+        };
+        (opts.configure_idp)(&mut cfg);
+        let idp = DevIdp::start(cfg).await.unwrap();
+        (idp.issuer().to_string(), Some(idp))
+    } else {
+        // Nothing listens on port 9 (discard) on loopback in the test sandbox.
+        ("http://127.0.0.1:9".to_string(), None)
+    };
+    let secret_line = if opts.session.contains("secret") {
+        String::new()
+    } else {
+        format!("secret = \"{SECRET}\"\n")
+    };
+    let public_client = opts.oidc.contains("client_auth = \"none\"");
+    let client_secret = if public_client {
+        ""
+    } else {
+        "client_secret = \"client-secret\"\n"
+    };
+    let toml = format!(
+        "{top}\npublic_url = \"{base}\"\nlisten = \"{addr}\"\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"pocketgate\"\n{client_secret}{oidc}\n[session]\n{secret_line}{session}\n{policies}",
+        top = opts.top,
+        session = opts.session,
+        oidc = opts.oidc,
+        policies = opts.policies.as_deref().unwrap_or(POLICIES),
+    );
+    let loaded = load_str(&toml, Mode::Full, &|_| None).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let runtime = Arc::new(loaded.runtime);
+    let keys = SessionKeys::new(&runtime.session.secrets).unwrap();
+    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone());
+    if opts.idp && opts.discover {
+        provider.discover().await.unwrap();
+    }
+    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider)).unwrap();
+    let app = Application::with_listener(
+        state,
+        listener,
+        ServeOptions {
+            workers: 1,
+            signals: false,
+        },
+    )
+    .unwrap();
+    let state = app.state();
+    actix_web::rt::spawn(app.run());
+    TestApp {
+        addr,
+        base,
+        idp,
+        runtime,
+        keys,
+        provider,
+        state,
+    }
+}
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+pub fn identity(user: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: format!("sub-{user}"),
+        user: user.into(),
+        email: Some(format!("{user}@example.test")),
+        email_verified: true,
+        name: Some(format!("{user} Example")),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        claims: Default::default(),
+    }
+}
+
+impl TestApp {
+    /// A `Cookie:` header value holding a session for `who`, sealed with `keys`.
+    pub fn cookie_with(&self, keys: &SessionKeys, who: Identity, expires_in: i64) -> String {
+        let now = now();
+        let s = Session {
+            identity: who,
+            issued: now,
+            expires: (now as i64 + expires_in) as u64,
+            id_token: None,
+        };
+        format!("pocketgate={}", s.seal(keys))
+    }
+
+    /// A `Cookie:` header value for a valid one-hour session.
+    pub fn cookie(&self, user: &str, groups: &[&str]) -> String {
+        self.cookie_with(&self.keys, identity(user, groups), 3600)
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+/// A client that never follows redirects (tests look at every hop).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// A browser-like client with a cookie jar, not following redirects.
+pub fn browser() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .cookie_store(true)
+        .build()
+        .unwrap()
+}
+
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .unwrap_or_else(|| panic!("no Location in a {} answer", r.status()))
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// How a proxy asks: which endpoint, and which header style.
+#[derive(Clone, Copy, Debug)]
+pub enum Ask {
+    /// Caddy / Traefik: /forward-auth with X-Forwarded-*.
+    ForwardAuth,
+    /// nginx: /auth-request with X-Original-URL.
+    AuthRequest,
+}
+
+pub const BOTH: [Ask; 2] = [Ask::ForwardAuth, Ask::AuthRequest];
+
+/// Ask pocketgate about `scheme://host{uri}` as a proxy would, with extra headers.
+pub async fn ask(
+    app: &TestApp,
+    how: Ask,
+    host: &str,
+    uri: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
+    let c = client();
+    let mut req = match how {
+        Ask::ForwardAuth => c
+            .get(app.url("/forward-auth"))
+            .header("X-Forwarded-Method", "GET")
+            .header("X-Forwarded-Proto", "https")
+            .header("X-Forwarded-Host", host)
+            .header("X-Forwarded-Uri", uri),
+        Ask::AuthRequest => c
+            .get(app.url("/auth-request"))
+            .header("X-Original-URL", format!("https://{host}{uri}"))
+            .header("X-Original-Method", "GET"),
+    };
+    for (k, v) in extra {
+        req = req.header(*k, *v);
+    }
+    req.send().await.unwrap()
+}
+
+pub const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
+pub const JSON: (&str, &str) = ("Accept", "application/json");
