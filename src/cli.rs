@@ -171,8 +171,12 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
     let _ = writeln!(s, "configuration OK: {}", path.display());
     let _ = writeln!(
         s,
-        "listen {}  public_url {}  issuer {}  client {} ({:?})",
-        rt.listen, rt.public_url.origin, rt.oidc.issuer, rt.oidc.client_id, rt.oidc.client_auth
+        "listen {}  public_url {}  issuer {}  client {} ({})",
+        rt.listen,
+        rt.public_url.origin,
+        rt.oidc.issuer,
+        rt.oidc.client_id,
+        rt.oidc.client_auth.as_str()
     );
     let _ = writeln!(
         s,

@@ -19,6 +19,7 @@ use cookie::{Cookie, SameSite};
 use hkdf::Hkdf;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::fmt;
 
 use crate::policy::Identity;
 
@@ -187,7 +188,8 @@ fn derive_cipher(secret: &[u8]) -> Aes256Gcm {
 /// The session cookie payload.
 ///
 /// Field names are abbreviated on the wire because every byte ends up in a cookie.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// `Debug` leaves the ID token out (logs never carry tokens).
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
 pub struct Session {
     /// Who signed in.
     #[serde(rename = "id")]
@@ -221,8 +223,20 @@ impl Session {
     }
 }
 
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("identity", &self.identity)
+            .field("issued", &self.issued)
+            .field("expires", &self.expires)
+            .field("id_token", &self.id_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// The login-flow state, sealed into one short-lived cookie per flow.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
+/// `Debug` shows only the return URL and expiry.
+#[derive(Serialize, Deserialize, Clone, PartialEq)]
 pub struct FlowState {
     /// The OAuth `state` parameter, which also names the flow's cookie.
     pub state: String,
@@ -259,6 +273,15 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these types to a Vec has no failure mode (no non-string map keys,
     // no I/O), so an error here would be a bug in this module.
     serde_json::to_vec(value).expect("session payloads always serialize")
+}
+
+impl fmt::Debug for FlowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FlowState")
+            .field("rd", &self.rd)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Cookie name of the flow whose state is `state`: `"{cookie_name}_flow_"` followed by

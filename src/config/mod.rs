@@ -134,6 +134,17 @@ pub enum ClientAuth {
     None,
 }
 
+impl ClientAuth {
+    /// The configuration spelling (`client_auth = "..."`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientAuth::Basic => "client_secret_basic",
+            ClientAuth::Post => "client_secret_post",
+            ClientAuth::None => "none",
+        }
+    }
+}
+
 /// `[oidc]`, resolved.
 #[derive(Clone)]
 pub struct OidcSettings {

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: unit and integration tests (cargo test), then the
+# end-to-end suite against real Caddy, nginx and Traefik with a real OIDC
+# provider (tests/e2e/run.sh installs what it needs on first use).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+cargo test --locked
+tests/e2e/run.sh

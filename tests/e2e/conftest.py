@@ -1,0 +1,98 @@
+"""Fixtures for pocketgate's end-to-end tests.
+
+- ``echo``: the echo backend, once per session.
+- ``stub_stack`` (test_proxy_wiring.py): each proxy example in front of the
+  stub auth server, once per proxy.
+- ``stack`` (test_scenarios.py): each proxy example in front of the real
+  pocketgate (started from examples/pocketgate.toml) and the test provider,
+  once per proxy.
+
+On a failing test the logs of every component of that stack (proxy,
+pocketgate or stub, provider, echo) are attached to the report; the test id
+names the proxy (``test_x[nginx]``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from harness import net  # noqa: E402
+from harness.proxies import PROXIES  # noqa: E402
+from harness.stack import start_echo, start_stack, start_stub_stack  # noqa: E402
+
+net.install_resolver()
+
+
+def _selected_proxies() -> list[str]:
+    wanted = os.environ.get("E2E_PROXIES")
+    if not wanted:
+        return list(PROXIES)
+    chosen = [p.strip() for p in wanted.split(",") if p.strip()]
+    unknown = set(chosen) - set(PROXIES)
+    if unknown:
+        raise pytest.UsageError(f"E2E_PROXIES: unknown {sorted(unknown)}; choose from {PROXIES}")
+    return chosen
+
+
+@pytest.fixture(scope="session")
+def run_dir(request) -> Path:
+    """Configs and logs of this run; removed after a green run unless E2E_RUN_DIR is set."""
+    base = os.environ.get("E2E_RUN_DIR")
+    if base:
+        path = Path(base)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix="pocketgate-e2e-"))
+    print(f"\ne2e run directory (configs, logs): {path}")
+    yield path
+    if not base and request.session.testsfailed == 0:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def echo(run_dir):
+    proc, port = start_echo(run_dir)
+    yield proc, port
+    proc.stop()
+
+
+@pytest.fixture(scope="module", params=_selected_proxies())
+def stub_stack(request, echo, run_dir):
+    proc, port = echo
+    stack = start_stub_stack(request.param, proc, port, run_dir)
+    yield stack
+    for p in reversed(stack.procs[1:]):  # the echo belongs to the session
+        p.stop()
+
+
+@pytest.fixture(scope="module", params=_selected_proxies())
+def stack(request, echo, run_dir):
+    proc, port = echo
+    stack = start_stack(request.param, proc, port, run_dir)
+    yield stack
+    for p in reversed(stack.procs[1:]):
+        p.stop()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    funcargs = getattr(item, "funcargs", {}) or {}
+    stk = funcargs.get("stack") or funcargs.get("stub_stack")
+    if stk is None:
+        return
+    rep.sections.append(("components", f"proxy={stk.proxy} ports={stk.ports} workdir={stk.workdir}"
+                                       f" issuer={stk.issuer} idp_alg={stk.idp_alg}"))
+    for name, text in stk.reports():
+        rep.sections.append((f"log of {name} [{stk.proxy}]", text[-60_000:]))

@@ -1,0 +1,1 @@
+"""Helpers for pocketgate's end-to-end tests: processes, networking, configs."""

@@ -1,0 +1,153 @@
+"""One proxy and everything behind it, started once per test module.
+
+A ``Stack`` is: the echo backend (shared by the session), the auth server
+(real pocketgate with the test identity provider, or the stub), and one of
+Caddy / nginx / Traefik started from the shipped example. All on loopback,
+all on ports chosen at run time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import configs, proxies
+from harness.procs import Proc, StartupError, free_port
+
+E2E_DIR = Path(__file__).resolve().parents[1]
+REPO = configs.REPO
+PY = sys.executable
+
+# Which ID token algorithm the provider signs with, per proxy: both RS256 and
+# ES256 are exercised across the matrix (E2E_IDP_ALG overrides for all).
+IDP_ALG = {"caddy": "RS256", "nginx": "ES256", "traefik": "RS256"}
+HOSTS = ("auth", "grafana", "sonarr", "lan", "code")
+CLIENT_ID = "pocketgate"
+
+
+@dataclass
+class Stack:
+    proxy: str
+    ports: configs.Ports
+    workdir: Path
+    procs: list[Proc] = field(default_factory=list)
+    issuer: str | None = None
+    idp_alg: str | None = None
+
+    @property
+    def public_url(self) -> str:
+        return configs.public_url(self.ports)
+
+    def host(self, name: str) -> str:
+        return f"{name}.{configs.TEST_DOMAIN}:{self.ports.proxy}"
+
+    def url(self, name: str, path: str = "/") -> str:
+        return f"http://{self.host(name)}{path}"
+
+    def proc(self, name: str) -> Proc:
+        for p in self.procs:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def reports(self) -> list[tuple[str, str]]:
+        return [(p.name, p.report()) for p in self.procs]
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            p.stop()
+
+
+def start_echo(log_dir: Path) -> tuple[Proc, int]:
+    echo = Proc("echo", [PY, "-m", "harness.echo"], log_dir, cwd=E2E_DIR)
+    port = echo.first_json_line()["port"]
+    echo.wait_port(port)
+    return echo, port
+
+
+def _fail(stack: Stack, exc: Exception) -> StartupError:
+    logs = "\n".join(p.report(limit=20_000) for p in stack.procs)
+    return StartupError(f"[{stack.proxy}] {exc}\n\n{logs}")
+
+
+def start_stub_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
+    """The proxy example in front of the stub auth server."""
+    workdir = root / f"stub-{proxy}"
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = configs.Ports(proxy=free_port(), auth=0, echo=echo_port)
+    stack = Stack(proxy, ports, workdir, procs=[echo])
+    try:
+        stub = Proc("stub-auth", [PY, "-m", "harness.stub_auth", configs.public_url(ports)], workdir, cwd=E2E_DIR)
+        stack.procs.append(stub)
+        ports.auth = stub.first_json_line()["port"]
+        stub.wait_port(ports.auth)
+        stack.procs.append(_start_proxy(proxy, ports, workdir))
+    except Exception as exc:
+        for p in stack.procs[1:]:
+            p.stop()
+        raise _fail(stack, exc) from exc
+    return stack
+
+
+def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path) -> Proc:
+    # proxies.start_proxy registers the Proc before waiting; find it on failure
+    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir)
+
+
+def pocketgate_binary() -> Path:
+    path = Path(os.environ.get("E2E_POCKETGATE_BIN") or REPO / "target" / "debug" / "pocketgate")
+    if not path.exists():
+        raise StartupError(f"pocketgate binary not found at {path} (cargo build in {REPO}, or set E2E_POCKETGATE_BIN)")
+    return path
+
+
+def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
+    """Provider + pocketgate (from examples/pocketgate.toml) + the proxy example."""
+    workdir = root / proxy
+    workdir.mkdir(parents=True, exist_ok=True)
+    ports = configs.Ports(proxy=free_port(), auth=free_port(), echo=echo_port)
+    alg = os.environ.get("E2E_IDP_ALG") or IDP_ALG[proxy]
+    stack = Stack(proxy, ports, workdir, procs=[echo], idp_alg=alg)
+    client_secret = secrets.token_urlsafe(24)
+    try:
+        origins = [f"http://{stack.host(h)}" for h in HOSTS]
+        idp_config = {
+            "alg": alg,
+            "client_id": CLIENT_ID,
+            "client_secret": client_secret,
+            "redirect_uris": [f"{stack.public_url}/callback"],
+            "post_logout_redirect_uris": [f"{o}/" for o in origins],
+            "post_logout_redirect_prefixes": [f"{o}/" for o in origins],
+        }
+        idp = Proc("idp", ["node", E2E_DIR / "idp" / "server.mjs"], workdir,
+                   env={"IDP_CONFIG": json.dumps(idp_config)}, cwd=E2E_DIR / "idp")
+        stack.procs.append(idp)
+        stack.issuer = idp.first_json_line(timeout=30)["issuer"]
+        idp.wait_http(f"{stack.issuer}/.well-known/openid-configuration", timeout=30)
+
+        config_path = workdir / "pocketgate.toml"
+        config_path.write_text(configs.pocketgate_toml(ports, stack.issuer))
+        env = {
+            "POCKETGATE_SESSION__SECRET": secrets.token_urlsafe(48),
+            "POCKETGATE_OIDC__CLIENT_SECRET": client_secret,
+            "RUST_LOG": os.environ.get("E2E_RUST_LOG", "info,pocketgate=debug"),
+            "RUST_BACKTRACE": "1",
+        }
+        # only the variables set here: any POCKETGATE_* of the caller's
+        # environment would be read as configuration
+        pg = Proc("pocketgate", [pocketgate_binary(), "serve", "-c", config_path], workdir, env=env, cwd=workdir,
+                  drop_env_prefix="POCKETGATE_")
+        stack.procs.append(pg)
+        pg.wait_port(ports.auth, timeout=60)
+        pg.wait_http(f"http://127.0.0.1:{ports.auth}/readyz", timeout=60)
+
+        stack.procs.append(_start_proxy(proxy, ports, workdir))
+    except Exception as exc:
+        for p in stack.procs[1:]:
+            p.stop()
+        raise _fail(stack, exc) from exc
+    return stack
