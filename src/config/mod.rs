@@ -763,7 +763,9 @@ fn compile_oidc(
     let full = mode == Mode::Full;
     let issuer = match &o.issuer {
         Some(s) => {
-            let s = s.trim_end_matches('/').to_string();
+            // Kept verbatim: discovery and RFC 9207 compare the issuer exactly,
+            // trailing slash included.
+            let s = s.trim().to_string();
             match url::Url::parse(&s) {
                 Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => {
                     if u.scheme() == "http" && !is_loopback_host(u.host_str().unwrap_or_default()) {

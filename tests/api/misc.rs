@@ -270,3 +270,80 @@ async fn the_demo_signs_in_and_shows_the_headers() {
         "{body}"
     );
 }
+
+#[test]
+fn serve_logs_json_lines_and_stops_gracefully_on_sigterm() {
+    use std::io::Read;
+    use std::time::{Duration, Instant};
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\nlog_format = \"json\"\n[oidc]\nissuer = \"http://127.0.0.1:9\"\nclient_id = \"pg\"\n[policies.users]\n[[hosts]]\nhost = \"app.example.test\"\npolicy = \"users\"\n"
+        ),
+    )
+    .unwrap();
+    let mut child = bin()
+        .args(["serve", "-c"])
+        .arg(&path)
+        .env("POCKETGATE_SESSION__SECRET", "s".repeat(32))
+        .env_remove("RUST_LOG")
+        .stderr(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    loop {
+        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
+        if up {
+            break;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not come up on {url}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let code = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("serve did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(code.success(), "graceful stop exits 0, got {code}");
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    let lines: Vec<serde_json::Value> = stderr
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(
+        lines.iter().any(|l| l["message"] == "pocketgate serving"),
+        "{stderr}"
+    );
+    assert!(lines.iter().all(|l| l.get("level").is_some()), "{stderr}");
+}
