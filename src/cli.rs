@@ -120,7 +120,13 @@ fn serve(path: &Path) -> ExitCode {
     }
     let runtime = Arc::new(loaded.runtime);
     actix_web::rt::System::new().block_on(async move {
-        let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone());
+        let provider = match Provider::new(runtime.oidc.clone(), runtime.role_claims.clone()) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let state = match AppState::new(Arc::clone(&runtime), Arc::clone(&provider)) {
             Ok(s) => s,
             Err(e) => {

@@ -96,7 +96,8 @@ policy = "admins"
     );
     let loaded = config::load_str(&toml, Mode::Full, &|_| None).map_err(|e| e.to_string())?;
     let runtime = Arc::new(loaded.runtime);
-    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone());
+    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone())
+        .map_err(|e| e.to_string())?;
     provider
         .discover()
         .await

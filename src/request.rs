@@ -114,36 +114,72 @@ pub fn reconstruct(
     if !is_trusted(peer, trusted_proxies) {
         return Err(RequestError::UntrustedPeer { peer });
     }
-    let fwd_host = single(headers, "x-forwarded-host")?;
-    let fwd_uri = single(headers, "x-forwarded-uri")?;
-    if fwd_host.is_none() && fwd_uri.is_none() {
-        let Some(url) = single(headers, "x-original-url")? else {
+    let forwarded = from_forwarded(headers, own_method, default_scheme)?;
+    let original = from_original(headers, own_method)?;
+    let target = match (forwarded, original) {
+        (Some(f), Some(o)) => {
+            // Both descriptions present: a proxy may legitimately send both (some
+            // nginx setups do), but then they must agree. If they differ, one of
+            // them came from the client: refuse rather than pick one.
+            if f.host != o.host || f.path != o.path || f.query != o.query || f.method != o.method {
+                return Err(malformed(
+                    "X-Original-URL",
+                    "describes another request than X-Forwarded-Host/-Uri/-Method (fix: make the proxy send one set, and strip the other from client requests)",
+                ));
+            }
+            f
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => {
             return Err(RequestError::Missing {
                 missing: "X-Forwarded-Host/X-Forwarded-Uri or X-Original-URL",
-            });
-        };
-        let u = parse_absolute_url(url)?;
-        let method = match single(headers, "x-original-method")? {
-            Some(m) => parse_method(m, "X-Original-Method")?,
-            None => own_method.to_string(),
-        };
-        let client_ip = client_ip(headers, peer, trusted_proxies)?;
-        return Ok(OriginalRequest {
-            method,
-            scheme: u.scheme,
-            host: u.host,
-            authority: u.authority,
-            path: u.path,
-            query: u.query,
-            client_ip,
-        });
-    }
-    let host = fwd_host.ok_or(RequestError::Missing {
-        missing: "X-Forwarded-Host",
-    })?;
-    let uri = fwd_uri.ok_or(RequestError::Missing {
-        missing: "X-Forwarded-Uri",
-    })?;
+            })
+        }
+    };
+    let client_ip = client_ip(headers, peer, trusted_proxies)?;
+    Ok(OriginalRequest {
+        method: target.method,
+        scheme: target.scheme,
+        host: target.host,
+        authority: target.authority,
+        path: target.path,
+        query: target.query,
+        client_ip,
+    })
+}
+
+/// The original request as one header set describes it, without the client address.
+struct Target {
+    method: String,
+    scheme: Scheme,
+    host: String,
+    authority: String,
+    path: String,
+    query: Option<String>,
+}
+
+/// Caddy / Traefik: `X-Forwarded-Host` + `X-Forwarded-Uri` (+ `-Proto`, `-Method`).
+fn from_forwarded(
+    headers: &HeaderMap,
+    own_method: &str,
+    default_scheme: Scheme,
+) -> Result<Option<Target>, RequestError> {
+    let host = single(headers, "x-forwarded-host")?;
+    let uri = single(headers, "x-forwarded-uri")?;
+    let (host, uri) = match (host, uri) {
+        (None, None) => return Ok(None),
+        (Some(h), Some(u)) => (h, u),
+        (None, Some(_)) => {
+            return Err(RequestError::Missing {
+                missing: "X-Forwarded-Host",
+            })
+        }
+        (Some(_), None) => {
+            return Err(RequestError::Missing {
+                missing: "X-Forwarded-Uri",
+            })
+        }
+    };
     let scheme = match single(headers, "x-forwarded-proto")? {
         Some(p) => Scheme::parse(p).ok_or_else(|| {
             malformed(
@@ -159,16 +195,34 @@ pub fn reconstruct(
     };
     let (host, authority) = parse_authority(host, "X-Forwarded-Host")?;
     let (path, query) = parse_target(uri, "X-Forwarded-Uri")?;
-    let client_ip = client_ip(headers, peer, trusted_proxies)?;
-    Ok(OriginalRequest {
+    Ok(Some(Target {
         method,
         scheme,
         host,
         authority,
         path,
         query,
-        client_ip,
-    })
+    }))
+}
+
+/// nginx: `X-Original-URL` (+ `X-Original-Method`).
+fn from_original(headers: &HeaderMap, own_method: &str) -> Result<Option<Target>, RequestError> {
+    let Some(url) = single(headers, "x-original-url")? else {
+        return Ok(None);
+    };
+    let u = parse_absolute_url(url)?;
+    let method = match single(headers, "x-original-method")? {
+        Some(m) => parse_method(m, "X-Original-Method")?,
+        None => own_method.to_string(),
+    };
+    Ok(Some(Target {
+        method,
+        scheme: u.scheme,
+        host: u.host,
+        authority: u.authority,
+        path: u.path,
+        query: u.query,
+    }))
 }
 
 fn parse_method(m: &str, label: &'static str) -> Result<String, RequestError> {

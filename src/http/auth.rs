@@ -48,10 +48,14 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
             );
         }
     };
-    let session = state.session(req.headers());
-    let identity = session.as_ref().map(|s| &s.identity);
     let facts = original.facts();
-    let decision = policy::decide(rt, &facts, identity);
+    let mut session = None;
+    let slot = &mut session;
+    let decision = policy::decide_with(rt, &facts, move || {
+        *slot = state.session(req.headers());
+        slot.as_ref().map(|s| &s.identity)
+    });
+    let identity = session.as_ref().map(|s| &s.identity);
     state
         .metrics
         .decision(endpoint, decision.outcome, started.elapsed());

@@ -68,6 +68,30 @@ pub fn validate_rd(rt: &Runtime, rd: &str) -> Result<String, BadRedirect> {
     Ok(url.to_string())
 }
 
+/// Login flows kept per browser at once (each one cookie).
+const MAX_PARALLEL_FLOWS: usize = 4;
+/// Longest return URL carried through a login: the sealed flow cookie must stay
+/// well under the 4 KB browsers keep.
+const MAX_RD_IN_FLOW: usize = 2000;
+
+/// A return URL short enough for the flow cookie: without its query if need be,
+/// else just its origin. (Already validated, so slicing at ASCII bytes is safe.)
+fn fit_rd(rd: String) -> String {
+    if rd.len() <= MAX_RD_IN_FLOW {
+        return rd;
+    }
+    let Ok(mut url) = url::Url::parse(&rd) else {
+        return rd;
+    };
+    url.set_query(None);
+    url.set_fragment(None);
+    if url.as_str().len() <= MAX_RD_IN_FLOW {
+        return url.to_string();
+    }
+    url.set_path("/");
+    url.to_string()
+}
+
 fn redirect_uri(rt: &Runtime) -> String {
     format!("{}/callback", rt.public_url.origin)
 }
@@ -127,7 +151,7 @@ pub(super) async fn login(
         state: random_token(32),
         nonce: random_token(32),
         pkce_verifier: random_token(32),
-        rd,
+        rd: fit_rd(rd),
         expires: now() + FLOW_LIFETIME.as_secs(),
     };
     let url = match state.provider.authorization_url(
@@ -141,10 +165,21 @@ pub(super) async fn login(
     };
     state.metrics.login(LoginEvent::Started);
     let mut resp = found(&url);
-    // Drop flow cookies of abandoned logins that no longer open.
+    // Drop flow cookies of abandoned logins: those that no longer open, and all
+    // but the newest few, so that many tabs cannot grow the Cookie header
+    // past what proxies accept.
     let prefix = format!("{}_flow_", state.cookie.name);
+    let mut live = Vec::new();
     for (name, value) in request_cookies(req.headers(), &prefix) {
-        if FlowState::open(&state.keys, &value, now()).is_none() {
+        match FlowState::open(&state.keys, &value, now()) {
+            Some(f) => live.push((f.expires, name)),
+            None => live.push((0, name)),
+        }
+    }
+    live.sort_unstable_by_key(|f| std::cmp::Reverse(f.0));
+    for (i, (expires, name)) in live.into_iter().enumerate() {
+        // Keep room for the flow being started now.
+        if expires == 0 || i >= MAX_PARALLEL_FLOWS - 1 {
             resp.append_header((
                 header::SET_COOKIE,
                 flow_cookie(&state, name, String::new(), time::Duration::ZERO).to_string(),
@@ -234,6 +269,14 @@ pub(super) async fn callback(
             None,
         );
     };
+    if q.iss.is_none() && state.provider.iss_required() {
+        return fail(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The answer from the identity provider lacks the iss parameter it promises (RFC 9207).",
+            Some(&flow.rd),
+        );
+    }
     if let Some(iss) = q.iss.as_deref() {
         if iss != state.provider.issuer() {
             return fail(

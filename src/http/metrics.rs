@@ -77,11 +77,10 @@ impl Metrics {
     }
 
     fn observe(&self, took: Duration) {
+        // One increment in the first bucket that holds it; render() accumulates.
         let secs = took.as_secs_f64();
-        for (i, le) in BUCKETS.iter().enumerate() {
-            if secs <= *le {
-                self.latency_buckets[i].fetch_add(1, Relaxed);
-            }
+        if let Some(i) = BUCKETS.iter().position(|le| secs <= *le) {
+            self.latency_buckets[i].fetch_add(1, Relaxed);
         }
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_sum_nanos
@@ -122,11 +121,12 @@ impl Metrics {
             );
         }
         s.push_str("# HELP pocketgate_decision_duration_seconds Time to decide one auth request.\n# TYPE pocketgate_decision_duration_seconds histogram\n");
+        let mut cumulative = 0;
         for (i, le) in BUCKETS.iter().enumerate() {
+            cumulative += self.latency_buckets[i].load(Relaxed);
             let _ = writeln!(
                 s,
-                "pocketgate_decision_duration_seconds_bucket{{le=\"{le}\"}} {}",
-                self.latency_buckets[i].load(Relaxed)
+                "pocketgate_decision_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
             );
         }
         let count = self.latency_count.load(Relaxed);

@@ -90,12 +90,24 @@ impl AppState {
     /// The session the request carries, if it opens and has not expired.
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
         let pairs = request_cookies(headers, &self.cookie.name);
-        let refs: Vec<(&str, &str)> = pairs
+        let now = now();
+        // Several cookies of that exact name can arrive (a stale host-only one
+        // next to the cookie_domain one, or one set from a sibling host): the
+        // first that opens is the session, not merely the first sent.
+        for (n, v) in &pairs {
+            if *n == self.cookie.name {
+                if let Some(s) = Session::open(&self.keys, v, now) {
+                    return Some(s);
+                }
+            }
+        }
+        let chunks: Vec<(&str, &str)> = pairs
             .iter()
+            .filter(|(n, _)| *n != self.cookie.name)
             .map(|(n, v)| (n.as_str(), v.as_str()))
             .collect();
-        let value = session::read_cookie_value(&self.cookie.name, &refs)?;
-        Session::open(&self.keys, &value, now())
+        let value = session::read_cookie_value(&self.cookie.name, &chunks)?;
+        Session::open(&self.keys, &value, now)
     }
 }
 

@@ -57,12 +57,6 @@ pub fn identity_from_claims(
         .filter(|s| !s.is_empty())
         .ok_or("the token has no sub claim")?
         .to_string();
-    let user = claims
-        .get(&settings.username_claim)
-        .and_then(Value::as_str)
-        .filter(|s| !s.trim().is_empty())
-        .map(str::to_string)
-        .unwrap_or_else(|| subject.clone());
     let email = claims
         .get("email")
         .and_then(Value::as_str)
@@ -73,6 +67,15 @@ pub fn identity_from_claims(
         Some(Value::String(s)) => s == "true",
         _ => false,
     };
+    // An unverified e-mail address never becomes the user name: anyone could
+    // claim one. Fall back to `sub` instead.
+    let user = claims
+        .get(&settings.username_claim)
+        .and_then(Value::as_str)
+        .filter(|s| !s.trim().is_empty())
+        .filter(|_| settings.username_claim != "email" || email_verified)
+        .map(str::to_string)
+        .unwrap_or_else(|| subject.clone());
     let name = claims
         .get("name")
         .or_else(|| claims.get("display_name"))
@@ -203,6 +206,19 @@ mod tests {
         assert_eq!(id.user, "u-2");
         assert_eq!(id.groups, vec!["admins"]);
         assert!(!id.email_verified);
+    }
+
+    #[test]
+    fn an_unverified_email_never_becomes_the_user_name() {
+        let mut s = settings();
+        s.username_claim = "email".into();
+        let c = map(json!({"sub": "u-9", "email": "boss@example.com", "email_verified": false}));
+        assert_eq!(identity_from_claims(&s, &[], &c).unwrap().user, "u-9");
+        let c = map(json!({"sub": "u-9", "email": "boss@example.com", "email_verified": true}));
+        assert_eq!(
+            identity_from_claims(&s, &[], &c).unwrap().user,
+            "boss@example.com"
+        );
     }
 
     #[test]

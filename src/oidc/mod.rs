@@ -121,7 +121,10 @@ pub struct Provider {
 
 impl Provider {
     /// A client for `settings`; nothing is fetched until [`Provider::discover`].
-    pub fn new(settings: OidcSettings, role_claims: Vec<String>) -> Arc<Provider> {
+    pub fn new(
+        settings: OidcSettings,
+        role_claims: Vec<String>,
+    ) -> Result<Arc<Provider>, OidcError> {
         let http = reqwest::Client::builder()
             // The provider's answers are never followed elsewhere (SSRF).
             .redirect(reqwest::redirect::Policy::none())
@@ -129,8 +132,8 @@ impl Provider {
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("pocketgate/", env!("CARGO_PKG_VERSION")))
             .build()
-            .unwrap_or_default();
-        Arc::new(Provider {
+            .map_err(|e| OidcError::Provider(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Arc::new(Provider {
             settings,
             role_claims,
             http,
@@ -138,7 +141,19 @@ impl Provider {
             ready: AtomicBool::new(false),
             last_error: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
-        })
+        }))
+    }
+
+    /// Whether the provider promises `iss` on the authorization response
+    /// (RFC 9207); the callback then requires it.
+    pub fn iss_required(&self) -> bool {
+        self.current()
+            .map(|d| {
+                d.metadata
+                    .additional_metadata()
+                    .authorization_response_iss_parameter_supported
+            })
+            .unwrap_or(false)
     }
 
     /// The configured issuer.
@@ -338,8 +353,14 @@ impl Provider {
             Err(ClaimsVerificationError::SignatureVerification(
                 SignatureVerificationError::NoMatchingKey,
             )) => {
-                // The provider may have rotated its key: refetch the JWKS (rate-limited) and retry once.
-                let jwks = self.refresh_jwks(&d).await?;
+                // The provider may have rotated its key. Another request may have
+                // refetched the keys already; else refetch (rate-limited) and retry once.
+                let latest = self.current()?;
+                let jwks = if Arc::ptr_eq(&latest, &d) {
+                    self.refresh_jwks(&d).await?
+                } else {
+                    latest.jwks.clone()
+                };
                 verify(jwks, &d.algs).map_err(|e| OidcError::IdToken(describe_chain(&e)))?;
             }
             Err(e) => return Err(OidcError::IdToken(describe_chain(&e))),

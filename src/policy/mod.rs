@@ -101,6 +101,16 @@ pub struct Decision {
 
 /// Decide one request. Pure: same inputs, same answer.
 pub fn decide(rt: &Runtime, facts: &RequestFacts<'_>, identity: Option<&Identity>) -> Decision {
+    decide_with(rt, facts, || identity)
+}
+
+/// [`decide`], asking for the identity only when step 4 is reached, so that
+/// bypasses, trusted networks and unknown hosts never pay for opening a cookie.
+pub fn decide_with<'i>(
+    rt: &Runtime,
+    facts: &RequestFacts<'_>,
+    identity: impl FnOnce() -> Option<&'i Identity>,
+) -> Decision {
     let host = rt.lookup_host(facts.host);
     let (policy_id, entry) = match host {
         HostMatch::Entry(i) => (rt.hosts[i].policy, Some(&rt.hosts[i])),
@@ -166,7 +176,7 @@ pub fn decide(rt: &Runtime, facts: &RequestFacts<'_>, identity: Option<&Identity
     }
 
     // 4. Identity.
-    let Some(user) = identity else {
+    let Some(user) = identity() else {
         return decision(Outcome::Login, Rule::NoIdentity, bypass_refused);
     };
 
@@ -223,9 +233,10 @@ fn prefix_on_segment(path: &str, prefix: &str) -> bool {
 
 /// Whether `path` is in the normal form bypass rules are matched against:
 /// starts with `/`; no empty segment (`//`); no `.` or `..` segment, also not
-/// with `;parameters`; no percent-encoded `/`, `\`, `.`, `#`, `?`, `%`, control
-/// or non-ASCII byte, no malformed `%` escape; no literal `\`, `#`, control
-/// character, space or non-ASCII byte.
+/// with `;parameters`, no segment made only of dots (or dots and `%20`); no percent-encoded
+/// `/`, `\`, `.`, `;`, `#`, `?`, `%`, control or non-ASCII byte, no
+/// malformed `%` escape; no literal `\`, `#`, control character, space or
+/// non-ASCII byte.
 /// Anything else might be routed by proxy or backend to another path than the
 /// one we matched, so it never bypasses.
 pub fn is_normal_path(path: &str) -> bool {
@@ -248,7 +259,7 @@ pub fn is_normal_path(path: &str) -> bool {
                 _ => return false,
             };
             if decoded < 0x20
-                || matches!(decoded, b'/' | b'\\' | b'.' | b'#' | b'?' | b'%')
+                || matches!(decoded, b'/' | b'\\' | b'.' | b'#' | b'?' | b'%' | b';')
                 || decoded >= 0x7f
             {
                 return false;
@@ -262,11 +273,21 @@ pub fn is_normal_path(path: &str) -> bool {
         let name = seg.split(';').next().unwrap_or(seg);
         // A trailing slash (empty last segment) is fine; any other empty segment is `//`.
         let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || name == "." || name == ".." {
+        if (seg.is_empty() && !last) || is_dot_like(name) {
             return false;
         }
     }
     true
+}
+
+/// `.`, `..`, and anything some servers collapse like them: only dots (`...`),
+/// or dots followed by encoded spaces (`..%20`, trimmed by Windows-style servers).
+fn is_dot_like(name: &str) -> bool {
+    let mut core = name;
+    while let Some(rest) = core.strip_suffix("%20") {
+        core = rest;
+    }
+    !core.is_empty() && core.bytes().all(|b| b == b'.')
 }
 
 fn hex(b: u8) -> Option<u8> {

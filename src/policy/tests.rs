@@ -546,6 +546,11 @@ fn paths_not_in_normal_form_never_bypass() {
         "/api/health%zz",
         "/api/health%252e%252e/admin",
         "/api/health/\u{e9}",
+        "/api/health/..%3B/admin",
+        "/api/health/..%3b/admin",
+        "/api/health/..%20/admin",
+        "/api/health/.../admin",
+        "/api/health/...;x/admin",
         "api/health",
         "",
     ];
@@ -581,6 +586,8 @@ fn paths_not_in_normal_form_never_bypass() {
         "/a;b/c",
         "/x%20y",
         "/%41",
+        "/a.b/.well-known/x",
+        "/.x",
     ] {
         assert!(is_normal_path(ok), "{ok:?}");
     }

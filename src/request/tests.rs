@@ -353,3 +353,60 @@ fn defaults_for_optional_headers() {
     assert_eq!(o.host, "2001:db8::1");
     assert_eq!(o.authority, "[2001:db8::1]:8080");
 }
+
+#[test]
+fn both_header_sets_must_describe_the_same_request() {
+    // nginx sending both, consistently (Authelia-style snippets): fine.
+    let o = run(
+        &[
+            ("X-Original-URL", "https://app.example.com/x?y=1"),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-Host", "app.example.com"),
+            ("X-Forwarded-Uri", "/x?y=1"),
+            ("X-Forwarded-Proto", "https"),
+            ("X-Forwarded-Method", "GET"),
+        ],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(o.path, "/x");
+    // A client-sent X-Forwarded-* passed through by nginx: it picks another host and a bypass path.
+    let spoof = [
+        ("X-Original-URL", "https://grafana.example.com/admin"),
+        ("X-Forwarded-Host", "sonarr.example.com"),
+        ("X-Forwarded-Uri", "/api/health"),
+    ];
+    assert!(matches!(
+        run(&spoof, "127.0.0.1"),
+        Err(RequestError::Malformed {
+            header: "X-Original-URL",
+            ..
+        })
+    ));
+    // A client-sent X-Original-URL passed through by Caddy/Traefik.
+    let spoof = [
+        ("X-Forwarded-Host", "grafana.example.com"),
+        ("X-Forwarded-Uri", "/admin"),
+        ("X-Original-URL", "https://grafana.example.com/api/health"),
+    ];
+    assert!(run(&spoof, "127.0.0.1").is_err());
+    let spoof = [
+        ("X-Original-URL", "https://grafana.example.com/admin"),
+        ("X-Original-Method", "GET"),
+        ("X-Forwarded-Host", "grafana.example.com"),
+        ("X-Forwarded-Uri", "/admin"),
+        ("X-Forwarded-Method", "POST"),
+    ];
+    assert!(run(&spoof, "127.0.0.1").is_err());
+    // Half of the forwarded set next to X-Original-URL is still incomplete.
+    let half = [
+        ("X-Original-URL", "https://a.example.com/"),
+        ("X-Forwarded-Uri", "/"),
+    ];
+    assert_eq!(
+        run(&half, "127.0.0.1").unwrap_err(),
+        RequestError::Missing {
+            missing: "X-Forwarded-Host"
+        }
+    );
+}

@@ -671,3 +671,38 @@ async fn metrics_count_decisions() {
         "{body}"
     );
 }
+
+#[actix_web::test]
+async fn a_stale_cookie_of_the_same_name_does_not_shadow_the_session() {
+    let app = spawn_plain("").await;
+    let good = app.cookie("alice", &["admins"]);
+    let expired = app.cookie_with(&app.keys, identity("alice", &["admins"]), -10);
+    let cookie = format!("{expired}; pocketgate=garbage; {good}");
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "grafana.example.test",
+        "/",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(header(&r, "x-remote-user"), Some("alice"));
+}
+
+#[actix_web::test]
+async fn bypasses_never_open_the_cookie() {
+    // A cookie that would deny is irrelevant on a bypass: the session is only opened at step 4.
+    let app = spawn_plain("").await;
+    let cookie = app.cookie("carol", &[]);
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "open.example.test",
+        "/api/x",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(header(&r, "x-remote-user").is_none());
+}

@@ -579,3 +579,88 @@ async fn public_client_post_auth_es256_and_internal_endpoints() {
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
     assert_eq!(whoami(&app, &b).await.as_deref(), Some("alice"));
 }
+
+#[actix_web::test]
+async fn a_missing_iss_is_refused_when_the_provider_promises_it() {
+    let app = spawn_with_idp().await;
+    let b = browser();
+    let cb = to_callback(&app, &b, "alice", RD).await;
+    let mut u = url::Url::parse(&cb).unwrap();
+    let pairs: Vec<(String, String)> = u
+        .query_pairs()
+        .filter(|(k, _)| k != "iss")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    u.query_pairs_mut().clear().extend_pairs(pairs);
+    let r = b.get(u.as_str()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(session_cookie(&r).is_none());
+}
+
+#[actix_web::test]
+async fn flow_cookies_are_capped_and_long_return_urls_shortened() {
+    let app = spawn_with_idp().await;
+    let c = client();
+    // Six abandoned logins in other tabs.
+    let mut flows = Vec::new();
+    for _ in 0..6 {
+        let r = c
+            .get(app.url(&format!("/login?rd={}", enc(RD))))
+            .send()
+            .await
+            .unwrap();
+        let flow = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("pocketgate_flow_") && !v.contains("Max-Age=0"))
+            .and_then(|v| v.split(';').next())
+            .unwrap()
+            .to_string();
+        flows.push(flow);
+    }
+    let r = c
+        .get(app.url(&format!("/login?rd={}", enc(RD))))
+        .header("Cookie", flows.join("; "))
+        .send()
+        .await
+        .unwrap();
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter(|v| v.to_str().unwrap().contains("Max-Age=0"))
+        .count();
+    assert_eq!(
+        cleared, 3,
+        "six live flows: keep the newest three, start a fourth"
+    );
+
+    // A very long return URL still fits the flow cookie; the query is dropped.
+    let long = format!("https://app.example.test/search?q={}", "x".repeat(3500));
+    let b = browser();
+    let r = b
+        .get(app.url(&format!("/login?rd={}", enc(&long))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    for v in r.headers().get_all("set-cookie") {
+        assert!(
+            v.len() < 4000,
+            "a cookie of {} bytes would be dropped by browsers",
+            v.len()
+        );
+    }
+    let approve = app
+        .idp
+        .as_ref()
+        .unwrap()
+        .approve_url(&location(&r), "alice")
+        .unwrap();
+    let cb = location(&b.get(approve).send().await.unwrap());
+    let r = b.get(cb).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), "https://app.example.test/search");
+}

@@ -154,7 +154,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     let loaded = load_str(&toml, Mode::Full, &|_| None).unwrap_or_else(|e| panic!("{e}\n{toml}"));
     let runtime = Arc::new(loaded.runtime);
     let keys = SessionKeys::new(&runtime.session.secrets).unwrap();
-    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone());
+    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone()).unwrap();
     if opts.idp && opts.discover {
         provider.discover().await.unwrap();
     }
