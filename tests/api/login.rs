@@ -28,6 +28,18 @@ fn session_cookie(r: &reqwest::Response) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join("; "))
 }
 
+/// The live flow cookie a /login answer sets, as `name=value`.
+fn flow_cookie(r: &reqwest::Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("pocketgate_flow_") && !v.contains("Max-Age=0"))
+        .and_then(|v| v.split(';').next())
+        .expect("a flow cookie")
+        .to_string()
+}
+
 /// /login → provider approval as `user` → the callback URL (not yet requested).
 async fn to_callback(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -> String {
     let r = b
@@ -361,15 +373,7 @@ async fn a_reused_code_is_refused_by_the_provider() {
         .send()
         .await
         .unwrap();
-    let flow = r
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find(|v| v.starts_with("pocketgate_flow_"))
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string();
+    let flow = flow_cookie(&r);
     let approve = app
         .idp
         .as_ref()
@@ -609,15 +613,7 @@ async fn flow_cookies_are_capped_and_long_return_urls_shortened() {
             .send()
             .await
             .unwrap();
-        let flow = r
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find(|v| v.starts_with("pocketgate_flow_") && !v.contains("Max-Age=0"))
-            .and_then(|v| v.split(';').next())
-            .unwrap()
-            .to_string();
+        let flow = flow_cookie(&r);
         flows.push(flow);
     }
     let r = c
