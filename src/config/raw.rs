@@ -11,11 +11,17 @@ use serde::Deserialize;
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawConfig {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub listen: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub public_url: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_strings")]
     pub trusted_proxies: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub default_policy: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub log_format: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub log_level: Option<String>,
     pub oidc: RawOidc,
     pub session: RawSession,
@@ -28,13 +34,21 @@ pub struct RawConfig {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawOidc {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub issuer: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub client_id: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub client_secret: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub client_secret_file: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub client_auth: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_strings")]
     pub scopes: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub username_claim: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub groups_claim: Option<String>,
 }
 
@@ -42,10 +56,15 @@ pub struct RawOidc {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawSession {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub secret: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub secret_file: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub cookie_name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub cookie_domain: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub lifetime: Option<String>,
 }
 
@@ -53,9 +72,13 @@ pub struct RawSession {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawHeaders {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub user: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub email: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub name: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub groups: Option<String>,
 }
 
@@ -63,8 +86,11 @@ pub struct RawHeaders {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawPolicy {
+    #[serde(deserialize_with = "lenient::strings")]
     pub allowed_groups: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
     pub allowed_users: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
 }
 
@@ -72,11 +98,16 @@ pub struct RawPolicy {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawHost {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub host: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub policy: Option<String>,
     pub claim_roles: Vec<RawClaimRole>,
+    #[serde(deserialize_with = "lenient::strings")]
     pub bypass_paths: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
     pub bypass_resources: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
 }
 
@@ -84,9 +115,79 @@ pub struct RawHost {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 pub struct RawClaimRole {
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub claim: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub value: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
     pub role: Option<String>,
+}
+
+/// Strings that tolerate scalars: the environment provider reads
+/// `POCKETGATE_OIDC__CLIENT_ID=12345` as a number and `...=true` as a boolean,
+/// but every such key is text. Tables and arrays are still type errors.
+mod lenient {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, Visitor};
+    use serde::Deserialize;
+
+    struct Text(String);
+
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl Visitor<'_> for V {
+                type Value = Text;
+                fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                    f.write_str("a string")
+                }
+                fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
+                    Ok(Text(v.to_owned()))
+                }
+                fn visit_string<E: de::Error>(self, v: String) -> Result<Text, E> {
+                    Ok(Text(v))
+                }
+                fn visit_i64<E: de::Error>(self, v: i64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_u64<E: de::Error>(self, v: u64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_i128<E: de::Error>(self, v: i128) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_u128<E: de::Error>(self, v: u128) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_f64<E: de::Error>(self, v: f64) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_bool<E: de::Error>(self, v: bool) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+                fn visit_char<E: de::Error>(self, v: char) -> Result<Text, E> {
+                    Ok(Text(v.to_string()))
+                }
+            }
+            d.deserialize_any(V)
+        }
+    }
+
+    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
+    }
+
+    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        Ok(Vec::<Text>::deserialize(d)?
+            .into_iter()
+            .map(|t| t.0)
+            .collect())
+    }
+
+    pub fn opt_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+        Ok(Option::<Vec<Text>>::deserialize(d)?.map(|v| v.into_iter().map(|t| t.0).collect()))
+    }
 }
 
 /// Every valid key, per table, for the unknown-key check and its suggestions.

@@ -505,3 +505,27 @@ fn figment_environment_overrides_use_double_underscore() {
     let loaded = load_figment(figment, Mode::Full, &no_env).unwrap();
     assert_eq!(loaded.runtime.oidc.client_id, "from-env");
 }
+
+#[test]
+fn scalars_from_the_environment_are_read_as_text() {
+    let figment = Figment::from(Toml::string(&base("")))
+        .merge(figment::providers::Serialized::default(
+            "oidc.client_id",
+            12345,
+        ))
+        .merge(figment::providers::Serialized::default(
+            "policies.admins.allowed_groups",
+            vec![1000],
+        ))
+        .merge(figment::providers::Serialized::default(
+            "session.cookie_name",
+            true,
+        ));
+    let rt = load_figment(figment, Mode::Full, &no_env).unwrap().runtime;
+    assert_eq!(rt.oidc.client_id, "12345");
+    assert_eq!(rt.policies[0].allowed_groups, vec!["1000"]);
+    assert_eq!(rt.session.cookie_name, "true");
+    // Tables where text belongs are still errors that name the key.
+    let e = err(&base("").replace("client_id = \"pocketgate\"", "client_id = { a = 1 }"));
+    assert!(e.contains("oidc.client_id"), "{e}");
+}
