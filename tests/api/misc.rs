@@ -347,3 +347,22 @@ fn serve_logs_json_lines_and_stops_gracefully_on_sigterm() {
     );
     assert!(lines.iter().all(|l| l.get("level").is_some()), "{stderr}");
 }
+
+#[test]
+fn the_readme_shows_every_example_exactly_as_shipped() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    for example in [
+        "examples/caddy/Caddyfile",
+        "examples/nginx/pocketgate.conf",
+        "examples/nginx/nginx.conf",
+        "examples/traefik/traefik.yml",
+        "examples/traefik/dynamic.yml",
+    ] {
+        let text = std::fs::read_to_string(format!("{root}/{example}")).unwrap();
+        assert!(
+            readme.contains(text.trim_end()),
+            "README.md does not show {example} as shipped; paste the file again"
+        );
+    }
+}
