@@ -207,7 +207,7 @@ fn provider_unavailable(e: &OidcError) -> HttpResponse {
     )
 }
 
-fn sign_in_again(rt: &Runtime, rd: Option<&str>) -> String {
+fn sign_in_again(rd: Option<&str>) -> String {
     let href = match rd {
         Some(rd) => format!(
             "/login?rd={}",
@@ -215,7 +215,6 @@ fn sign_in_again(rt: &Runtime, rd: Option<&str>) -> String {
         ),
         None => "/login".into(),
     };
-    let _ = rt;
     format!("<p><a href=\"{}\">Sign in again</a></p>", escape(&href))
 }
 
@@ -230,7 +229,7 @@ pub(super) async fn callback(
         let mut resp = html(
             status,
             title,
-            &format!("<p>{}</p>{}", escape(msg), sign_in_again(rt, rd)),
+            &format!("<p>{}</p>{}", escape(msg), sign_in_again(rd)),
         );
         if let Some(s) = q.state.as_deref() {
             let name = flow_cookie_name(&state.cookie.name, s);
