@@ -1121,12 +1121,22 @@ fn parse_host_pattern(key: &str, s: &str) -> Result<HostPattern, ConfigError> {
             "must not include a port (fix: remove it; ports are ignored when matching)",
         ));
     }
-    if let Some(rest) = h.strip_prefix("*.") {
-        if is_hostname(rest) {
-            return Ok(HostPattern::Wildcard(rest.to_string()));
+    // Internationalised names are matched in their ASCII (punycode) form, which is what proxies send.
+    let ascii = |name: &str| -> Option<String> {
+        if name.is_ascii() {
+            return is_hostname(name).then(|| name.to_string());
         }
-    } else if is_hostname(&h) {
-        return Ok(HostPattern::Exact(h));
+        match url::Host::parse(name) {
+            Ok(url::Host::Domain(d)) if is_hostname(&d) => Some(d),
+            _ => None,
+        }
+    };
+    if let Some(rest) = h.strip_prefix("*.") {
+        if let Some(rest) = ascii(rest) {
+            return Ok(HostPattern::Wildcard(rest));
+        }
+    } else if let Some(name) = ascii(&h) {
+        return Ok(HostPattern::Exact(name));
     }
     Err(invalid(
         key,

@@ -366,6 +366,16 @@ fn host_patterns_are_normalised_and_ports_refused() {
         "[[hosts]]\nhost = \"a b.example.com\"\npolicy = \"users\"\n",
     ));
     assert!(e.contains("hosts[0].host"), "{e}");
+    let rt = load(&base(
+        "[[hosts]]\nhost = \"Bücher.example.com\"\npolicy = \"users\"\n",
+    ))
+    .unwrap()
+    .runtime;
+    assert_eq!(
+        rt.hosts[0].pattern,
+        HostPattern::Exact("xn--bcher-kva.example.com".into()),
+        "IDN hosts compile to punycode"
+    );
 }
 
 #[test]
