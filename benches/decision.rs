@@ -11,7 +11,8 @@ use std::hint::black_box;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use pocketgate::config::{load_str, Mode, Runtime};
+use pocketgate::config::{load_str, Runtime};
+use pocketgate::domain::ClientAddr;
 use pocketgate::policy::{decide, Identity, Outcome, RequestFacts};
 use pocketgate::session::{Session, SessionKeys};
 
@@ -27,9 +28,7 @@ fn runtime(hosts: usize) -> Runtime {
             if i % 2 == 0 { "admins" } else { "users" }
         ));
     }
-    load_str(&toml, Mode::Full, &|_| None)
-        .expect("bench config")
-        .runtime
+    load_str(&toml, &|_| None).expect("bench config").value
 }
 
 fn sealed_session(keys: &SessionKeys) -> String {
@@ -58,7 +57,7 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("decision");
     for hosts in [1usize, 1000] {
         let rt = runtime(hosts);
-        let keys = SessionKeys::new(&rt.session.secrets).unwrap();
+        let keys = SessionKeys::new(&rt.session.secrets);
         let cookie = sealed_session(&keys);
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -69,29 +68,29 @@ fn bench(c: &mut Criterion) {
         let signed_in = RequestFacts {
             host: &host,
             path: "/d/abc/dashboard",
-            client_ip: "203.0.113.7".parse().unwrap(),
+            client: ClientAddr::new("203.0.113.7".parse().unwrap()),
         };
         let bypass = RequestFacts {
             host: &host,
             path: "/api/health",
-            client_ip: "10.50.1.2".parse().unwrap(),
+            client: ClientAddr::new("10.50.1.2".parse().unwrap()),
         };
         // Sanity: the benchmarked paths really are the intended outcomes.
         let s = Session::open(&keys, &cookie, now).unwrap();
         assert_eq!(
-            decide(&rt, &signed_in, Some(&s.identity)).outcome,
+            decide(&rt.rules, &signed_in, Some(&s.identity)).outcome,
             Outcome::Allow
         );
-        assert_eq!(decide(&rt, &bypass, None).outcome, Outcome::Bypass);
+        assert_eq!(decide(&rt.rules, &bypass, None).outcome, Outcome::Bypass);
 
         group.bench_with_input(BenchmarkId::new("cookie", hosts), &hosts, |b, _| {
             b.iter(|| {
                 let s = Session::open(&keys, black_box(&cookie), now).unwrap();
-                black_box(decide(&rt, black_box(&signed_in), Some(&s.identity)).outcome)
+                black_box(decide(&rt.rules, black_box(&signed_in), Some(&s.identity)).outcome)
             })
         });
         group.bench_with_input(BenchmarkId::new("bypass", hosts), &hosts, |b, _| {
-            b.iter(|| black_box(decide(&rt, black_box(&bypass), None).outcome))
+            b.iter(|| black_box(decide(&rt.rules, black_box(&bypass), None).outcome))
         });
     }
     group.finish();

@@ -11,10 +11,11 @@ use std::sync::Arc;
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ConfigError, HostMatch, Mode, Runtime};
+use crate::config::{self, ConfigErrors, Runtime};
+use crate::domain::ClientAddr;
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
-use crate::policy::{self, Identity, RequestFacts};
+use crate::policy::{self, HostMatch, Identity, RequestFacts, Rules};
 
 /// Forward-auth sidecar for Caddy, nginx and Traefik in front of Pocket ID.
 #[derive(Debug, Parser)]
@@ -97,8 +98,11 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn fail(e: &ConfigError) -> ExitCode {
-    eprintln!("error: {e}");
+/// Print every configuration error, one `error:` line each.
+fn fail(errors: &ConfigErrors) -> ExitCode {
+    for e in errors.errors() {
+        eprintln!("error: {e}");
+    }
     ExitCode::FAILURE
 }
 
@@ -110,30 +114,24 @@ pub fn gen_secret() -> String {
 }
 
 fn serve(path: &Path) -> ExitCode {
-    let loaded = match config::load(path, Mode::Full) {
+    let loaded = match config::load(path) {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    crate::telemetry::init(&loaded.runtime.log);
+    crate::telemetry::init(&loaded.value.log);
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
-    let runtime = Arc::new(loaded.runtime);
+    let runtime = Arc::new(loaded.value);
     actix_web::rt::System::new().block_on(async move {
-        let provider = match Provider::new(runtime.oidc.clone(), runtime.role_claims.clone()) {
+        let provider = match Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()) {
             Ok(p) => p,
             Err(e) => {
                 eprintln!("error: {e}");
                 return ExitCode::FAILURE;
             }
         };
-        let state = match AppState::new(Arc::clone(&runtime), Arc::clone(&provider)) {
-            Ok(s) => s,
-            Err(e) => {
-                eprintln!("error: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+        let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider));
         let app = match Application::build(state, ServeOptions::default()) {
             Ok(a) => a,
             Err(e) => {
@@ -159,11 +157,11 @@ fn serve(path: &Path) -> ExitCode {
 }
 
 fn check(path: &Path) -> ExitCode {
-    let loaded = match config::load(path, Mode::Full) {
+    let loaded = match config::load(path) {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    print!("{}", summary(path, &loaded.runtime));
+    print!("{}", summary(path, &loaded.value));
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
@@ -190,12 +188,12 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         rt.session.cookie_name,
         rt.session
             .cookie_domain
-            .as_deref()
-            .unwrap_or(&rt.public_url.host),
+            .as_ref()
+            .map_or(rt.public_url.host.as_str(), |d| d.as_str()),
         humantime::format_duration(rt.session.lifetime),
         rt.session.secrets.len()
     );
-    for p in &rt.policies {
+    for p in rt.rules.policies() {
         let mut parts = Vec::new();
         if !p.allowed_groups.is_empty() {
             parts.push(format!("groups {}", p.allowed_groups.join(",")));
@@ -204,35 +202,29 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
             parts.push(format!("users {}", p.allowed_users.join(",")));
         }
         if !p.allowed_networks.is_empty() {
-            parts.push(format!(
-                "networks {}",
-                p.allowed_networks
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ));
+            parts.push(format!("networks {}", p.allowed_networks));
         }
         if parts.is_empty() {
             parts.push("any signed-in user".into());
         }
         let _ = writeln!(s, "policy {}: {}", p.name, parts.join("; "));
     }
-    for (i, h) in rt.hosts.iter().enumerate() {
+    for h in rt.rules.hosts() {
         let _ = writeln!(
             s,
-            "host[{i}] {:<28} policy {:<10} bypass_paths {} bypass_resources {} allowed_networks {} claim_roles {}",
+            "host[{}] {:<28} policy {:<10} bypass_paths {} bypass_resources {} allowed_networks {} claim_roles {}",
+            h.index,
             h.pattern.to_string(),
-            rt.policy(h.policy).name,
+            h.policy.name,
             h.bypass_paths.len(),
-            h.bypass_resources.len(),
+            h.bypass_resource_sources().len(),
             h.allowed_networks.len(),
             h.claim_roles.len()
         );
     }
-    match rt.default_policy {
+    match rt.rules.default_policy() {
         Some(p) => {
-            let _ = writeln!(s, "other hosts: policy {}", rt.policy(p).name);
+            let _ = writeln!(s, "other hosts: policy {}", p.name);
         }
         None => {
             let _ = writeln!(s, "other hosts: denied (no default_policy)");
@@ -242,11 +234,11 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
 }
 
 fn explain(path: &Path, args: &ExplainArgs) -> ExitCode {
-    let loaded = match config::load(path, Mode::PolicyOnly) {
+    let loaded = match config::load_rules(path) {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    match explain_text(&loaded.runtime, args) {
+    match explain_text(&loaded.value, args) {
         Ok(out) => {
             print!("{out}");
             ExitCode::SUCCESS
@@ -259,12 +251,9 @@ fn explain(path: &Path, args: &ExplainArgs) -> ExitCode {
 }
 
 /// The `explain` output for one simulated request.
-pub fn explain_text(rt: &Runtime, args: &ExplainArgs) -> Result<String, String> {
+pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String> {
     let url = crate::request::parse_absolute_url(&args.url).map_err(|e| e.to_string())?;
-    let client_ip = args
-        .ip
-        .unwrap_or(IpAddr::from([192, 0, 2, 1]))
-        .to_canonical();
+    let client = ClientAddr::new(args.ip.unwrap_or(IpAddr::from([192, 0, 2, 1])));
     let identity = args.user.as_ref().map(|u| Identity {
         subject: u.clone(),
         user: u.clone(),
@@ -279,17 +268,17 @@ pub fn explain_text(rt: &Runtime, args: &ExplainArgs) -> Result<String, String> 
     let facts = RequestFacts {
         host: &url.host,
         path: &url.path,
-        client_ip,
+        client,
     };
-    let decision = policy::decide(rt, &facts, identity.as_ref());
+    let decision = policy::decide(rules, &facts, identity.as_ref());
     let host_entry = match decision.host {
-        HostMatch::Entry(i) => Some(format!("hosts[{i}] ({})", rt.hosts[i].pattern)),
+        HostMatch::Entry(h) => Some(format!("hosts[{}] ({})", h.index, h.pattern)),
         HostMatch::Default(_) => Some("default_policy".to_string()),
         HostMatch::Unknown => None,
     };
-    let policy_name = decision.policy.map(|p| rt.policy(p).name.clone());
-    let rule = decision.rule_name(rt);
-    let reason = decision.reason(rt, &facts, identity.as_ref());
+    let policy_name = decision.policy.map(|p| p.name.clone());
+    let rule = decision.rule_name();
+    let reason = decision.reason(rules, &facts, identity.as_ref());
     if args.json {
         let v = serde_json::json!({
             "outcome": decision.outcome,
@@ -312,7 +301,7 @@ pub fn explain_text(rt: &Runtime, args: &ExplainArgs) -> Result<String, String> 
         ""
     };
     Ok(format!(
-        "request  {} {}\nclient   {client_ip}{ip_note}, {who}\nhost     {} -> {}\npolicy   {}\nrule     {rule}\nreason   {reason}\noutcome  {}\n",
+        "request  {} {}\nclient   {client}{ip_note}, {who}\nhost     {} -> {}\npolicy   {}\nrule     {rule}\nreason   {reason}\noutcome  {}\n",
         args.method.to_ascii_uppercase(),
         args.url,
         url.host,

@@ -15,7 +15,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::cli::DemoArgs;
-use crate::config::{self, Mode};
+use crate::config;
 use crate::dev_idp::{default_users, DevIdp, DevIdpConfig};
 use crate::http::pages::escape;
 use crate::http::{identity_headers, AppState, Application, ServeOptions};
@@ -94,15 +94,15 @@ policy = "admins"
         issuer = idp.issuer(),
         session_secret = random_token(32),
     );
-    let loaded = config::load_str(&toml, Mode::Full, &|_| None).map_err(|e| e.to_string())?;
-    let runtime = Arc::new(loaded.runtime);
-    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone())
+    let loaded = config::load_str(&toml, &|_| None).map_err(|e| e.to_string())?;
+    let runtime = Arc::new(loaded.value);
+    let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims())
         .map_err(|e| e.to_string())?;
     provider
         .discover()
         .await
         .map_err(|e| format!("discovery against the development provider failed: {e}"))?;
-    let mut state = AppState::new(runtime, provider).map_err(|e| e.to_string())?;
+    let mut state = AppState::new(runtime, provider);
     state.demo = true;
     let app = Application::with_listener(
         state,
@@ -122,10 +122,7 @@ policy = "admins"
 
 /// `pocketgate demo`: start, print where to go, serve until Ctrl-C.
 pub fn run(args: &DemoArgs) -> ExitCode {
-    crate::telemetry::init(&config::LogSettings {
-        format: config::LogFormat::Text,
-        level: "info".into(),
-    });
+    crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
         let demo = match start(args.port, args.idp_port, true).await {
             Ok(d) => d,
@@ -224,20 +221,21 @@ async fn app(
     let host = host.to_ascii_lowercase();
     let path = format!("/{tail}");
     let rt = &state.runtime;
-    let client_ip = req
-        .peer_addr()
-        .map(|a| a.ip())
-        .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1]));
+    let client = crate::domain::ClientAddr::new(
+        req.peer_addr()
+            .map(|a| a.ip())
+            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+    );
     let session = state.session(req.headers());
     let identity = session.as_ref().map(|s| &s.identity);
     let facts = RequestFacts {
         host: &host,
         path: &path,
-        client_ip,
+        client,
     };
-    let decision = policy::decide(rt, &facts, identity);
-    let rule = decision.rule_name(rt);
-    let reason = decision.reason(rt, &facts, identity);
+    let decision = policy::decide(&rt.rules, &facts, identity);
+    let rule = decision.rule_name();
+    let reason = decision.reason(&rt.rules, &facts, identity);
     let here = format!("{}/demo/{}{}", rt.public_url.origin, host, path);
     let back = "<p><a href=\"/demo\">Back to the demo</a></p>";
     match decision.outcome {

@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod dev_idp;
+pub mod domain;
 pub mod http;
 pub mod oidc;
 pub mod policy;

@@ -9,9 +9,8 @@
 use std::net::IpAddr;
 
 use actix_web::http::header::HeaderMap;
-use ipnet::IpNet;
 
-use crate::config::is_hostname;
+use crate::domain::{is_hostname, ClientAddr, Networks};
 use crate::policy::RequestFacts;
 
 /// `http` or `https`; nothing else is accepted.
@@ -55,7 +54,7 @@ pub struct OriginalRequest {
     /// Query string without `?`, as sent.
     pub query: Option<String>,
     /// The client address.
-    pub client_ip: IpAddr,
+    pub client: ClientAddr,
 }
 
 impl OriginalRequest {
@@ -74,7 +73,7 @@ impl OriginalRequest {
         RequestFacts {
             host: &self.host,
             path: &self.path,
-            client_ip: self.client_ip,
+            client: self.client,
         }
     }
 }
@@ -106,7 +105,7 @@ fn malformed(header: &'static str, reason: impl Into<String>) -> RequestError {
 pub fn reconstruct(
     headers: &HeaderMap,
     peer: IpAddr,
-    trusted_proxies: &[IpNet],
+    trusted_proxies: &Networks,
     own_method: &str,
     default_scheme: Scheme,
 ) -> Result<OriginalRequest, RequestError> {
@@ -136,7 +135,7 @@ pub fn reconstruct(
             })
         }
     };
-    let client_ip = client_ip(headers, peer, trusted_proxies)?;
+    let client = ClientAddr::new(client_ip(headers, peer, trusted_proxies)?);
     Ok(OriginalRequest {
         method: target.method,
         scheme: target.scheme,
@@ -144,7 +143,7 @@ pub fn reconstruct(
         authority: target.authority,
         path: target.path,
         query: target.query,
-        client_ip,
+        client,
     })
 }
 
@@ -272,8 +271,8 @@ pub fn parse_absolute_url(url: &str) -> Result<AbsoluteUrl, RequestError> {
     })
 }
 
-fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
-    trusted.iter().any(|n| n.contains(&ip))
+fn is_trusted(ip: IpAddr, trusted: &Networks) -> bool {
+    trusted.contains(ClientAddr::new(ip))
 }
 
 /// A header that must appear at most once, as visible ASCII.
@@ -383,7 +382,11 @@ const MAX_HOPS: usize = 32;
 
 /// The client address: `X-Forwarded-For` read right to left, skipping trusted
 /// hops; the peer itself when there is none. Called only for trusted peers.
-fn client_ip(headers: &HeaderMap, peer: IpAddr, trusted: &[IpNet]) -> Result<IpAddr, RequestError> {
+fn client_ip(
+    headers: &HeaderMap,
+    peer: IpAddr,
+    trusted: &Networks,
+) -> Result<IpAddr, RequestError> {
     let mut entries: Vec<&str> = Vec::new();
     for v in headers.get_all("x-forwarded-for") {
         let s = v

@@ -21,10 +21,8 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
+use crate::config::SessionSecrets;
 use crate::policy::Identity;
-
-/// Shortest secret accepted, in bytes (the strength of an AES-256 key).
-pub const MIN_SECRET_LEN: usize = 32;
 
 /// How far in the future a session's `issued` time may lie before it is refused,
 /// in seconds; allows for clock differences between replicas.
@@ -68,28 +66,6 @@ impl Purpose {
     }
 }
 
-/// Why the configured session secrets cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum KeyError {
-    /// No secret was configured at all.
-    #[error(
-        "no session secret is configured; set one of at least {MIN_SECRET_LEN} bytes \
-         (generate one with `pocketgate gen-secret`)"
-    )]
-    NoSecrets,
-    /// A secret is shorter than [`MIN_SECRET_LEN`].
-    #[error(
-        "session secret #{index} (counting from 0) is {len} bytes long, but at least \
-         {MIN_SECRET_LEN} are required (generate one with `pocketgate gen-secret`)"
-    )]
-    TooShort {
-        /// Position of the offending secret in the configured list, from 0.
-        index: usize,
-        /// Its length in bytes.
-        len: usize,
-    },
-}
-
 /// Keys derived from the configured secrets. The first secret seals; every secret opens (rotation).
 #[derive(Clone)]
 pub struct SessionKeys {
@@ -107,26 +83,12 @@ impl std::fmt::Debug for SessionKeys {
 }
 
 impl SessionKeys {
-    /// Derive one AES-256-GCM key per secret with HKDF-SHA256; every secret must be at
-    /// least [`MIN_SECRET_LEN`] bytes and at least one must be given.
-    pub fn new(secrets: &[Vec<u8>]) -> Result<Self, KeyError> {
-        if secrets.is_empty() {
-            return Err(KeyError::NoSecrets);
+    /// Derive one AES-256-GCM key per secret with HKDF-SHA256 (config
+    /// guarantees at least one, each at least 32 bytes).
+    pub fn new(secrets: &SessionSecrets) -> Self {
+        Self {
+            ciphers: secrets.iter().map(|s| derive_cipher(s.bytes())).collect(),
         }
-        let ciphers = secrets
-            .iter()
-            .enumerate()
-            .map(|(index, secret)| {
-                if secret.len() < MIN_SECRET_LEN {
-                    return Err(KeyError::TooShort {
-                        index,
-                        len: secret.len(),
-                    });
-                }
-                Ok(derive_cipher(secret))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok(Self { ciphers })
     }
 
     /// Encrypt `plaintext` for `purpose` with the first key: version byte, random
@@ -471,7 +433,11 @@ mod tests {
     }
 
     fn keys(secrets: &[Vec<u8>]) -> SessionKeys {
-        SessionKeys::new(secrets).expect("test secrets are long enough")
+        let mut all = secrets.iter().map(|s| {
+            crate::config::SessionSecret::new(s.clone()).expect("test secrets are long enough")
+        });
+        let current = all.next().expect("at least one test secret");
+        SessionKeys::new(&SessionSecrets::new(current, all.collect()))
     }
 
     fn identity() -> Identity {
@@ -592,25 +558,6 @@ mod tests {
             Some(&b"new session"[..])
         );
         assert_eq!(old.open(Purpose::Session, &from_rotated), None);
-    }
-
-    #[test]
-    fn short_secret_is_an_error_naming_index_and_length() {
-        let err = SessionKeys::new(&[secret(1), vec![7; 31]]).unwrap_err();
-        assert_eq!(err, KeyError::TooShort { index: 1, len: 31 });
-        let message = err.to_string();
-        assert!(message.contains("#1"), "{message}");
-        assert!(message.contains("31 bytes"), "{message}");
-        assert_eq!(
-            SessionKeys::new(&[Vec::new()]).unwrap_err(),
-            KeyError::TooShort { index: 0, len: 0 }
-        );
-        assert!(SessionKeys::new(&[vec![7; 32]]).is_ok());
-    }
-
-    #[test]
-    fn no_secret_is_an_error() {
-        assert_eq!(SessionKeys::new(&[]).unwrap_err(), KeyError::NoSecrets);
     }
 
     #[test]

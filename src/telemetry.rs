@@ -8,7 +8,7 @@ use crate::config::{LogFormat, LogSettings};
 /// Calling it twice is harmless (the second call changes nothing).
 pub fn init(settings: &LogSettings) {
     let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(&settings.level))
+        .or_else(|_| EnvFilter::try_new(settings.filter.as_str()))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -1,11 +1,12 @@
 //! Everything that can be wrong with a configuration, each naming the key, the
-//! value and the fix.
+//! value and the fix, and the list of them one `check` run reports.
 
+use std::fmt;
 use std::path::PathBuf;
 
 /// A configuration that cannot be used. The `Display` text is what operators
 /// read: key path first, then what is wrong, then how to fix it.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
     #[error(
         "cannot read config file {path}: {reason} (fix: pass -c PATH or set POCKETGATE_CONFIG)"
@@ -67,3 +68,40 @@ pub enum ConfigError {
         suggestion: String,
     },
 }
+
+/// Every error one load found, in the order of the file's sections. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// The errors; at least one.
+    pub fn errors(&self) -> &[ConfigError] {
+        &self.0
+    }
+
+    /// `None` when there is nothing to report.
+    pub(super) fn from_vec(errors: Vec<ConfigError>) -> Option<ConfigErrors> {
+        (!errors.is_empty()).then_some(ConfigErrors(errors))
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(e: ConfigError) -> ConfigErrors {
+        ConfigErrors(vec![e])
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    /// One error a line (a regex error's own lines indented below it).
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}

@@ -1,6 +1,11 @@
 use std::io::Write;
 
+use std::time::Duration;
+
+use figment::providers::{Format, Toml};
+
 use super::*;
+use crate::policy::HostMatch;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 
@@ -31,8 +36,8 @@ allowed_networks = ["10.0.0.0/8", "192.168.1.7"]
     )
 }
 
-fn load(toml: &str) -> Result<Loaded, ConfigError> {
-    load_str(toml, Mode::Full, &no_env)
+fn load(toml: &str) -> Result<Loaded<Runtime>, ConfigErrors> {
+    load_str(toml, &no_env)
 }
 
 fn err(toml: &str) -> String {
@@ -49,17 +54,15 @@ fn the_example_file_compiles_in_policy_only_mode() {
         "/examples/pocketgate.toml"
     ))
     .unwrap();
-    let loaded = load_str(&text, Mode::PolicyOnly, &no_env).unwrap();
-    let rt = loaded.runtime;
-    assert_eq!(rt.hosts.len(), 3);
-    assert_eq!(rt.policy(rt.default_policy.unwrap()).name, "users");
-    assert_eq!(rt.hosts[0].bypass_paths, vec!["/api/health"]);
-    assert!(rt.session.secrets.is_empty(), "explain never reads secrets");
+    let rules = load_rules_str(&text).unwrap().value;
+    assert_eq!(rules.hosts().len(), 3);
+    assert_eq!(rules.default_policy().unwrap().name, "users");
+    assert_eq!(rules.hosts()[0].bypass_paths[0].as_str(), "/api/health");
 }
 
 #[test]
 fn defaults_are_filled_in() {
-    let rt = load(&base("")).unwrap().runtime;
+    let rt = load(&base("")).unwrap().value;
     assert_eq!(rt.listen.to_string(), "127.0.0.1:4180");
     assert_eq!(rt.trusted_proxies.len(), 2);
     assert_eq!(rt.oidc.scopes, vec!["openid", "profile", "email", "groups"]);
@@ -67,12 +70,16 @@ fn defaults_are_filled_in() {
     assert_eq!(rt.oidc.client_auth, ClientAuth::Basic);
     assert_eq!(rt.session.cookie_name, "pocketgate");
     assert_eq!(rt.session.lifetime, Duration::from_secs(12 * 3600));
-    assert_eq!(rt.headers.user, "x-remote-user");
-    assert_eq!(rt.headers.groups, "x-remote-groups");
+    assert_eq!(rt.headers.user.as_str(), "x-remote-user");
+    assert_eq!(rt.headers.groups.as_str(), "x-remote-groups");
     assert!(rt.public_url.https);
     // A bare address is a single-host network.
     assert_eq!(
-        rt.policies[1].allowed_networks[1].to_string(),
+        rt.rules.policies()[1]
+            .allowed_networks
+            .get(1)
+            .unwrap()
+            .to_string(),
         "192.168.1.7/32"
     );
 }
@@ -213,7 +220,7 @@ fn secret_file_rotation_and_env_precedence() {
     );
     let loaded = load(&toml).unwrap();
     assert_eq!(
-        loaded.runtime.session.secrets,
+        secrets(&loaded.value),
         vec![SECRET.as_bytes().to_vec(), second.as_bytes().to_vec()]
     );
     assert!(!loaded
@@ -224,11 +231,8 @@ fn secret_file_rotation_and_env_precedence() {
     // The environment wins over the file.
     let from_env = "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE";
     let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| from_env.to_string());
-    let loaded = load_str(&toml, Mode::Full, &env).unwrap();
-    assert_eq!(
-        loaded.runtime.session.secrets,
-        vec![from_env.as_bytes().to_vec()]
-    );
+    let loaded = load_str(&toml, &env).unwrap();
+    assert_eq!(secrets(&loaded.value), vec![from_env.as_bytes().to_vec()]);
 }
 
 #[test]
@@ -315,8 +319,8 @@ fn cookie_domain_must_cover_public_url() {
         "cookie_domain = \".Example.com\"",
     ))
     .unwrap()
-    .runtime;
-    assert_eq!(rt.session.cookie_domain.as_deref(), Some("example.com"));
+    .value;
+    assert_eq!(rt.session.cookie_domain.unwrap().as_str(), "example.com");
 }
 
 #[test]
@@ -349,14 +353,14 @@ fn unanchored_regex_warns() {
 fn host_patterns_are_normalised_and_ports_refused() {
     let rt = load(&base("[[hosts]]\nhost = \"Grafana.Example.COM.\"\npolicy = \"admins\"\n[[hosts]]\nhost = \"*.apps.example.com\"\npolicy = \"users\"\n"))
         .unwrap()
-        .runtime;
+        .value;
     assert_eq!(
-        rt.hosts[0].pattern,
-        HostPattern::Exact("grafana.example.com".into())
+        rt.rules.hosts()[0].pattern.to_string(),
+        "grafana.example.com"
     );
     assert_eq!(
-        rt.hosts[1].pattern,
-        HostPattern::Wildcard("apps.example.com".into())
+        rt.rules.hosts()[1].pattern.to_string(),
+        "*.apps.example.com"
     );
     let e = err(&base(
         "[[hosts]]\nhost = \"a.example.com:8443\"\npolicy = \"users\"\n",
@@ -370,10 +374,10 @@ fn host_patterns_are_normalised_and_ports_refused() {
         "[[hosts]]\nhost = \"Bücher.example.com\"\npolicy = \"users\"\n",
     ))
     .unwrap()
-    .runtime;
+    .value;
     assert_eq!(
-        rt.hosts[0].pattern,
-        HostPattern::Exact("xn--bcher-kva.example.com".into()),
+        rt.rules.hosts()[0].pattern.to_string(),
+        "xn--bcher-kva.example.com",
         "IDN hosts compile to punycode"
     );
 }
@@ -384,17 +388,17 @@ fn host_lookup_exact_then_longest_wildcard_then_default() {
         "[[hosts]]\nhost = \"*.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"*.int.example.com\"\npolicy = \"admins\"\n[[hosts]]\nhost = \"x.int.example.com\"\npolicy = \"bypass\"\n",
     ))
     .unwrap()
-    .runtime;
-    assert_eq!(rt.lookup_host("x.int.example.com"), HostMatch::Entry(2));
-    assert_eq!(rt.lookup_host("y.int.example.com"), HostMatch::Entry(1));
-    assert_eq!(rt.lookup_host("a.b.int.example.com"), HostMatch::Entry(1));
-    assert_eq!(rt.lookup_host("grafana.example.com"), HostMatch::Entry(0));
+    .value;
+    assert_eq!(entry(&rt, "x.int.example.com"), Some(2));
+    assert_eq!(entry(&rt, "y.int.example.com"), Some(1));
+    assert_eq!(entry(&rt, "a.b.int.example.com"), Some(1));
+    assert_eq!(entry(&rt, "grafana.example.com"), Some(0));
     assert!(
-        matches!(rt.lookup_host("example.com"), HostMatch::Default(_)),
+        matches!(rt.rules.lookup_host("example.com"), HostMatch::Default(_)),
         "a wildcard does not cover its apex"
     );
     assert!(matches!(
-        rt.lookup_host("example.org"),
+        rt.rules.lookup_host("example.org"),
         HostMatch::Default(_)
     ));
     let rt = load(
@@ -402,8 +406,11 @@ fn host_lookup_exact_then_longest_wildcard_then_default() {
             .replace("default_policy = \"users\"\n", ""),
     )
     .unwrap()
-    .runtime;
-    assert_eq!(rt.lookup_host("b.example.com"), HostMatch::Unknown);
+    .value;
+    assert!(matches!(
+        rt.rules.lookup_host("b.example.com"),
+        HostMatch::Unknown
+    ));
 }
 
 #[test]
@@ -426,7 +433,7 @@ fn client_auth_rules() {
     // No secret at all: a public client (PKCE only), as DESIGN.md says.
     let rt = load(&base("").replace("client_secret = \"s3cret\"\n", ""))
         .unwrap()
-        .runtime;
+        .value;
     assert_eq!(rt.oidc.client_auth, ClientAuth::None);
     let e = err(&base("").replace(
         "client_secret = \"s3cret\"\n",
@@ -435,7 +442,7 @@ fn client_auth_rules() {
     assert!(e.contains("oidc.client_secret: missing"), "{e}");
     let rt = load(&base("").replace("client_secret = \"s3cret\"\n", "client_auth = \"none\"\n"))
         .unwrap()
-        .runtime;
+        .value;
     assert_eq!(rt.oidc.client_auth, ClientAuth::None);
     assert!(rt.oidc.client_secret.is_none());
     let e = err(&base("").replace(
@@ -490,14 +497,14 @@ fn redirect_hosts_are_configured_ones_or_under_cookie_domain() {
             .replace("cookie_domain = \"example.com\"\n", ""),
     )
     .unwrap()
-    .runtime;
+    .value;
     assert!(rt.is_redirect_host("grafana.example.com"));
     assert!(rt.is_redirect_host("auth.example.com"));
     assert!(
         !rt.is_redirect_host("evil.test"),
         "default_policy does not make every host a target"
     );
-    let rt = load(&base("")).unwrap().runtime;
+    let rt = load(&base("")).unwrap().value;
     assert!(rt.is_redirect_host("anything.example.com"));
     assert!(rt.is_redirect_host("example.com"));
     assert!(!rt.is_redirect_host("example.com.evil.test"));
@@ -512,8 +519,8 @@ fn figment_environment_overrides_use_double_underscore() {
     let figment = Figment::from(Toml::string(&toml)).merge(
         figment::providers::Serialized::default("oidc.client_id", "from-env"),
     );
-    let loaded = load_figment(figment, Mode::Full, &no_env).unwrap();
-    assert_eq!(loaded.runtime.oidc.client_id, "from-env");
+    let loaded = load_figment(&figment, &no_env).unwrap();
+    assert_eq!(loaded.value.oidc.client_id, "from-env");
 }
 
 #[test]
@@ -531,11 +538,86 @@ fn scalars_from_the_environment_are_read_as_text() {
             "session.cookie_name",
             true,
         ));
-    let rt = load_figment(figment, Mode::Full, &no_env).unwrap().runtime;
+    let rt = load_figment(&figment, &no_env).unwrap().value;
     assert_eq!(rt.oidc.client_id, "12345");
-    assert_eq!(rt.policies[0].allowed_groups, vec!["1000"]);
+    assert_eq!(rt.rules.policies()[0].allowed_groups, vec!["1000"]);
     assert_eq!(rt.session.cookie_name, "true");
     // Tables where text belongs are still errors that name the key.
     let e = err(&base("").replace("client_id = \"pocketgate\"", "client_id = { a = 1 }"));
     assert!(e.contains("oidc.client_id"), "{e}");
+}
+
+/// The index of the `[[hosts]]` entry a host name matches.
+fn entry(rt: &Runtime, host: &str) -> Option<usize> {
+    match rt.rules.lookup_host(host) {
+        HostMatch::Entry(h) => Some(h.index),
+        _ => None,
+    }
+}
+
+fn secrets(rt: &Runtime) -> Vec<Vec<u8>> {
+    rt.session
+        .secrets
+        .iter()
+        .map(|s| s.bytes().to_vec())
+        .collect()
+}
+
+#[test]
+fn every_independent_mistake_is_reported_in_one_run() {
+    let e = load(
+        &base(
+            r#"
+[[hosts]]
+host = "a.example.com"
+policy = "nobody"
+bypass_resources = ["^/(unclosed"]
+allowed_networks = ["10.0.0.0/33"]
+
+[[hosts]]
+host = "b.example.com:8080"
+policy = "users"
+"#,
+        )
+        .replace("lifetime", "x")
+        .replace("[session]", "[session]\nlifetime = \"soon\""),
+    )
+    .unwrap_err();
+    let keys: Vec<String> = e
+        .errors()
+        .iter()
+        .map(|e| {
+            e.to_string()
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    for key in [
+        "hosts[0].policy",
+        "hosts[0].bypass_resources[0]",
+        "hosts[0].allowed_networks[0]",
+        "hosts[1].host",
+        "session.lifetime",
+    ] {
+        assert!(keys.iter().any(|k| k == key), "{key} missing from {keys:?}");
+    }
+}
+
+#[test]
+fn every_unknown_key_is_reported_with_type_errors() {
+    let e = load(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\nbypassResources = [\"^/y\"]\n"))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
+        "{e}"
+    );
+    assert!(
+        e.contains(
+            "hosts[0].bypassResources: unknown key (did you mean `hosts[0].bypass_resources`?)"
+        ),
+        "{e}"
+    );
 }

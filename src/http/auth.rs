@@ -7,7 +7,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
 use super::metrics::Endpoint;
-use super::{html, is_browser, pages::escape, peer_ip, text, AppState, IdentityHeaderNames};
+use super::{html, is_browser, pages::escape, peer_ip, text, AppState};
+use crate::config::HeaderNames;
 use crate::policy::{self, Decision, Identity, Outcome};
 use crate::request::{self, OriginalRequest, Scheme};
 
@@ -51,7 +52,7 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
     let facts = original.facts();
     let mut session = None;
     let slot = &mut session;
-    let decision = policy::decide_with(rt, &facts, move || {
+    let decision = policy::decide_with(&rt.rules, &facts, move || {
         *slot = state.session(req.headers());
         slot.as_ref().map(|s| &s.identity)
     });
@@ -60,12 +61,12 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
         .metrics
         .decision(endpoint, decision.outcome, started.elapsed());
     if tracing::enabled!(tracing::Level::DEBUG) || decision.outcome == Outcome::Deny {
-        let rule = decision.rule_name(rt);
+        let rule = decision.rule_name();
         let user = identity.map(|i| i.user.as_str()).unwrap_or("");
         if decision.outcome == Outcome::Deny {
-            tracing::info!(host = %original.host, path = %original.path, client = %original.client_ip, user, outcome = "deny", rule, "decision");
+            tracing::info!(host = %original.host, path = %original.path, client = %original.client, user, outcome = "deny", rule, "decision");
         } else {
-            tracing::debug!(host = %original.host, path = %original.path, client = %original.client_ip, user, outcome = decision.outcome.as_str(), rule, "decision");
+            tracing::debug!(host = %original.host, path = %original.path, client = %original.client, user, outcome = decision.outcome.as_str(), rule, "decision");
         }
     }
     respond(req, state, endpoint, &original, &decision, identity)
@@ -135,7 +136,7 @@ fn respond(
         }
         Outcome::Deny => {
             let facts = original.facts();
-            let reason = decision.reason(rt, &facts, identity);
+            let reason = decision.reason(&rt.rules, &facts, identity);
             deny_page(req, &original.host, &reason)
         }
     }
@@ -171,7 +172,7 @@ fn no_store(mut b: HttpResponseBuilder) -> HttpResponseBuilder {
 /// whose name itself holds a comma is left out of the header, since a backend
 /// splitting on commas would read it as two groups.
 pub fn identity_headers(
-    names: &IdentityHeaderNames,
+    names: &HeaderNames,
     user: &Identity,
 ) -> Result<Vec<(actix_web::http::header::HeaderName, HeaderValue)>, &'static str> {
     let mut out = Vec::with_capacity(4);

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::header::{self, HeaderMap, HeaderName};
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
+use crate::config::HeaderNames;
 use crate::config::Runtime;
 use crate::oidc::Provider;
 use crate::session::{self, CookieSettings, Session, SessionKeys};
@@ -31,52 +32,37 @@ pub struct AppState {
     pub runtime: Arc<Runtime>,
     pub keys: SessionKeys,
     pub cookie: CookieSettings,
-    pub headers: IdentityHeaderNames,
+    pub headers: HeaderNames,
     pub provider: Arc<Provider>,
     pub metrics: Metrics,
     /// Extra pages mounted by `pocketgate demo`.
     pub demo: bool,
 }
 
-/// The identity header names as ready-made header names.
-#[derive(Debug, Clone)]
-pub struct IdentityHeaderNames {
-    pub user: HeaderName,
-    pub email: HeaderName,
-    pub name: HeaderName,
-    pub groups: HeaderName,
-}
-
 /// Why the application could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("session.secret: {0}")]
-    Keys(#[from] session::KeyError),
-    #[error("headers: {0}")]
-    Header(String),
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
 }
 
 impl AppState {
-    /// Derive keys and header names from the runtime configuration.
-    pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>) -> Result<AppState, BuildError> {
-        let keys = SessionKeys::new(&runtime.session.secrets)?;
-        let name =
-            |s: &str| HeaderName::try_from(s).map_err(|e| BuildError::Header(format!("{s}: {e}")));
-        let headers = IdentityHeaderNames {
-            user: name(&runtime.headers.user)?,
-            email: name(&runtime.headers.email)?,
-            name: name(&runtime.headers.name)?,
-            groups: name(&runtime.headers.groups)?,
-        };
+    /// Derive keys and cookie settings from the runtime configuration, which
+    /// has already checked everything that could be wrong with them.
+    pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>) -> AppState {
+        let keys = SessionKeys::new(&runtime.session.secrets);
+        let headers = runtime.headers.clone();
         let cookie = CookieSettings {
             name: runtime.session.cookie_name.clone(),
-            domain: runtime.session.cookie_domain.clone(),
+            domain: runtime
+                .session
+                .cookie_domain
+                .as_ref()
+                .map(|d| d.as_str().to_string()),
             secure: runtime.public_url.https,
             lifetime: runtime.session.lifetime,
         };
-        Ok(AppState {
+        AppState {
             runtime,
             keys,
             cookie,
@@ -84,7 +70,7 @@ impl AppState {
             provider,
             metrics: Metrics::default(),
             demo: false,
-        })
+        }
     }
 
     /// The session the request carries, if it opens and has not expired.

@@ -273,7 +273,10 @@ impl Provider {
         let client = CoreClient::from_provider_metadata(
             core,
             ClientId::new(self.settings.client_id.clone()),
-            self.settings.client_secret.clone().map(ClientSecret::new),
+            self.settings
+                .client_secret
+                .as_ref()
+                .map(|s| ClientSecret::new(s.expose().to_string())),
         )
         .set_redirect_uri(redirect)
         .set_auth_type(match self.settings.client_auth {
@@ -404,7 +407,7 @@ impl Provider {
         let base = match &self.settings.client_secret {
             Some(s) => CoreIdTokenVerifier::new_confidential_client(
                 client_id,
-                ClientSecret::new(s.clone()),
+                ClientSecret::new(s.expose().to_string()),
                 issuer,
                 jwks,
             ),

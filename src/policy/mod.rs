@@ -1,19 +1,25 @@
-//! The decision engine: pure functions from the compiled [`Runtime`], the facts
+//! The decision engine: pure functions from the compiled [`Rules`], the facts
 //! of one request and an optional [`Identity`] to a [`Decision`].
 //!
 //! It implements DESIGN.md's order — host, bypass, trusted network, identity,
-//! roles, policy — and nothing else: no HTTP types, no I/O, no clock. The
-//! `http` module asks it and translates the answer; `explain` prints it.
+//! roles, policy — and nothing else: no HTTP types, no I/O, no clock (a test
+//! in `tests/layering.rs` keeps it so). `config` compiles into [`Rules`]; the
+//! `http` module asks [`decide_with`] and translates the answer; `explain`
+//! prints it.
 
 mod identity;
+mod rules;
 
 use std::fmt;
-use std::net::IpAddr;
 
 use serde::Serialize;
 
-use crate::config::{HostMatch, PolicyId, Runtime};
+use crate::domain::{ClientAddr, NormalPath};
 pub use identity::Identity;
+pub use rules::{
+    ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, Policy, Resources, Rules,
+    RulesBuilder,
+};
 
 /// What the engine needs to know about the original request.
 #[derive(Debug, Clone, Copy)]
@@ -23,7 +29,7 @@ pub struct RequestFacts<'a> {
     /// The path as the proxy saw it (no query, no fragment), not decoded.
     pub path: &'a str,
     /// The client address (after `X-Forwarded-For` processing).
-    pub client_ip: IpAddr,
+    pub client: ClientAddr,
 }
 
 /// The four answers, as DESIGN.md names them.
@@ -85,14 +91,14 @@ pub enum Rule {
     NotInUsers,
 }
 
-/// A decision and where it came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
+/// A decision and where it came from. Borrows the rules it was made from.
+#[derive(Debug, Clone, Copy)]
+pub struct Decision<'r> {
     pub outcome: Outcome,
     /// How the host matched.
-    pub host: HostMatch,
+    pub host: HostMatch<'r>,
     /// The policy that applied (none for an unknown host).
-    pub policy: Option<PolicyId>,
+    pub policy: Option<&'r Policy>,
     pub rule: Rule,
     /// A bypass rule matched but the client was outside the host's `allowed_networks`
     /// (kept for explanations: the classic "API bypass ignored" question).
@@ -100,20 +106,24 @@ pub struct Decision {
 }
 
 /// Decide one request. Pure: same inputs, same answer.
-pub fn decide(rt: &Runtime, facts: &RequestFacts<'_>, identity: Option<&Identity>) -> Decision {
-    decide_with(rt, facts, || identity)
+pub fn decide<'r>(
+    rules: &'r Rules,
+    facts: &RequestFacts<'_>,
+    identity: Option<&Identity>,
+) -> Decision<'r> {
+    decide_with(rules, facts, || identity)
 }
 
 /// [`decide`], asking for the identity only when step 4 is reached, so that
 /// bypasses, trusted networks and unknown hosts never pay for opening a cookie.
-pub fn decide_with<'i>(
-    rt: &Runtime,
+pub fn decide_with<'r, 'i>(
+    rules: &'r Rules,
     facts: &RequestFacts<'_>,
     identity: impl FnOnce() -> Option<&'i Identity>,
-) -> Decision {
-    let host = rt.lookup_host(facts.host);
-    let (policy_id, entry) = match host {
-        HostMatch::Entry(i) => (rt.hosts[i].policy, Some(&rt.hosts[i])),
+) -> Decision<'r> {
+    let host = rules.lookup_host(facts.host);
+    let (policy, entry): (&'r Policy, Option<&'r HostRule>) = match host {
+        HostMatch::Entry(h) => (&h.policy, Some(h)),
         HostMatch::Default(p) => (p, None),
         HostMatch::Unknown => {
             return Decision {
@@ -128,7 +138,7 @@ pub fn decide_with<'i>(
     let decision = |outcome, rule, bypass_refused| Decision {
         outcome,
         host,
-        policy: Some(policy_id),
+        policy: Some(policy),
         rule,
         bypass_refused,
     };
@@ -140,10 +150,7 @@ pub fn decide_with<'i>(
             let network = if h.allowed_networks.is_empty() {
                 Some(None)
             } else {
-                h.allowed_networks
-                    .iter()
-                    .position(|n| n.contains(&facts.client_ip))
-                    .map(Some)
+                h.allowed_networks.position(facts.client).map(Some)
             };
             match (rule, network) {
                 (BypassMatch::Path(index), Some(network)) => {
@@ -162,12 +169,7 @@ pub fn decide_with<'i>(
     }
 
     // 3. Trusted network.
-    let policy = rt.policy(policy_id);
-    if let Some(index) = policy
-        .allowed_networks
-        .iter()
-        .position(|n| n.contains(&facts.client_ip))
-    {
+    if let Some(index) = policy.allowed_networks.position(facts.client) {
         return decision(
             Outcome::Bypass,
             Rule::TrustedNetwork { index },
@@ -188,7 +190,7 @@ pub fn decide_with<'i>(
         match policy
             .allowed_groups
             .iter()
-            .position(|g| has_role(rt, user, claim_roles, g))
+            .position(|g| has_role(rules.claim_names(), user, claim_roles, g))
         {
             Some(i) => Some(i),
             None => return decision(Outcome::Deny, Rule::NotInGroups, bypass_refused),
@@ -205,123 +207,38 @@ enum BypassMatch {
     Resource(usize),
 }
 
-fn bypass_rule(h: &crate::config::HostRule, path: &str) -> Option<BypassMatch> {
-    if h.bypass_paths.is_empty() && h.bypass_set.is_none() {
+fn bypass_rule(h: &HostRule, path: &str) -> Option<BypassMatch> {
+    if h.bypass_paths.is_empty() && h.bypass_resources.is_none() {
         return None;
     }
-    if !is_normal_path(path) {
-        return None;
-    }
-    if let Some(i) = h
-        .bypass_paths
-        .iter()
-        .position(|prefix| prefix_on_segment(path, prefix))
-    {
+    let path = NormalPath::new(path)?;
+    if let Some(i) = h.bypass_paths.iter().position(|p| p.matches(path)) {
         return Some(BypassMatch::Path(i));
     }
-    let set = h.bypass_set.as_ref()?;
-    set.matches(path).iter().next().map(BypassMatch::Resource)
-}
-
-/// `/api` matches `/api` and `/api/...`, never `/apix`; `/` matches everything.
-fn prefix_on_segment(path: &str, prefix: &str) -> bool {
-    match path.strip_prefix(prefix) {
-        Some(rest) => rest.is_empty() || rest.starts_with('/') || prefix == "/",
-        None => false,
-    }
-}
-
-/// Whether `path` is in the normal form bypass rules are matched against:
-/// starts with `/`; no empty segment (`//`); no `.` or `..` segment, also not
-/// with `;parameters`, no segment made only of dots (or dots and `%20`); no percent-encoded
-/// `/`, `\`, `.`, `;`, `#`, `?`, `%`, control or non-ASCII byte, no
-/// malformed `%` escape; no literal `\`, `#`, control character, space or
-/// non-ASCII byte.
-/// Anything else might be routed by proxy or backend to another path than the
-/// one we matched, so it never bypasses.
-pub fn is_normal_path(path: &str) -> bool {
-    let bytes = path.as_bytes();
-    if bytes.first() != Some(&b'/') {
-        return false;
-    }
-    let mut i = 0;
-    while i < bytes.len() {
-        let b = bytes[i];
-        if b <= 0x20 || b >= 0x7f || b == b'\\' || b == b'#' {
-            return false;
-        }
-        if b == b'%' {
-            let decoded = match (bytes.get(i + 1), bytes.get(i + 2)) {
-                (Some(&h), Some(&l)) => match (hex(h), hex(l)) {
-                    (Some(h), Some(l)) => h * 16 + l,
-                    _ => return false,
-                },
-                _ => return false,
-            };
-            if decoded < 0x20
-                || matches!(decoded, b'/' | b'\\' | b'.' | b'#' | b'?' | b'%' | b';')
-                || decoded >= 0x7f
-            {
-                return false;
-            }
-            i += 2;
-        }
-        i += 1;
-    }
-    let mut segments = path[1..].split('/').peekable();
-    while let Some(seg) = segments.next() {
-        let name = seg.split(';').next().unwrap_or(seg);
-        // A trailing slash (empty last segment) is fine; any other empty segment is `//`.
-        let last = segments.peek().is_none();
-        if (seg.is_empty() && !last) || is_dot_like(name) {
-            return false;
-        }
-    }
-    true
-}
-
-/// `.`, `..`, and anything some servers collapse like them: only dots (`...`),
-/// or dots followed by encoded spaces (`..%20`, trimmed by Windows-style servers).
-fn is_dot_like(name: &str) -> bool {
-    let mut core = name;
-    while let Some(rest) = core.strip_suffix("%20") {
-        core = rest;
-    }
-    !core.is_empty() && core.bytes().all(|b| b == b'.')
-}
-
-fn hex(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    h.bypass_resources
+        .as_ref()?
+        .first_match(path.as_str())
+        .map(BypassMatch::Resource)
 }
 
 /// Whether the user holds `role`: a group of that name, or a `claim_roles` entry
 /// granting it whose claim holds its value.
-fn has_role(
-    rt: &Runtime,
-    user: &Identity,
-    claim_roles: &[crate::config::ClaimRole],
-    role: &str,
-) -> bool {
+fn has_role(claims: &ClaimNames, user: &Identity, claim_roles: &[ClaimRole], role: &str) -> bool {
     user.groups.iter().any(|g| g == role)
         || claim_roles
             .iter()
-            .any(|cr| cr.role == role && claim_holds(rt, user, &cr.claim, &cr.value))
+            .any(|cr| cr.role == role && claim_holds(claims, user, &cr.claim, &cr.value))
 }
 
 /// Whether the identity's `claim` holds `value`.
-fn claim_holds(rt: &Runtime, user: &Identity, claim: &str, value: &str) -> bool {
+fn claim_holds(claims: &ClaimNames, user: &Identity, claim: &str, value: &str) -> bool {
     if let Some(values) = user.claims.get(claim) {
         return values.iter().any(|v| v == value);
     }
-    if claim == rt.oidc.groups_claim || claim == "groups" {
+    if claim == claims.groups || claim == "groups" {
         return user.groups.iter().any(|g| g == value);
     }
-    if claim == rt.oidc.username_claim {
+    if claim == claims.username {
         return user.user == value;
     }
     match claim {
@@ -346,11 +263,13 @@ fn names_user(allowed: &[String], user: &Identity) -> bool {
 }
 
 /// The roles a user holds for a host (groups plus `claim_roles`), for `explain` and `/whoami`.
-pub fn roles(rt: &Runtime, user: &Identity, host: HostMatch) -> Vec<String> {
+pub fn roles(rules: &Rules, user: &Identity, host: HostMatch<'_>) -> Vec<String> {
     let mut out = user.groups.clone();
-    if let HostMatch::Entry(i) = host {
-        for cr in &rt.hosts[i].claim_roles {
-            if claim_holds(rt, user, &cr.claim, &cr.value) && !out.contains(&cr.role) {
+    if let HostMatch::Entry(h) = host {
+        for cr in &h.claim_roles {
+            if claim_holds(rules.claim_names(), user, &cr.claim, &cr.value)
+                && !out.contains(&cr.role)
+            {
                 out.push(cr.role.clone());
             }
         }
@@ -358,16 +277,16 @@ pub fn roles(rt: &Runtime, user: &Identity, host: HostMatch) -> Vec<String> {
     out
 }
 
-impl Decision {
+impl Decision<'_> {
     /// The rule's name as a configuration key path, e.g. `hosts[0].bypass_paths[0]`.
-    pub fn rule_name(&self, rt: &Runtime) -> String {
+    pub fn rule_name(&self) -> String {
         let host_key = match self.host {
-            HostMatch::Entry(i) => format!("hosts[{i}]"),
+            HostMatch::Entry(h) => format!("hosts[{}]", h.index),
             _ => "default_policy".into(),
         };
         let policy_key = self
             .policy
-            .map(|p| format!("policies.{}", rt.policy(p).name))
+            .map(|p| format!("policies.{}", p.name))
             .unwrap_or_default();
         match self.rule {
             Rule::UnknownHost => "unknown host".into(),
@@ -377,10 +296,7 @@ impl Decision {
             Rule::NoIdentity => "no session".into(),
             Rule::Admitted { role: Some(i) } => format!("{policy_key}.allowed_groups[{i}]"),
             Rule::Admitted { role: None } => {
-                if self
-                    .policy
-                    .is_some_and(|p| !rt.policy(p).allowed_users.is_empty())
-                {
+                if self.policy.is_some_and(|p| !p.allowed_users.is_empty()) {
                     format!("{policy_key}.allowed_users")
                 } else {
                     format!("{policy_key} (any signed-in user)")
@@ -394,75 +310,74 @@ impl Decision {
     /// One sentence an operator can act on.
     pub fn reason(
         &self,
-        rt: &Runtime,
+        rules: &Rules,
         facts: &RequestFacts<'_>,
         identity: Option<&Identity>,
     ) -> String {
         let entry = match self.host {
-            HostMatch::Entry(i) => Some(&rt.hosts[i]),
+            HostMatch::Entry(h) => Some(h),
             _ => None,
         };
-        let policy = self.policy.map(|p| rt.policy(p));
-        let policy_name = policy.map(|p| p.name.as_str()).unwrap_or("");
+        let policy_name = self.policy.map(|p| p.name.as_str()).unwrap_or("");
+        let who = identity.map(|u| u.user.as_str()).unwrap_or("?");
         let mut s = match self.rule {
             Rule::UnknownHost => format!(
                 "host {} matches no [[hosts]] entry and there is no default_policy",
                 facts.host
             ),
-            Rule::BypassPath { index, network } => {
-                let h = entry.expect("bypass implies a host entry");
-                format!(
-                    "bypass: {} matches bypass_paths[{index}] ({}){}",
-                    facts.path,
-                    h.bypass_paths[index],
-                    network_clause(facts, network, h)
-                )
-            }
-            Rule::BypassResource { index, network } => {
-                let h = entry.expect("bypass implies a host entry");
-                format!(
-                    "bypass: {} matches bypass_resources[{index}] ({}){}",
-                    facts.path,
-                    h.bypass_resources[index],
-                    network_clause(facts, network, h)
-                )
-            }
+            Rule::BypassPath { index, network } => format!(
+                "bypass: {} matches bypass_paths[{index}] ({}){}",
+                facts.path,
+                entry
+                    .and_then(|h| h.bypass_paths.get(index))
+                    .map(|p| p.to_string())
+                    .unwrap_or_default(),
+                network_clause(facts, network, entry)
+            ),
+            Rule::BypassResource { index, network } => format!(
+                "bypass: {} matches bypass_resources[{index}] ({}){}",
+                facts.path,
+                entry
+                    .and_then(|h| h.bypass_resource_sources().get(index))
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+                network_clause(facts, network, entry)
+            ),
             Rule::TrustedNetwork { index } => format!(
                 "trusted network: client {} in policies.{policy_name}.allowed_networks[{index}] ({})",
-                facts.client_ip,
-                policy.map(|p| p.allowed_networks[index].to_string()).unwrap_or_default()
+                facts.client,
+                self.policy
+                    .and_then(|p| p.allowed_networks.get(index))
+                    .map(|n| n.to_string())
+                    .unwrap_or_default()
             ),
             Rule::NoIdentity => "no valid session: the user must sign in".into(),
             Rule::Admitted { role } => {
-                let who = identity.map(|u| u.user.as_str()).unwrap_or("?");
-                match (role, policy) {
-                    (Some(i), Some(p)) => format!(
-                        "user {who} holds role {:?} required by policy {policy_name}",
-                        p.allowed_groups[i]
+                match role.and_then(|i| self.policy?.allowed_groups.get(i)) {
+                    Some(group) => format!(
+                        "user {who} holds role {group:?} required by policy {policy_name}"
                     ),
-                    _ => format!("user {who} is signed in and policy {policy_name} admits them"),
+                    None => format!("user {who} is signed in and policy {policy_name} admits them"),
                 }
             }
             Rule::NotInGroups => {
-                let who = identity.map(|u| u.user.as_str()).unwrap_or("?");
                 let held = identity
-                    .map(|u| roles(rt, u, self.host).join(", "))
+                    .map(|u| roles(rules, u, self.host).join(", "))
                     .unwrap_or_default();
                 format!(
                     "user {who} (roles: {}) has none of policy {policy_name}'s allowed_groups: {}",
                     if held.is_empty() { "none" } else { &held },
-                    policy.map(|p| p.allowed_groups.join(", ")).unwrap_or_default()
+                    self.policy
+                        .map(|p| p.allowed_groups.join(", "))
+                        .unwrap_or_default()
                 )
             }
-            Rule::NotInUsers => {
-                let who = identity.map(|u| u.user.as_str()).unwrap_or("?");
-                format!("user {who} is not in policy {policy_name}'s allowed_users")
-            }
+            Rule::NotInUsers => format!("user {who} is not in policy {policy_name}'s allowed_users"),
         };
         if self.bypass_refused {
             s.push_str(&format!(
                 " (a bypass rule matched {} but client {} is not in the host's allowed_networks)",
-                facts.path, facts.client_ip
+                facts.path, facts.client
             ));
         }
         s
@@ -472,12 +387,15 @@ impl Decision {
 fn network_clause(
     facts: &RequestFacts<'_>,
     network: Option<usize>,
-    h: &crate::config::HostRule,
+    h: Option<&HostRule>,
 ) -> String {
     match network {
         Some(n) => format!(
             "; client {} in allowed_networks[{n}] ({})",
-            facts.client_ip, h.allowed_networks[n]
+            facts.client,
+            h.and_then(|h| h.allowed_networks.get(n))
+                .map(|n| n.to_string())
+                .unwrap_or_default()
         ),
         None => "; the host has no allowed_networks".into(),
     }

@@ -4,10 +4,22 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::*;
-use crate::config::{load_str, Mode, Runtime};
+use crate::config::load_rules_str;
+use crate::domain::is_normal_path;
+use crate::domain::ClientAddr;
 
 /// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases.
-fn runtime() -> Runtime {
+fn runtime() -> Rules {
+    load_rules_str(&seed_text()).unwrap().value
+}
+
+/// The seed setup without its `default_policy`.
+fn runtime_without_default() -> Rules {
+    let text = seed_text().replace("default_policy = \"users\"", "");
+    load_rules_str(&text).unwrap().value
+}
+
+fn seed_text() -> String {
     let mut text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/pocketgate.toml"
@@ -43,9 +55,7 @@ claim_roles = [
 ]
 "#,
     );
-    load_str(&text, Mode::PolicyOnly, &|_| None)
-        .unwrap()
-        .runtime
+    text
 }
 
 fn user(name: &str, groups: &[&str]) -> Identity {
@@ -94,10 +104,10 @@ fn check(rows: &[Row]) {
         let facts = RequestFacts {
             host: r.host,
             path: r.path,
-            client_ip: ip,
+            client: ClientAddr::new(ip),
         };
         let d = decide(&rt, &facts, r.who.as_ref());
-        let rule = d.rule_name(&rt);
+        let rule = d.rule_name();
         assert_eq!(
             (d.outcome, rule.as_str()),
             (r.outcome, r.rule),
@@ -288,21 +298,23 @@ fn seed_sonarr_api_bypass_for_the_lan() {
 #[test]
 fn bypass_regex_sees_the_path_only() {
     // sonarr's regex is ^/api/system/status$, also covered by /api; use a host where only the regex applies.
-    let mut rt = runtime();
-    let h = rt
-        .hosts
-        .iter_mut()
-        .find(|h| h.pattern.to_string() == "sonarr.example.com")
-        .unwrap();
-    h.bypass_paths.clear();
+    let text = seed_text();
+    let sonarr_paths = "bypass_paths = [\"/api\", \"/feed\"]";
+    assert!(
+        text.contains(sonarr_paths),
+        "the seed's Sonarr entry changed"
+    );
+    let rt = load_rules_str(&text.replace(sonarr_paths, ""))
+        .unwrap()
+        .value;
     let facts = |path: &'static str| RequestFacts {
         host: "sonarr.example.com",
         path,
-        client_ip: "192.168.1.20".parse().unwrap(),
+        client: ClientAddr::new("192.168.1.20".parse().unwrap()),
     };
     let d = decide(&rt, &facts("/api/system/status"), None);
     assert_eq!(
-        (d.outcome, d.rule_name(&rt).as_str()),
+        (d.outcome, d.rule_name().as_str()),
         (Bypass, "hosts[1].bypass_resources[0]")
     );
     for path in [
@@ -351,13 +363,14 @@ fn trusted_network_policy_allows_without_identity() {
             Allow,
             "policies.bypass (any signed-in user)",
         ),
+        // An IPv4-mapped IPv6 address is the same client: ClientAddr stores it as IPv4.
         row(
             "lan.example.com",
             "/",
             "::ffff:10.0.0.1",
             None,
-            Login,
-            "no session",
+            Bypass,
+            "policies.bypass.allowed_networks[0]",
         ),
     ]);
 }
@@ -401,12 +414,11 @@ fn host_matching_rules() {
             "policies.users.allowed_groups[1]",
         ),
     ]);
-    let mut rt = runtime();
-    rt.default_policy = None;
+    let rt = runtime_without_default();
     let facts = RequestFacts {
         host: "unknown.example.org",
         path: "/",
-        client_ip: "10.1.1.1".parse().unwrap(),
+        client: ClientAddr::new("10.1.1.1".parse().unwrap()),
     };
     let d = decide(&rt, &facts, Some(&user("alice", &["admins"])));
     assert_eq!((d.outcome, d.rule), (Deny, Rule::UnknownHost));
@@ -559,7 +571,7 @@ fn paths_not_in_normal_form_never_bypass() {
         let facts = RequestFacts {
             host: "grafana.example.com",
             path,
-            client_ip: "10.50.1.2".parse().unwrap(),
+            client: ClientAddr::new("10.50.1.2".parse().unwrap()),
         };
         let d = decide(&rt, &facts, None);
         assert_eq!(
@@ -575,7 +587,7 @@ fn paths_not_in_normal_form_never_bypass() {
         let facts = RequestFacts {
             host: "open.example.com",
             path,
-            client_ip: "203.0.113.9".parse().unwrap(),
+            client: ClientAddr::new("203.0.113.9".parse().unwrap()),
         };
         assert_eq!(decide(&rt, &facts, None).outcome, Login, "{path:?}");
     }
@@ -611,7 +623,7 @@ fn explanations_name_the_rule_and_the_network() {
     let facts = RequestFacts {
         host: "grafana.example.com",
         path: "/api/health",
-        client_ip: "10.50.1.2".parse().unwrap(),
+        client: ClientAddr::new("10.50.1.2".parse().unwrap()),
     };
     let d = decide(&rt, &facts, None);
     assert_eq!(
@@ -619,7 +631,7 @@ fn explanations_name_the_rule_and_the_network() {
         "bypass: /api/health matches bypass_paths[0] (/api/health); client 10.50.1.2 in allowed_networks[0] (10.50.0.0/16)"
     );
     let facts = RequestFacts {
-        client_ip: "203.0.113.9".parse().unwrap(),
+        client: ClientAddr::new("203.0.113.9".parse().unwrap()),
         ..facts
     };
     let d = decide(&rt, &facts, None);

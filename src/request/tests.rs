@@ -2,11 +2,11 @@ use actix_web::test::TestRequest;
 
 use super::*;
 
-fn trusted() -> Vec<IpNet> {
-    vec![
+fn trusted() -> Networks {
+    Networks::new(vec![
         "127.0.0.1/32".parse().unwrap(),
         "10.9.0.0/16".parse().unwrap(),
-    ]
+    ])
 }
 
 fn run(headers: &[(&str, &str)], peer: &str) -> Result<OriginalRequest, RequestError> {
@@ -41,7 +41,7 @@ fn caddy_and_traefik_style_headers() {
     assert_eq!(o.authority, "grafana.example.com:8443");
     assert_eq!(o.path, "/d/abc");
     assert_eq!(o.query.as_deref(), Some("orgId=1&x=%2F"));
-    assert_eq!(o.client_ip.to_string(), "203.0.113.7");
+    assert_eq!(o.client.to_string(), "203.0.113.7");
     assert_eq!(
         o.url(),
         "https://grafana.example.com:8443/d/abc?orgId=1&x=%2F"
@@ -66,7 +66,7 @@ fn nginx_style_headers() {
     assert_eq!(o.host, "sonarr.example.com");
     assert_eq!(o.path, "/api/v3");
     assert_eq!(o.query.as_deref(), Some("apikey=1"));
-    assert_eq!(o.client_ip.to_string(), "192.168.1.20");
+    assert_eq!(o.client.to_string(), "192.168.1.20");
     // Dot segments are kept as sent, never resolved: the engine must see them.
     let o = run(
         &[(
@@ -100,7 +100,7 @@ fn client_address_is_read_right_to_left_skipping_trusted_hops() {
     let xff = |v: &str| {
         let mut h = CADDY[..4].to_vec();
         h.push(("X-Forwarded-For", v));
-        run(&h, "127.0.0.1").map(|o| o.client_ip.to_string())
+        run(&h, "127.0.0.1").map(|o| o.client.to_string())
     };
     // The client prepended a spoofed address; the proxy appended the real one.
     assert_eq!(xff("10.50.1.2, 203.0.113.7").unwrap(), "203.0.113.7");
@@ -125,7 +125,7 @@ fn client_address_is_read_right_to_left_skipping_trusted_hops() {
     assert_eq!(xff("garbage, 203.0.113.7").unwrap(), "203.0.113.7");
     // No X-Forwarded-For: the peer.
     assert_eq!(
-        run(&CADDY[..4], "127.0.0.1").unwrap().client_ip.to_string(),
+        run(&CADDY[..4], "127.0.0.1").unwrap().client.to_string(),
         "127.0.0.1"
     );
     // Several header lines are one list.
@@ -133,7 +133,7 @@ fn client_address_is_read_right_to_left_skipping_trusted_hops() {
     h.push(("X-Forwarded-For", "10.50.1.2"));
     h.push(("X-Forwarded-For", "203.0.113.8"));
     assert_eq!(
-        run(&h, "127.0.0.1").unwrap().client_ip.to_string(),
+        run(&h, "127.0.0.1").unwrap().client.to_string(),
         "203.0.113.8"
     );
 }

@@ -409,8 +409,7 @@ async fn tampered_expired_foreign_and_rotated_cookies() {
     assert_eq!(r.status(), 200);
 
     // A session sealed with the second (older) secret still opens.
-    let old_keys =
-        pocketgate::session::SessionKeys::new(&[OLD_SECRET.as_bytes().to_vec()]).unwrap();
+    let old_keys = keys_for(OLD_SECRET);
     let old = app.cookie_with(&old_keys, identity("alice", &["admins"]), 3600);
     let r = ask(
         &app,
@@ -422,9 +421,7 @@ async fn tampered_expired_foreign_and_rotated_cookies() {
     .await;
     assert_eq!(r.status(), 200, "rotation: old secret still opens");
 
-    let foreign_keys =
-        pocketgate::session::SessionKeys::new(&[b"another-secret-0123456789abcdef0123".to_vec()])
-            .unwrap();
+    let foreign_keys = keys_for("another-secret-0123456789abcdef0123");
     let mut bad = vec![
         (
             "expired",

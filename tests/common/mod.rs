@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use pocketgate::config::{load_str, Mode, Runtime};
+use pocketgate::config::{load_str, Runtime};
 use pocketgate::dev_idp::{DevIdp, DevIdpConfig};
 use pocketgate::http::{AppState, Application, ServeOptions};
 use pocketgate::oidc::Provider;
@@ -151,14 +151,14 @@ pub async fn spawn(opts: Options) -> TestApp {
         oidc = opts.oidc,
         policies = opts.policies.as_deref().unwrap_or(POLICIES),
     );
-    let loaded = load_str(&toml, Mode::Full, &|_| None).unwrap_or_else(|e| panic!("{e}\n{toml}"));
-    let runtime = Arc::new(loaded.runtime);
-    let keys = SessionKeys::new(&runtime.session.secrets).unwrap();
-    let provider = Provider::new(runtime.oidc.clone(), runtime.role_claims.clone()).unwrap();
+    let loaded = load_str(&toml, &|_| None).unwrap_or_else(|e| panic!("{e}\n{toml}"));
+    let runtime = Arc::new(loaded.value);
+    let keys = SessionKeys::new(&runtime.session.secrets);
+    let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
     if opts.idp && opts.discover {
         provider.discover().await.unwrap();
     }
-    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider)).unwrap();
+    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider));
     let app = Application::with_listener(
         state,
         listener,
@@ -289,3 +289,10 @@ pub async fn ask(
 
 pub const HTML: (&str, &str) = ("Accept", "text/html,application/xhtml+xml");
 pub const JSON: (&str, &str) = ("Accept", "application/json");
+
+/// Session keys from one secret (at least 32 bytes).
+pub fn keys_for(secret: &str) -> SessionKeys {
+    let secret =
+        pocketgate::config::SessionSecret::new(secret).expect("test secrets are long enough");
+    SessionKeys::new(&pocketgate::config::SessionSecrets::new(secret, Vec::new()))
+}

@@ -1,0 +1,101 @@
+//! Compiling: raw structures → typed values, one file per section. Every
+//! section is compiled even when an earlier one failed, so that one `check`
+//! run names every mistake of a file.
+
+mod oidc;
+mod rules;
+mod server;
+mod session;
+
+use crate::policy::Rules;
+
+use super::raw::RawConfig;
+use super::{ConfigError, ConfigErrors, Loaded, Runtime};
+
+/// What compiling found: the errors (any one makes the configuration
+/// unusable) and the warnings `check` prints.
+#[derive(Default)]
+pub(super) struct Report {
+    errors: Vec<ConfigError>,
+    warnings: Vec<String>,
+}
+
+impl Report {
+    fn error(&mut self, e: ConfigError) {
+        self.errors.push(e);
+    }
+
+    fn warn(&mut self, w: impl Into<String>) {
+        self.warnings.push(w.into());
+    }
+
+    /// The value, or `None` with the error recorded.
+    fn take<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
+        r.map_err(|e| self.error(e)).ok()
+    }
+
+    fn finish<T>(self, value: Option<T>) -> Result<Loaded<T>, ConfigErrors> {
+        match (ConfigErrors::from_vec(self.errors), value) {
+            (None, Some(value)) => Ok(Loaded {
+                value,
+                warnings: self.warnings,
+            }),
+            (Some(errors), _) => Err(errors),
+            // A section returned nothing without saying why: a bug, but never a half-built config.
+            (None, None) => {
+                Err(ConfigError::Syntax("the configuration is incomplete".into()).into())
+            }
+        }
+    }
+}
+
+fn invalid(
+    key: impl Into<String>,
+    value: impl Into<String>,
+    reason: impl Into<String>,
+) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Compile everything `serve` needs. `env` stands in for the process
+/// environment for the two secret variables.
+pub(super) fn runtime(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded<Runtime>, ConfigErrors> {
+    let mut report = Report::default();
+    let server = server::compile(raw, &mut report);
+    let rules = rules::compile(raw, &mut report);
+    let oidc = oidc::compile(raw, env, rules.as_ref(), &mut report);
+    let session = server
+        .as_ref()
+        .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
+    if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
+        session::warn_host_only_cookie(server, session, rules, &mut report);
+    }
+    let runtime = match (server, rules, oidc, session) {
+        (Some(server), Some(rules), Some(oidc), Some(session)) => Some(Runtime {
+            listen: server.listen,
+            public_url: server.public_url,
+            trusted_proxies: server.trusted_proxies,
+            headers: server.headers,
+            log: server.log,
+            rules,
+            oidc,
+            session,
+        }),
+        _ => None,
+    };
+    report.finish(runtime)
+}
+
+/// Compile only the rules (`explain`): no secrets are read or required.
+pub(super) fn rules_only(raw: &RawConfig) -> Result<Loaded<Rules>, ConfigErrors> {
+    let mut report = Report::default();
+    let rules = rules::compile(raw, &mut report);
+    report.finish(rules)
+}

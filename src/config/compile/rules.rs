@@ -1,0 +1,267 @@
+//! `[policies.*]`, `[[hosts]]`, `default_policy` → [`Rules`].
+
+use std::sync::Arc;
+
+use crate::domain::{HostPattern, Networks, PathPrefix};
+use crate::policy::{ClaimNames, ClaimRole, HostRule, Policy, Resources, Rules, RulesBuilder};
+
+use super::super::raw::{RawConfig, RawHost};
+use super::super::ConfigError;
+use super::{invalid, Report};
+
+pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Rules> {
+    let mut builder = RulesBuilder::new();
+    let mut ok = true;
+    for (name, p) in &raw.policies {
+        let key = format!("policies.{name}");
+        if !is_token(name) {
+            report.error(invalid(
+                &key,
+                name,
+                "is not a valid policy name (letters, digits, '-', '_')",
+            ));
+            ok = false;
+        }
+        let allowed_networks = networks(
+            &format!("{key}.allowed_networks"),
+            &p.allowed_networks,
+            report,
+        );
+        let groups_ok = non_empty(&format!("{key}.allowed_groups"), &p.allowed_groups, report);
+        let users_ok = non_empty(&format!("{key}.allowed_users"), &p.allowed_users, report);
+        match allowed_networks {
+            Some(allowed_networks) if groups_ok && users_ok => {
+                builder.add_policy(Policy {
+                    name: name.clone(),
+                    allowed_groups: p.allowed_groups.clone(),
+                    allowed_users: p.allowed_users.clone(),
+                    allowed_networks,
+                });
+            }
+            // Still defined, so hosts naming it are not reported as undefined too.
+            _ => {
+                builder.add_policy(Policy {
+                    name: name.clone(),
+                    allowed_groups: Vec::new(),
+                    allowed_users: Vec::new(),
+                    allowed_networks: Networks::default(),
+                });
+                ok = false;
+            }
+        }
+    }
+    if let Some(name) = &raw.default_policy {
+        match resolve(&builder, "default_policy", name) {
+            Ok(p) => builder.default_policy(p),
+            Err(e) => {
+                report.error(e);
+                ok = false;
+            }
+        }
+    }
+    for (i, h) in raw.hosts.iter().enumerate() {
+        let Some(rule) = host(i, h, &builder, report) else {
+            ok = false;
+            continue;
+        };
+        let pattern = rule.pattern.to_string();
+        if let Err(dup) = builder.add_host(rule) {
+            report.error(ConfigError::DuplicateHost {
+                key: format!("hosts[{i}].host"),
+                host: pattern,
+                first: format!("hosts[{}].host", dup.first),
+            });
+            ok = false;
+        }
+    }
+    if !builder.covers_any_host() && raw.hosts.is_empty() {
+        report.warn("no [[hosts]] and no default_policy: every request will be denied");
+    }
+    let claims = ClaimNames {
+        username: raw
+            .oidc
+            .username_claim
+            .clone()
+            .unwrap_or_else(|| ClaimNames::default().username),
+        groups: raw
+            .oidc
+            .groups_claim
+            .clone()
+            .unwrap_or_else(|| ClaimNames::default().groups),
+    };
+    ok.then(|| builder.build(claims))
+}
+
+fn resolve(builder: &RulesBuilder, key: &str, name: &str) -> Result<Arc<Policy>, ConfigError> {
+    builder
+        .policy(name)
+        .ok_or_else(|| ConfigError::UndefinedPolicy {
+            key: key.into(),
+            name: name.into(),
+            defined: match builder.policy_names() {
+                names if names.is_empty() => "none".into(),
+                names => names.join(", "),
+            },
+        })
+}
+
+/// One `[[hosts]]` entry; every mistake in it is reported.
+fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> Option<HostRule> {
+    let prefix = format!("hosts[{i}]");
+    let pattern = match h.host.as_deref() {
+        Some(raw) => report.take(
+            HostPattern::parse(raw).map_err(|e| invalid(format!("{prefix}.host"), raw, e.reason())),
+        ),
+        None => {
+            report.error(ConfigError::Missing {
+                key: format!("{prefix}.host"),
+                fix: "name the host, e.g. host = \"grafana.example.com\" or \"*.example.com\""
+                    .into(),
+            });
+            None
+        }
+    };
+    let policy = match h.policy.as_deref() {
+        Some(name) => report.take(resolve(builder, &format!("{prefix}.policy"), name)),
+        None => {
+            report.error(ConfigError::Missing {
+                key: format!("{prefix}.policy"),
+                fix: "name one of the [policies.*] tables".into(),
+            });
+            None
+        }
+    };
+    let claim_roles = claim_roles(&prefix, h, report);
+    let bypass_paths = prefixes(&format!("{prefix}.bypass_paths"), &h.bypass_paths, report);
+    let bypass_resources = resources(
+        &format!("{prefix}.bypass_resources"),
+        &h.bypass_resources,
+        report,
+    );
+    let allowed_networks = networks(
+        &format!("{prefix}.allowed_networks"),
+        &h.allowed_networks,
+        report,
+    );
+    Some(HostRule {
+        index: i,
+        pattern: pattern?,
+        policy: policy?,
+        claim_roles: claim_roles?,
+        bypass_paths: bypass_paths?,
+        bypass_resources: bypass_resources?,
+        allowed_networks: allowed_networks?,
+    })
+}
+
+fn claim_roles(prefix: &str, h: &RawHost, report: &mut Report) -> Option<Vec<ClaimRole>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (j, cr) in h.claim_roles.iter().enumerate() {
+        let key = format!("{prefix}.claim_roles[{j}]");
+        let mut field = |v: &Option<String>, name: &str| {
+            let value = v.clone().filter(|s| !s.is_empty());
+            if value.is_none() {
+                report.error(ConfigError::Missing {
+                    key: format!("{key}.{name}"),
+                    fix: "write { claim = \"groups\", value = \"grafana-admins\", role = \"admins\" }".into(),
+                });
+            }
+            value
+        };
+        match (
+            field(&cr.claim, "claim"),
+            field(&cr.value, "value"),
+            field(&cr.role, "role"),
+        ) {
+            (Some(claim), Some(value), Some(role)) => out.push(ClaimRole { claim, value, role }),
+            _ => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Path prefixes (`bypass_paths`).
+pub(super) fn prefixes(key: &str, raw: &[String], report: &mut Report) -> Option<Vec<PathPrefix>> {
+    let parsed: Vec<Option<PathPrefix>> = raw
+        .iter()
+        .enumerate()
+        .map(|(j, p)| {
+            report.take(
+                PathPrefix::parse(p).map_err(|e| invalid(format!("{key}[{j}]"), p, e.reason())),
+            )
+        })
+        .collect();
+    parsed.into_iter().collect()
+}
+
+/// Regexes on the path (`bypass_resources`), compiled into one set.
+pub(super) fn resources(
+    key: &str,
+    raw: &[String],
+    report: &mut Report,
+) -> Option<Option<Resources>> {
+    let mut ok = true;
+    for (j, r) in raw.iter().enumerate() {
+        if let Err(e) = regex::Regex::new(r) {
+            report.error(ConfigError::BadRegex {
+                key: format!("{key}[{j}]"),
+                value: r.clone(),
+                reason: e.to_string(),
+            });
+            ok = false;
+        } else if !r.starts_with("^/") {
+            report.warn(format!(
+                "{key}[{j}]: {r:?} is not anchored with \"^/\": it matches anywhere in the path (e.g. in /x{})",
+                r.trim_start_matches('^')
+            ));
+        }
+    }
+    if !ok {
+        return None;
+    }
+    report.take(
+        Resources::new(raw.to_vec()).map_err(|e| ConfigError::BadRegex {
+            key: key.into(),
+            value: raw.join(" | "),
+            reason: e.to_string(),
+        }),
+    )
+}
+
+/// CIDR lists (`allowed_networks`, `trusted_proxies`).
+pub(super) fn networks(key: &str, raw: &[String], report: &mut Report) -> Option<Networks> {
+    let parsed: Vec<Option<ipnet::IpNet>> = raw
+        .iter()
+        .enumerate()
+        .map(|(j, s)| {
+            report.take(Networks::parse_one(s).map_err(|e| ConfigError::BadCidr {
+                key: format!("{key}[{j}]"),
+                value: s.clone(),
+                reason: e.reason().to_string(),
+            }))
+        })
+        .collect();
+    parsed
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(Networks::new)
+}
+
+fn non_empty(key: &str, values: &[String], report: &mut Report) -> bool {
+    let mut ok = true;
+    for (i, v) in values.iter().enumerate() {
+        if v.trim().is_empty() {
+            report.error(invalid(format!("{key}[{i}]"), v, "is empty"));
+            ok = false;
+        }
+    }
+    ok
+}
+
+/// Letters, digits, '-' and '_' (policy and cookie names).
+pub(super) fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}

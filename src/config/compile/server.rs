@@ -1,0 +1,170 @@
+//! `listen`, `public_url`, `trusted_proxies`, `[headers]`, `log_*`.
+
+use std::net::SocketAddr;
+
+use http::HeaderName;
+
+use crate::domain::{HostName, Networks};
+
+use super::super::raw::RawConfig;
+use super::super::{ConfigError, HeaderNames, LogFilter, LogFormat, LogSettings, PublicUrl};
+use super::{invalid, rules::networks, Report};
+
+/// The serving part of the top level.
+pub(super) struct Server {
+    pub listen: SocketAddr,
+    pub public_url: PublicUrl,
+    pub trusted_proxies: Networks,
+    pub headers: HeaderNames,
+    pub log: LogSettings,
+}
+
+pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Server> {
+    let listen_s = raw.listen.as_deref().unwrap_or("127.0.0.1:4180");
+    let listen = report.take(listen_s.parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            "listen",
+            listen_s,
+            "is not an IP:port address (fix: e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\")",
+        )
+    }));
+    let public_url = match raw.public_url.as_deref() {
+        Some(u) => report.take(parse_public_url(u)),
+        None => {
+            report.error(ConfigError::Missing {
+                key: "public_url".into(),
+                fix: "set it to where browsers reach pocketgate, e.g. \"https://auth.example.com\""
+                    .into(),
+            });
+            None
+        }
+    };
+    let trusted_proxies = match &raw.trusted_proxies {
+        Some(list) => networks("trusted_proxies", list, report),
+        None => Some(Networks::loopback()),
+    };
+    let headers = headers(raw, report);
+    let log = log(raw, report);
+    Some(Server {
+        listen: listen?,
+        public_url: public_url?,
+        trusted_proxies: trusted_proxies?,
+        headers: headers?,
+        log: log?,
+    })
+}
+
+fn parse_public_url(s: &str) -> Result<PublicUrl, ConfigError> {
+    let relative = || ConfigError::RelativePublicUrl { value: s.into() };
+    let u = url::Url::parse(s).map_err(|_| relative())?;
+    if !matches!(u.scheme(), "http" | "https") {
+        return Err(relative());
+    }
+    let host = u.host_str().ok_or_else(relative)?;
+    let host = HostName::parse(host.trim_start_matches('[').trim_end_matches(']'))
+        .map_err(|e| invalid("public_url", s, e.reason()))?;
+    if u.path() != "/" || u.query().is_some() || u.fragment().is_some() || !u.username().is_empty()
+    {
+        return Err(invalid(
+            "public_url",
+            s,
+            "must be an origin without path, query or credentials (fix: e.g. \"https://auth.example.com\"; serve pocketgate on its own host name)",
+        ));
+    }
+    Ok(PublicUrl {
+        origin: u.origin().ascii_serialization(),
+        https: u.scheme() == "https",
+        host,
+    })
+}
+
+/// Header names proxies and browsers rely on; an identity header must not be one.
+const RESERVED_HEADERS: &[&str] = &[
+    "host",
+    "cookie",
+    "set-cookie",
+    "authorization",
+    "content-length",
+    "content-type",
+    "transfer-encoding",
+    "connection",
+    "location",
+    "www-authenticate",
+    "upgrade",
+];
+
+fn headers(raw: &RawConfig, report: &mut Report) -> Option<HeaderNames> {
+    let h = &raw.headers;
+    let mut pick = |key: &str, v: &Option<String>, default: &str| {
+        let name = v.as_deref().unwrap_or(default);
+        report.take(header_name(&format!("headers.{key}"), name))
+    };
+    let user = pick("user", &h.user, "X-Remote-User");
+    let email = pick("email", &h.email, "X-Remote-Email");
+    let name = pick("name", &h.name, "X-Remote-Name");
+    let groups = pick("groups", &h.groups, "X-Remote-Groups");
+    let names = HeaderNames {
+        user: user?,
+        email: email?,
+        name: name?,
+        groups: groups?,
+    };
+    let all = [&names.user, &names.email, &names.name, &names.groups];
+    for (i, a) in all.iter().enumerate() {
+        if all.iter().take(i).any(|b| b == a) {
+            report.error(invalid(
+                "headers",
+                a.as_str(),
+                "is used for two identity fields",
+            ));
+            return None;
+        }
+    }
+    Some(names)
+}
+
+fn header_name(key: &str, name: &str) -> Result<HeaderName, ConfigError> {
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(invalid(
+            key,
+            name,
+            "is not a header name (letters, digits and '-' only)",
+        ));
+    }
+    let lower = name.to_ascii_lowercase();
+    if RESERVED_HEADERS.contains(&lower.as_str())
+        || lower.starts_with("x-forwarded-")
+        || lower.starts_with("x-original-")
+    {
+        return Err(invalid(
+            key,
+            name,
+            "is a header proxies and browsers rely on; choose another name",
+        ));
+    }
+    HeaderName::from_bytes(lower.as_bytes())
+        .map_err(|e| invalid(key, name, format!("is not a header name ({e})")))
+}
+
+fn log(raw: &RawConfig, report: &mut Report) -> Option<LogSettings> {
+    let format = match raw.log_format.as_deref() {
+        None | Some("text") => Some(LogFormat::Text),
+        Some("json") => Some(LogFormat::Json),
+        Some(other) => {
+            report.error(invalid("log_format", other, "is not \"text\" or \"json\""));
+            None
+        }
+    };
+    let level = raw.log_level.as_deref().unwrap_or("info");
+    let filter = report.take(LogFilter::parse(level).map_err(|_| {
+        invalid(
+            "log_level",
+            level,
+            "is not a log filter (fix: \"info\", \"debug\", or e.g. \"pocketgate=debug,info\")",
+        )
+    }));
+    Some(LogSettings {
+        format: format?,
+        filter: filter?,
+    })
+}

@@ -1,0 +1,196 @@
+//! `[session]` → [`SessionSettings`], and reading secrets.
+
+use std::time::Duration;
+
+use crate::domain::{CookieDomain, HostPattern};
+use crate::policy::Rules;
+
+use super::super::raw::RawConfig;
+use super::super::{ConfigError, PublicUrl, SessionSecret, SessionSecrets, SessionSettings};
+use super::rules::is_token;
+use super::server::Server;
+use super::{invalid, Report};
+
+/// The session secret's variable, read directly like the client secret's.
+const ENV_SESSION_SECRET: &str = "POCKETGATE_SESSION__SECRET";
+
+pub(super) fn compile(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    public_url: &PublicUrl,
+    report: &mut Report,
+) -> Option<SessionSettings> {
+    let s = &raw.session;
+    let secrets = secrets(raw, env, report);
+    let cookie_name = s.cookie_name.as_deref().unwrap_or("pocketgate");
+    let cookie_name_ok = is_token(cookie_name);
+    if !cookie_name_ok {
+        report.error(invalid(
+            "session.cookie_name",
+            cookie_name,
+            "may only hold letters, digits, '-' and '_'",
+        ));
+    }
+    let cookie_domain = match s.cookie_domain.as_deref() {
+        Some(d) => cookie_domain(d, public_url, report).map(Some),
+        None => Some(None),
+    };
+    let lifetime = lifetime(s.lifetime.as_deref(), report);
+    Some(SessionSettings {
+        secrets: secrets?,
+        cookie_name: cookie_name_ok.then(|| cookie_name.to_string())?,
+        cookie_domain: cookie_domain?,
+        lifetime: lifetime?,
+    })
+}
+
+fn secrets(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<SessionSecrets> {
+    let s = &raw.session;
+    let lines = resolve_secret(
+        "session.secret",
+        s.secret.as_deref(),
+        s.secret_file.as_deref(),
+        env(ENV_SESSION_SECRET),
+        report,
+    );
+    let lines = match lines {
+        Ok(Some(lines)) => lines,
+        Ok(None) => {
+            report.error(ConfigError::Missing {
+                key: "session.secret".into(),
+                fix: "set session.secret_file or POCKETGATE_SESSION__SECRET; `pocketgate gen-secret` makes one".into(),
+            });
+            return None;
+        }
+        Err(e) => {
+            report.error(e);
+            return None;
+        }
+    };
+    let count = lines.len();
+    let parsed: Vec<Option<SessionSecret>> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| {
+            let len = line.len();
+            let key = if count > 1 {
+                format!("session.secret (line {})", i + 1)
+            } else {
+                "session.secret".into()
+            };
+            report.take(SessionSecret::new(line).ok_or(ConfigError::ShortSecret { key, len }))
+        })
+        .collect();
+    let mut all = parsed.into_iter().collect::<Option<Vec<_>>>()?.into_iter();
+    let current = all.next()?;
+    Some(SessionSecrets::new(current, all.collect()))
+}
+
+fn cookie_domain(raw: &str, public_url: &PublicUrl, report: &mut Report) -> Option<CookieDomain> {
+    let d = report.take(
+        CookieDomain::parse(raw)
+            .map_err(|e| invalid("session.cookie_domain", raw.trim(), e.reason())),
+    )?;
+    let host = public_url.host.as_str();
+    if !d.covers(host) {
+        report.error(ConfigError::CookieDomainMismatch {
+            domain: d.to_string(),
+            host: host.to_string(),
+            suggestion: host
+                .split_once('.')
+                .map(|(_, p)| p)
+                .unwrap_or(host)
+                .to_string(),
+        });
+        return None;
+    }
+    Some(d)
+}
+
+fn lifetime(raw: Option<&str>, report: &mut Report) -> Option<Duration> {
+    let text = raw.unwrap_or("12h");
+    let lifetime = report.take(humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            "session.lifetime",
+            text,
+            format!("is not a duration ({e}; fix: e.g. \"12h\", \"7d\", \"90m\")"),
+        )
+    }))?;
+    if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(400 * 86400) {
+        report.error(invalid(
+            "session.lifetime",
+            text,
+            "must be between 1 minute and 400 days",
+        ));
+        return None;
+    }
+    Some(lifetime)
+}
+
+/// Without `cookie_domain` the cookie belongs to `public_url`'s host alone:
+/// say so when other hosts are protected, since they would never see it.
+pub(super) fn warn_host_only_cookie(
+    server: &Server,
+    session: &SessionSettings,
+    rules: &Rules,
+    report: &mut Report,
+) {
+    if session.cookie_domain.is_some() {
+        return;
+    }
+    let host = &server.public_url.host;
+    let elsewhere = rules.hosts().iter().any(|h| match &h.pattern {
+        HostPattern::Exact(n) => n != host,
+        HostPattern::Wildcard(_) => true,
+    }) || rules.default_policy().is_some();
+    if elsewhere {
+        report.warn(format!(
+            "session.cookie_domain is not set: the session cookie belongs to {host} alone, so hosts other than it never see it (fix: set cookie_domain to their common parent domain)"
+        ));
+    }
+}
+
+/// A secret from (in order of precedence) the environment, the file, or inline
+/// TOML. Several non-empty lines are several secrets (rotation).
+pub(super) fn resolve_secret(
+    key: &str,
+    inline: Option<&str>,
+    file: Option<&str>,
+    env_value: Option<String>,
+    report: &mut Report,
+) -> Result<Option<Vec<String>>, ConfigError> {
+    let text = if let Some(v) = env_value {
+        v
+    } else if let Some(path) = file {
+        if inline.is_some() {
+            return Err(invalid(
+                key,
+                "<redacted>",
+                format!("is set together with {key}_file (fix: keep only one)"),
+            ));
+        }
+        std::fs::read_to_string(path).map_err(|e| ConfigError::UnreadableSecretFile {
+            key: format!("{key}_file"),
+            path: path.into(),
+            reason: e.to_string(),
+        })?
+    } else if let Some(v) = inline {
+        report.warn(format!(
+            "{key} is written inline in the configuration file; prefer {key}_file or the environment"
+        ));
+        v.to_string()
+    } else {
+        return Ok(None);
+    };
+    let lines: Vec<String> = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(String::from)
+        .collect();
+    Ok((!lines.is_empty()).then_some(lines))
+}

@@ -1,0 +1,31 @@
+//! Parsed values: the types raw strings become at the edge (configuration,
+//! proxy headers) so that nothing past the edge re-checks them.
+//!
+//! This is the leaf of the module graph: it imports nothing of ours, and
+//! nothing of actix, reqwest, tokio or the clock (a test in `tests/layering.rs`
+//! says so). `config`, `request` and `policy` build on it.
+
+mod host;
+mod net;
+mod path;
+
+pub use host::{is_hostname, CookieDomain, HostName, HostPattern};
+pub use net::{ClientAddr, Networks};
+pub use path::{is_normal_path, NormalPath, PathPrefix};
+
+/// Why a raw string is not a valid value of a domain type. The text completes
+/// a sentence starting with the value (`"foo bar" is not a host name`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub(crate) String);
+
+impl Invalid {
+    pub(crate) fn new(reason: impl Into<String>) -> Invalid {
+        Invalid(reason.into())
+    }
+
+    /// The reason, for messages that add their own context.
+    pub fn reason(&self) -> &str {
+        &self.0
+    }
+}

@@ -1,0 +1,218 @@
+//! Request paths in normal form, and the path prefixes bypass rules name.
+
+use std::fmt;
+
+use super::Invalid;
+
+/// A request path (no query, no fragment, not decoded) that is in the normal
+/// form bypass rules are matched against: see [`is_normal_path`]. Borrowed
+/// from the request; checking costs one pass over the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NormalPath<'a>(&'a str);
+
+impl<'a> NormalPath<'a> {
+    /// `Some` when `path` is in normal form.
+    pub fn new(path: &'a str) -> Option<NormalPath<'a>> {
+        is_normal_path(path).then_some(NormalPath(path))
+    }
+
+    /// The path.
+    pub fn as_str(self) -> &'a str {
+        self.0
+    }
+}
+
+/// A path prefix from the configuration (`bypass_paths`, `rules.paths`):
+/// starts with `/`, in normal form, without `?`, `#`, `%` or `\`, stored
+/// without its trailing slash (except `/` itself).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathPrefix(String);
+
+impl PathPrefix {
+    /// Parse a configured prefix.
+    pub fn parse(raw: &str) -> Result<PathPrefix, Invalid> {
+        if !raw.starts_with('/') {
+            return Err(Invalid::new(format!(
+                "must start with '/' (fix: \"/{raw}\")"
+            )));
+        }
+        if raw.contains(['?', '#', '%', '\\']) || !is_normal_path(raw) {
+            return Err(Invalid::new(
+                "must be a plain path in normal form (no '.'/'..' segments, no '//', no '?', '#', '%' or '\\')",
+            ));
+        }
+        let trimmed = if raw.len() > 1 {
+            raw.trim_end_matches('/')
+        } else {
+            raw
+        };
+        Ok(PathPrefix(trimmed.to_string()))
+    }
+
+    /// `/api` matches `/api` and `/api/...`, never `/apix`; `/` matches everything.
+    pub fn matches(&self, path: NormalPath<'_>) -> bool {
+        match path.0.strip_prefix(self.0.as_str()) {
+            Some(rest) => rest.is_empty() || rest.starts_with('/') || self.0 == "/",
+            None => false,
+        }
+    }
+
+    /// Whether every path this prefix matches is also matched by `other`
+    /// (`/api/admin` is covered by `/api`).
+    pub fn is_covered_by(&self, other: &PathPrefix) -> bool {
+        other.matches(NormalPath(&self.0))
+    }
+
+    /// The prefix as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PathPrefix {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether `path` is in the normal form bypass rules are matched against:
+/// starts with `/`; no empty segment (`//`); no `.` or `..` segment, also not
+/// with `;parameters`, no segment made only of dots (or dots and `%20`); no
+/// percent-encoded `/`, `\`, `.`, `;`, `#`, `?`, `%`, control or non-ASCII
+/// byte, no malformed `%` escape; no literal `\`, `#`, control character,
+/// space or non-ASCII byte.
+///
+/// Anything else might be routed by proxy or backend to another path than the
+/// one we matched, so it never bypasses.
+pub fn is_normal_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let mut rest = bytes;
+    while let Some((&b, tail)) = rest.split_first() {
+        rest = tail;
+        if b <= 0x20 || b >= 0x7f || b == b'\\' || b == b'#' {
+            return false;
+        }
+        if b == b'%' {
+            let decoded = match rest {
+                [h, l, tail @ ..] => match (hex(*h), hex(*l)) {
+                    (Some(h), Some(l)) => {
+                        rest = tail;
+                        h * 16 + l
+                    }
+                    _ => return false,
+                },
+                _ => return false,
+            };
+            if decoded < 0x20
+                || matches!(decoded, b'/' | b'\\' | b'.' | b'#' | b'?' | b'%' | b';')
+                || decoded >= 0x7f
+            {
+                return false;
+            }
+        }
+    }
+    let mut segments = path.split('/').skip(1).peekable();
+    while let Some(seg) = segments.next() {
+        let name = seg.split(';').next().unwrap_or(seg);
+        // A trailing slash (empty last segment) is fine; any other empty segment is `//`.
+        let last = segments.peek().is_none();
+        if (seg.is_empty() && !last) || is_dot_like(name) {
+            return false;
+        }
+    }
+    true
+}
+
+/// `.`, `..`, and anything some servers collapse like them: only dots (`...`),
+/// or dots followed by encoded spaces (`..%20`, trimmed by Windows-style servers).
+fn is_dot_like(name: &str) -> bool {
+    let mut core = name;
+    while let Some(rest) = core.strip_suffix("%20") {
+        core = rest;
+    }
+    !core.is_empty() && core.bytes().all(|b| b == b'.')
+}
+
+fn hex(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_match_on_segment_boundaries() {
+        let api = PathPrefix::parse("/api/").unwrap();
+        assert_eq!(api.as_str(), "/api");
+        let m = |p: &str| api.matches(NormalPath::new(p).unwrap());
+        assert!(m("/api"));
+        assert!(m("/api/x"));
+        assert!(!m("/apix"));
+        let root = PathPrefix::parse("/").unwrap();
+        assert!(root.matches(NormalPath::new("/anything").unwrap()));
+        assert!(PathPrefix::parse("/api/admin").unwrap().is_covered_by(&api));
+        assert!(!api.is_covered_by(&PathPrefix::parse("/api/admin").unwrap()));
+    }
+
+    #[test]
+    fn prefixes_must_be_plain_paths() {
+        assert!(PathPrefix::parse("api")
+            .unwrap_err()
+            .reason()
+            .contains("\"/api\""));
+        for bad in ["/a/../b", "/a//b", "/a?b", "/a%2e", "/a\\b", "/a#b"] {
+            assert!(PathPrefix::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn normal_form_refuses_every_spelling_trick() {
+        for ok in [
+            "/",
+            "/a",
+            "/a/",
+            "/a/b.c",
+            "/%41",
+            "/a;v=1/b",
+            "/.well-known/x",
+        ] {
+            assert!(is_normal_path(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a",
+            "//a",
+            "/a//b",
+            "/./a",
+            "/a/..",
+            "/a/..;/b",
+            "/...",
+            "/..%20",
+            "/%2e%2e/a",
+            "/%2F",
+            "/%5c",
+            "/%25",
+            "/%3b",
+            "/%",
+            "/%g0",
+            "/a b",
+            "/a\\b",
+            "/a#b",
+            "/\u{e9}",
+            "/%00",
+            "/%7f",
+            "/%ff",
+        ] {
+            assert!(!is_normal_path(bad), "{bad:?}");
+        }
+    }
+}

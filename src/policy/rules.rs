@@ -1,0 +1,308 @@
+//! The compiled rules the engine decides over: policies, host entries and the
+//! host lookup. Built once by `config` through [`RulesBuilder`], then only read.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use regex::RegexSet;
+
+use crate::domain::{HostName, HostPattern, Networks, PathPrefix};
+
+/// A named policy (`[policies.NAME]`).
+#[derive(Debug)]
+pub struct Policy {
+    /// The name, as configured.
+    pub name: String,
+    /// Roles admitted; empty = any signed-in user.
+    pub allowed_groups: Vec<String>,
+    /// User names or verified e-mail addresses admitted; empty = no restriction.
+    pub allowed_users: Vec<String>,
+    /// Clients from these networks pass without identity.
+    pub allowed_networks: Networks,
+}
+
+/// One `claim_roles` entry: when `claim` holds `value`, the user has `role`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimRole {
+    pub claim: String,
+    pub value: String,
+    pub role: String,
+}
+
+/// `bypass_resources` of one host: the regex sources (for explanations) and
+/// all of them compiled into one set.
+#[derive(Debug)]
+pub struct Resources {
+    sources: Vec<String>,
+    set: RegexSet,
+}
+
+impl Resources {
+    /// Compile the regexes; `None` for an empty list.
+    pub fn new(sources: Vec<String>) -> Result<Option<Resources>, regex::Error> {
+        if sources.is_empty() {
+            return Ok(None);
+        }
+        let set = RegexSet::new(&sources)?;
+        Ok(Some(Resources { sources, set }))
+    }
+
+    /// The index of the first regex matching `path`.
+    pub fn first_match(&self, path: &str) -> Option<usize> {
+        self.set.matches(path).iter().next()
+    }
+
+    /// The regex sources, in order.
+    pub fn sources(&self) -> &[String] {
+        &self.sources
+    }
+}
+
+/// One compiled `[[hosts]]` entry.
+#[derive(Debug)]
+pub struct HostRule {
+    /// Position in `[[hosts]]` (names the entry: `hosts[3]`).
+    pub index: usize,
+    pub pattern: HostPattern,
+    pub policy: Arc<Policy>,
+    pub claim_roles: Vec<ClaimRole>,
+    pub bypass_paths: Vec<PathPrefix>,
+    pub bypass_resources: Option<Resources>,
+    pub allowed_networks: Networks,
+}
+
+impl HostRule {
+    /// The regex sources of `bypass_resources` (empty when there are none).
+    pub fn bypass_resource_sources(&self) -> &[String] {
+        self.bypass_resources
+            .as_ref()
+            .map(Resources::sources)
+            .unwrap_or_default()
+    }
+}
+
+/// The claims the engine reads besides the ones an identity always carries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimNames {
+    /// `oidc.username_claim`.
+    pub username: String,
+    /// `oidc.groups_claim`.
+    pub groups: String,
+}
+
+impl Default for ClaimNames {
+    fn default() -> Self {
+        ClaimNames {
+            username: "preferred_username".into(),
+            groups: "groups".into(),
+        }
+    }
+}
+
+/// Where a host name matched.
+#[derive(Debug, Clone, Copy)]
+pub enum HostMatch<'r> {
+    /// A `[[hosts]]` entry.
+    Entry(&'r HostRule),
+    /// No entry; `default_policy` applies.
+    Default(&'r Arc<Policy>),
+    /// No entry and no default.
+    Unknown,
+}
+
+impl HostMatch<'_> {
+    /// `hosts[3] (grafana.example.com)`, `default_policy` or `none`.
+    pub fn describe(&self) -> String {
+        match self {
+            HostMatch::Entry(h) => format!("hosts[{}] ({})", h.index, h.pattern),
+            HostMatch::Default(p) => format!("default_policy ({})", p.name),
+            HostMatch::Unknown => "none".into(),
+        }
+    }
+}
+
+impl PartialEq for HostMatch<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (HostMatch::Entry(a), HostMatch::Entry(b)) => std::ptr::eq(*a, *b),
+            (HostMatch::Default(a), HostMatch::Default(b)) => Arc::ptr_eq(a, b),
+            (HostMatch::Unknown, HostMatch::Unknown) => true,
+            _ => false,
+        }
+    }
+}
+
+/// All compiled rules. Policies are shared by reference, so nothing indexes
+/// into a list with a number that could be out of range.
+pub struct Rules {
+    policies: Vec<Arc<Policy>>,
+    hosts: Vec<HostRule>,
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+    default_policy: Option<Arc<Policy>>,
+    claims: ClaimNames,
+}
+
+impl fmt::Debug for Rules {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Rules")
+            .field("policies", &self.policies.len())
+            .field("hosts", &self.hosts.len())
+            .field(
+                "default_policy",
+                &self.default_policy.as_ref().map(|p| &p.name),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+impl Rules {
+    /// Look a normalised host name (lower case, no port, no trailing dot) up:
+    /// exact entry, else the longest matching wildcard, else the default.
+    /// Cost grows with the number of labels in `host`, not with the number of hosts.
+    pub fn lookup_host(&self, host: &str) -> HostMatch<'_> {
+        let entry = |i: &usize| self.hosts.get(*i).map(HostMatch::Entry);
+        if let Some(m) = self.exact.get(host).and_then(entry) {
+            return m;
+        }
+        let mut rest = host;
+        while let Some((_, parent)) = rest.split_once('.') {
+            rest = parent;
+            if let Some(m) = self.wildcard.get(rest).and_then(entry) {
+                return m;
+            }
+        }
+        match &self.default_policy {
+            Some(p) => HostMatch::Default(p),
+            None => HostMatch::Unknown,
+        }
+    }
+
+    /// The `[[hosts]]` entries, in configuration order.
+    pub fn hosts(&self) -> &[HostRule] {
+        &self.hosts
+    }
+
+    /// The policies, by name.
+    pub fn policies(&self) -> &[Arc<Policy>] {
+        &self.policies
+    }
+
+    /// `default_policy`, if set.
+    pub fn default_policy(&self) -> Option<&Arc<Policy>> {
+        self.default_policy.as_ref()
+    }
+
+    /// The claim names the engine reads.
+    pub fn claim_names(&self) -> &ClaimNames {
+        &self.claims
+    }
+
+    /// Claims (other than `sub`, `email`, `name`, the user name and groups
+    /// claims, which an identity always carries) that some `claim_roles` entry
+    /// reads; captured at login.
+    pub fn role_claims(&self) -> Vec<String> {
+        let fixed = [
+            "sub",
+            "email",
+            "name",
+            self.claims.username.as_str(),
+            self.claims.groups.as_str(),
+        ];
+        let mut out: Vec<String> = self
+            .hosts
+            .iter()
+            .flat_map(|h| h.claim_roles.iter().map(|cr| cr.claim.clone()))
+            .filter(|c| !fixed.contains(&c.as_str()))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// A host defined twice (case- and trailing-dot-insensitive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DuplicateHost {
+    /// The index of the entry that defined it first.
+    pub first: usize,
+}
+
+/// Builds [`Rules`]: policies first, then hosts referring to them.
+#[derive(Default)]
+pub struct RulesBuilder {
+    policies: Vec<Arc<Policy>>,
+    hosts: Vec<HostRule>,
+    exact: HashMap<String, usize>,
+    wildcard: HashMap<String, usize>,
+    default_policy: Option<Arc<Policy>>,
+}
+
+impl RulesBuilder {
+    /// An empty builder.
+    pub fn new() -> RulesBuilder {
+        RulesBuilder::default()
+    }
+
+    /// Add a policy; the handle hosts refer to it by.
+    pub fn add_policy(&mut self, policy: Policy) -> Arc<Policy> {
+        let p = Arc::new(policy);
+        self.policies.push(p.clone());
+        p
+    }
+
+    /// The policy of that name, if added.
+    pub fn policy(&self, name: &str) -> Option<Arc<Policy>> {
+        self.policies.iter().find(|p| p.name == name).cloned()
+    }
+
+    /// The names of the policies added so far (for "defined: ..." messages).
+    pub fn policy_names(&self) -> Vec<&str> {
+        self.policies.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    /// Set `default_policy`.
+    pub fn default_policy(&mut self, policy: Arc<Policy>) {
+        self.default_policy = Some(policy);
+    }
+
+    /// Add a host entry; its `index` is set to its position. A pattern already
+    /// present is refused, naming the first entry.
+    pub fn add_host(&mut self, mut host: HostRule) -> Result<(), DuplicateHost> {
+        let index = self.hosts.len();
+        let (table, key): (&mut HashMap<String, usize>, &HostName) = match &host.pattern {
+            HostPattern::Exact(n) => (&mut self.exact, n),
+            HostPattern::Wildcard(s) => (&mut self.wildcard, s),
+        };
+        if let Some(&first) = table.get(key.as_str()) {
+            return Err(DuplicateHost { first });
+        }
+        table.insert(key.as_str().to_string(), index);
+        host.index = index;
+        self.hosts.push(host);
+        Ok(())
+    }
+
+    /// Whether any host entry or a default policy exists.
+    pub fn covers_any_host(&self) -> bool {
+        !self.hosts.is_empty() || self.default_policy.is_some()
+    }
+
+    /// The hosts added so far.
+    pub fn hosts(&self) -> &[HostRule] {
+        &self.hosts
+    }
+
+    /// Finish.
+    pub fn build(self, claims: ClaimNames) -> Rules {
+        Rules {
+            policies: self.policies,
+            hosts: self.hosts,
+            exact: self.exact,
+            wildcard: self.wildcard,
+            default_policy: self.default_policy,
+            claims,
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The module graph is one-way: `domain` ← `policy` ← `config` ← `session`/`oidc`
+//! ← `http` ← `cli`. The two lowest layers stay pure: no HTTP server or client,
+//! no async runtime, no clock, and `policy` never names `config`. This test
+//! reads their source, so a violation fails the build's tests, not a review.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The module's source files, without its `tests.rs` (tests may load a configuration).
+fn sources(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(sources(&path));
+        } else if path.extension().is_some_and(|e| e == "rs")
+            && path.file_name().is_some_and(|n| n != "tests.rs")
+        {
+            out.push(path);
+        }
+    }
+    out
+}
+
+fn offences(module: &str, forbidden: &[&str]) -> Vec<String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src")
+        .join(module);
+    let files = sources(&root);
+    assert!(!files.is_empty(), "no sources under {}", root.display());
+    let mut found = Vec::new();
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        for (n, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for word in forbidden {
+                if code.contains(word) {
+                    found.push(format!("{}:{}: {word}", file.display(), n + 1));
+                }
+            }
+        }
+    }
+    found
+}
+
+const IMPURE: &[&str] = &[
+    "actix",
+    "reqwest",
+    "tokio",
+    "SystemTime::now",
+    "Instant::now",
+    "std::fs",
+    "std::net::Tcp",
+];
+
+#[test]
+fn policy_is_pure_and_never_names_config() {
+    let mut forbidden = IMPURE.to_vec();
+    forbidden.extend([
+        "crate::config",
+        "crate::http",
+        "crate::session",
+        "crate::oidc",
+    ]);
+    let found = offences("policy", &forbidden);
+    assert!(
+        found.is_empty(),
+        "policy must stay pure:\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn domain_is_a_pure_leaf() {
+    let mut forbidden = IMPURE.to_vec();
+    forbidden.extend([
+        "crate::config",
+        "crate::policy",
+        "crate::request",
+        "crate::http",
+        "crate::session",
+        "crate::oidc",
+    ]);
+    let found = offences("domain", &forbidden);
+    assert!(
+        found.is_empty(),
+        "domain must import nothing of ours:\n{}",
+        found.join("\n")
+    );
+}
