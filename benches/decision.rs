@@ -48,7 +48,6 @@ fn sealed_session(keys: &SessionKeys) -> String {
         },
         issued: now,
         expires: now + 3600,
-        id_token: None,
     }
     .seal(keys)
 }

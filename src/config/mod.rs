@@ -154,6 +154,11 @@ impl SessionSecrets {
         SessionSecrets { current, older }
     }
 
+    /// The secret that seals.
+    pub fn current(&self) -> &SessionSecret {
+        &self.current
+    }
+
     /// Every secret, the current one first.
     pub fn iter(&self) -> impl Iterator<Item = &SessionSecret> {
         std::iter::once(&self.current).chain(&self.older)

@@ -9,6 +9,7 @@ mod auth;
 mod login;
 pub mod metrics;
 pub mod pages;
+mod respond;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -21,11 +22,11 @@ use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
 use crate::config::HeaderNames;
 use crate::config::Runtime;
+pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
 use crate::session::{self, CookieSettings, Session, SessionKeys};
-pub use auth::identity_headers;
-pub use login::{validate_rd, BadRedirect};
 use metrics::Metrics;
+pub use respond::identity_headers;
 
 /// Everything a handler needs, built once.
 pub struct AppState {
@@ -73,46 +74,44 @@ impl AppState {
         }
     }
 
-    /// The session the request carries, if it opens and has not expired.
+    /// The session the request carries, if it opens and has not expired. Only
+    /// the session cookie's own family is looked at and nothing is copied
+    /// unless the value is chunked; why a cookie was refused is logged at debug.
     pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
-        let pairs = request_cookies(headers, &self.cookie.name);
+        let name = self.cookie.name.as_str();
+        let pairs = cookie_values(headers, |n| session::is_family(name, n));
+        if pairs.is_empty() {
+            return None;
+        }
         let now = now();
+        let open = |value: &str| {
+            Session::open(&self.keys, value, now)
+                .map_err(|why| tracing::debug!(cookie = name, %why, "session cookie refused"))
+                .ok()
+        };
         // Several cookies of that exact name can arrive (a stale host-only one
         // next to the cookie_domain one, or one set from a sibling host): the
         // first that opens is the session, not merely the first sent.
-        for (n, v) in &pairs {
-            if *n == self.cookie.name {
-                if let Some(s) = Session::open(&self.keys, v, now) {
-                    return Some(s);
-                }
-            }
-        }
-        let chunks: Vec<(&str, &str)> = pairs
+        if let Some(s) = pairs
             .iter()
-            .filter(|(n, _)| *n != self.cookie.name)
-            .map(|(n, v)| (n.as_str(), v.as_str()))
-            .collect();
-        let value = session::read_cookie_value(&self.cookie.name, &chunks)?;
-        Session::open(&self.keys, &value, now)
+            .filter(|(n, _)| *n == name)
+            .find_map(|(_, v)| open(v))
+        {
+            return Some(s);
+        }
+        let chunks: Vec<(&str, &str)> = pairs.into_iter().filter(|(n, _)| *n != name).collect();
+        open(&session::read_cookie_value(name, &chunks)?)
     }
 }
 
-/// The request's cookies whose name starts with `prefix` (the session family and flow cookies).
-pub(crate) fn request_cookies(headers: &HeaderMap, prefix: &str) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    for v in headers.get_all(header::COOKIE) {
-        if let Ok(s) = v.to_str() {
-            if !s.contains(prefix) {
-                continue;
-            }
-            out.extend(
-                session::parse_cookie_header(s)
-                    .into_iter()
-                    .filter(|(n, _)| n.starts_with(prefix)),
-            );
-        }
-    }
-    out
+/// The request's cookies whose name `keep` accepts, borrowed from its headers.
+pub(crate) fn cookie_values(headers: &HeaderMap, keep: impl Fn(&str) -> bool) -> Vec<(&str, &str)> {
+    session::request_pairs(
+        headers
+            .get_all(header::COOKIE)
+            .filter_map(|v| v.to_str().ok()),
+        keep,
+    )
 }
 
 /// Seconds since the Unix epoch.
@@ -273,51 +272,6 @@ impl Application {
 
 /// How long a login flow may take.
 pub const FLOW_LIFETIME: Duration = Duration::from_secs(600);
-
-/// Helper for handlers: whether the caller is a person's browser navigating,
-/// rather than a script or XHR. Navigation needs `Accept: text/html`; an
-/// `X-Requested-With: XMLHttpRequest` or a `Sec-Fetch-Mode` other than
-/// `navigate` marks a script.
-pub fn is_browser(headers: &HeaderMap) -> bool {
-    if headers
-        .get("x-requested-with")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("xmlhttprequest"))
-    {
-        return false;
-    }
-    if let Some(mode) = headers.get("sec-fetch-mode") {
-        if !mode.as_bytes().eq_ignore_ascii_case(b"navigate") {
-            return false;
-        }
-    }
-    headers
-        .get_all(header::ACCEPT)
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.to_ascii_lowercase().contains("text/html"))
-}
-
-pub(crate) fn text(status: actix_web::http::StatusCode, body: impl Into<String>) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/plain; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(body.into())
-}
-
-pub(crate) fn html(
-    status: actix_web::http::StatusCode,
-    title: &str,
-    body_html: &str,
-) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((
-            "content-security-policy",
-            "default-src 'none'; style-src 'unsafe-inline'",
-        ))
-        .body(pages::page(title, body_html))
-}
 
 pub(crate) fn peer_ip(req: &HttpRequest) -> Option<std::net::IpAddr> {
     req.peer_addr().map(|a| a.ip())

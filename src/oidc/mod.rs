@@ -9,6 +9,7 @@
 //! mapping of claims to an [`Identity`]. It knows nothing of HTTP requests.
 
 mod claims;
+pub mod flow;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -84,8 +85,11 @@ pub enum OidcError {
     #[error("the identity provider failed: {0}")]
     Provider(String),
     /// The provider refused the code (expired, reused, wrong verifier...).
-    #[error("the identity provider refused the sign-in: {0}")]
-    Refused(String),
+    #[error("the identity provider refused the sign-in: {code}{}", detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default())]
+    Refused {
+        code: flow::OAuthErrorCode,
+        detail: Option<String>,
+    },
     /// The ID token failed verification.
     #[error("the ID token was rejected: {0}")]
     IdToken(String),
@@ -334,12 +338,10 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) => {
-                    OidcError::Refused(match r.error_description() {
-                        Some(d) => format!("{}: {d}", r.error()),
-                        None => r.error().to_string(),
-                    })
-                }
+                RequestTokenError::ServerResponse(r) => OidcError::Refused {
+                    code: flow::OAuthErrorCode(flow::OAuthError::parse(r.error().as_ref())),
+                    detail: r.error_description().cloned(),
+                },
                 other => OidcError::Provider(format!("token endpoint: {}", describe_chain(&other))),
             })?;
         let id_token = response

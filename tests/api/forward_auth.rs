@@ -613,7 +613,6 @@ async fn chunked_session_cookies_are_joined() {
         identity: big,
         issued: now,
         expires: now + 3600,
-        id_token: None,
     }
     .seal(&app.keys);
     assert!(sealed.len() > pocketgate::session::CHUNK_SIZE);

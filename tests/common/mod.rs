@@ -208,7 +208,6 @@ impl TestApp {
             identity: who,
             issued: now,
             expires: (now as i64 + expires_in) as u64,
-            id_token: None,
         };
         format!("pocketgate={}", s.seal(keys))
     }

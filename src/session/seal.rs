@@ -1,0 +1,209 @@
+//! Sealing: AES-256-GCM with keys derived by HKDF-SHA256 from the session
+//! secrets, bound to a [`Purpose`], with key rotation (the first secret seals,
+//! every secret opens). [`SessionKeys::open`] says why a value does not open.
+//!
+//! Layout of a sealed value (then base64url without padding):
+//! `version (1) | key id (4) | nonce (12) | ciphertext | tag (16)`.
+//! The key id is derived from the key by HKDF too, so it reveals nothing of
+//! it, and lets `open` try only the key that sealed and tell "sealed by a key
+//! we do not have" from "tampered with".
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use std::sync::Arc;
+
+use hkdf::Hkdf;
+use sha2::Sha256;
+
+use super::cookies::MAX_SEALED_LEN;
+use crate::config::SessionSecrets;
+
+/// Format version, the first byte of every sealed value (1 had no key id).
+pub(super) const VERSION: u8 = 2;
+pub(super) const KEY_ID_LEN: usize = 4;
+pub(super) const NONCE_LEN: usize = 12;
+pub(super) const TAG_LEN: usize = 16;
+const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
+const HKDF_SALT: &[u8] = b"pocketgate/v1";
+const HKDF_INFO: &[u8] = b"session-cookie";
+const HKDF_INFO_KEY_ID: &[u8] = b"session-cookie/key-id";
+
+/// What a sealed value is for; bound into the AEAD as associated data so a value
+/// sealed for one purpose never opens as another (a login-flow cookie is never a session).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// The session cookie.
+    Session,
+    /// A login-flow cookie.
+    Flow,
+    /// The cookie that keeps the ID token for logout.
+    IdToken,
+}
+
+impl Purpose {
+    const ALL: [Purpose; 3] = [Purpose::Session, Purpose::Flow, Purpose::IdToken];
+
+    /// The associated data that binds a sealed value to its purpose.
+    fn associated_data(self) -> &'static [u8] {
+        match self {
+            Purpose::Session => b"pocketgate/v1/session",
+            Purpose::Flow => b"pocketgate/v1/flow",
+            Purpose::IdToken => b"pocketgate/v1/id-token",
+        }
+    }
+}
+
+/// Why a sealed value did not open. Only ever logged (at debug level): the
+/// request simply has no session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    #[error("longer than any value pocketgate writes")]
+    TooLong,
+    #[error("not base64url, or too short to hold a sealed value")]
+    Malformed,
+    #[error("unknown format version (sealed by another pocketgate release)")]
+    Version,
+    #[error("sealed with a key that is not configured (foreign, or rotated out)")]
+    ForeignKey,
+    #[error("sealed for another purpose")]
+    WrongPurpose,
+    #[error("does not authenticate: tampered with or truncated")]
+    Tampered,
+    #[error("opened, but is not a value of this kind")]
+    NotThisKind,
+    #[error("expired")]
+    Expired,
+    #[error("issued in the future (clock skew beyond the allowance)")]
+    FromTheFuture,
+}
+
+struct Key {
+    id: [u8; KEY_ID_LEN],
+    cipher: Aes256Gcm,
+}
+
+/// Keys derived from the configured secrets. The first secret seals; every secret opens (rotation).
+#[derive(Clone)]
+pub struct SessionKeys {
+    /// The key that seals.
+    current: Arc<Key>,
+    /// Every key, the current one first, for opening.
+    all: Vec<Arc<Key>>,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    // Key material must never reach a log.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("keys", &self.all.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionKeys {
+    /// Derive one AES-256-GCM key per secret with HKDF-SHA256 (config
+    /// guarantees at least one, each at least 32 bytes).
+    pub fn new(secrets: &SessionSecrets) -> Self {
+        let current = Arc::new(derive(secrets.current().bytes()));
+        let mut all = vec![current.clone()];
+        all.extend(secrets.iter().skip(1).map(|s| Arc::new(derive(s.bytes()))));
+        Self { current, all }
+    }
+
+    /// Encrypt `plaintext` for `purpose` with the current key.
+    pub fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        // Without an OS random source no value can be sealed safely; there is no
+        // sensible way to continue, and this does not depend on any input.
+        #[allow(
+            clippy::expect_used,
+            reason = "no safe way on without an OS random source"
+        )]
+        getrandom::getrandom(&mut nonce).expect("the operating system's random source failed");
+        let payload = Payload {
+            msg: plaintext,
+            aad: purpose.associated_data(),
+        };
+        // AES-GCM only refuses plaintexts longer than 64 GiB, which cannot occur here.
+        #[allow(
+            clippy::expect_used,
+            reason = "plaintexts are kilobytes, far below AES-GCM's limit"
+        )]
+        let ciphertext = self
+            .current
+            .cipher
+            .encrypt(&Nonce::from(nonce), payload)
+            .expect("AES-GCM plaintext within its length limit");
+        let mut sealed = Vec::with_capacity(HEADER_LEN + ciphertext.len());
+        sealed.push(VERSION);
+        sealed.extend_from_slice(&self.current.id);
+        sealed.extend_from_slice(&nonce);
+        sealed.extend_from_slice(&ciphertext);
+        URL_SAFE_NO_PAD.encode(sealed)
+    }
+
+    /// Decrypt a value sealed for `purpose` by one of the keys, or say why not.
+    pub fn open(&self, purpose: Purpose, sealed: &str) -> Result<Vec<u8>, Refused> {
+        if sealed.len() > MAX_SEALED_LEN {
+            return Err(Refused::TooLong);
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(sealed)
+            .map_err(|_| Refused::Malformed)?;
+        let (header, ciphertext) = raw.split_at_checked(HEADER_LEN).ok_or(Refused::Malformed)?;
+        let (&version, rest) = header.split_first().ok_or(Refused::Malformed)?;
+        if version != VERSION {
+            return Err(Refused::Version);
+        }
+        if ciphertext.len() < TAG_LEN {
+            return Err(Refused::Malformed);
+        }
+        let (key_id, nonce) = rest.split_at(KEY_ID_LEN);
+        let key = self
+            .all
+            .iter()
+            .find(|k| k.id == key_id)
+            .ok_or(Refused::ForeignKey)?;
+        let nonce =
+            Nonce::from(<[u8; NONCE_LEN]>::try_from(nonce).map_err(|_| Refused::Malformed)?);
+        let nonce = &nonce;
+        let decrypt = |purpose: Purpose| {
+            key.cipher.decrypt(
+                nonce,
+                Payload {
+                    msg: ciphertext,
+                    aad: purpose.associated_data(),
+                },
+            )
+        };
+        match decrypt(purpose) {
+            Ok(plaintext) => Ok(plaintext),
+            // Only on the failure path: is it another purpose's value?
+            Err(_)
+                if Purpose::ALL
+                    .iter()
+                    .any(|p| *p != purpose && decrypt(*p).is_ok()) =>
+            {
+                Err(Refused::WrongPurpose)
+            }
+            Err(_) => Err(Refused::Tampered),
+        }
+    }
+}
+
+/// HKDF-SHA256 from one secret to an AES-256-GCM key and its id.
+fn derive(secret: &[u8]) -> Key {
+    let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), secret);
+    let mut key = [0u8; 32];
+    let mut id = [0u8; KEY_ID_LEN];
+    // HKDF-SHA256 can expand to 8160 bytes; 32 and 4 always succeed, so the
+    // results are ignored rather than unwrapped.
+    let _ = hkdf.expand(HKDF_INFO, &mut key);
+    let _ = hkdf.expand(HKDF_INFO_KEY_ID, &mut id);
+    Key {
+        id,
+        cipher: Aes256Gcm::new(&key.into()),
+    }
+}
