@@ -267,7 +267,7 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
     });
     let facts = RequestFacts {
         host: &url.host,
-        path: &url.path,
+        path: url.path,
         client,
     };
     let decision = policy::decide(rules, &facts, identity.as_ref());

@@ -6,6 +6,7 @@
 //! the TCP peer is one of `trusted_proxies`. Whatever cannot be reconstructed
 //! exactly is an error (a 400 upstream): this module never guesses a host.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use actix_web::http::header::HeaderMap;
@@ -40,28 +41,29 @@ impl Scheme {
     }
 }
 
-/// The request the proxy is asking about.
+/// The request the proxy is asking about, borrowing from the proxy's headers
+/// (a string is copied only when it must change, e.g. an upper-case host).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginalRequest {
-    pub method: String,
+pub struct OriginalRequest<'h> {
+    pub method: &'h str,
     pub scheme: Scheme,
     /// Host name: lower case, port and trailing dot stripped.
-    pub host: String,
+    pub host: Cow<'h, str>,
     /// `host[:port]` for rebuilding the URL.
-    pub authority: String,
+    pub authority: Cow<'h, str>,
     /// Path as sent (not decoded), starting with `/`.
-    pub path: String,
+    pub path: &'h str,
     /// Query string without `?`, as sent.
-    pub query: Option<String>,
+    pub query: Option<&'h str>,
     /// The client address.
     pub client: ClientAddr,
 }
 
-impl OriginalRequest {
+impl OriginalRequest<'_> {
     /// The original URL, for `rd=` and error pages.
     pub fn url(&self) -> String {
         let mut u = format!("{}://{}{}", self.scheme.as_str(), self.authority, self.path);
-        if let Some(q) = &self.query {
+        if let Some(q) = self.query {
             u.push('?');
             u.push_str(q);
         }
@@ -72,7 +74,7 @@ impl OriginalRequest {
     pub fn facts(&self) -> RequestFacts<'_> {
         RequestFacts {
             host: &self.host,
-            path: &self.path,
+            path: self.path,
             client: self.client,
         }
     }
@@ -102,13 +104,13 @@ fn malformed(header: &'static str, reason: impl Into<String>) -> RequestError {
 /// Reconstruct the original request. `own_method` is the auth request's own
 /// method, used when the proxy sends no method header; `default_scheme` is used
 /// when it sends no `X-Forwarded-Proto`.
-pub fn reconstruct(
-    headers: &HeaderMap,
+pub fn reconstruct<'h>(
+    headers: &'h HeaderMap,
     peer: IpAddr,
     trusted_proxies: &Networks,
-    own_method: &str,
+    own_method: &'h str,
     default_scheme: Scheme,
-) -> Result<OriginalRequest, RequestError> {
+) -> Result<OriginalRequest<'h>, RequestError> {
     let peer = peer.to_canonical();
     if !is_trusted(peer, trusted_proxies) {
         return Err(RequestError::UntrustedPeer { peer });
@@ -148,21 +150,21 @@ pub fn reconstruct(
 }
 
 /// The original request as one header set describes it, without the client address.
-struct Target {
-    method: String,
+struct Target<'h> {
+    method: &'h str,
     scheme: Scheme,
-    host: String,
-    authority: String,
-    path: String,
-    query: Option<String>,
+    host: Cow<'h, str>,
+    authority: Cow<'h, str>,
+    path: &'h str,
+    query: Option<&'h str>,
 }
 
 /// Caddy / Traefik: `X-Forwarded-Host` + `X-Forwarded-Uri` (+ `-Proto`, `-Method`).
-fn from_forwarded(
-    headers: &HeaderMap,
-    own_method: &str,
+fn from_forwarded<'h>(
+    headers: &'h HeaderMap,
+    own_method: &'h str,
     default_scheme: Scheme,
-) -> Result<Option<Target>, RequestError> {
+) -> Result<Option<Target<'h>>, RequestError> {
     let host = single(headers, "x-forwarded-host")?;
     let uri = single(headers, "x-forwarded-uri")?;
     let (host, uri) = match (host, uri) {
@@ -190,7 +192,7 @@ fn from_forwarded(
     };
     let method = match single(headers, "x-forwarded-method")? {
         Some(m) => parse_method(m, "X-Forwarded-Method")?,
-        None => own_method.to_string(),
+        None => own_method,
     };
     let (host, authority) = parse_authority(host, "X-Forwarded-Host")?;
     let (path, query) = parse_target(uri, "X-Forwarded-Uri")?;
@@ -205,14 +207,17 @@ fn from_forwarded(
 }
 
 /// nginx: `X-Original-URL` (+ `X-Original-Method`).
-fn from_original(headers: &HeaderMap, own_method: &str) -> Result<Option<Target>, RequestError> {
+fn from_original<'h>(
+    headers: &'h HeaderMap,
+    own_method: &'h str,
+) -> Result<Option<Target<'h>>, RequestError> {
     let Some(url) = single(headers, "x-original-url")? else {
         return Ok(None);
     };
     let u = parse_absolute_url(url)?;
     let method = match single(headers, "x-original-method")? {
         Some(m) => parse_method(m, "X-Original-Method")?,
-        None => own_method.to_string(),
+        None => own_method,
     };
     Ok(Some(Target {
         method,
@@ -224,27 +229,27 @@ fn from_original(headers: &HeaderMap, own_method: &str) -> Result<Option<Target>
     }))
 }
 
-fn parse_method(m: &str, label: &'static str) -> Result<String, RequestError> {
+fn parse_method<'h>(m: &'h str, label: &'static str) -> Result<&'h str, RequestError> {
     if m.len() > 32 || !m.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(malformed(label, format!("{m:?} is not an HTTP method")));
     }
-    Ok(m.to_string())
+    Ok(m)
 }
 
 /// An absolute URL split the way the decision needs it, without resolving dot
 /// segments or decoding anything (a URL library would normalise the very tricks
 /// the engine must see).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AbsoluteUrl {
+pub struct AbsoluteUrl<'u> {
     pub scheme: Scheme,
-    pub host: String,
-    pub authority: String,
-    pub path: String,
-    pub query: Option<String>,
+    pub host: Cow<'u, str>,
+    pub authority: Cow<'u, str>,
+    pub path: &'u str,
+    pub query: Option<&'u str>,
 }
 
 /// Parse `scheme://host[:port]/path?query` (`X-Original-URL`, `explain --url`).
-pub fn parse_absolute_url(url: &str) -> Result<AbsoluteUrl, RequestError> {
+pub fn parse_absolute_url(url: &str) -> Result<AbsoluteUrl<'_>, RequestError> {
     const L: &str = "X-Original-URL";
     let (scheme, rest) = url.split_once("://").ok_or_else(|| {
         malformed(
@@ -307,8 +312,12 @@ fn canonical_name(name: &'static str) -> &'static str {
     }
 }
 
-/// `host[:port]` → (normalised host, authority for URLs).
-fn parse_authority(a: &str, label: &'static str) -> Result<(String, String), RequestError> {
+/// `host[:port]` → (normalised host, authority for URLs), borrowed when the
+/// proxy already sent them in normal form.
+fn parse_authority<'a>(
+    a: &'a str,
+    label: &'static str,
+) -> Result<(Cow<'a, str>, Cow<'a, str>), RequestError> {
     if a.is_empty() {
         return Err(malformed(label, "is empty"));
     }
@@ -317,7 +326,7 @@ fn parse_authority(a: &str, label: &'static str) -> Result<(String, String), Req
     {
         return Err(malformed(label, format!("{a:?} is not a host name")));
     }
-    let (host, port) = if let Some(rest) = a.strip_prefix('[') {
+    let (host, port, bracketed) = if let Some(rest) = a.strip_prefix('[') {
         let (v6, after) = rest
             .split_once(']')
             .ok_or_else(|| malformed(label, format!("{a:?}: unclosed IPv6 literal")))?;
@@ -331,11 +340,11 @@ fn parse_authority(a: &str, label: &'static str) -> Result<(String, String), Req
                     .ok_or_else(|| malformed(label, format!("{a:?} is not a host name")))?,
             ),
         };
-        (format!("[{}]", v6.to_ascii_lowercase()), port)
+        (v6, port, true)
     } else {
         match a.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (a.to_string(), None),
+            Some((h, p)) => (h, Some(p), false),
+            None => (a, None, false),
         }
     };
     if let Some(p) = port {
@@ -347,21 +356,35 @@ fn parse_authority(a: &str, label: &'static str) -> Result<(String, String), Req
             return Err(malformed(label, format!("{a:?} has a bad port")));
         }
     }
-    let name = host.trim_end_matches('.').to_ascii_lowercase();
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    if !(is_hostname(bare) || (name.starts_with('[') && bare.parse::<std::net::Ipv6Addr>().is_ok()))
-    {
+    let trimmed = if bracketed {
+        host
+    } else {
+        host.trim_end_matches('.')
+    };
+    let name: Cow<'a, str> = if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(trimmed.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(trimmed)
+    };
+    if !(is_hostname(&name) || (bracketed && name.parse::<std::net::Ipv6Addr>().is_ok())) {
         return Err(malformed(label, format!("{a:?} is not a host name")));
     }
-    let authority = match port {
-        Some(p) => format!("{name}:{p}"),
-        None => name.clone(),
+    let unchanged = matches!(name, Cow::Borrowed(_)) && trimmed.len() == host.len();
+    let authority = match (bracketed, port) {
+        (false, _) if unchanged => Cow::Borrowed(a),
+        (true, Some(p)) => Cow::Owned(format!("[{name}]:{p}")),
+        (true, None) => Cow::Owned(format!("[{name}]")),
+        (false, Some(p)) => Cow::Owned(format!("{name}:{p}")),
+        (false, None) => name.clone(),
     };
-    Ok((bare.to_string(), authority))
+    Ok((name, authority))
 }
 
 /// Origin-form request target → (path, query).
-fn parse_target(t: &str, label: &'static str) -> Result<(String, Option<String>), RequestError> {
+fn parse_target<'t>(
+    t: &'t str,
+    label: &'static str,
+) -> Result<(&'t str, Option<&'t str>), RequestError> {
     if !t.starts_with('/') {
         return Err(malformed(
             label,
@@ -372,8 +395,8 @@ fn parse_target(t: &str, label: &'static str) -> Result<(String, Option<String>)
         return Err(malformed(label, "holds spaces or control characters"));
     }
     Ok(match t.split_once('?') {
-        Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (t.to_string(), None),
+        Some((p, q)) => (p, Some(q)),
+        None => (t, None),
     })
 }
 

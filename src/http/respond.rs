@@ -218,7 +218,7 @@ pub(crate) struct Answer<'a> {
     pub endpoint: Endpoint,
     pub client: Client,
     pub public_url: &'a PublicUrl,
-    pub original: &'a OriginalRequest,
+    pub original: &'a OriginalRequest<'a>,
     pub names: &'a HeaderNames,
     pub identity: Option<&'a Identity>,
 }

@@ -9,7 +9,20 @@ fn trusted() -> Networks {
     ])
 }
 
-fn run(headers: &[(&str, &str)], peer: &str) -> Result<OriginalRequest, RequestError> {
+/// A reconstructed request with its strings owned, so it can outlive the test request.
+#[derive(Debug, PartialEq)]
+struct Owned {
+    method: String,
+    scheme: Scheme,
+    host: String,
+    authority: String,
+    path: String,
+    query: Option<String>,
+    client: ClientAddr,
+    url: String,
+}
+
+fn run(headers: &[(&str, &str)], peer: &str) -> Result<Owned, RequestError> {
     let mut req = TestRequest::default();
     for (k, v) in headers {
         req = req.append_header((*k, *v));
@@ -22,6 +35,16 @@ fn run(headers: &[(&str, &str)], peer: &str) -> Result<OriginalRequest, RequestE
         "GET",
         Scheme::Https,
     )
+    .map(|o| Owned {
+        method: o.method.to_string(),
+        scheme: o.scheme,
+        host: o.host.to_string(),
+        authority: o.authority.to_string(),
+        path: o.path.to_string(),
+        query: o.query.map(str::to_string),
+        client: o.client,
+        url: o.url(),
+    })
 }
 
 const CADDY: &[(&str, &str)] = &[
@@ -43,7 +66,7 @@ fn caddy_and_traefik_style_headers() {
     assert_eq!(o.query.as_deref(), Some("orgId=1&x=%2F"));
     assert_eq!(o.client.to_string(), "203.0.113.7");
     assert_eq!(
-        o.url(),
+        o.url,
         "https://grafana.example.com:8443/d/abc?orgId=1&x=%2F"
     );
 }
@@ -409,4 +432,37 @@ fn both_header_sets_must_describe_the_same_request() {
             missing: "X-Forwarded-Host"
         }
     );
+}
+
+#[test]
+fn a_request_in_normal_form_is_borrowed_not_copied() {
+    let req = TestRequest::default()
+        .append_header(("X-Forwarded-Host", "grafana.example.com"))
+        .append_header(("X-Forwarded-Uri", "/d/abc?x=1"))
+        .to_http_request();
+    let o = reconstruct(
+        req.headers(),
+        "127.0.0.1".parse().unwrap(),
+        &trusted(),
+        "GET",
+        Scheme::Https,
+    )
+    .unwrap();
+    assert!(matches!(o.host, Cow::Borrowed("grafana.example.com")));
+    assert!(matches!(o.authority, Cow::Borrowed("grafana.example.com")));
+    assert_eq!((o.path, o.query), ("/d/abc", Some("x=1")));
+    let req = TestRequest::default()
+        .append_header(("X-Forwarded-Host", "Grafana.example.com:8443"))
+        .append_header(("X-Forwarded-Uri", "/"))
+        .to_http_request();
+    let o = reconstruct(
+        req.headers(),
+        "127.0.0.1".parse().unwrap(),
+        &trusted(),
+        "GET",
+        Scheme::Https,
+    )
+    .unwrap();
+    assert_eq!(o.host, "grafana.example.com");
+    assert_eq!(o.authority, "grafana.example.com:8443");
 }
