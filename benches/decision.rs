@@ -6,6 +6,13 @@
 //! flat as the host count grows (host lookup is a hash lookup per label).
 //!
 //! Run: `cargo bench --bench decision`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::hint::black_box;
 use std::time::{SystemTime, UNIX_EPOCH};

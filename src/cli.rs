@@ -109,6 +109,10 @@ fn fail(errors: &ConfigErrors) -> ExitCode {
 /// A fresh session secret: 32 bytes from the OS CSPRNG, base64.
 pub fn gen_secret() -> String {
     let mut buf = [0u8; 32];
+    #[allow(
+        clippy::expect_used,
+        reason = "a CLI command with no OS random source has nothing to print"
+    )]
     getrandom::getrandom(&mut buf).expect("the OS random source failed");
     base64::engine::general_purpose::STANDARD.encode(buf)
 }

@@ -2,6 +2,13 @@
 //! ← `http` ← `cli`. The two lowest layers stay pure: no HTTP server or client,
 //! no async runtime, no clock, and `policy` never names `config`. This test
 //! reads their source, so a violation fails the build's tests, not a review.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::fs;
 use std::path::{Path, PathBuf};

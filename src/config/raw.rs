@@ -10,7 +10,7 @@ use serde::Deserialize;
 /// The whole file, after figment merged TOML and environment.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawConfig {
+pub(crate) struct RawConfig {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub listen: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -33,7 +33,7 @@ pub struct RawConfig {
 /// `[oidc]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawOidc {
+pub(crate) struct RawOidc {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub issuer: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -55,7 +55,7 @@ pub struct RawOidc {
 /// `[session]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawSession {
+pub(crate) struct RawSession {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub secret: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -71,7 +71,7 @@ pub struct RawSession {
 /// `[headers]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawHeaders {
+pub(crate) struct RawHeaders {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub user: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -85,7 +85,7 @@ pub struct RawHeaders {
 /// `[policies.NAME]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawPolicy {
+pub(crate) struct RawPolicy {
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_groups: Vec<String>,
     #[serde(deserialize_with = "lenient::strings")]
@@ -97,7 +97,7 @@ pub struct RawPolicy {
 /// `[[hosts]]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawHost {
+pub(crate) struct RawHost {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub host: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -114,7 +114,7 @@ pub struct RawHost {
 /// One `claim_roles` entry.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct RawClaimRole {
+pub(crate) struct RawClaimRole {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub claim: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -174,25 +174,27 @@ mod lenient {
         }
     }
 
-    pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub(crate) fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         Ok(Option::<Text>::deserialize(d)?.map(|t| t.0))
     }
 
-    pub fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    pub(crate) fn strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
         Ok(Vec::<Text>::deserialize(d)?
             .into_iter()
             .map(|t| t.0)
             .collect())
     }
 
-    pub fn opt_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<String>>, D::Error> {
+    pub(crate) fn opt_strings<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<String>>, D::Error> {
         Ok(Option::<Vec<Text>>::deserialize(d)?.map(|v| v.into_iter().map(|t| t.0).collect()))
     }
 }
 
 /// Every valid key, per table, for the unknown-key check and its suggestions.
-pub mod keys {
-    pub const TOP: &[&str] = &[
+pub(crate) mod keys {
+    pub(crate) const TOP: &[&str] = &[
         "listen",
         "public_url",
         "trusted_proxies",
@@ -205,7 +207,7 @@ pub mod keys {
         "policies",
         "hosts",
     ];
-    pub const OIDC: &[&str] = &[
+    pub(crate) const OIDC: &[&str] = &[
         "issuer",
         "client_id",
         "client_secret",
@@ -215,16 +217,16 @@ pub mod keys {
         "username_claim",
         "groups_claim",
     ];
-    pub const SESSION: &[&str] = &[
+    pub(crate) const SESSION: &[&str] = &[
         "secret",
         "secret_file",
         "cookie_name",
         "cookie_domain",
         "lifetime",
     ];
-    pub const HEADERS: &[&str] = &["user", "email", "name", "groups"];
-    pub const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
-    pub const HOST: &[&str] = &[
+    pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
+    pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
+    pub(crate) const HOST: &[&str] = &[
         "host",
         "policy",
         "claim_roles",
@@ -232,5 +234,5 @@ pub mod keys {
         "bypass_resources",
         "allowed_networks",
     ];
-    pub const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
+    pub(crate) const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
 }

@@ -4,6 +4,8 @@
 //! This is the leaf of the module graph: it imports nothing of ours, and
 //! nothing of actix, reqwest, tokio or the clock (a test in `tests/layering.rs`
 //! says so). `config`, `request` and `policy` build on it.
+// Request-derived indices must never panic: only checked access here.
+#![deny(clippy::indexing_slicing)]
 
 mod host;
 mod net;

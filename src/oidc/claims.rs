@@ -16,7 +16,7 @@ use crate::policy::Identity;
 const MAX_GROUPS: usize = 256;
 
 /// The JSON payload of a compact JWT whose signature has been verified already.
-pub fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
+pub(crate) fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
     let middle = jwt
         .split('.')
         .nth(1)
@@ -29,7 +29,7 @@ pub fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
 
 /// Fill claims missing from the ID token from the userinfo answer, whose `sub`
 /// must be the ID token's (OIDC Core 5.3.2).
-pub fn merge_userinfo(
+pub(crate) fn merge_userinfo(
     claims: &mut Map<String, Value>,
     info: Map<String, Value>,
 ) -> Result<(), String> {

@@ -543,7 +543,10 @@ fn describe_chain(e: &dyn std::error::Error) -> String {
 pub fn random_token(bytes: usize) -> String {
     use base64::Engine;
     let mut buf = vec![0u8; bytes];
-    // getrandom only fails when the OS has no entropy source; nothing sensible can continue then.
+    #[allow(
+        clippy::expect_used,
+        reason = "getrandom fails only without an OS entropy source; no token can be made safely then"
+    )]
     getrandom::getrandom(&mut buf).expect("the OS random source failed");
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }

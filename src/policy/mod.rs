@@ -6,6 +6,8 @@
 //! in `tests/layering.rs` keeps it so). `config` compiles into [`Rules`]; the
 //! `http` module asks [`decide_with`] and translates the answer; `explain`
 //! prints it.
+// Request-derived indices must never panic: only checked access here.
+#![deny(clippy::indexing_slicing)]
 
 mod identity;
 mod rules;

@@ -160,6 +160,10 @@ impl FlowState {
 fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
     // Serializing these types to a Vec has no failure mode (no non-string map keys,
     // no I/O), so an error here would be a bug in this module.
+    #[allow(
+        clippy::expect_used,
+        reason = "serializing these types has no failure mode"
+    )]
     serde_json::to_vec(value).expect("session payloads always serialize")
 }
 

@@ -203,6 +203,11 @@ pub(super) fn resources(
 ) -> Option<Option<Resources>> {
     let mut ok = true;
     for (j, r) in raw.iter().enumerate() {
+        // Each regex alone, once at load, so that an error names its index.
+        #[allow(
+            clippy::disallowed_methods,
+            reason = "configuration is compiled once, not per request"
+        )]
         if let Err(e) = regex::Regex::new(r) {
             report.error(ConfigError::BadRegex {
                 key: format!("{key}[{j}]"),
