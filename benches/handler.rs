@@ -1,0 +1,191 @@
+//! The whole `/forward-auth` and `/auth-request` handler, as the proxy calls
+//! it: actix routing, reconstruction of the original request from Caddy's or
+//! nginx's headers, cookie parsing of a real-sized `Cookie` header (the
+//! session among other applications' cookies), opening the session, the
+//! decision and the identity headers of the answer. No network: the service
+//! is called in-process, so this is pocketgate's own cost per request.
+//!
+//! Run: `cargo bench --bench handler`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "bench code: a panic is a failed run"
+)]
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use actix_web::{test, web, App};
+use criterion::{criterion_group, criterion_main, Criterion};
+use pocketgate::config::load_str;
+use pocketgate::http::{routes, AppState};
+use pocketgate::oidc::Provider;
+use pocketgate::policy::Identity;
+use pocketgate::session::{Session, SessionKeys};
+
+/// A client on the internet, and one in the monitoring network the bypass admits.
+const OUTSIDE: &str = "203.0.113.7";
+const MONITORING: &str = "10.50.1.2";
+
+const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
+
+const CONFIG: &str = r#"
+public_url = "https://auth.example.com"
+[oidc]
+issuer = "https://id.example.com"
+client_id = "pg"
+client_auth = "none"
+[session]
+cookie_domain = "example.com"
+[policies.admins]
+allowed_groups = ["admins"]
+[policies.users]
+allowed_groups = ["admins", "users"]
+[[hosts]]
+host = "grafana.example.com"
+policy = "admins"
+bypass_paths = ["/api/health"]
+bypass_resources = ["^/api/v[0-9]+/status$"]
+allowed_networks = ["10.50.0.0/16"]
+claim_roles = [{ claim = "groups", value = "grafana-admins", role = "admins" }]
+"#;
+
+/// A session as Pocket ID's claims make it: UUID subject, name, e-mail, a few groups.
+fn sealed_session(keys: &SessionKeys) -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    Session {
+        identity: Identity {
+            subject: "3ffb29e3-4b67-8262-8050-78ae568e43af".into(),
+            user: "alice".into(),
+            email: Some("alice.andersen@example.com".into()),
+            email_verified: true,
+            name: Some("Alice Andersen".into()),
+            groups: ["admins", "users", "media", "grafana-admins", "family"]
+                .map(String::from)
+                .to_vec(),
+            claims: Default::default(),
+        },
+        issued: now,
+        expires: now + 12 * 3600,
+    }
+    .seal(keys)
+}
+
+fn bench(c: &mut Criterion) {
+    let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
+    let runtime = Arc::new(load_str(CONFIG, &env).unwrap().value);
+    let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
+    let state = AppState::new(runtime.clone(), provider);
+    let session = sealed_session(&state.keys);
+    // What a browser sends to grafana.example.com: the app's own cookies around ours.
+    let cookie = format!(
+        "grafana_session=4f2d1b0e8c7a6b5d4e3f2a1b0c9d8e7f; grafana_session_expiry=1732350000; \
+         _ga=GA1.1.1234567890.1732300000; pocketgate={session}; theme=dark"
+    );
+    println!(
+        "session cookie: {} bytes; Cookie header: {} bytes",
+        session.len(),
+        cookie.len()
+    );
+
+    let rt = actix_web::rt::System::new();
+    let app = rt.block_on(test::init_service(
+        App::new().app_data(web::Data::new(state)).configure(routes),
+    ));
+    let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
+    let caddy = |path: &str, cookie: Option<&str>, client: &str| {
+        let mut r = test::TestRequest::get()
+            .uri("/forward-auth")
+            .peer_addr(peer)
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", "grafana.example.com"))
+            .insert_header(("X-Forwarded-Uri", path))
+            .insert_header(("X-Forwarded-For", client.to_string()))
+            .insert_header(("Accept", "text/html,application/xhtml+xml"));
+        if let Some(c) = cookie {
+            r = r.insert_header(("Cookie", c));
+        }
+        r.to_request()
+    };
+    let nginx = |cookie: &str| {
+        test::TestRequest::get()
+            .uri("/auth-request")
+            .peer_addr(peer)
+            .insert_header((
+                "X-Original-URL",
+                "https://grafana.example.com/d/abc/dashboard?orgId=1",
+            ))
+            .insert_header(("X-Original-Method", "GET"))
+            .insert_header(("X-Forwarded-For", "203.0.113.7"))
+            .insert_header(("Cookie", cookie))
+            .to_request()
+    };
+
+    // Sanity: each case really has the intended outcome.
+    let status = |req| rt.block_on(test::call_service(&app, req)).status().as_u16();
+    assert_eq!(
+        status(caddy("/d/abc/dashboard", Some(&cookie), OUTSIDE)),
+        200
+    );
+    assert_eq!(status(nginx(&cookie)), 200);
+    assert_eq!(status(caddy("/d/abc/dashboard", None, OUTSIDE)), 302);
+    // A bypass answers 200 without identity headers, the allow with them.
+    let bypass = rt.block_on(test::call_service(
+        &app,
+        caddy("/api/health", None, MONITORING),
+    ));
+    assert_eq!(bypass.status(), 200);
+    assert!(bypass.headers().get("x-remote-user").is_none());
+
+    let mut group = c.benchmark_group("handler");
+    group.bench_function("forward-auth signed in (Caddy headers)", |b| {
+        b.iter(|| {
+            let resp = rt.block_on(test::call_service(
+                &app,
+                caddy("/d/abc/dashboard", Some(&cookie), OUTSIDE),
+            ));
+            black_box(resp.status())
+        })
+    });
+    group.bench_function("auth-request signed in (nginx headers)", |b| {
+        b.iter(|| {
+            black_box(
+                rt.block_on(test::call_service(&app, nginx(&cookie)))
+                    .status(),
+            )
+        })
+    });
+    group.bench_function("forward-auth no session (redirect to login)", |b| {
+        b.iter(|| {
+            let resp = rt.block_on(test::call_service(
+                &app,
+                caddy("/d/abc/dashboard", None, OUTSIDE),
+            ));
+            black_box(resp.status())
+        })
+    });
+    group.bench_function("forward-auth bypass path", |b| {
+        b.iter(|| {
+            let resp = rt.block_on(test::call_service(
+                &app,
+                caddy("/api/health", Some(&cookie), MONITORING),
+            ));
+            black_box(resp.status())
+        })
+    });
+    group.bench_function("building the test request alone (subtract)", |b| {
+        b.iter(|| black_box(caddy("/d/abc/dashboard", Some(&cookie), OUTSIDE)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
