@@ -81,6 +81,40 @@ fn check_summarises_the_example_with_secrets_from_the_environment() {
 }
 
 #[test]
+fn check_names_every_independent_mistake_in_one_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("three.toml");
+    std::fs::write(
+        &path,
+        r#"
+public_url = "https://auth.example.com"
+[oidc]
+issuer = "https://id.example.com"
+client_id = "pocketgate"
+client_auth = "none"
+[session]
+secret = "0123456789abcdef0123456789abcdef0123"
+lifetime = "soon"
+[policies.admins]
+allowed_groups = ["admins"]
+[[hosts]]
+host = "grafana.example.com"
+policy = "nobody"
+allowed_networks = ["10.0.0.0/33"]
+"#,
+    )
+    .unwrap();
+    let out = bin().args(["check", "-c"]).arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(lines.len(), 3, "{err}");
+    for key in ["hosts[0].policy:", "hosts[0].allowed_networks[0]:", "session.lifetime:"] {
+        assert!(lines.iter().any(|l| l.starts_with(&format!("error: {key}"))), "{key}: {err}");
+    }
+}
+
+#[test]
 fn check_fails_with_the_key_and_exit_1() {
     // Without secrets the example's secret files do not exist here.
     let out = bin().args(["check", "-c", EXAMPLE]).output().unwrap();
