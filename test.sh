@@ -4,5 +4,5 @@
 # provider (tests/e2e/run.sh installs what it needs on first use).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-cargo test --locked
+cargo test --locked --workspace
 tests/e2e/run.sh

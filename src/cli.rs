@@ -72,7 +72,11 @@ pub struct ExplainArgs {
     pub json: bool,
 }
 
-/// `demo` options.
+#[cfg(feature = "demo")]
+use crate::demo::DemoArgs;
+
+/// `demo` options (this build has no demo: they are parsed, then refused).
+#[cfg(not(feature = "demo"))]
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Port of the sidecar on 127.0.0.1 (0 = any free port).
@@ -94,7 +98,7 @@ pub fn main() -> ExitCode {
             println!("{}", gen_secret());
             ExitCode::SUCCESS
         }
-        Command::Demo(args) => crate::demo::run(&args),
+        Command::Demo(args) => demo(&args),
     }
 }
 
@@ -115,6 +119,20 @@ pub fn gen_secret() -> String {
     )]
     getrandom::getrandom(&mut buf).expect("the OS random source failed");
     base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+#[cfg(feature = "demo")]
+fn demo(args: &DemoArgs) -> ExitCode {
+    crate::demo::run(args)
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_: &DemoArgs) -> ExitCode {
+    eprintln!(
+        "error: this pocketgate was built without the `demo` feature (a production build). \
+         Build it with the default features to get the demo: `cargo build` or `cargo run -- demo`."
+    );
+    ExitCode::from(2)
 }
 
 fn serve(path: &Path) -> ExitCode {

@@ -14,13 +14,23 @@ use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::cli::DemoArgs;
 use crate::config;
-use crate::dev_idp::{default_users, DevIdp, DevIdpConfig};
 use crate::http::pages::escape;
 use crate::http::{identity_headers, AppState, Application, ServeOptions};
-use crate::oidc::{random_token, Provider};
+use crate::oidc::Provider;
 use crate::policy::{self, Outcome, RequestFacts};
+use dev_idp::{default_users, DevIdp, DevIdpConfig};
+
+/// `demo` options.
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// Port of the sidecar on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 4180)]
+    pub port: u16,
+    /// Port of the development identity provider on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 4181)]
+    pub idp_port: u16,
+}
 
 /// The demo's apps: (host, what it shows).
 const APPS: &[(&str, &str)] = &[
@@ -51,7 +61,8 @@ pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, Stri
     let listener = bind(port).map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = format!("http://127.0.0.1:{}", addr.port());
-    let client_secret = random_token(24);
+    let random = |bytes| kit::random_token(bytes).map_err(|e| format!("no random source: {e}"));
+    let client_secret = random(24)?;
     let idp_bind = match bind(idp_port).and_then(|l| l.local_addr()) {
         Ok(a) => a,
         Err(e) => return Err(format!("cannot listen on 127.0.0.1: {e}")),
@@ -92,7 +103,7 @@ host = "admin.demo.test"
 policy = "admins"
 "#,
         issuer = idp.issuer(),
-        session_secret = random_token(32),
+        session_secret = random(32)?,
     );
     let loaded = config::load_str(&toml, &|_| None).map_err(|e| e.to_string())?;
     let runtime = Arc::new(loaded.value);
@@ -102,14 +113,14 @@ policy = "admins"
         .discover()
         .await
         .map_err(|e| format!("discovery against the development provider failed: {e}"))?;
-    let mut state = AppState::new(runtime, provider);
-    state.demo = true;
+    let state = AppState::new(runtime, provider);
     let app = Application::with_listener(
         state,
         listener,
         ServeOptions {
             workers: 2,
             signals,
+            extra_routes: Some(routes),
         },
     )
     .map_err(|e| e.to_string())?;

@@ -6,8 +6,8 @@
 
 pub mod cli;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
-pub mod dev_idp;
 pub mod domain;
 pub mod http;
 pub mod oidc;

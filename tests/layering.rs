@@ -95,3 +95,13 @@ fn domain_is_a_pure_leaf() {
         found.join("\n")
     );
 }
+
+#[test]
+fn http_never_names_the_demo() {
+    let found = offences("http", &["demo"]);
+    assert!(
+        found.is_empty(),
+        "the demo plugs into http through ServeOptions::extra_routes, not the other way:\n{}",
+        found.join("\n")
+    );
+}

@@ -15,7 +15,6 @@ use super::respond::{self, Client, Rejection};
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
 use crate::config::Runtime;
 use crate::oidc::flow::{self, CallbackParams};
-use crate::oidc::random_token;
 use crate::session::{
     self, flow_cookie_name, logout_hint_cookie_name, FlowState, LogoutHint, Session,
 };
@@ -93,10 +92,11 @@ fn start_login(
 ) -> Result<HttpResponse, Rejection> {
     let rt = &state.runtime;
     let rd = target(rt, rd)?;
+    let token = || kit::random_token(32).map_err(Rejection::NoRandomness);
     let flow = FlowState {
-        state: random_token(32),
-        nonce: random_token(32),
-        pkce_verifier: random_token(32),
+        state: token()?,
+        nonce: token()?,
+        pkce_verifier: token()?,
         rd: flow::fit_rd(rd),
         expires: now() + FLOW_LIFETIME.as_secs(),
     };

@@ -14,7 +14,7 @@ mod respond;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::http::header::{self, HeaderMap};
@@ -36,8 +36,6 @@ pub struct AppState {
     pub headers: HeaderNames,
     pub provider: Arc<Provider>,
     pub metrics: Metrics,
-    /// Extra pages mounted by `pocketgate demo`.
-    pub demo: bool,
 }
 
 /// Why the application could not be built.
@@ -70,7 +68,6 @@ impl AppState {
             headers,
             provider,
             metrics: Metrics::default(),
-            demo: false,
         }
     }
 
@@ -114,13 +111,7 @@ pub(crate) fn cookie_values(headers: &HeaderMap, keep: impl Fn(&str) -> bool) ->
     )
 }
 
-/// Seconds since the Unix epoch.
-pub(crate) fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+pub(crate) use kit::unix_now as now;
 
 /// Mount every route.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -181,6 +172,9 @@ pub struct ServeOptions {
     pub workers: usize,
     /// Stop gracefully on SIGTERM/SIGINT (off in tests, which run many servers in one process).
     pub signals: bool,
+    /// More routes mounted beside pocketgate's own: how a layer above (the
+    /// demo) plugs pages in without this module knowing it.
+    pub extra_routes: Option<fn(&mut web::ServiceConfig)>,
 }
 
 impl Default for ServeOptions {
@@ -188,6 +182,7 @@ impl Default for ServeOptions {
         ServeOptions {
             workers: 0,
             signals: true,
+            extra_routes: None,
         }
     }
 }
@@ -213,7 +208,7 @@ impl Application {
         })?;
         let state = web::Data::new(state);
         let data = state.clone();
-        let demo = state.demo;
+        let extra_routes = options.extra_routes;
         let mut server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(data.clone())
@@ -227,10 +222,9 @@ impl Application {
                     .into()
                 }))
                 .configure(routes);
-            if demo {
-                app.configure(crate::demo::routes)
-            } else {
-                app.configure(|_| {})
+            match extra_routes {
+                Some(extra) => app.configure(extra),
+                None => app.configure(|_| {}),
             }
         })
         .shutdown_timeout(10)

@@ -1,21 +1,6 @@
 //! The few HTML pages pocketgate shows a person: small, escaped, no scripts.
 
-/// Escape text for HTML element content and attribute values.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 16);
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c if c.is_control() => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use kit::escape_html as escape;
 
 /// A page with a title, a paragraph of (unescaped, caller-escaped) HTML body.
 pub fn page(title: &str, body_html: &str) -> String {

@@ -76,6 +76,9 @@ pub(crate) enum Rejection {
     /// The signed-in identity does not fit in the cookies browsers keep.
     #[error(transparent)]
     SessionTooLarge(TooLarge),
+    /// The OS random source failed: no state, nonce or verifier can be drawn.
+    #[error("the operating system's random source failed: {0}")]
+    NoRandomness(getrandom::Error),
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
@@ -102,7 +105,9 @@ impl Rejection {
                 OidcError::IdToken(_) => StatusCode::UNAUTHORIZED,
                 OidcError::Claims(_) => StatusCode::FORBIDDEN,
             },
-            Rejection::ProviderUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Rejection::ProviderUnavailable(_) | Rejection::NoRandomness(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Rejection::SessionTooLarge(_) | Rejection::UnsendableIdentity(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -137,6 +142,10 @@ impl Rejection {
             Rejection::ProviderUnavailable(_) => (
                 "Sign-in unavailable",
                 "The identity provider cannot be reached right now, so you cannot sign in. Try again in a minute.".into(),
+            ),
+            Rejection::NoRandomness(_) => (
+                "Sign-in unavailable",
+                "pocketgate cannot start a sign-in right now (see its log).".into(),
             ),
             Rejection::SessionTooLarge(_) => (
                 "Sign-in failed",

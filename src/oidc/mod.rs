@@ -538,15 +538,3 @@ fn describe_chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
-
-/// A fresh random token: `bytes` bytes from the OS CSPRNG, base64url.
-pub fn random_token(bytes: usize) -> String {
-    use base64::Engine;
-    let mut buf = vec![0u8; bytes];
-    #[allow(
-        clippy::expect_used,
-        reason = "getrandom fails only without an OS entropy source; no token can be made safely then"
-    )]
-    getrandom::getrandom(&mut buf).expect("the OS random source failed");
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
-}

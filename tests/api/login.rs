@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use pocketgate::dev_idp::{Fault, SigningAlg};
+use dev_idp::{Fault, SigningAlg};
 
 use crate::common::*;
 

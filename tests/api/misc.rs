@@ -80,6 +80,19 @@ fn check_summarises_the_example_with_secrets_from_the_environment() {
     assert!(stdout.contains("other hosts: policy users"), "{stdout}");
 }
 
+/// A production build refuses `demo` with a clear message instead of an unknown command.
+#[cfg(not(feature = "demo"))]
+#[test]
+fn without_the_demo_feature_demo_says_how_to_get_it() {
+    let out = bin().args(["demo", "--port", "0"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("without the `demo` feature") && err.contains("cargo build"),
+        "{err}"
+    );
+}
+
 #[test]
 fn check_names_every_independent_mistake_in_one_run() {
     let dir = tempfile::tempdir().unwrap();
@@ -109,8 +122,17 @@ allowed_networks = ["10.0.0.0/33"]
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(lines.len(), 3, "{err}");
-    for key in ["hosts[0].policy:", "hosts[0].allowed_networks[0]:", "session.lifetime:"] {
-        assert!(lines.iter().any(|l| l.starts_with(&format!("error: {key}"))), "{key}: {err}");
+    for key in [
+        "hosts[0].policy:",
+        "hosts[0].allowed_networks[0]:",
+        "session.lifetime:",
+    ] {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.starts_with(&format!("error: {key}"))),
+            "{key}: {err}"
+        );
     }
 }
 
@@ -267,6 +289,7 @@ fn gen_secret_prints_32_random_bytes() {
     assert_eq!(bytes.len(), 32);
 }
 
+#[cfg(feature = "demo")]
 #[actix_web::test]
 async fn the_demo_signs_in_and_shows_the_headers() {
     let demo = pocketgate::demo::start(0, 0, false).await.unwrap();

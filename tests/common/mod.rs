@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use dev_idp::{DevIdp, DevIdpConfig};
 use pocketgate::config::{load_str, Runtime};
-use pocketgate::dev_idp::{DevIdp, DevIdpConfig};
 use pocketgate::http::{AppState, Application, ServeOptions};
 use pocketgate::oidc::Provider;
 use pocketgate::policy::Identity;
@@ -165,6 +165,7 @@ pub async fn spawn(opts: Options) -> TestApp {
         ServeOptions {
             workers: 1,
             signals: false,
+            extra_routes: None,
         },
     )
     .unwrap();

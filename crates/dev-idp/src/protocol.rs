@@ -31,20 +31,7 @@ const SUPPORTED_CLAIMS: [&str; 12] = [
     "amr",
 ];
 
-/// Seconds since the Unix epoch.
-pub(super) fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `bytes` random bytes, base64url without padding.
-pub(super) fn random_token(bytes: usize) -> Result<String, getrandom::Error> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::getrandom(&mut buf)?;
-    Ok(URL_SAFE_NO_PAD.encode(buf))
-}
+pub(super) use kit::{random_token, unix_now as now};
 
 /// The discovery document, built once at start.
 pub(super) fn discovery_document(issuer: &str, backchannel: &str, alg: SigningAlg) -> Value {

@@ -27,7 +27,9 @@
 //! `GET /authorize/approve?user=<username>&<the authorization request's query parameters>`
 //! (see [`DevIdp::approve_url`]).
 //!
-//! This module depends only on third-party crates, never on the rest of pocketgate.
+//! This crate depends only on third-party crates and the shared `kit` helpers, never on
+//! pocketgate itself: pocketgate uses it as a dev-dependency (tests) and behind its default
+//! `demo` feature, so a production build (`--no-default-features`) carries none of it.
 
 mod handlers;
 mod keys;
