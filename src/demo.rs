@@ -6,19 +6,22 @@
 //! proxy would receive. Nothing here is for production: secrets are random per
 //! run, everything binds 127.0.0.1 only.
 
+use std::borrow::Cow;
 use std::net::{SocketAddr, TcpListener};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use actix_web::http::header;
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::config;
+use crate::http::metrics::Endpoint;
 use crate::http::pages::escape;
-use crate::http::{identity_headers, AppState, Application, ServeOptions};
+use crate::http::respond::{self, Answer, Client};
+use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, Outcome, RequestFacts};
+use crate::request::{OriginalRequest, Scheme};
 use dev_idp::{default_users, DevIdp, DevIdpConfig};
 
 /// `demo` options.
@@ -173,13 +176,6 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/demo/{host}/{tail:.*}", web::get().to(app));
 }
 
-fn page(status: StatusCode, title: &str, body: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .body(crate::http::pages::page(title, body))
-}
-
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     let who = match state.session(req.headers()) {
         Some(s) => format!(
@@ -213,7 +209,7 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
             )
         })
         .collect();
-    page(
+    respond::html(
         StatusCode::OK,
         "pocketgate demo",
         &format!(
@@ -247,64 +243,71 @@ async fn app(
     let decision = policy::decide(&rt.rules, &facts, identity);
     let rule = decision.rule_name();
     let reason = decision.reason(&rt.rules, &facts, identity);
-    let here = format!("{}/demo/{}{}", rt.public_url.origin, host, path);
-    let back = "<p><a href=\"/demo\">Back to the demo</a></p>";
-    match decision.outcome {
-        Outcome::Login => HttpResponse::Found()
-            .insert_header((
-                header::LOCATION,
-                format!(
-                    "/login?rd={}",
-                    url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
-                ),
-            ))
-            .finish(),
-        Outcome::Deny => page(
-            StatusCode::FORBIDDEN,
-            "403: denied",
-            &format!(
-                "<p><strong>{}</strong> refused: {}</p><p>Rule: <code>{}</code></p><p><a href=\"/logout?rd={}\">Sign out</a> and try another user.</p>{back}",
-                escape(&host),
-                escape(&reason),
-                escape(&rule),
-                escape(&url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>())
-            ),
-        ),
-        Outcome::Bypass => page(
-            StatusCode::OK,
-            "200: bypass",
-            &format!(
-                "<p><strong>{}{}</strong> passes without sign-in: {}</p><p>The backend receives <em>no</em> identity headers (and the proxy strips any the client sent).</p>{back}",
-                escape(&host),
-                escape(&path),
-                escape(&reason)
-            ),
-        ),
-        Outcome::Allow => {
-            let rows = match identity.map(|i| identity_headers(&state.headers, i)) {
-                Some(Ok(h)) => h
-                    .iter()
-                    .map(|(n, v)| {
-                        format!(
-                            "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
-                            escape(n.as_str()),
-                            escape(&String::from_utf8_lossy(v.as_bytes()))
-                        )
-                    })
-                    .collect::<String>(),
-                _ => String::new(),
-            };
-            page(
-                StatusCode::OK,
-                "200: allowed",
-                &format!(
-                    "<p><strong>{}{}</strong>: {}</p><p>Rule: <code>{}</code>. A backend behind the proxy would receive:</p><table><tr><th>header</th><th>value</th></tr>{rows}</table>{back}",
-                    escape(&host),
-                    escape(&path),
-                    escape(&reason),
-                    escape(&rule)
-                ),
-            )
-        }
+    if decision.outcome == Outcome::Login {
+        // The demo stands in for the proxy and follows the answer itself: back
+        // to this page (on public_url) after signing in.
+        let here = format!("{}/demo/{}{}", rt.public_url.origin, host, path);
+        return respond::found(&format!(
+            "/login?rd={}",
+            url::form_urlencoded::byte_serialize(here.as_bytes()).collect::<String>()
+        ))
+        .finish();
     }
+    // The very answer /forward-auth would give the proxy, from the same mapping.
+    let original = OriginalRequest {
+        method: "GET",
+        scheme: Scheme::Https,
+        host: Cow::Borrowed(&host),
+        authority: Cow::Borrowed(&host),
+        path: &path,
+        query: None,
+        client,
+    };
+    let answer = Answer {
+        endpoint: Endpoint::ForwardAuth,
+        client: Client::Api,
+        public_url: &rt.public_url,
+        original: &original,
+        names: &state.headers,
+        identity,
+    };
+    let reply = respond::decision(decision.outcome, &answer, || reason.clone());
+    let status = reply.status();
+    let rows: String = reply
+        .headers()
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("x-"))
+        .map(|(n, v)| {
+            format!(
+                "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
+                escape(n.as_str()),
+                escape(&String::from_utf8_lossy(v.as_bytes()))
+            )
+        })
+        .collect();
+    let what = match decision.outcome {
+        Outcome::Allow => "A backend behind the proxy would receive these identity headers:".to_string(),
+        Outcome::Bypass => "It passes without sign-in: the backend receives <em>no</em> identity headers (and the proxy strips any the client sent).".to_string(),
+        _ => format!(
+            "The proxy would show the refusal. <a href=\"/logout?rd={}\">Sign out</a> and try another user.",
+            escape(&url::form_urlencoded::byte_serialize(format!("{}/demo/{}{}", rt.public_url.origin, host, path).as_bytes()).collect::<String>())
+        ),
+    };
+    let table = if rows.is_empty() {
+        String::new()
+    } else {
+        format!("<table><tr><th>header</th><th>value</th></tr>{rows}</table>")
+    };
+    respond::html(
+        status,
+        &format!("{}: {}", status.as_u16(), decision.outcome),
+        &format!(
+            "<p><strong>{}{}</strong>: {}</p><p>Rule: <code>{}</code>. pocketgate answers the proxy <code>{}</code>. {what}</p>{table}<p><a href=\"/demo\">Back to the demo</a></p>",
+            escape(&host),
+            escape(&path),
+            escape(&reason),
+            escape(&rule),
+            status,
+        ),
+    )
 }

@@ -9,7 +9,7 @@ mod auth;
 mod login;
 pub mod metrics;
 pub mod pages;
-mod respond;
+pub(crate) mod respond;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};

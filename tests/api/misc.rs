@@ -314,14 +314,10 @@ async fn the_demo_signs_in_and_shows_the_headers() {
     let r = b.get(approve(&authz, "alice")).send().await.unwrap();
     let r = b.get(location(&r)).send().await.unwrap();
     assert_eq!(location(&r), format!("{base}/demo/admin.demo.test/"));
-    let body = b
-        .get(location(&r))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = b.get(location(&r)).send().await.unwrap();
+    // Demo pages come from the same response mapping as every other page.
+    assert!(page.headers().contains_key("content-security-policy"));
+    let body = page.text().await.unwrap();
     assert!(
         body.contains("x-remote-user") && body.contains("alice") && body.contains("admins,users"),
         "{body}"
