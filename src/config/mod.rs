@@ -195,6 +195,76 @@ pub struct SessionSettings {
     pub cookie_name: String,
     pub cookie_domain: Option<CookieDomain>,
     pub lifetime: Duration,
+    /// Where sessions live (`session.store`).
+    pub store: StoreSettings,
+    /// How often a session's identity is re-checked with the refresh token;
+    /// `None` when `refresh_interval = "off"` (or with the cookie store).
+    pub refresh_interval: Option<Duration>,
+}
+
+/// `session.store`, with what each kind needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreSettings {
+    /// A persistent database in `state_dir` on this machine (the default).
+    Embedded { state_dir: std::path::PathBuf },
+    /// Redis or Valkey, shared by replicas.
+    Redis { url: RedisUrl },
+    /// Stateless sealed cookies: nothing on the server, nothing revocable.
+    Cookie,
+}
+
+impl StoreSettings {
+    /// The configuration spelling (`store = "..."`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StoreSettings::Embedded { .. } => "embedded",
+            StoreSettings::Redis { .. } => "redis",
+            StoreSettings::Cookie => "cookie",
+        }
+    }
+}
+
+/// A `redis://` or `rediss://` URL, possibly with a password: shown without it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct RedisUrl(url::Url);
+
+impl RedisUrl {
+    /// Parse and check the scheme and host.
+    pub fn parse(raw: &str) -> Result<RedisUrl, String> {
+        let url = url::Url::parse(raw.trim()).map_err(|e| e.to_string())?;
+        if !matches!(url.scheme(), "redis" | "rediss") {
+            return Err(format!(
+                "scheme {:?} is neither redis nor rediss",
+                url.scheme()
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err("names no host".into());
+        }
+        Ok(RedisUrl(url))
+    }
+
+    /// The URL itself, password included, for the one place that connects.
+    pub fn expose(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for RedisUrl {
+    /// The URL with any password replaced by `***`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut shown = self.0.clone();
+        if shown.password().is_some() {
+            let _ = shown.set_password(Some("***"));
+        }
+        f.write_str(shown.as_str())
+    }
 }
 
 /// `[headers]`: the identity header names, parsed (lower case).

@@ -66,6 +66,14 @@ pub(crate) struct RawSession {
     pub cookie_domain: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub lifetime: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub store: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub state_dir: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub redis_url: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub refresh_interval: Option<String>,
 }
 
 /// `[headers]`.
@@ -223,6 +231,10 @@ pub(crate) mod keys {
         "cookie_name",
         "cookie_domain",
         "lifetime",
+        "store",
+        "state_dir",
+        "redis_url",
+        "refresh_interval",
     ];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];

@@ -40,10 +40,20 @@ pub enum Purpose {
     Flow,
     /// The cookie that keeps the ID token for logout.
     IdToken,
+    /// The session cookie with a store: a random session id.
+    SessionId,
+    /// A provider token (refresh or ID token) kept in a store record.
+    StoredToken,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 3] = [Purpose::Session, Purpose::Flow, Purpose::IdToken];
+    const ALL: [Purpose; 5] = [
+        Purpose::Session,
+        Purpose::Flow,
+        Purpose::IdToken,
+        Purpose::SessionId,
+        Purpose::StoredToken,
+    ];
 
     /// The associated data that binds a sealed value to its purpose.
     fn associated_data(self) -> &'static [u8] {
@@ -51,6 +61,8 @@ impl Purpose {
             Purpose::Session => b"pocketgate/v1/session",
             Purpose::Flow => b"pocketgate/v1/flow",
             Purpose::IdToken => b"pocketgate/v1/id-token",
+            Purpose::SessionId => b"pocketgate/v1/session-id",
+            Purpose::StoredToken => b"pocketgate/v1/stored-token",
         }
     }
 }

@@ -6,7 +6,9 @@ use crate::domain::{CookieDomain, HostPattern};
 use crate::policy::Rules;
 
 use super::super::raw::RawConfig;
-use super::super::{ConfigError, PublicUrl, SessionSecret, SessionSecrets, SessionSettings};
+use super::super::{
+    ConfigError, PublicUrl, RedisUrl, SessionSecret, SessionSecrets, SessionSettings, StoreSettings,
+};
 use super::rules::is_token;
 use super::server::Server;
 use super::{invalid, Report};
@@ -36,12 +38,111 @@ pub(super) fn compile(
         None => Some(None),
     };
     let lifetime = lifetime(s.lifetime.as_deref(), report);
+    let store = store(raw, env, report);
+    let refresh_interval = refresh_interval(s.refresh_interval.as_deref(), report);
+    let refresh_interval = match (&store, refresh_interval) {
+        // Stateless cookies have nowhere to keep a refresh token.
+        (Some(StoreSettings::Cookie), Some(Some(_))) if s.refresh_interval.is_some() => {
+            report.warn("session.refresh_interval: ignored with store = \"cookie\" (stateless sessions keep no refresh token)");
+            Some(None)
+        }
+        (Some(StoreSettings::Cookie), _) => Some(None),
+        (_, r) => r,
+    };
     Some(SessionSettings {
         secrets: secrets?,
         cookie_name: cookie_name_ok.then(|| cookie_name.to_string())?,
         cookie_domain: cookie_domain?,
         lifetime: lifetime?,
+        store: store?,
+        refresh_interval: refresh_interval?,
     })
+}
+
+/// The Redis URL's variable: read directly like the secrets, since it may hold a password.
+const ENV_REDIS_URL: &str = "POCKETGATE_SESSION__REDIS_URL";
+
+fn store(
+    raw: &RawConfig,
+    env: &dyn Fn(&str) -> Option<String>,
+    report: &mut Report,
+) -> Option<StoreSettings> {
+    let s = &raw.session;
+    let redis_url = env(ENV_REDIS_URL).or_else(|| s.redis_url.clone());
+    match s.store.as_deref().unwrap_or("embedded") {
+        "embedded" => {
+            let state_dir = match s.state_dir.as_deref() {
+                Some(d) if !d.trim().is_empty() => std::path::PathBuf::from(d.trim()),
+                Some(d) => {
+                    report.error(invalid("session.state_dir", d, "is empty"));
+                    return None;
+                }
+                // systemd's StateDirectory=; several directories are ':'-separated.
+                None => match env("STATE_DIRECTORY").as_deref().and_then(|v| v.split(':').next()) {
+                    Some(d) if !d.is_empty() => std::path::PathBuf::from(d),
+                    _ => std::path::PathBuf::from("pocketgate-state"),
+                },
+            };
+            if redis_url.is_some() {
+                report.warn("session.redis_url: ignored with store = \"embedded\"");
+            }
+            Some(StoreSettings::Embedded { state_dir })
+        }
+        "redis" => match redis_url.as_deref() {
+            Some(u) => report
+                .take(RedisUrl::parse(u).map_err(|why| {
+                    invalid(
+                        "session.redis_url",
+                        RedisUrl::parse(u).map(|r| r.to_string()).unwrap_or_else(|_| "<redacted>".into()),
+                        format!("{why} (fix: e.g. \"redis://127.0.0.1:6379/0\" or \"rediss://:password@redis.example.com:6380/0\")"),
+                    )
+                }))
+                .map(|url| StoreSettings::Redis { url }),
+            None => {
+                report.error(ConfigError::Missing {
+                    key: "session.redis_url".into(),
+                    fix: "set it (or POCKETGATE_SESSION__REDIS_URL) with store = \"redis\", e.g. \"redis://127.0.0.1:6379/0\"".into(),
+                });
+                None
+            }
+        },
+        "cookie" => {
+            report.warn("session.store = \"cookie\": sessions are stateless sealed cookies and cannot be revoked before their lifetime ends (logout clears only the browser's copy; group changes wait for the next login); use \"embedded\" or \"redis\" to end sessions on the server");
+            Some(StoreSettings::Cookie)
+        }
+        other => {
+            report.error(invalid(
+                "session.store",
+                other,
+                "is not one of embedded, redis, cookie",
+            ));
+            None
+        }
+    }
+}
+
+/// `refresh_interval`: a duration of at least 5 s, or `"off"`. `Some(None)` is off.
+fn refresh_interval(raw: Option<&str>, report: &mut Report) -> Option<Option<Duration>> {
+    let text = raw.unwrap_or("5m").trim();
+    if text.eq_ignore_ascii_case("off") {
+        return Some(None);
+    }
+    let d = report.take(humantime::parse_duration(text).map_err(|e| {
+        invalid(
+            "session.refresh_interval",
+            text,
+            format!("is not a duration or \"off\" ({e}; fix: e.g. \"5m\")"),
+        )
+    }))?;
+    if d < Duration::from_secs(5) {
+        report.error(invalid(
+            "session.refresh_interval",
+            text,
+            "must be at least 5 seconds (or \"off\")",
+        ));
+        return None;
+    }
+    Some(Some(d))
 }
 
 fn secrets(

@@ -1,0 +1,382 @@
+//! Sessions as the HTTP layer sees them: find the request's session, start
+//! one at login, end it at logout, revoke by user, subject or provider
+//! session. One type over both kinds: stateless sealed cookies, or a sealed
+//! random id in the cookie and the session in a [`Store`] behind a small
+//! in-process cache.
+//!
+//! The cache keeps a record at most [`CACHE_TTL`]: a session revoked on
+//! another replica, or by `pocketgate sessions revoke`, is refused everywhere
+//! within that time. It never extends a session: expiry is checked on every
+//! read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cookie::Cookie;
+use moka::sync::Cache;
+
+use super::store::{Filter, Record, Store, StoreError, StoreKey};
+use super::{
+    cookies, logout_hint_cookie_name, CookieSettings, LogoutHint, Purpose, Refused, Session,
+    SessionKeys, TooLarge,
+};
+use crate::policy::Identity;
+
+/// How long a record read from the store is trusted without asking again.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most records cached at once.
+const CACHE_CAPACITY: u64 = 100_000;
+/// Bytes of session id.
+const ID_LEN: usize = 32;
+
+/// The tokens a login (or refresh) returned.
+#[derive(Default)]
+pub struct Tokens {
+    pub id_token: Option<String>,
+    pub refresh_token: Option<String>,
+    /// The provider's session id (`sid`).
+    pub sid: Option<String>,
+}
+
+/// Where the browser signed in from (shown by `pocketgate sessions list`).
+#[derive(Debug, Default, Clone)]
+pub struct LoginContext {
+    pub client: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+/// The session a request carries.
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub session: Session,
+    /// The store key (none for stateless cookies).
+    pub key: Option<StoreKey>,
+    /// The provider's session id.
+    pub sid: Option<String>,
+    /// The identity is older than `refresh_interval` and can be refreshed.
+    pub refresh_due: bool,
+}
+
+/// What ending a session leaves to do.
+#[derive(Debug, Default)]
+pub struct Ended {
+    /// The ID token, for `id_token_hint` at the provider.
+    pub id_token: Option<String>,
+    /// Who it was.
+    pub user: Option<String>,
+}
+
+/// Why a session could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum CreateError {
+    #[error(transparent)]
+    TooLarge(#[from] TooLarge),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the operating system's random source failed: {0}")]
+    Random(getrandom::Error),
+}
+
+enum Backend {
+    Cookie,
+    Store {
+        store: Arc<Store>,
+        cache: Cache<StoreKey, Arc<Record>>,
+    },
+}
+
+/// The session service.
+pub struct Sessions {
+    keys: SessionKeys,
+    cookie: CookieSettings,
+    backend: Backend,
+    refresh_interval: Option<Duration>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("store", &self.store().map(|s| s.place()))
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sessions {
+    /// Sessions kept in `store`, or stateless cookies when it is `None`.
+    pub fn new(
+        keys: SessionKeys,
+        cookie: CookieSettings,
+        store: Option<Store>,
+        refresh_interval: Option<Duration>,
+    ) -> Sessions {
+        let backend = match store {
+            None => Backend::Cookie,
+            Some(store) => Backend::Store {
+                store: Arc::new(store),
+                cache: Cache::builder()
+                    .max_capacity(CACHE_CAPACITY)
+                    .time_to_live(CACHE_TTL)
+                    .build(),
+            },
+        };
+        // Stateless cookies keep no refresh token: nothing to refresh.
+        let refresh_interval = refresh_interval.filter(|_| !matches!(backend, Backend::Cookie));
+        Sessions {
+            keys,
+            cookie,
+            backend,
+            refresh_interval,
+        }
+    }
+
+    /// The store, if sessions are kept on the server.
+    pub fn store(&self) -> Option<&Store> {
+        match &self.backend {
+            Backend::Cookie => None,
+            Backend::Store { store, .. } => Some(store),
+        }
+    }
+
+    /// The session the request's cookies carry (`cookies`: the session
+    /// family only, as `is_family` selects), if it opens and lives.
+    pub async fn current(
+        &self,
+        cookies: &[(&str, &str)],
+        now: u64,
+    ) -> Result<Option<Current>, StoreError> {
+        let name = self.cookie.name.as_str();
+        match &self.backend {
+            Backend::Cookie => Ok(self.open_cookie(cookies, now).map(|session| Current {
+                session,
+                key: None,
+                sid: None,
+                refresh_due: false,
+            })),
+            Backend::Store { store, cache } => {
+                // Several cookies of the name can arrive (a stale host-only one
+                // next to the cookie_domain one): the first whose session lives counts.
+                for (_, value) in cookies.iter().filter(|(n, _)| *n == name) {
+                    let Some(key) = self.open_id(value) else {
+                        continue;
+                    };
+                    let record = match cache.get(&key) {
+                        Some(r) => Some(r),
+                        None => match store.get(&key, now).await? {
+                            Some(r) => {
+                                let r = Arc::new(r);
+                                cache.insert(key.clone(), r.clone());
+                                Some(r)
+                            }
+                            None => None,
+                        },
+                    };
+                    if let Some(r) = record.filter(|r| now < r.expires) {
+                        return Ok(Some(Current {
+                            refresh_due: self.refresh_due(&r, now),
+                            session: Session {
+                                identity: r.identity.clone(),
+                                issued: r.issued,
+                                expires: r.expires,
+                            },
+                            sid: r.sid.clone(),
+                            key: Some(key),
+                        }));
+                    }
+                    tracing::debug!(
+                        cookie = name,
+                        "session id not in the store (ended or expired)"
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    fn refresh_due(&self, r: &Record, now: u64) -> bool {
+        r.refresh_token.is_some()
+            && self
+                .refresh_interval
+                .is_some_and(|i| now >= r.refreshed.saturating_add(i.as_secs()))
+    }
+
+    /// Stateless: the first cookie of the exact name that opens, else the chunks joined.
+    fn open_cookie(&self, cookies: &[(&str, &str)], now: u64) -> Option<Session> {
+        let name = self.cookie.name.as_str();
+        let open = |value: &str| {
+            Session::open(&self.keys, value, now)
+                .map_err(|why| tracing::debug!(cookie = name, %why, "session cookie refused"))
+                .ok()
+        };
+        if let Some(s) = cookies
+            .iter()
+            .filter(|(n, _)| *n == name)
+            .find_map(|(_, v)| open(v))
+        {
+            return Some(s);
+        }
+        let chunks: Vec<(&str, &str)> = cookies
+            .iter()
+            .filter(|(n, _)| *n != name)
+            .copied()
+            .collect();
+        open(&cookies::read_cookie_value(name, &chunks)?)
+    }
+
+    /// The store key behind a sealed session id.
+    fn open_id(&self, sealed: &str) -> Option<StoreKey> {
+        match self.keys.open(Purpose::SessionId, sealed) {
+            Ok(id) if id.len() == ID_LEN => Some(StoreKey::of(&id)),
+            Ok(_) => {
+                tracing::debug!(why = %Refused::NotThisKind, "session cookie refused");
+                None
+            }
+            Err(why) => {
+                tracing::debug!(%why, "session cookie refused");
+                None
+            }
+        }
+    }
+
+    /// Start a session at login; the cookies to set. `present`: the names
+    /// of our cookies the browser sent (stale chunks get removal cookies).
+    pub async fn create(
+        &self,
+        identity: Identity,
+        tokens: Tokens,
+        context: LoginContext,
+        lifetime: Duration,
+        now: u64,
+        present: &[&str],
+    ) -> Result<Vec<Cookie<'static>>, CreateError> {
+        let expires = now.saturating_add(lifetime.as_secs());
+        let hint_name = logout_hint_cookie_name(&self.cookie.name);
+        match &self.backend {
+            Backend::Cookie => {
+                let session = Session {
+                    identity,
+                    issued: now,
+                    expires,
+                };
+                let mut out =
+                    cookies::write_cookies(&self.cookie, &session.seal(&self.keys), present)?;
+                // The ID token rides in its own cookie, read only by /logout;
+                // when it does not fit, logout goes without id_token_hint.
+                if let Some(id_token) = tokens.id_token {
+                    let hint = LogoutHint {
+                        id_token,
+                        subject: session.identity.subject.clone(),
+                        expires,
+                    }
+                    .seal(&self.keys);
+                    if hint.len() <= cookies::CHUNK_SIZE {
+                        out.push(cookies::cookie(&self.cookie, hint_name, hint));
+                    }
+                }
+                Ok(out)
+            }
+            Backend::Store { store, cache } => {
+                let mut id = [0u8; ID_LEN];
+                getrandom::getrandom(&mut id).map_err(CreateError::Random)?;
+                let key = StoreKey::of(&id);
+                let seal = |t: String| self.keys.seal(Purpose::StoredToken, t.as_bytes());
+                let record = Record {
+                    identity,
+                    issued: now,
+                    expires,
+                    refreshed: now,
+                    refresh_token: tokens.refresh_token.map(seal),
+                    id_token: tokens.id_token.map(seal),
+                    sid: tokens.sid,
+                    client: context.client,
+                    user_agent: context.user_agent.map(|ua| truncate(ua, 200)),
+                };
+                store.put(&key, &record).await?;
+                cache.insert(key, Arc::new(record));
+                let sealed = self.keys.seal(Purpose::SessionId, &id);
+                let mut out = cookies::write_cookies(&self.cookie, &sealed, present)?;
+                if present.contains(&hint_name.as_str()) {
+                    out.push(cookies::removal(&self.cookie, hint_name));
+                }
+                Ok(out)
+            }
+        }
+    }
+
+    /// End the request's session (logout). For stateless cookies only the
+    /// browser's copy goes; `hint` is the logout-hint cookie's value.
+    pub async fn end(
+        &self,
+        current: Option<&Current>,
+        hint: Option<&str>,
+        now: u64,
+    ) -> Result<Ended, StoreError> {
+        let Some(current) = current else {
+            return Ok(Ended::default());
+        };
+        let user = Some(current.session.identity.user.clone());
+        match (&self.backend, &current.key) {
+            (Backend::Store { store, cache }, Some(key)) => {
+                cache.invalidate(key);
+                let record = store.remove(key).await?;
+                Ok(Ended {
+                    id_token: record
+                        .and_then(|r| r.id_token)
+                        .and_then(|t| self.unseal(&t)),
+                    user,
+                })
+            }
+            _ => Ok(Ended {
+                id_token: hint
+                    .and_then(|h| LogoutHint::open(&self.keys, h, now).ok())
+                    .filter(|h| h.subject == current.session.identity.subject)
+                    .map(|h| h.id_token),
+                user,
+            }),
+        }
+    }
+
+    /// End every session matching `filter` (back-channel logout, the CLI);
+    /// how many. Nothing to do for stateless cookies.
+    pub async fn revoke(&self, filter: &Filter) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Cookie => Ok(0),
+            Backend::Store { store, cache } => {
+                let keys = store.remove_matching(filter).await?;
+                for k in &keys {
+                    cache.invalidate(k);
+                }
+                Ok(keys.len())
+            }
+        }
+    }
+
+    /// The cookies that clear every cookie of ours the browser sent.
+    pub fn clearing(&self, present: &[&str]) -> Vec<Cookie<'static>> {
+        let mut names: Vec<&str> = present.to_vec();
+        if names.is_empty() {
+            // Nothing visible to clear; still expire the main name in case the browser scoped it elsewhere.
+            names.push(self.cookie.name.as_str());
+        }
+        let mut out = cookies::clear_cookies(&self.cookie, &names);
+        let hint = logout_hint_cookie_name(&self.cookie.name);
+        out.push(cookies::removal(&self.cookie, hint));
+        out
+    }
+
+    /// A token sealed into a record.
+    fn unseal(&self, sealed: &str) -> Option<String> {
+        let bytes = self.keys.open(Purpose::StoredToken, sealed).ok()?;
+        String::from_utf8(bytes).ok()
+    }
+}
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut end = max;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+    }
+    s
+}

@@ -1,0 +1,227 @@
+//! Where sessions live on the server: the embedded database (`embedded.rs`)
+//! or Redis (`redis.rs`). With a store, the browser's cookie holds only a
+//! sealed random session id; the store is keyed by a hash of that id, and the
+//! tokens in a [`Record`] are sealed with the session secret, so a copy of the
+//! store yields no usable credential.
+//!
+//! A store answers every question a revocable session needs: is it there
+//! (`get`), end it (`remove`, `remove_matching`), who is signed in (`list`),
+//! has this logout token been seen (`claim_jti`), who may refresh it now
+//! (`try_lock`). It never decides; it only keeps.
+
+mod embedded;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::StoreSettings;
+use crate::policy::Identity;
+
+pub use embedded::Embedded;
+
+/// What the store is keyed by: the hex SHA-256 of the session id. The id
+/// itself never leaves the sealed cookie.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct StoreKey(String);
+
+impl StoreKey {
+    /// The key of a session id.
+    pub fn of(id: &[u8]) -> StoreKey {
+        let digest = Sha256::digest(id);
+        let mut hex = String::with_capacity(64);
+        for b in digest {
+            hex.push_str(&format!("{b:02x}"));
+        }
+        StoreKey(hex)
+    }
+
+    /// A key as stored (from `list`); only hex digits are accepted.
+    pub fn from_hex(hex: &str) -> Option<StoreKey> {
+        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| StoreKey(hex.to_ascii_lowercase()))
+    }
+
+    /// The full key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 hex digits: what `pocketgate sessions` shows and takes.
+    pub fn short(&self) -> &str {
+        self.0.get(..12).unwrap_or(&self.0)
+    }
+}
+
+impl fmt::Debug for StoreKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreKey({})", self.short())
+    }
+}
+
+/// One session as a store keeps it.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    /// Who is signed in, as of the last login or refresh.
+    pub identity: Identity,
+    /// Login time, unix seconds.
+    pub issued: u64,
+    /// End of the session, unix seconds.
+    pub expires: u64,
+    /// Last successful identity check with the provider (login or refresh).
+    pub refreshed: u64,
+    /// The refresh token, sealed with the session secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    /// The ID token (for `id_token_hint` at logout), sealed with the session secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    /// The provider's session id (`sid` claim), for back-channel logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// The client address at login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// The browser's `User-Agent` at login (at most 200 bytes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+}
+
+impl fmt::Debug for Record {
+    // Tokens never reach a log, even sealed.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Record")
+            .field("user", &self.identity.user)
+            .field("groups", &self.identity.groups)
+            .field("issued", &self.issued)
+            .field("expires", &self.expires)
+            .field("refreshed", &self.refreshed)
+            .field("sid", &self.sid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which sessions to end or list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    /// Every session.
+    All,
+    /// The sessions of a user name.
+    User(String),
+    /// The sessions of a provider subject (`sub`).
+    Subject(String),
+    /// The sessions of a provider session (`sid`).
+    ProviderSession(String),
+}
+
+impl Filter {
+    /// Whether a record matches.
+    pub fn matches(&self, r: &Record) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::User(u) => r.identity.user == *u,
+            Filter::Subject(s) => r.identity.subject == *s,
+            Filter::ProviderSession(sid) => r.sid.as_deref() == Some(sid.as_str()),
+        }
+    }
+}
+
+/// Why the store could not answer. Never a reason to allow, never a reason to
+/// send the user to login: the request gets a 503 and the log says what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("session store at {place}: {reason}")]
+    Unavailable { place: String, reason: String },
+    #[error("session store: a record does not parse: {0}")]
+    Corrupt(String),
+}
+
+/// A session store.
+pub enum Store {
+    Embedded(Embedded),
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Store::Embedded(e) => write!(f, "Store::Embedded({})", e.place()),
+        }
+    }
+}
+
+impl Store {
+    /// Open the configured store; `None` for stateless cookies.
+    pub async fn open(settings: &StoreSettings) -> Result<Option<Store>, StoreError> {
+        match settings {
+            StoreSettings::Cookie => Ok(None),
+            StoreSettings::Embedded { state_dir } => {
+                Ok(Some(Store::Embedded(Embedded::open(state_dir).await?)))
+            }
+            StoreSettings::Redis { url } => Err(StoreError::Unavailable {
+                place: url.to_string(),
+                reason: "the redis store is not built yet".into(),
+            }),
+        }
+    }
+
+    /// Where the store is, for messages.
+    pub fn place(&self) -> String {
+        match self {
+            Store::Embedded(e) => e.place(),
+        }
+    }
+
+    /// The session of this key, if present and not expired at `now`.
+    pub async fn get(&self, key: &StoreKey, now: u64) -> Result<Option<Record>, StoreError> {
+        match self {
+            Store::Embedded(e) => e.get(key, now).await,
+        }
+    }
+
+    /// Create or replace a session.
+    pub async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(e) => e.put(key, record).await,
+        }
+    }
+
+    /// End one session; the record it had.
+    pub async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+        match self {
+            Store::Embedded(e) => e.remove(key).await,
+        }
+    }
+
+    /// End every session matching `filter`; their keys.
+    pub async fn remove_matching(&self, filter: &Filter) -> Result<Vec<StoreKey>, StoreError> {
+        match self {
+            Store::Embedded(e) => e.remove_matching(filter).await,
+        }
+    }
+
+    /// The live sessions matching `filter`, oldest first.
+    pub async fn list(
+        &self,
+        filter: &Filter,
+        now: u64,
+    ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
+        match self {
+            Store::Embedded(e) => e.list(filter, now).await,
+        }
+    }
+
+    /// Record a logout token's `jti` until `until`; false when it was seen before.
+    pub async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => e.claim_jti(jti, until).await,
+        }
+    }
+
+    /// Whether the store answers (for `/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(e) => e.ping().await,
+        }
+    }
+}
