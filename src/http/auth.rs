@@ -6,7 +6,7 @@ use actix_web::http::header::{self, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 
-use super::metrics::Endpoint;
+use super::metrics::{BadRequestReason, Endpoint};
 use super::{html, is_browser, pages::escape, peer_ip, text, AppState, IdentityHeaderNames};
 use crate::policy::{self, Decision, Identity, Outcome};
 use crate::request::{self, OriginalRequest, Scheme};
@@ -23,7 +23,9 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
     let started = Instant::now();
     let rt = &state.runtime;
     let Some(peer) = peer_ip(req) else {
-        state.metrics.bad_request(endpoint);
+        state
+            .metrics
+            .bad_request(endpoint, BadRequestReason::no_peer);
         return text(StatusCode::BAD_REQUEST, "pocketgate: no peer address\n");
     };
     let default_scheme = if rt.public_url.https {
@@ -40,7 +42,7 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
     ) {
         Ok(o) => o,
         Err(e) => {
-            state.metrics.bad_request(endpoint);
+            state.metrics.bad_request(endpoint, (&e).into());
             tracing::warn!(%peer, error = %e, "cannot reconstruct the original request");
             return text(
                 StatusCode::BAD_REQUEST,

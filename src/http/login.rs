@@ -6,7 +6,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use cookie::{time, Cookie, SameSite};
 use serde::Deserialize;
 
-use super::metrics::LoginEvent;
+use super::metrics::{BadRequestEndpoint, BadRequestReason, LoginEvent};
 use super::pages::escape;
 use super::{html, now, request_cookies, AppState, FLOW_LIFETIME};
 use crate::config::Runtime;
@@ -122,7 +122,15 @@ fn flow_cookie(
     c
 }
 
-fn bad_rd(rd: &str, why: BadRedirect) -> HttpResponse {
+fn bad_rd(
+    state: &AppState,
+    endpoint: BadRequestEndpoint,
+    rd: &str,
+    why: BadRedirect,
+) -> HttpResponse {
+    state
+        .metrics
+        .bad_request(endpoint, BadRequestReason::bad_rd);
     html(
         StatusCode::BAD_REQUEST,
         "Refused redirect",
@@ -143,7 +151,7 @@ pub(super) async fn login(
     let rd = match q.rd.as_deref() {
         Some(rd) => match validate_rd(rt, rd) {
             Ok(u) => u,
-            Err(why) => return bad_rd(rd, why),
+            Err(why) => return bad_rd(&state, BadRequestEndpoint::Login, rd, why),
         },
         None => default_target(rt),
     };
@@ -226,6 +234,11 @@ pub(super) async fn callback(
     let rt = &state.runtime;
     let fail = |status: StatusCode, title: &str, msg: &str, rd: Option<&str>| {
         state.metrics.login(LoginEvent::Failed);
+        if status == StatusCode::BAD_REQUEST {
+            state
+                .metrics
+                .bad_request(BadRequestEndpoint::Callback, BadRequestReason::bad_flow);
+        }
         let mut resp = html(
             status,
             title,
@@ -378,7 +391,7 @@ pub(super) async fn logout(
     let rd = match q.rd.as_deref() {
         Some(rd) => match validate_rd(rt, rd) {
             Ok(u) => u,
-            Err(why) => return bad_rd(rd, why),
+            Err(why) => return bad_rd(&state, BadRequestEndpoint::Logout, rd, why),
         },
         None => default_target(rt),
     };
