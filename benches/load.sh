@@ -14,18 +14,21 @@
 #   no auth      the same snippet with `auth_request off`
 # and prints the slowdown of "pocketgate" relative to "floor".
 #
-# Bounded: every case lasts DURATION seconds, then everything stops (pocketgate
+# Bounded: every case runs ROUNDS times (interleaved; the table shows medians)
+# for DURATION seconds each, then everything stops (pocketgate
 # and nginx are children of this script; its trap ends them). nginx listens on
 # 127.0.0.1 only, with its prefix, logs and temp files in a mktemp -d.
 # Installs wrk and nginx-light with apt-get when missing and running as root.
 #
-#   benches/load.sh                 # 10 s per case, 1 wrk thread, 64 connections
+#   benches/load.sh                 # 3 rounds of 10 s per case, 1 wrk thread, 64 connections
 #   DURATION=5 CONNECTIONS=32 benches/load.sh
+#   POCKETGATE_BIN=/tmp/pocketgate-old benches/load.sh   # another build
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 DURATION="${DURATION:-10}"
 CONNECTIONS="${CONNECTIONS:-64}"
+ROUNDS="${ROUNDS:-3}"
 
 # --- tools ---------------------------------------------------------------------
 NGINX_BIN=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
@@ -45,8 +48,12 @@ if ! command -v wrk >/dev/null || [ -z "$NGINX_BIN" ]; then
     NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
 fi
 
-cargo build --release --quiet --bin pocketgate
-BIN=target/release/pocketgate
+# POCKETGATE_BIN=path: measure that build instead (e.g. to compare two commits).
+BIN="${POCKETGATE_BIN:-}"
+if [ -z "$BIN" ]; then
+    cargo build --release --quiet --bin pocketgate
+    BIN=target/release/pocketgate
+fi
 
 PID="" NGX_PID=""
 JAR=$(mktemp)
@@ -73,43 +80,8 @@ curl -s -o /dev/null -c "$JAR" -b "$JAR" "$C"
 COOKIE=$(awk '$6 ~ /^pocketgate/ && $6 !~ /_flow_/ {printf "%s=%s; ", $6, $7}' "$JAR")
 [ -n "$COOKIE" ] || { echo "login failed" >&2; exit 1; }
 
-# --- measuring -----------------------------------------------------------------
-# to_ms VALUE: wrk's latency (850.00us, 1.20ms, 1.05s) in milliseconds.
-to_ms() {
-    awk -v v="$1" 'BEGIN {
-        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
-        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
-        printf "%.2f", n }'
-}
-declare -A RPS P50 P99
-# wrk, nginx and pocketgate share the machine's cores: say what they had.
-echo "$(nproc) cores; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-printf '%-64s %10s %9s %9s\n' "case (${DURATION} s each, ${CONNECTIONS} connections)" "req/s" "p50 ms" "p99 ms"
-# measure KEY LABEL URL [curl/wrk header args...]: one wrk run; refuses to report
-# a case whose answers are not all 2xx (a misconfiguration, not a figure).
-measure() {
-    local key=$1 label=$2 url=$3; shift 3
-    local code out
-    code=$(curl -s -o /dev/null -w '%{http_code}' "$@" "$url")
-    [ "$code" = 200 ] || { echo "$label: a single request answered $code, not 200" >&2; exit 1; }
-    out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
-    if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
-        echo "$label:" >&2; echo "$out" >&2; exit 1
-    fi
-    RPS[$key]=$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")
-    P50[$key]=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-    P99[$key]=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
-    printf '%-64s %10s %9s %9s\n' "$label" "${RPS[$key]}" "${P50[$key]}" "${P99[$key]}"
-}
 
-SIGNED_IN=(-H "X-Forwarded-Host: admin.demo.test" -H "X-Forwarded-Uri: /dashboard" -H "X-Forwarded-Proto: https"
-           -H "X-Forwarded-Method: GET" -H "Cookie: $COOKIE")
-BYPASS=(-H "X-Forwarded-Host: app.demo.test" -H "X-Forwarded-Uri: /public/status" -H "X-Forwarded-Proto: https"
-        -H "X-Forwarded-Method: GET")
-measure fa_allow "/forward-auth direct: signed in, allowed" "$B/forward-auth" "${SIGNED_IN[@]}"
-measure fa_bypass "/forward-auth direct: bypass path" "$B/forward-auth" "${BYPASS[@]}"
-
-# --- through nginx ---------------------------------------------------------------
+# --- through nginx: setup --------------------------------------------------------
 SNIPPET=examples/nginx/pocketgate.conf
 # The floor: the shipped snippet with only its subrequest's target changed.
 sed 's#proxy_pass http://pocketgate/auth-request;#proxy_pass http://floor/ok;#' "$SNIPPET" > "$NGX/floor.conf"
@@ -174,12 +146,77 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$NK/" >/dev/null && break; 
 code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: admin.demo.test" "http://127.0.0.1:$NA/dashboard")
 [ "$code" = 401 ] || { echo "nginx -> pocketgate without a session answered $code, not 401" >&2; exit 1; }
 
-SITE=(-H "Host: admin.demo.test" -H "Cookie: $COOKIE")
-measure nginx_pg "nginx auth_request -> pocketgate (signed in, allowed)" "http://127.0.0.1:$NA/dashboard" "${SITE[@]}"
-measure nginx_floor "nginx auth_request -> no-op auth server (floor)" "http://127.0.0.1:$NB/dashboard" "${SITE[@]}"
-measure nginx_none "nginx, no auth" "http://127.0.0.1:$NC/dashboard" "${SITE[@]}"
+# --- the cases ---------------------------------------------------------------------
+CASES=(fa_allow fa_bypass nginx_pg nginx_floor nginx_none)
+declare -A LABEL URL
+LABEL[fa_allow]="/forward-auth direct: signed in, allowed"
+URL[fa_allow]="$B/forward-auth"
+LABEL[fa_bypass]="/forward-auth direct: bypass path"
+URL[fa_bypass]="$B/forward-auth"
+LABEL[nginx_pg]="nginx auth_request -> pocketgate (signed in, allowed)"
+URL[nginx_pg]="http://127.0.0.1:$NA/dashboard"
+LABEL[nginx_floor]="nginx auth_request -> no-op auth server (floor)"
+URL[nginx_floor]="http://127.0.0.1:$NB/dashboard"
+LABEL[nginx_none]="nginx, no auth"
+URL[nginx_none]="http://127.0.0.1:$NC/dashboard"
+# args_of CASE: its request headers, into ARGS.
+args_of() {
+    case $1 in
+        fa_allow) ARGS=(-H "X-Forwarded-Host: admin.demo.test" -H "X-Forwarded-Uri: /dashboard"
+                        -H "X-Forwarded-Proto: https" -H "X-Forwarded-Method: GET" -H "Cookie: $COOKIE") ;;
+        fa_bypass) ARGS=(-H "X-Forwarded-Host: app.demo.test" -H "X-Forwarded-Uri: /public/status"
+                         -H "X-Forwarded-Proto: https" -H "X-Forwarded-Method: GET") ;;
+        # The same site request for all three nginx cases.
+        nginx_*) ARGS=(-H "Host: admin.demo.test" -H "Cookie: $COOKIE") ;;
+    esac
+}
+for key in "${CASES[@]}"; do
+    args_of "$key"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "${ARGS[@]}" "${URL[$key]}")
+    [ "$code" = 200 ] || { echo "${LABEL[$key]}: a single request answered $code, not 200" >&2; exit 1; }
+done
 
-awk -v a="${RPS[nginx_pg]}" -v b="${RPS[nginx_floor]}" -v a50="${P50[nginx_pg]}" -v b50="${P50[nginx_floor]}" \
-    -v a99="${P99[nginx_pg]}" -v b99="${P99[nginx_floor]}" 'BEGIN {
+# --- measuring ---------------------------------------------------------------------
+# to_ms VALUE: wrk's latency (850.00us, 1.20ms, 1.05s) in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+        if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+        printf "%.2f", n }'
+}
+# median: of the numbers on stdin, one a line.
+median() { sort -g | awk '{ v[NR] = $1 } END { printf "%s", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+# wrk, nginx and pocketgate share the machine's cores (with whatever else runs),
+# so every case runs ROUNDS times, interleaved, and the table shows medians.
+declare -A RPS P50 P99
+echo "$(nproc) cores; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s per case, $ROUNDS rounds with the cases interleaved"
+for _ in $(seq 1 "$ROUNDS"); do
+    for key in "${CASES[@]}"; do
+        args_of "$key"
+        out=$(wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "${ARGS[@]}" "${URL[$key]}")
+        # A case whose answers are not all 2xx is a misconfiguration, not a figure.
+        if grep -qE 'Non-2xx|Socket errors' <<<"$out"; then
+            echo "${LABEL[$key]}:" >&2; echo "$out" >&2; exit 1
+        fi
+        RPS[$key]+="$(awk '/^Requests\/sec/ {printf "%.0f", $2}' <<<"$out")"$'\n'
+        P50[$key]+="$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")"$'\n'
+        P99[$key]+="$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")"$'\n'
+    done
+done
+
+printf '%-56s %8s %15s %7s %7s\n' "case (medians)" "req/s" "(range)" "p50 ms" "p99 ms"
+declare -A MED_RPS MED_P50 MED_P99
+for key in "${CASES[@]}"; do
+    MED_RPS[$key]=$(printf '%s' "${RPS[$key]}" | median)
+    MED_P50[$key]=$(printf '%s' "${P50[$key]}" | median)
+    MED_P99[$key]=$(printf '%s' "${P99[$key]}" | median)
+    range=$(printf '%s' "${RPS[$key]}" | sort -g | sed -n '1p;$p' | paste -sd- -)
+    printf '%-56s %8s %15s %7s %7s\n' "${LABEL[$key]}" "${MED_RPS[$key]}" "($range)" \
+        "${MED_P50[$key]}" "${MED_P99[$key]}"
+done
+awk -v a="${MED_RPS[nginx_pg]}" -v b="${MED_RPS[nginx_floor]}" -v a50="${MED_P50[nginx_pg]}" \
+    -v b50="${MED_P50[nginx_floor]}" -v a99="${MED_P99[nginx_pg]}" -v b99="${MED_P99[nginx_floor]}" 'BEGIN {
     printf "pocketgate vs the floor: %.0f%% of its req/s (%.0f%% fewer), p50 %+.2f ms, p99 %+.2f ms\n",
         100 * a / b, 100 * (1 - a / b), a50 - b50, a99 - b99 }'
