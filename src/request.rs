@@ -92,6 +92,9 @@ pub enum RequestError {
         header: &'static str,
         reason: String,
     },
+    /// Both header sets are present and disagree: one of them came from the client.
+    #[error("X-Original-URL: describes another request than X-Forwarded-Host/-Uri/-Method (fix: make the proxy send one set, and strip the other from client requests)")]
+    Conflicting,
 }
 
 fn malformed(header: &'static str, reason: impl Into<String>) -> RequestError {
@@ -123,10 +126,7 @@ pub fn reconstruct<'h>(
             // nginx setups do), but then they must agree. If they differ, one of
             // them came from the client: refuse rather than pick one.
             if f.host != o.host || f.path != o.path || f.query != o.query || f.method != o.method {
-                return Err(malformed(
-                    "X-Original-URL",
-                    "describes another request than X-Forwarded-Host/-Uri/-Method (fix: make the proxy send one set, and strip the other from client requests)",
-                ));
+                return Err(RequestError::Conflicting);
             }
             f
         }

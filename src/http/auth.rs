@@ -41,7 +41,9 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
     let original = match original {
         Ok(o) => o,
         Err(rejection) => {
-            state.metrics.bad_request(endpoint);
+            if let Some(reason) = rejection.bad_request_reason() {
+                state.metrics.bad_request(endpoint, reason);
+            }
             return respond::reject(&rejection, client);
         }
     };

@@ -9,7 +9,7 @@ use actix_web::{web, HttpRequest, HttpResponse, HttpResponseBuilder};
 use cookie::{time, Cookie, SameSite};
 use serde::Deserialize;
 
-use super::metrics::LoginEvent;
+use super::metrics::{BadRequestEndpoint, LoginEvent};
 use super::pages::escape;
 use super::respond::{self, Client, Rejection};
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
@@ -31,6 +31,14 @@ pub(super) struct CallbackQuery {
     iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+/// The page for a refusal on a browser endpoint, counted when it is a bad request.
+fn refuse(state: &AppState, endpoint: BadRequestEndpoint, rejection: &Rejection) -> HttpResponse {
+    if let Some(reason) = rejection.bad_request_reason() {
+        state.metrics.bad_request(endpoint, reason);
+    }
+    respond::reject(rejection, Client::Browser)
 }
 
 /// Login flows kept per browser at once (each one cookie).
@@ -79,7 +87,7 @@ pub(super) async fn login(
 ) -> HttpResponse {
     match start_login(req.headers(), &state, q.rd.as_deref()) {
         Ok(resp) => resp,
-        Err(rejection) => respond::reject(&rejection, Client::Browser),
+        Err(rejection) => refuse(&state, BadRequestEndpoint::Login, &rejection),
     }
 }
 
@@ -158,7 +166,7 @@ pub(super) async fn callback(
         Ok(resp) => resp,
         Err(rejection) => {
             state.metrics.login(LoginEvent::Failed);
-            let mut resp = respond::reject(&rejection, Client::Browser);
+            let mut resp = refuse(&state, BadRequestEndpoint::Callback, &rejection);
             // A failed callback spends its flow.
             if let Some(name) = flow_cookie {
                 let gone = host_cookie(&state, name, String::new(), time::Duration::ZERO);
@@ -257,7 +265,7 @@ pub(super) async fn logout(
     let rt = &state.runtime;
     let rd = match target(rt, q.rd.as_deref()) {
         Ok(rd) => rd,
-        Err(rejection) => return respond::reject(&rejection, Client::Browser),
+        Err(rejection) => return refuse(&state, BadRequestEndpoint::Logout, &rejection),
     };
     let headers = req.headers();
     let session = state.session(headers);

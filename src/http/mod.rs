@@ -154,7 +154,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 async fn metrics_page(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
+        .content_type(metrics::CONTENT_TYPE)
         .body(state.metrics.render(state.provider.is_ready()))
 }
 

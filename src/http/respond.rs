@@ -8,7 +8,7 @@ use actix_web::http::header::{self, HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
-use super::metrics::Endpoint;
+use super::metrics::{BadRequestReason, Endpoint};
 use super::pages;
 use crate::config::{HeaderNames, PublicUrl};
 use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
@@ -112,6 +112,20 @@ impl Rejection {
                 StatusCode::FORBIDDEN
             }
         }
+    }
+
+    /// The bounded `reason` label of `pocketgate_bad_requests_total`, when
+    /// this rejection is a bad request (400).
+    pub(crate) fn bad_request_reason(&self) -> Option<BadRequestReason> {
+        if self.status() != StatusCode::BAD_REQUEST {
+            return None;
+        }
+        Some(match self {
+            Rejection::NoPeer => BadRequestReason::no_peer,
+            Rejection::Request(e) => BadRequestReason::from(e),
+            Rejection::Redirect { .. } => BadRequestReason::bad_rd,
+            _ => BadRequestReason::bad_flow,
+        })
     }
 
     /// A title and a sentence for the person in front of the browser: what

@@ -646,14 +646,19 @@ async fn metrics_count_decisions() {
     )
     .await;
     let _ = ask(&app, Ask::AuthRequest, "app.example.test", "/", &[JSON]).await;
-    let body = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // nginx passing a client's X-Forwarded-* through: refused, and counted by reason.
+    let spoofed = [
+        ("X-Forwarded-Host", "lan.example.test"),
+        ("X-Forwarded-Uri", "/"),
+    ];
+    let r = ask(&app, Ask::AuthRequest, "app.example.test", "/", &spoofed).await;
+    assert_eq!(r.status(), 400);
+    let r = client().get(app.url("/metrics")).send().await.unwrap();
+    assert_eq!(
+        header(&r, "content-type"),
+        Some("application/openmetrics-text; version=1.0.0; charset=utf-8")
+    );
+    let body = r.text().await.unwrap();
     assert!(
         body.contains("pocketgate_decisions_total{endpoint=\"forward-auth\",outcome=\"bypass\"} 1"),
         "{body}"
@@ -666,6 +671,12 @@ async fn metrics_count_decisions() {
         body.contains("pocketgate_decision_duration_seconds_count 2"),
         "{body}"
     );
+    assert!(
+        body.contains("pocketgate_bad_requests_total{endpoint=\"auth-request\",reason=\"conflicting_description\"} 1"),
+        "{body}"
+    );
+    // OpenMetrics: the exposition ends with an EOF marker.
+    assert!(body.ends_with("# EOF\n"), "{body}");
 }
 
 #[actix_web::test]

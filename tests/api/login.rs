@@ -344,6 +344,15 @@ async fn state_mismatch_replay_and_missing_flow_cookie() {
         400,
         "a failed callback ends its flow"
     );
+    // Each of the five refusals above is counted as a bad flow.
+    let metrics = app.state.metrics.render(true);
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l
+                == r#"pocketgate_bad_requests_total{endpoint="callback",reason="bad_flow"} 5"#),
+        "{metrics}"
+    );
 }
 
 fn regex_replace_state(url: &str, state: &str) -> String {
@@ -490,6 +499,14 @@ async fn open_redirect_corpus_is_refused_on_login_and_logout() {
                 "the page escapes what it echoes"
             );
         }
+    }
+    let metrics = app.state.metrics.render(true);
+    for endpoint in ["login", "logout"] {
+        let line = format!(
+            r#"pocketgate_bad_requests_total{{endpoint="{endpoint}",reason="bad_rd"}} {}"#,
+            corpus.len()
+        );
+        assert!(metrics.lines().any(|l| l == line), "{line}\n{metrics}");
     }
     // Configured hosts, any case, with ports, are fine.
     for rd in [
