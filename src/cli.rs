@@ -16,6 +16,7 @@ use crate::domain::ClientAddr;
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, HostMatch, Identity, RequestFacts, Rules};
+use crate::session::store::Store;
 
 /// Forward-auth sidecar for Caddy, nginx and Traefik in front of Pocket ID.
 #[derive(Debug, Parser)]
@@ -153,7 +154,14 @@ fn serve(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider));
+        let store = match Store::open(&runtime.session.store).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: session.store: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store);
         let app = match Application::build(state, ServeOptions::default()) {
             Ok(a) => a,
             Err(e) => {

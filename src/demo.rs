@@ -17,11 +17,12 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use crate::config;
 use crate::http::metrics::Endpoint;
 use crate::http::pages::escape;
-use crate::http::respond::{self, Answer, Client};
+use crate::http::respond::{self, Answer, Client, Rejection};
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, Outcome, RequestFacts};
 use crate::request::{OriginalRequest, Scheme};
+use crate::session::store::Store;
 use dev_idp::{default_users, DevIdp, DevIdpConfig};
 
 /// `demo` options.
@@ -33,6 +34,12 @@ pub struct DemoArgs {
     /// Port of the development identity provider on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 4181)]
     pub idp_port: u16,
+}
+
+/// The demo's session store: a directory of its own under the system's
+/// temporary directory, per process, removed when the demo stops.
+fn state_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("pocketgate-demo-{}", std::process::id()))
 }
 
 /// The demo's apps: (host, what it shows).
@@ -93,6 +100,8 @@ client_secret = "{client_secret}"
 [session]
 secret = "{session_secret}"
 lifetime = "1h"
+state_dir = "{state_dir}"
+refresh_interval = "1m"
 [policies.admins]
 allowed_groups = ["admins"]
 [policies.users]
@@ -107,6 +116,7 @@ policy = "admins"
 "#,
         issuer = idp.issuer(),
         session_secret = random(32)?,
+        state_dir = state_dir().display(),
     );
     let loaded = config::load_str(&toml, &|_| None).map_err(|e| e.to_string())?;
     let runtime = Arc::new(loaded.value);
@@ -116,7 +126,10 @@ policy = "admins"
         .discover()
         .await
         .map_err(|e| format!("discovery against the development provider failed: {e}"))?;
-    let state = AppState::new(runtime, provider);
+    let store = Store::open(&runtime.session.store)
+        .await
+        .map_err(|e| e.to_string())?;
+    let state = AppState::new(runtime, provider, store);
     let app = Application::with_listener(
         state,
         listener,
@@ -159,6 +172,7 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         println!("Ctrl-C stops it.");
         let result = demo.app.run().await;
         demo.idp.stop().await;
+        let _ = std::fs::remove_dir_all(state_dir());
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -177,7 +191,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let who = match state.session(req.headers()) {
+    let who = match state.session(req.headers()).await.ok().flatten().map(|c| c.session) {
         Some(s) => format!(
             "<p>Signed in as <strong>{}</strong> (groups: {}). <a href=\"/logout?rd={}\">Sign out</a></p>",
             escape(&s.identity.user),
@@ -233,8 +247,11 @@ async fn app(
             .map(|a| a.ip())
             .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
     );
-    let session = state.session(req.headers());
-    let identity = session.as_ref().map(|s| &s.identity);
+    let current = match state.session(req.headers()).await {
+        Ok(c) => c,
+        Err(e) => return respond::reject(&Rejection::StoreUnavailable(e), Client::Browser),
+    };
+    let identity = current.as_ref().map(|c| &c.session.identity);
     let facts = RequestFacts {
         host: &host,
         path: &path,

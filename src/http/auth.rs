@@ -11,15 +11,17 @@ use crate::policy::{self, Outcome};
 use crate::request::{self, Scheme};
 
 pub(super) async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    check(&req, &state, Endpoint::ForwardAuth)
+    check(&req, &state, Endpoint::ForwardAuth).await
 }
 
 pub(super) async fn auth_request(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    check(&req, &state, Endpoint::AuthRequest)
+    check(&req, &state, Endpoint::AuthRequest).await
 }
 
-/// Extract the original request, decide, answer.
-fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpResponse {
+/// Extract the original request, decide, answer. The session is looked up
+/// only when the decision needs an identity: bypasses, trusted networks and
+/// unknown hosts never touch the cookie or the store.
+async fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
     let rt = &state.runtime;
     let client = Client::of(req.headers());
@@ -48,13 +50,24 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
         }
     };
     let facts = original.facts();
-    let mut session = None;
-    let slot = &mut session;
-    let decision = policy::decide_with(&rt.rules, &facts, move || {
-        *slot = state.session(req.headers());
-        slot.as_ref().map(|s| &s.identity)
-    });
-    let identity = session.as_ref().map(|s| &s.identity);
+    let mut decision = policy::decide(&rt.rules, &facts, None);
+    let mut current = None;
+    if decision.outcome == Outcome::Login {
+        current = match state.session(req.headers()).await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!(error = %e, "session store unavailable");
+                return respond::reject(&Rejection::StoreUnavailable(e), client);
+            }
+        };
+        if let Some(c) = &current {
+            decision = policy::decide(&rt.rules, &facts, Some(&c.session.identity));
+            if c.refresh_due {
+                super::refresh::spawn(state, c);
+            }
+        }
+    }
+    let identity = current.as_ref().map(|c| &c.session.identity);
     state
         .metrics
         .decision(endpoint, decision.outcome, started.elapsed());
@@ -81,17 +94,18 @@ fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpRespons
 }
 
 pub(super) async fn whoami(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    match state.session(req.headers()) {
-        Some(s) => respond::no_store(HttpResponse::Ok()).json(serde_json::json!({
-            "user": s.identity.user,
-            "email": s.identity.email,
-            "email_verified": s.identity.email_verified,
-            "name": s.identity.name,
-            "groups": s.identity.groups,
-            "subject": s.identity.subject,
-            "issued": s.issued,
-            "expires": s.expires,
+    match state.session(req.headers()).await {
+        Ok(Some(c)) => respond::no_store(HttpResponse::Ok()).json(serde_json::json!({
+            "user": c.session.identity.user,
+            "email": c.session.identity.email,
+            "email_verified": c.session.identity.email_verified,
+            "name": c.session.identity.name,
+            "groups": c.session.identity.groups,
+            "subject": c.session.identity.subject,
+            "issued": c.session.issued,
+            "expires": c.session.expires,
         })),
-        None => respond::no_session(&state.runtime.public_url),
+        Ok(None) => respond::no_session(&state.runtime.public_url),
+        Err(e) => respond::reject(&Rejection::StoreUnavailable(e), Client::Api),
     }
 }

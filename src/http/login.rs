@@ -16,7 +16,7 @@ use super::{cookie_values, now, AppState, FLOW_LIFETIME};
 use crate::config::Runtime;
 use crate::oidc::flow::{self, CallbackParams};
 use crate::session::{
-    self, flow_cookie_name, logout_hint_cookie_name, FlowState, LogoutHint, Session,
+    flow_cookie_name, logout_hint_cookie_name, CreateError, FlowState, LoginContext, Tokens,
 };
 
 #[derive(Deserialize)]
@@ -162,7 +162,23 @@ pub(super) async fn callback(
     let flow_cookie = flow::callback_state(&params)
         .ok()
         .map(|s| flow_cookie_name(&state.cookie.name, s));
-    match complete_sign_in(req.headers(), &state, &params, flow_cookie.as_deref()).await {
+    let context = LoginContext {
+        client: super::peer_ip(&req).map(|ip| ip.to_string()),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+    };
+    match complete_sign_in(
+        req.headers(),
+        &state,
+        &params,
+        flow_cookie.as_deref(),
+        context,
+    )
+    .await
+    {
         Ok(resp) => resp,
         Err(rejection) => {
             state.metrics.login(LoginEvent::Failed);
@@ -186,6 +202,7 @@ async fn complete_sign_in(
     state: &AppState,
     params: &CallbackParams<'_>,
     flow_cookie: Option<&str>,
+    context: LoginContext,
 ) -> Result<HttpResponse, Rejection> {
     let rt = &state.runtime;
     let flow = flow_cookie.and_then(|name| {
@@ -213,41 +230,34 @@ async fn complete_sign_in(
         .complete(&redirect_uri(rt), code, &flow.pkce_verifier, &flow.nonce)
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
-    let issued = now();
-    let session = Session {
-        identity: sign_in.identity,
-        issued,
-        expires: issued + rt.session.lifetime.as_secs(),
+    let present = state.session_cookie_names(headers);
+    let user = sign_in.identity.user.clone();
+    let groups = sign_in.identity.groups.clone();
+    let tokens = Tokens {
+        id_token: Some(sign_in.id_token),
+        refresh_token: sign_in.refresh_token,
+        sid: sign_in.sid,
     };
-    let present: Vec<&str> = cookie_values(headers, |n| session::is_family(&state.cookie.name, n))
-        .into_iter()
-        .map(|(n, _)| n)
-        .collect();
-    let cookies = session::write_cookies(&state.cookie, &session.seal(&state.keys), &present)
-        .map_err(Rejection::SessionTooLarge)?;
-    tracing::info!(user = %session.identity.user, groups = ?session.identity.groups, "signed in");
+    let cookies = state
+        .sessions
+        .create(
+            sign_in.identity,
+            tokens,
+            context,
+            rt.session.lifetime,
+            now(),
+            &present,
+        )
+        .await
+        .map_err(|e| match e {
+            CreateError::TooLarge(e) => Rejection::SessionTooLarge(e),
+            other => Rejection::SessionNotStored(other),
+        })?;
+    tracing::info!(user = %user, groups = ?groups, "signed in");
     state.metrics.login(LoginEvent::Completed);
     let mut resp = respond::found(&flow.rd);
     for c in &cookies {
         set_cookie(&mut resp, c);
-    }
-    // The ID token rides in its own cookie, read only by /logout; when it
-    // does not fit, logout goes without id_token_hint.
-    let hint = LogoutHint {
-        id_token: sign_in.id_token,
-        subject: session.identity.subject.clone(),
-        expires: session.expires,
-    }
-    .seal(&state.keys);
-    if hint.len() <= session::CHUNK_SIZE {
-        set_cookie(
-            &mut resp,
-            &session::cookie(
-                &state.cookie,
-                logout_hint_cookie_name(&state.cookie.name),
-                hint,
-            ),
-        );
     }
     let name = flow_cookie_name(&state.cookie.name, &flow.state);
     set_cookie(
@@ -268,36 +278,44 @@ pub(super) async fn logout(
         Err(rejection) => return refuse(&state, BadRequestEndpoint::Logout, &rejection),
     };
     let headers = req.headers();
-    let session = state.session(headers);
+    let current = match state.session(headers).await {
+        Ok(c) => c,
+        Err(e) => {
+            return refuse(
+                &state,
+                BadRequestEndpoint::Logout,
+                &Rejection::StoreUnavailable(e),
+            )
+        }
+    };
     let hint_name = logout_hint_cookie_name(&state.cookie.name);
-    let hint = session.as_ref().and_then(|s| {
-        let (_, value) = cookie_values(headers, |n| n == hint_name)
-            .into_iter()
-            .next()?;
-        LogoutHint::open(&state.keys, value, now())
-            .ok()
-            .filter(|h| h.subject == s.identity.subject)
-    });
-    let mut present: Vec<&str> =
-        cookie_values(headers, |n| session::is_family(&state.cookie.name, n))
-            .into_iter()
-            .map(|(n, _)| n)
-            .collect();
-    if present.is_empty() {
-        // Nothing visible to clear; still expire the main name in case the browser scoped it elsewhere.
-        present.push(state.cookie.name.as_str());
-    }
-    let mut clear = session::clear_cookies(&state.cookie, &present);
-    clear.push(session::removal(&state.cookie, hint_name.clone()));
+    let hint = cookie_values(headers, |n| n == hint_name)
+        .into_iter()
+        .next()
+        .map(|(_, v)| v);
+    let ended = match state.sessions.end(current.as_ref(), hint, now()).await {
+        Ok(e) => e,
+        Err(e) => {
+            return refuse(
+                &state,
+                BadRequestEndpoint::Logout,
+                &Rejection::StoreUnavailable(e),
+            )
+        }
+    };
+    let clear = state
+        .sessions
+        .clearing(&state.session_cookie_names(headers));
     state.metrics.login(LoginEvent::Logout);
-    if let Some(s) = &session {
-        tracing::info!(user = %s.identity.user, "signed out");
+    if let Some(user) = &ended.user {
+        tracing::info!(user = %user, "signed out");
     }
     // RP-initiated logout at the provider when it offers it; it returns to /logout/done, which goes on to rd.
-    let target = hint
-        .and_then(|h| {
+    let target = ended
+        .id_token
+        .and_then(|id_token| {
             state.provider.end_session_url(
-                Some(&h.id_token),
+                Some(&id_token),
                 &format!("{}/logout/done", rt.public_url.origin),
                 Some(&rd),
             )
@@ -331,7 +349,7 @@ pub(super) async fn logout_done(
 }
 
 pub(super) async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
-    let body = match state.session(req.headers()) {
+    let body = match state.session(req.headers()).await.ok().flatten().map(|c| c.session) {
         Some(s) => format!(
             "<p>Signed in as <strong>{}</strong>{}.</p><p>Groups: {}</p><p><a href=\"/logout\">Sign out</a></p>",
             escape(&s.identity.user),

@@ -9,6 +9,7 @@ mod auth;
 mod login;
 pub mod metrics;
 pub mod pages;
+mod refresh;
 pub(crate) mod respond;
 
 use std::io;
@@ -24,17 +25,20 @@ use crate::config::HeaderNames;
 use crate::config::Runtime;
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
-use crate::session::{self, CookieSettings, Session, SessionKeys};
+use crate::session::store::{Store, StoreError};
+use crate::session::{self, CookieSettings, Current, SessionKeys, Sessions};
 use metrics::Metrics;
 pub use respond::identity_headers;
 
 /// Everything a handler needs, built once.
 pub struct AppState {
     pub runtime: Arc<Runtime>,
+    /// Seal and open flow cookies (sessions have their own, in `sessions`).
     pub keys: SessionKeys,
     pub cookie: CookieSettings,
     pub headers: HeaderNames,
     pub provider: Arc<Provider>,
+    pub sessions: Sessions,
     pub metrics: Metrics,
 }
 
@@ -47,8 +51,9 @@ pub enum BuildError {
 
 impl AppState {
     /// Derive keys and cookie settings from the runtime configuration, which
-    /// has already checked everything that could be wrong with them.
-    pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>) -> AppState {
+    /// has already checked everything that could be wrong with them. `store`
+    /// is the opened `session.store` (`None` for stateless cookies).
+    pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>, store: Option<Store>) -> AppState {
         let keys = SessionKeys::new(&runtime.session.secrets);
         let headers = runtime.headers.clone();
         let cookie = CookieSettings {
@@ -61,43 +66,43 @@ impl AppState {
             secure: runtime.public_url.https,
             lifetime: runtime.session.lifetime,
         };
+        let sessions = Sessions::new(
+            keys.clone(),
+            cookie.clone(),
+            store,
+            runtime.session.refresh_interval,
+        );
         AppState {
             runtime,
             keys,
             cookie,
             headers,
             provider,
+            sessions,
             metrics: Metrics::default(),
         }
     }
 
-    /// The session the request carries, if it opens and has not expired. Only
-    /// the session cookie's own family is looked at and nothing is copied
-    /// unless the value is chunked; why a cookie was refused is logged at debug.
-    pub fn session(&self, headers: &HeaderMap) -> Option<Session> {
+    /// The session the request carries, if it opens and lives. Only the
+    /// session cookie's own family is looked at, and nothing is copied unless
+    /// the value is chunked; why a cookie was refused is logged at debug.
+    pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
         let name = self.cookie.name.as_str();
         let pairs = cookie_values(headers, |n| session::is_family(name, n));
         if pairs.is_empty() {
-            return None;
+            return Ok(None);
         }
-        let now = now();
-        let open = |value: &str| {
-            Session::open(&self.keys, value, now)
-                .map_err(|why| tracing::debug!(cookie = name, %why, "session cookie refused"))
-                .ok()
-        };
-        // Several cookies of that exact name can arrive (a stale host-only one
-        // next to the cookie_domain one, or one set from a sibling host): the
-        // first that opens is the session, not merely the first sent.
-        if let Some(s) = pairs
-            .iter()
-            .filter(|(n, _)| *n == name)
-            .find_map(|(_, v)| open(v))
-        {
-            return Some(s);
-        }
-        let chunks: Vec<(&str, &str)> = pairs.into_iter().filter(|(n, _)| *n != name).collect();
-        open(&session::read_cookie_value(name, &chunks)?)
+        self.sessions.current(&pairs, now()).await
+    }
+
+    /// The names of our session cookies the request carries.
+    pub(crate) fn session_cookie_names<'h>(&self, headers: &'h HeaderMap) -> Vec<&'h str> {
+        let name = self.cookie.name.as_str();
+        let hint = session::logout_hint_cookie_name(name);
+        cookie_values(headers, |n| session::is_family(name, n) || n == hint)
+            .into_iter()
+            .map(|(n, _)| n)
+            .collect()
     }
 }
 
@@ -133,6 +138,13 @@ async fn healthz() -> HttpResponse {
 }
 
 async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    if let Some(store) = state.sessions.store() {
+        if let Err(e) = store.ping().await {
+            return HttpResponse::ServiceUnavailable()
+                .content_type("text/plain")
+                .body(format!("not ready: {e}\n"));
+        }
+    }
     if state.provider.is_ready() {
         HttpResponse::Ok()
             .content_type("text/plain")

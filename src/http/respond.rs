@@ -15,7 +15,8 @@ use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
 use crate::oidc::OidcError;
 use crate::policy::{Identity, Outcome};
 use crate::request::{OriginalRequest, RequestError};
-use crate::session::TooLarge;
+use crate::session::store::StoreError;
+use crate::session::{CreateError, TooLarge};
 
 /// Who is asking: a person's browser navigating, or a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +77,12 @@ pub(crate) enum Rejection {
     /// The signed-in identity does not fit in the cookies browsers keep.
     #[error(transparent)]
     SessionTooLarge(TooLarge),
+    /// The session store cannot answer: never a login loop, never an allow.
+    #[error(transparent)]
+    StoreUnavailable(#[from] StoreError),
+    /// A session could not be started in the store.
+    #[error("cannot start the session: {0}")]
+    SessionNotStored(CreateError),
     /// The OS random source failed: no state, nonce or verifier can be drawn.
     #[error("the operating system's random source failed: {0}")]
     NoRandomness(getrandom::Error),
@@ -105,9 +112,10 @@ impl Rejection {
                 OidcError::IdToken(_) => StatusCode::UNAUTHORIZED,
                 OidcError::Claims(_) => StatusCode::FORBIDDEN,
             },
-            Rejection::ProviderUnavailable(_) | Rejection::NoRandomness(_) => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Rejection::ProviderUnavailable(_)
+            | Rejection::NoRandomness(_)
+            | Rejection::StoreUnavailable(_)
+            | Rejection::SessionNotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::SessionTooLarge(_) | Rejection::UnsendableIdentity(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -156,6 +164,10 @@ impl Rejection {
             Rejection::ProviderUnavailable(_) => (
                 "Sign-in unavailable",
                 "The identity provider cannot be reached right now, so you cannot sign in. Try again in a minute.".into(),
+            ),
+            Rejection::StoreUnavailable(_) | Rejection::SessionNotStored(_) => (
+                "Session store unavailable",
+                "pocketgate cannot reach its session store right now, so it cannot check your sign-in. Try again in a minute.".into(),
             ),
             Rejection::NoRandomness(_) => (
                 "Sign-in unavailable",

@@ -104,6 +104,10 @@ pub struct SignIn {
     pub identity: Identity,
     /// The raw ID token, kept for `id_token_hint` at logout.
     pub id_token: String,
+    /// The refresh token, when the provider issued one (`offline_access`).
+    pub refresh_token: Option<String>,
+    /// The provider's session id (`sid` claim), for back-channel logout.
+    pub sid: Option<String>,
 }
 
 struct Discovered {
@@ -392,9 +396,16 @@ impl Provider {
         }
         let identity = identity_from_claims(&self.settings, &self.role_claims, &claims)
             .map_err(OidcError::Claims)?;
+        let sid = claims
+            .get("sid")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty() && s.len() <= 256)
+            .map(str::to_string);
         Ok(SignIn {
             identity,
             id_token: raw,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            sid,
         })
     }
 

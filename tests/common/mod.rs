@@ -62,6 +62,8 @@ pub struct TestApp {
     pub keys: SessionKeys,
     pub provider: Arc<Provider>,
     pub state: actix_web::web::Data<AppState>,
+    /// The embedded store's directory, removed with the app.
+    pub state_dir: Option<tempfile::TempDir>,
 }
 
 /// Knobs for [`spawn`].
@@ -133,11 +135,24 @@ pub async fn spawn(opts: Options) -> TestApp {
         // Nothing listens on port 9 (discard) on loopback in the test sandbox.
         ("http://127.0.0.1:9".to_string(), None)
     };
-    let secret_line = if opts.session.contains("secret") {
+    let mut secret_line = if opts.session.contains("secret") {
         String::new()
     } else {
         format!("secret = \"{SECRET}\"\n")
     };
+    // Stateless cookies unless a test asks for a store (most tests forge
+    // cookies); an embedded store gets a directory of its own.
+    let mut state_dir = None;
+    if !opts.session.contains("store =") {
+        secret_line.push_str("store = \"cookie\"\n");
+    } else if opts.session.contains("\"embedded\"") && !opts.session.contains("state_dir") {
+        let dir = tempfile::tempdir().unwrap();
+        secret_line.push_str(&format!(
+            "state_dir = {:?}\n",
+            dir.path().display().to_string()
+        ));
+        state_dir = Some(dir);
+    }
     let public_client = opts.oidc.contains("client_auth = \"none\"");
     let client_secret = if public_client {
         ""
@@ -158,7 +173,10 @@ pub async fn spawn(opts: Options) -> TestApp {
     if opts.idp && opts.discover {
         provider.discover().await.unwrap();
     }
-    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider));
+    let store = pocketgate::session::store::Store::open(&runtime.session.store)
+        .await
+        .unwrap();
+    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store);
     let app = Application::with_listener(
         state,
         listener,
@@ -179,6 +197,7 @@ pub async fn spawn(opts: Options) -> TestApp {
         keys,
         provider,
         state,
+        state_dir,
     }
 }
 
