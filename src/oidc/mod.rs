@@ -10,6 +10,7 @@
 
 mod claims;
 pub mod flow;
+pub mod logout;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
