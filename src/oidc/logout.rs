@@ -360,12 +360,17 @@ fn shorten(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::OnceLock;
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
 
     use jsonwebtoken::{Algorithm, EncodingKey};
     use serde_json::json;
 
     use super::*;
+    use crate::config::{ClientAuth, OidcSettings};
+    use crate::oidc::Provider;
     use CoreJwsSigningAlgorithm as A;
 
     const ISS: &str = "https://id.example.com";
@@ -728,6 +733,147 @@ mod tests {
         for end in 0..token.len() {
             assert!(check(&token[..end]).is_err(), "accepted {end} bytes");
         }
+    }
+
+    /// A provider on loopback serving discovery and a JWKS the test changes;
+    /// it counts JWKS fetches and can fail them.
+    struct FakeProvider {
+        issuer: String,
+        jwks: Arc<Mutex<Value>>,
+        jwks_fetches: Arc<AtomicUsize>,
+        jwks_down: Arc<AtomicBool>,
+    }
+
+    impl FakeProvider {
+        fn start(keys: &[&Value]) -> FakeProvider {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let issuer = format!("http://{}", listener.local_addr().unwrap());
+            let fake = FakeProvider {
+                issuer: issuer.clone(),
+                jwks: Arc::new(Mutex::new(json!({ "keys": keys }))),
+                jwks_fetches: Arc::default(),
+                jwks_down: Arc::default(),
+            };
+            let discovery = json!({
+                "issuer": issuer,
+                "authorization_endpoint": format!("{issuer}/authorize"),
+                "jwks_uri": format!("{issuer}/jwks"),
+                "response_types_supported": ["code"],
+                "subject_types_supported": ["public"],
+                "id_token_signing_alg_values_supported": ["RS256", "ES256", "HS256"],
+            });
+            let (jwks, fetches, down) = (
+                Arc::clone(&fake.jwks),
+                Arc::clone(&fake.jwks_fetches),
+                Arc::clone(&fake.jwks_down),
+            );
+            std::thread::spawn(move || {
+                for stream in listener.incoming() {
+                    let mut stream = stream.unwrap();
+                    let mut reader = BufReader::new(&stream);
+                    let (mut request_line, mut header) = (String::new(), String::new());
+                    reader.read_line(&mut request_line).unwrap();
+                    // Up to the blank line that ends the head ("\r\n"), or the end.
+                    while reader.read_line(&mut header).unwrap() > 2 {
+                        header.clear();
+                    }
+                    let (status, body) = match request_line.split(' ').nth(1) {
+                        Some("/.well-known/openid-configuration") => {
+                            ("200 OK", discovery.to_string())
+                        }
+                        Some("/jwks") if down.load(Ordering::SeqCst) => {
+                            ("503 Service Unavailable", String::new())
+                        }
+                        Some("/jwks") => {
+                            fetches.fetch_add(1, Ordering::SeqCst);
+                            ("200 OK", jwks.lock().unwrap().to_string())
+                        }
+                        _ => ("404 Not Found", String::new()),
+                    };
+                    let _ = write!(
+                        stream,
+                        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                }
+            });
+            fake
+        }
+
+        fn provider(&self) -> Arc<Provider> {
+            let settings = OidcSettings {
+                issuer: self.issuer.clone(),
+                client_id: CLIENT.into(),
+                client_secret: None,
+                client_auth: ClientAuth::None,
+                scopes: vec!["openid".into()],
+                username_claim: "preferred_username".into(),
+                groups_claim: "groups".into(),
+            };
+            Provider::new(settings, Vec::new()).unwrap()
+        }
+
+        /// [`valid`] claims from this provider.
+        fn claims(&self) -> Value {
+            with("iss", json!(self.issuer))
+        }
+    }
+
+    #[tokio::test]
+    async fn the_provider_refetches_its_keys_once_for_an_unknown_kid() {
+        let k = keys();
+        let fake = FakeProvider::start(&[&k.rsa_jwk]);
+        let provider = fake.provider();
+        let rotated = es256(fake.claims());
+        assert_eq!(
+            provider.verify_logout_token(&rotated, NOW).await,
+            Err(E::NotReady)
+        );
+
+        provider.discover().await.unwrap();
+        assert_eq!(fake.jwks_fetches.load(Ordering::SeqCst), 1);
+        let known = provider
+            .verify_logout_token(&rs256(fake.claims()), NOW)
+            .await;
+        assert_eq!(known, Ok(claims(Some("user-1"), Some("sid-1"))));
+        assert_eq!(
+            fake.jwks_fetches.load(Ordering::SeqCst),
+            1,
+            "no refetch for a known kid"
+        );
+
+        // The provider rotates to its P-256 key: one refetch finds it.
+        *fake.jwks.lock().unwrap() = json!({ "keys": [k.rsa_jwk, k.ec_jwk] });
+        let verified = provider.verify_logout_token(&rotated, NOW).await;
+        assert_eq!(verified, Ok(claims(Some("user-1"), Some("sid-1"))));
+        assert_eq!(fake.jwks_fetches.load(Ordering::SeqCst), 2);
+
+        // Unknown kids in a burst cost no further fetches.
+        let unknown = rs(set(rs_header(), "kid", json!("rsa-9")), fake.claims());
+        assert_eq!(
+            provider.verify_logout_token(&unknown, NOW).await,
+            Err(E::UnknownKey)
+        );
+        assert_eq!(fake.jwks_fetches.load(Ordering::SeqCst), 2, "rate-limited");
+        // HS256 is advertised, and still refused.
+        let forged = hs256_with_rsa_pem(fake.claims());
+        assert_eq!(
+            provider.verify_logout_token(&forged, NOW).await,
+            Err(E::SymmetricAlgorithm)
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unknown_kid_while_the_keys_cannot_be_fetched_says_so() {
+        let fake = FakeProvider::start(&[&keys().rsa_jwk]);
+        let provider = fake.provider();
+        provider.discover().await.unwrap();
+        fake.jwks_down.store(true, Ordering::SeqCst);
+        let rotated = es256(fake.claims());
+        assert_eq!(
+            provider.verify_logout_token(&rotated, NOW).await,
+            Err(E::KeysUnavailable)
+        );
     }
 
     #[test]
