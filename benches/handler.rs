@@ -41,6 +41,7 @@ client_id = "pg"
 client_auth = "none"
 [session]
 cookie_domain = "example.com"
+store = "cookie"
 [policies.admins]
 allowed_groups = ["admins"]
 [policies.users]
@@ -82,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
     let runtime = Arc::new(load_str(CONFIG, &env).unwrap().value);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
-    let state = AppState::new(runtime.clone(), provider);
+    let state = AppState::new(runtime.clone(), provider, None);
     let session = sealed_session(&state.keys);
     // What a browser sends to grafana.example.com: the app's own cookies around ours.
     let cookie = format!(

@@ -10,6 +10,7 @@
 
 mod claims;
 pub mod flow;
+pub mod logout;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
@@ -514,6 +515,42 @@ impl Provider {
             }
         }
         Some(url.to_string())
+    }
+
+    /// Verify a back-channel logout token with the provider's current keys and
+    /// algorithms (see [`logout::verify`]); on an unknown `kid`, refetch the
+    /// keys once (rate-limited) and retry, as for ID tokens. The caller still
+    /// refuses a `jti` it has seen before.
+    pub async fn verify_logout_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<logout::LogoutClaims, logout::LogoutTokenError> {
+        use logout::LogoutTokenError as E;
+        let d = self.current().map_err(|_| E::NotReady)?;
+        let (issuer, client_id) = (d.metadata.issuer().as_str(), &self.settings.client_id);
+        match logout::verify(token, &d.jwks, &d.algs, issuer, client_id, now) {
+            Err(E::UnknownKey) => {}
+            verified => return verified,
+        }
+        // As in `complete`: another request may have refetched the keys already.
+        let latest = self.current().map_err(|_| E::NotReady)?;
+        let refetched;
+        let jwks = if Arc::ptr_eq(&latest, &d) {
+            refetched = match self.refresh_jwks(&d).await {
+                Ok(jwks) => jwks,
+                // Refetched moments ago: the key is still unknown.
+                Err(OidcError::IdToken(_)) => return Err(E::UnknownKey),
+                Err(e) => {
+                    tracing::warn!(error = %e, "logout token with an unknown kid; the keys could not be refetched");
+                    return Err(E::KeysUnavailable);
+                }
+            };
+            &refetched
+        } else {
+            &latest.jwks
+        };
+        logout::verify(token, jwks, &d.algs, issuer, client_id, now)
     }
 }
 
