@@ -1,4 +1,4 @@
-//! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`.
+//! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`, `sessions`.
 //!
 //! Each command is a small function that loads what it needs, does one thing
 //! and returns the process exit code. Output formats live here.
@@ -11,12 +11,13 @@ use std::sync::Arc;
 use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::StoreSettings;
 use crate::config::{self, ConfigErrors, Runtime};
 use crate::domain::ClientAddr;
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, HostMatch, Identity, RequestFacts, Rules};
-use crate::session::store::Store;
+use crate::session::store::{Filter, Record, Store, StoreKey};
 
 /// Forward-auth sidecar for Caddy, nginx and Traefik in front of Pocket ID.
 #[derive(Debug, Parser)]
@@ -48,6 +49,42 @@ pub enum Command {
     GenSecret,
     /// Run everything on loopback with an embedded development identity provider.
     Demo(DemoArgs),
+    /// List or end the live sessions of the configured store (works while `serve` runs).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+/// `sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// The live sessions: user, groups, created, refreshed, expires, client, user agent, id.
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sessions now (in force on every replica within 5 seconds).
+    Revoke(RevokeArgs),
+}
+
+/// Which sessions `sessions revoke` ends: exactly one of the three.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeArgs {
+    /// Every session of this user name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The session with this id (as `sessions list` shows it, at least 8 hex digits).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Every session.
+    #[arg(long)]
+    pub all: bool,
 }
 
 /// `explain` options.
@@ -100,6 +137,7 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Demo(args) => demo(&args),
+        Command::Sessions { action } => sessions(&cli.config, &action),
     }
 }
 
@@ -120,6 +158,136 @@ pub fn gen_secret() -> String {
     )]
     getrandom::getrandom(&mut buf).expect("the OS random source failed");
     base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+/// `pocketgate sessions ...`: open the configured store directly (the
+/// embedded database is shared with a running `serve`; Redis is shared anyway).
+fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
+    let loaded = match config::load(path) {
+        Ok(l) => l,
+        Err(e) => return fail(&e),
+    };
+    let settings = loaded.value.session.store.clone();
+    if settings == StoreSettings::Cookie {
+        eprintln!(
+            "error: session.store is \"cookie\": stateless cookies live only in browsers and cannot be listed or ended. \
+             To end every session now, rotate session.secret (replace it, do not keep the old line); \
+             to end single sessions, use store = \"embedded\" (one instance) or \"redis\" (replicas)."
+        );
+        return ExitCode::FAILURE;
+    }
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async {
+        let store = match Store::open(&settings).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return ExitCode::FAILURE,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        match action {
+            SessionsAction::List { user, json } => {
+                let filter = user.clone().map_or(Filter::All, Filter::User);
+                match store.list(&filter, kit::unix_now()).await {
+                    Ok(list) => {
+                        print!("{}", sessions_text(&list, *json));
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+            SessionsAction::Revoke(args) => {
+                let filter = match (&args.user, &args.id, args.all) {
+                    (Some(u), _, _) => Filter::User(u.clone()),
+                    (_, Some(id), _) => {
+                        if id.len() < 8 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+                            eprintln!("error: --id: {id:?} is not a session id (at least 8 hex digits, as `pocketgate sessions list` shows)");
+                            return ExitCode::from(2);
+                        }
+                        Filter::Id(id.clone())
+                    }
+                    _ => Filter::All,
+                };
+                match store.remove_matching(&filter).await {
+                    Ok(keys) => {
+                        println!(
+                            "ended {} session(s); every pocketgate of this store refuses them within {} s",
+                            keys.len(),
+                            crate::session::CACHE_TTL.as_secs()
+                        );
+                        ExitCode::SUCCESS
+                    }
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        ExitCode::FAILURE
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// `sessions list` output: a table, or JSON with `--json`.
+pub fn sessions_text(list: &[(StoreKey, Record)], json: bool) -> String {
+    use std::fmt::Write;
+    let time = |t: u64| {
+        chrono::DateTime::from_timestamp(t as i64, 0)
+            .map(|d| d.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    if json {
+        let rows: Vec<serde_json::Value> = list
+            .iter()
+            .map(|(k, r)| {
+                serde_json::json!({
+                    "id": k.short(),
+                    "user": r.identity.user,
+                    "groups": r.identity.groups,
+                    "created": time(r.issued),
+                    "refreshed": time(r.refreshed),
+                    "expires": time(r.expires),
+                    "client": r.client,
+                    "user_agent": r.user_agent,
+                })
+            })
+            .collect();
+        return format!("{}\n", serde_json::Value::Array(rows));
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<15} user agent",
+        "id", "user", "groups", "created", "refreshed", "expires", "client"
+    );
+    for (k, r) in list {
+        let _ = writeln!(
+            s,
+            "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<15} {}",
+            k.short(),
+            r.identity.user,
+            r.identity.groups.join(","),
+            time(r.issued),
+            time(r.refreshed),
+            time(r.expires),
+            r.client.as_deref().unwrap_or("-"),
+            r.user_agent.as_deref().unwrap_or("-"),
+        );
+    }
+    let _ = writeln!(s, "{} session(s)", list.len());
+    s
 }
 
 #[cfg(feature = "demo")]
@@ -223,6 +391,16 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
         humantime::format_duration(rt.session.lifetime),
         rt.session.secrets.len()
     );
+    let store = match &rt.session.store {
+        StoreSettings::Embedded { state_dir } => format!("embedded in {}", state_dir.display()),
+        StoreSettings::Redis { url } => format!("redis at {url}"),
+        StoreSettings::Cookie => "cookie (stateless: sessions cannot be revoked)".into(),
+    };
+    let refresh = match rt.session.refresh_interval {
+        Some(i) => format!("identity refreshed every {}", humantime::format_duration(i)),
+        None => "no identity refresh".into(),
+    };
+    let _ = writeln!(s, "sessions: store {store}, {refresh}");
     for p in rt.rules.policies() {
         let mut parts = Vec::new();
         if !p.allowed_groups.is_empty() {

@@ -27,8 +27,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 
+use prometheus_client::metrics::histogram::Histogram;
+
 use crate::policy::Outcome;
 use crate::request::RequestError;
+use crate::session::{EndReason, RefreshOutcome, SessionEvents};
 
 /// The `Content-Type` of [`Metrics::render`]'s text, as the crate's encoder documents it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -243,6 +246,96 @@ struct BuildLabels {
     version: &'static str,
 }
 
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+/// Upper bounds of the session-store latency histogram, in seconds.
+const STORE_BUCKETS: [f64; 10] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
+];
+
+/// Session counters, resolved once (no lock per event).
+#[derive(Debug)]
+struct SessionMetrics {
+    created: Counter,
+    ended: [Counter; EndReason::ALL.len()],
+    cache: [Counter; 2],
+    store_errors: Counter,
+    store_latency: Histogram,
+    refreshes: [Counter; RefreshOutcome::ALL.len()],
+}
+
+impl SessionMetrics {
+    fn register(registry: &mut Registry) -> SessionMetrics {
+        let created = Counter::default();
+        registry.register(
+            "pocketgate_sessions_created",
+            "Sessions started at login",
+            created.clone(),
+        );
+        let ended_family = Family::<ReasonLabels, Counter>::default();
+        let ended = EndReason::ALL
+            .map(|r| ended_family.get_or_create_owned(&ReasonLabels { reason: r.as_str() }));
+        registry.register(
+            "pocketgate_sessions_ended",
+            "Sessions ended on the server, by reason",
+            ended_family,
+        );
+        let cache_family = Family::<ResultLabels, Counter>::default();
+        let cache = ["hit", "miss"]
+            .map(|result| cache_family.get_or_create_owned(&ResultLabels { result }));
+        registry.register(
+            "pocketgate_session_cache_lookups",
+            "Session lookups answered by the in-process cache (hit) or the store (miss)",
+            cache_family,
+        );
+        let store_errors = Counter::default();
+        registry.register(
+            "pocketgate_session_store_errors",
+            "Session store calls that failed",
+            store_errors.clone(),
+        );
+        let store_latency = Histogram::new(STORE_BUCKETS);
+        registry.register_with_unit(
+            "pocketgate_session_store_duration",
+            "Time of one session lookup in the store",
+            Unit::Seconds,
+            store_latency.clone(),
+        );
+        let refresh_family = Family::<OutcomeLabels, Counter>::default();
+        let refreshes = RefreshOutcome::ALL.map(|o| {
+            refresh_family.get_or_create_owned(&OutcomeLabels {
+                outcome: o.as_str(),
+            })
+        });
+        registry.register(
+            "pocketgate_session_refreshes",
+            "Identity refreshes with the provider, by outcome",
+            refresh_family,
+        );
+        SessionMetrics {
+            created,
+            ended,
+            cache,
+            store_errors,
+            store_latency,
+            refreshes,
+        }
+    }
+}
+
 /// A classic histogram over [`BUCKETS`] in plain atomics, encoded by the
 /// crate. `prometheus_client`'s own `Histogram` takes a mutex per
 /// observation, which the request path must not.
@@ -301,6 +394,7 @@ pub struct Metrics {
     logins: [Counter; LoginEvent::ALL.len()],
     latency: Latency,
     provider_ready: Gauge,
+    sessions: SessionMetrics,
 }
 
 impl Default for Metrics {
@@ -369,7 +463,10 @@ impl Default for Metrics {
             build_info,
         );
 
+        let sessions = SessionMetrics::register(&mut registry);
+
         Metrics {
+            sessions,
             registry,
             decisions,
             bad_requests,
@@ -423,6 +520,43 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
+    }
+}
+
+impl SessionEvents for Metrics {
+    fn created(&self) {
+        self.sessions.created.inc();
+    }
+
+    fn ended(&self, reason: EndReason, count: usize) {
+        if let Some(c) = EndReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.sessions.ended.get(i))
+        {
+            c.inc_by(count as u64);
+        }
+    }
+
+    fn cache(&self, hit: bool) {
+        self.sessions.cache[usize::from(!hit)].inc();
+    }
+
+    fn store_call(&self, took: Duration, ok: bool) {
+        self.sessions.store_latency.observe(took.as_secs_f64());
+        if !ok {
+            self.sessions.store_errors.inc();
+        }
+    }
+
+    fn refresh(&self, outcome: RefreshOutcome) {
+        if let Some(c) = RefreshOutcome::ALL
+            .iter()
+            .position(|o| *o == outcome)
+            .and_then(|i| self.sessions.refreshes.get(i))
+        {
+            c.inc();
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 //! maps their answers to status codes, headers and pages.
 
 mod auth;
+mod backchannel;
 mod login;
 pub mod metrics;
 pub mod pages;
@@ -39,7 +40,7 @@ pub struct AppState {
     pub headers: HeaderNames,
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
 }
 
 /// Why the application could not be built.
@@ -66,11 +67,13 @@ impl AppState {
             secure: runtime.public_url.https,
             lifetime: runtime.session.lifetime,
         };
+        let metrics = Arc::new(Metrics::default());
         let sessions = Sessions::new(
             keys.clone(),
             cookie.clone(),
             store,
             runtime.session.refresh_interval,
+            metrics.clone(),
         );
         AppState {
             runtime,
@@ -79,7 +82,7 @@ impl AppState {
             headers,
             provider,
             sessions,
-            metrics: Metrics::default(),
+            metrics,
         }
     }
 
@@ -130,6 +133,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/callback", web::get().to(login::callback))
         .route("/logout", web::get().to(login::logout))
         .route("/logout/done", web::get().to(login::logout_done))
+        .service(
+            web::resource("/backchannel-logout")
+                .app_data(web::FormConfig::default().limit(backchannel::MAX_BODY))
+                .route(web::post().to(backchannel::backchannel_logout)),
+        )
         .route("/", web::get().to(login::index));
 }
 

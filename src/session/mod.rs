@@ -29,7 +29,10 @@ pub use cookies::{
     request_pairs, write_cookies, CookieSettings, TooLarge, CHUNK_SIZE, MAX_CHUNKS,
 };
 pub use seal::{Purpose, Refused, SessionKeys};
-pub use service::{CreateError, Current, Ended, LoginContext, Sessions, Tokens, CACHE_TTL};
+pub use service::{
+    CreateError, Current, EndReason, Ended, LoginContext, NoEvents, RefreshOutcome, SessionEvents,
+    Sessions, Tokens, CACHE_TTL,
+};
 
 /// How far in the future a session's `issued` time may lie before it is refused,
 /// in seconds; allows for clock differences between replicas.

@@ -29,6 +29,98 @@ const CACHE_CAPACITY: u64 = 100_000;
 /// Bytes of session id.
 const ID_LEN: usize = 32;
 
+/// Why sessions ended, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EndReason {
+    Logout,
+    RefreshInvalid,
+    BackChannel,
+    Revoke,
+    Expired,
+}
+
+impl EndReason {
+    /// Every reason, in label order.
+    pub const ALL: [EndReason; 5] = [
+        EndReason::Logout,
+        EndReason::RefreshInvalid,
+        EndReason::BackChannel,
+        EndReason::Revoke,
+        EndReason::Expired,
+    ];
+
+    /// The `reason` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndReason::Logout => "logout",
+            EndReason::RefreshInvalid => "refresh_invalid",
+            EndReason::BackChannel => "back_channel",
+            EndReason::Revoke => "revoke",
+            EndReason::Expired => "expired",
+        }
+    }
+}
+
+/// What happened to one refresh attempt, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RefreshOutcome {
+    /// The provider confirmed the identity unchanged.
+    Unchanged,
+    /// Groups, e-mail or name changed and were taken over.
+    Changed,
+    /// `invalid_grant`: the session ended.
+    Invalid,
+    /// The provider could not be reached or failed: tried again later.
+    Unavailable,
+}
+
+impl RefreshOutcome {
+    /// Every outcome, in label order.
+    pub const ALL: [RefreshOutcome; 4] = [
+        RefreshOutcome::Unchanged,
+        RefreshOutcome::Changed,
+        RefreshOutcome::Invalid,
+        RefreshOutcome::Unavailable,
+    ];
+
+    /// The `outcome` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefreshOutcome::Unchanged => "unchanged",
+            RefreshOutcome::Changed => "changed",
+            RefreshOutcome::Invalid => "invalid",
+            RefreshOutcome::Unavailable => "unavailable",
+        }
+    }
+}
+
+/// Who wants to know what sessions do (the metrics). Implemented above this
+/// module, so that it stays free of any metrics library.
+pub trait SessionEvents: Send + Sync {
+    /// A session started.
+    fn created(&self);
+    /// `count` sessions ended.
+    fn ended(&self, reason: EndReason, count: usize);
+    /// A lookup was answered from the cache (`hit`) or had to ask the store.
+    fn cache(&self, hit: bool);
+    /// One store call took `took`; `ok` unless it failed.
+    fn store_call(&self, took: Duration, ok: bool);
+    /// One refresh attempt ended so.
+    fn refresh(&self, outcome: RefreshOutcome);
+}
+
+/// Events nobody listens to.
+#[derive(Debug, Default)]
+pub struct NoEvents;
+
+impl SessionEvents for NoEvents {
+    fn created(&self) {}
+    fn ended(&self, _: EndReason, _: usize) {}
+    fn cache(&self, _: bool) {}
+    fn store_call(&self, _: Duration, _: bool) {}
+    fn refresh(&self, _: RefreshOutcome) {}
+}
+
 /// The tokens a login (or refresh) returned.
 #[derive(Default)]
 pub struct Tokens {
@@ -91,6 +183,7 @@ pub struct Sessions {
     cookie: CookieSettings,
     backend: Backend,
     refresh_interval: Option<Duration>,
+    events: Arc<dyn SessionEvents>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -108,6 +201,7 @@ impl Sessions {
         cookie: CookieSettings,
         store: Option<Store>,
         refresh_interval: Option<Duration>,
+        events: Arc<dyn SessionEvents>,
     ) -> Sessions {
         let backend = match store {
             None => Backend::Cookie,
@@ -126,6 +220,7 @@ impl Sessions {
             cookie,
             backend,
             refresh_interval,
+            events,
         }
     }
 
@@ -160,15 +255,31 @@ impl Sessions {
                         continue;
                     };
                     let record = match cache.get(&key) {
-                        Some(r) => Some(r),
-                        None => match store.get(&key, now).await? {
-                            Some(r) => {
-                                let r = Arc::new(r);
-                                cache.insert(key.clone(), r.clone());
-                                Some(r)
+                        Some(r) => {
+                            self.events.cache(true);
+                            Some(r)
+                        }
+                        None => {
+                            self.events.cache(false);
+                            let started = std::time::Instant::now();
+                            let got = store.get(&key).await;
+                            self.events.store_call(started.elapsed(), got.is_ok());
+                            match got? {
+                                Some(r) if now >= r.expires => {
+                                    // Found ended: remove it now rather than at the next purge.
+                                    if store.remove(&key).await?.is_some() {
+                                        self.events.ended(EndReason::Expired, 1);
+                                    }
+                                    None
+                                }
+                                Some(r) => {
+                                    let r = Arc::new(r);
+                                    cache.insert(key.clone(), r.clone());
+                                    Some(r)
+                                }
+                                None => None,
                             }
-                            None => None,
-                        },
+                        }
                     };
                     if let Some(r) = record.filter(|r| now < r.expires) {
                         return Ok(Some(Current {
@@ -292,6 +403,7 @@ impl Sessions {
                 };
                 store.put(&key, &record).await?;
                 cache.insert(key, Arc::new(record));
+                self.events.created();
                 let sealed = self.keys.seal(Purpose::SessionId, &id);
                 let mut out = cookies::write_cookies(&self.cookie, &sealed, present)?;
                 if present.contains(&hint_name.as_str()) {
@@ -318,6 +430,9 @@ impl Sessions {
             (Backend::Store { store, cache }, Some(key)) => {
                 cache.invalidate(key);
                 let record = store.remove(key).await?;
+                if record.is_some() {
+                    self.events.ended(EndReason::Logout, 1);
+                }
                 Ok(Ended {
                     id_token: record
                         .and_then(|r| r.id_token)
@@ -337,7 +452,7 @@ impl Sessions {
 
     /// End every session matching `filter` (back-channel logout, the CLI);
     /// how many. Nothing to do for stateless cookies.
-    pub async fn revoke(&self, filter: &Filter) -> Result<usize, StoreError> {
+    pub async fn revoke(&self, filter: &Filter, reason: EndReason) -> Result<usize, StoreError> {
         match &self.backend {
             Backend::Cookie => Ok(0),
             Backend::Store { store, cache } => {
@@ -345,8 +460,18 @@ impl Sessions {
                 for k in &keys {
                     cache.invalidate(k);
                 }
+                self.events.ended(reason, keys.len());
                 Ok(keys.len())
             }
+        }
+    }
+
+    /// Record a logout token's `jti` until `until`; false when it was seen
+    /// before (a replay). Without a store there is nothing to record.
+    pub async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+        match &self.backend {
+            Backend::Cookie => Ok(true),
+            Backend::Store { store, .. } => store.claim_jti(jti, until).await,
         }
     }
 

@@ -7,14 +7,14 @@ use dev_idp::{Fault, SigningAlg};
 
 use crate::common::*;
 
-fn enc(s: &str) -> String {
+pub(crate) fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
 const RD: &str = "https://app.example.test/dash/board?tab=2&x=%2F";
 
 /// The session cookie(s) a response sets, as a `Cookie:` header value.
-fn session_cookie(r: &reqwest::Response) -> Option<String> {
+pub(crate) fn session_cookie(r: &reqwest::Response) -> Option<String> {
     let parts: Vec<String> = r
         .headers()
         .get_all("set-cookie")
@@ -41,7 +41,12 @@ fn flow_cookie(r: &reqwest::Response) -> String {
 }
 
 /// /login → provider approval as `user` → the callback URL (not yet requested).
-async fn to_callback(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -> String {
+pub(crate) async fn to_callback(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    rd: &str,
+) -> String {
     let r = b
         .get(app.url(&format!("/login?rd={}", enc(rd))))
         .send()
@@ -68,12 +73,17 @@ async fn to_callback(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -
     location(&r)
 }
 
-async fn sign_in(app: &TestApp, b: &reqwest::Client, user: &str, rd: &str) -> reqwest::Response {
+pub(crate) async fn sign_in(
+    app: &TestApp,
+    b: &reqwest::Client,
+    user: &str,
+    rd: &str,
+) -> reqwest::Response {
     let cb = to_callback(app, b, user, rd).await;
     b.get(cb).send().await.unwrap()
 }
 
-async fn whoami(app: &TestApp, b: &reqwest::Client) -> Option<String> {
+pub(crate) async fn whoami(app: &TestApp, b: &reqwest::Client) -> Option<String> {
     let r = b.get(app.url("/whoami")).send().await.unwrap();
     if r.status() != 200 {
         return None;

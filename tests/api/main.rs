@@ -13,3 +13,4 @@ mod common;
 mod forward_auth;
 mod login;
 mod misc;
+mod store;

@@ -113,16 +113,20 @@ pub enum Filter {
     Subject(String),
     /// The sessions of a provider session (`sid`).
     ProviderSession(String),
+    /// The session whose key starts with these hex digits (at least 8; the
+    /// short id `pocketgate sessions list` shows).
+    Id(String),
 }
 
 impl Filter {
-    /// Whether a record matches.
-    pub fn matches(&self, r: &Record) -> bool {
+    /// Whether the session under `key` matches.
+    pub fn matches(&self, key: &StoreKey, r: &Record) -> bool {
         match self {
             Filter::All => true,
             Filter::User(u) => r.identity.user == *u,
             Filter::Subject(s) => r.identity.subject == *s,
             Filter::ProviderSession(sid) => r.sid.as_deref() == Some(sid.as_str()),
+            Filter::Id(prefix) => key.as_str().starts_with(&prefix.to_ascii_lowercase()),
         }
     }
 }
@@ -172,10 +176,11 @@ impl Store {
         }
     }
 
-    /// The session of this key, if present and not expired at `now`.
-    pub async fn get(&self, key: &StoreKey, now: u64) -> Result<Option<Record>, StoreError> {
+    /// The session of this key, if present (possibly expired: the caller
+    /// checks `expires`, so that it can count and remove ended sessions).
+    pub async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self {
-            Store::Embedded(e) => e.get(key, now).await,
+            Store::Embedded(e) => e.get(key).await,
         }
     }
 

@@ -1,0 +1,135 @@
+//! `POST /backchannel-logout`: OIDC Back-Channel Logout 1.0. The provider
+//! posts a signed `logout_token`; once it verifies (`oidc::logout`) and its
+//! `jti` was never seen, the sessions of its `sid` end (else those of its
+//! `sub`). 200 on success; 400 with the reason otherwise; 503 when the
+//! provider's keys or the session store cannot be reached (the provider may
+//! retry). Every answer carries `Cache-Control: no-store`.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use serde::Deserialize;
+
+use super::respond::no_store;
+use super::{now, AppState};
+use crate::oidc::logout::{LogoutTokenError, MAX_AGE};
+use crate::session::store::Filter;
+use crate::session::EndReason;
+
+/// Largest form body accepted (a logout token is at most 16 KiB).
+pub(super) const MAX_BODY: usize = 32 * 1024;
+
+#[derive(Deserialize)]
+pub(super) struct LogoutForm {
+    logout_token: Option<String>,
+}
+
+fn answer(status: StatusCode, error: Option<(&str, String)>) -> HttpResponse {
+    let mut b = no_store(HttpResponse::build(status));
+    match error {
+        None => b.finish(),
+        Some((code, description)) => b.json(serde_json::json!({
+            "error": code,
+            "error_description": description,
+        })),
+    }
+}
+
+pub(super) async fn backchannel_logout(
+    state: web::Data<AppState>,
+    form: web::Form<LogoutForm>,
+) -> HttpResponse {
+    let Some(token) = form.logout_token.as_deref().filter(|t| !t.is_empty()) else {
+        return answer(
+            StatusCode::BAD_REQUEST,
+            Some(("invalid_request", "no logout_token".into())),
+        );
+    };
+    if state.sessions.store().is_none() {
+        tracing::warn!(
+            "back-channel logout received, but session.store = \"cookie\" keeps nothing to end"
+        );
+        return answer(
+            StatusCode::BAD_REQUEST,
+            Some((
+                "invalid_request",
+                "this relying party keeps stateless sessions (session.store = cookie) and cannot end them".into(),
+            )),
+        );
+    }
+    let now = now();
+    let claims = match state.provider.verify_logout_token(token, now).await {
+        Ok(c) => c,
+        Err(e @ (LogoutTokenError::NotReady | LogoutTokenError::KeysUnavailable)) => {
+            tracing::warn!(error = %e, "back-channel logout: cannot verify now");
+            return answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(("temporarily_unavailable", e.to_string())),
+            );
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "back-channel logout: logout token refused");
+            return answer(
+                StatusCode::BAD_REQUEST,
+                Some(("invalid_request", e.to_string())),
+            );
+        }
+    };
+    let result = async {
+        let until = now + MAX_AGE.as_secs() + 120;
+        if !state.sessions.claim_jti(&claims.jti, until).await? {
+            return Ok(None);
+        }
+        let mut ended = 0;
+        if let Some(sid) = &claims.sid {
+            ended = state
+                .sessions
+                .revoke(
+                    &Filter::ProviderSession(sid.clone()),
+                    EndReason::BackChannel,
+                )
+                .await?;
+        }
+        // No session carries that sid (or the token names none): end the subject's.
+        if ended == 0 {
+            if let Some(sub) = &claims.sub {
+                ended = state
+                    .sessions
+                    .revoke(&Filter::Subject(sub.clone()), EndReason::BackChannel)
+                    .await?;
+            }
+        }
+        Ok::<_, crate::session::store::StoreError>(Some(ended))
+    }
+    .await;
+    match result {
+        Ok(Some(ended)) => {
+            tracing::info!(
+                sub = claims.sub.as_deref().unwrap_or(""),
+                sid = claims.sid.as_deref().unwrap_or(""),
+                ended,
+                "back-channel logout"
+            );
+            answer(StatusCode::OK, None)
+        }
+        Ok(None) => {
+            tracing::warn!(jti = %claims.jti, "back-channel logout: replayed logout token");
+            answer(
+                StatusCode::BAD_REQUEST,
+                Some((
+                    "invalid_request",
+                    "this logout token (jti) was already used".into(),
+                )),
+            )
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "back-channel logout: session store unavailable");
+            answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some((
+                    "temporarily_unavailable",
+                    "the session store is unavailable".into(),
+                )),
+            )
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! Sessions kept on the server (`session.store = "embedded"`): what a store
+//! makes possible that a stateless cookie cannot.
+
+use crate::common::*;
+use crate::login::{session_cookie, sign_in};
+use pocketgate::session::store::Filter;
+use pocketgate::session::EndReason;
+
+const RD: &str = "https://app.example.test/after";
+
+async fn spawn_embedded() -> TestApp {
+    spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"\n".into(),
+        ..Options::default()
+    })
+    .await
+}
+
+/// Ask /forward-auth about app.example.test (policy users) with this cookie.
+async fn allowed(app: &TestApp, cookie: &str) -> u16 {
+    ask(
+        app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", cookie)],
+    )
+    .await
+    .status()
+    .as_u16()
+}
+
+#[actix_web::test]
+async fn the_cookie_holds_only_a_sealed_id_under_200_bytes() {
+    let app = spawn_embedded().await;
+    let b = browser();
+    let r = sign_in(&app, &b, "alice", RD).await;
+    assert_eq!(r.status(), 302);
+    let cookie = session_cookie(&r).expect("a session cookie");
+    assert!(
+        !cookie.contains(';'),
+        "one cookie, no chunks, no ID-token cookie: {cookie}"
+    );
+    assert!(cookie.len() < 200, "{} bytes: {cookie}", cookie.len());
+    assert_eq!(allowed(&app, &cookie).await, 200);
+    // The store holds the session, keyed by a hash of the id: the cookie's
+    // value appears nowhere in it, and its tokens are sealed.
+    let store = app.state.sessions.store().unwrap();
+    let list = store.list(&Filter::All, now()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    let (key, record) = &list[0];
+    assert_eq!(record.identity.user, "alice");
+    let value = cookie.split_once('=').unwrap().1;
+    assert!(!key.as_str().contains(value));
+    let id_token = record
+        .id_token
+        .as_deref()
+        .expect("the ID token is kept for logout");
+    assert!(!id_token.starts_with("eyJ"), "sealed, not a raw JWT");
+}
+
+#[actix_web::test]
+async fn logout_ends_the_session_so_a_copied_cookie_stops_working() {
+    let app = spawn_embedded().await;
+    let b = browser();
+    let r = sign_in(&app, &b, "alice", RD).await;
+    let copied = session_cookie(&r).unwrap();
+    assert_eq!(allowed(&app, &copied).await, 200);
+    let r = b.get(app.url("/logout")).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let end = location(&r);
+    assert!(
+        end.contains("id_token_hint="),
+        "the ID token came back from the store: {end}"
+    );
+    // The copy still has the exact bytes of the cookie: the server refuses it.
+    assert_eq!(
+        allowed(&app, &copied).await,
+        401,
+        "a copied cookie after logout must be refused"
+    );
+    let r = client()
+        .get(app.url("/whoami"))
+        .header("Cookie", &copied)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
+
+#[actix_web::test]
+async fn revoking_a_user_ends_every_session_of_theirs_and_no_other() {
+    let app = spawn_embedded().await;
+    let (a1, a2, c) = (browser(), browser(), browser());
+    let alice1 = session_cookie(&sign_in(&app, &a1, "alice", RD).await).unwrap();
+    let alice2 = session_cookie(&sign_in(&app, &a2, "alice", RD).await).unwrap();
+    let bob = session_cookie(&sign_in(&app, &c, "bob", RD).await).unwrap();
+    let ended = app
+        .state
+        .sessions
+        .revoke(&Filter::User("alice".into()), EndReason::Revoke)
+        .await
+        .unwrap();
+    assert_eq!(ended, 2);
+    assert_eq!(allowed(&app, &alice1).await, 401);
+    assert_eq!(allowed(&app, &alice2).await, 401);
+    assert_eq!(allowed(&app, &bob).await, 200);
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pocketgate_sessions_ended_total{reason=\"revoke\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pocketgate_sessions_created_total 3"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn sessions_survive_a_restart_of_pocketgate() {
+    let dir = tempfile::tempdir().unwrap();
+    let session = format!(
+        "store = \"embedded\"\nstate_dir = {:?}\n",
+        dir.path().display().to_string()
+    );
+    let first = spawn(Options {
+        idp: true,
+        session: session.clone(),
+        ..Options::default()
+    })
+    .await;
+    let b = browser();
+    let cookie = session_cookie(&sign_in(&first, &b, "alice", RD).await).unwrap();
+    assert_eq!(allowed(&first, &cookie).await, 200);
+    drop(first);
+    // A new process on the same state_dir: same secret, same store file.
+    let second = spawn(Options {
+        session,
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(allowed(&second, &cookie).await, 200);
+    let r = client()
+        .get(second.url("/whoami"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.text().await.unwrap().contains("\"user\":\"alice\""));
+}
+
+#[actix_web::test]
+async fn a_broken_store_is_a_503_never_a_login_loop_nor_an_allow() {
+    let app = spawn_embedded().await;
+    let b = browser();
+    let cookie = session_cookie(&sign_in(&app, &b, "alice", RD).await).unwrap();
+    // Break the database under the running service (as a full or damaged disk would).
+    let file = app
+        .state_dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("sessions.sqlite3");
+    assert!(drop_sessions_table(&file), "could not break the store");
+
+    // Wait out the cache, then the signed-in request needs the store.
+    tokio::time::sleep(pocketgate::session::CACHE_TTL + std::time::Duration::from_millis(300))
+        .await;
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", &cookie), ("Accept", "text/html")],
+    )
+    .await;
+    assert_eq!(r.status(), 503, "{:?}", r.headers().get("location"));
+    assert!(
+        r.headers().get("location").is_none(),
+        "never a redirect to login"
+    );
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("session store"));
+    // Bypasses and trusted networks do not need the store.
+    let r = ask(&app, Ask::ForwardAuth, "open.example.test", "/api/x", &[]).await;
+    assert_eq!(r.status(), 200);
+    let r = client().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.text().await.unwrap().contains("session store"));
+}
+
+/// Drop the sessions table through a second connection to the file.
+fn drop_sessions_table(file: &std::path::Path) -> bool {
+    std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DROP TABLE sessions'); c.commit()")
+        .arg(file)
+        .status()
+        .is_ok_and(|s| s.success())
+}
