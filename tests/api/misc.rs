@@ -346,6 +346,8 @@ fn serve_logs_json_lines_and_stops_gracefully_on_sigterm() {
     let mut child = bin()
         .args(["serve", "-c"])
         .arg(&path)
+        // The embedded store's default ./pocketgate-state lands in the temporary directory.
+        .current_dir(dir.path())
         .env("POCKETGATE_SESSION__SECRET", "s".repeat(32))
         .env_remove("RUST_LOG")
         .stderr(std::process::Stdio::piped())
