@@ -11,20 +11,16 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
-use super::keys::unsigned_token;
+use super::keys::{Forgery, JWT};
 use super::pages;
 use super::protocol::{
     self, authenticate_client, check_code_verifier, random_token, user_claims,
     validate_authorization, AuthorizationRequest, AuthorizeError, ErrorRedirect, Params,
-    TokenError, CODE_LIFETIME, TOKEN_LIFETIME,
+    TokenError, CODE_LIFETIME, TOKEN_LIFETIME, WRONG_AUDIENCE, WRONG_ISSUER,
 };
 use super::store::{CodeGrant, CodeRejection, TokenGrant};
 use super::{DevUser, Fault, Shared};
 
-/// The issuer put in ID tokens under [`Fault::WrongIssuer`].
-const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
-/// The audience put in ID tokens under [`Fault::WrongAudience`].
-const WRONG_AUDIENCE: &str = "some-other-client";
 /// The `type` claim Pocket ID puts in its ID tokens.
 const ID_TOKEN_TYPE: &str = "id-token";
 /// The `type` claim Pocket ID puts in its OAuth access tokens.
@@ -435,36 +431,26 @@ async fn id_token(
     }
     let claims = Value::Object(claims);
 
-    let sign_error = |e: jsonwebtoken::errors::Error| {
-        TokenError::ServerError(format!("Cannot sign the ID token: {e}"))
-    };
-    let key_error = |e: super::DevIdpError| TokenError::ServerError(e.to_string());
+    let sign_error = |e: String| TokenError::ServerError(format!("Cannot sign the ID token: {e}"));
     let keys = &shared.keys;
-    match fault {
-        Some(Fault::WrongSignature) => keys
-            .impostor()
-            .await
-            .map_err(key_error)?
-            .sign(&claims)
-            .map_err(sign_error),
+    let forgery = match fault {
+        Some(Fault::WrongSignature) => Some(Forgery::WrongSignature),
+        Some(Fault::AlgNone) => Some(Forgery::AlgNone),
+        Some(Fault::Hs256WithPublicKey) => Some(Forgery::Hs256WithPublicKey),
         Some(Fault::UnknownKid) => {
             let token = keys
                 .rotated()
                 .await
-                .map_err(key_error)?
+                .map_err(|e| sign_error(e.to_string()))?
                 .sign(&claims)
-                .map_err(sign_error)?;
+                .map_err(|e| sign_error(e.to_string()))?;
             // Published only now: a JWKS fetched before this token cannot know the key.
             keys.publish_rotated();
-            Ok(token)
+            return Ok(token);
         }
-        Some(Fault::AlgNone) => Ok(unsigned_token(&claims)),
-        Some(Fault::Hs256WithPublicKey) => keys
-            .primary()
-            .sign_hs256_with_public_key(&claims)
-            .map_err(sign_error),
-        _ => keys.primary().sign(&claims).map_err(sign_error),
-    }
+        _ => None,
+    };
+    keys.sign(&claims, JWT, forgery).await.map_err(sign_error)
 }
 
 /// A 401 from `/userinfo`, RFC 6750 style.

@@ -31,6 +31,11 @@ const SUPPORTED_CLAIMS: [&str; 12] = [
     "amr",
 ];
 
+/// The issuer put in forged tokens ([`super::Fault::WrongIssuer`]).
+pub(super) const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
+/// The audience put in forged tokens ([`super::Fault::WrongAudience`]).
+pub(super) const WRONG_AUDIENCE: &str = "some-other-client";
+
 pub(super) use kit::{random_token, unix_now as now};
 
 /// The discovery document, built once at start.
