@@ -17,11 +17,36 @@
 //! only with the `email` scope, the profile claims only with `profile`, and `groups` only with
 //! `groups`.
 //!
+//! # Refresh tokens
+//!
+//! When the authorization request's scope includes `offline_access`, the code exchange also
+//! returns a `refresh_token` (256 random bits, valid 30 days like Pocket ID's default).
+//! `POST /api/oidc/token` with `grant_type=refresh_token` (client authentication as for the
+//! code) returns a new access token, a new ID token — fresh `iat`/`exp`, the user's *current*
+//! claims for the originally granted scopes (or the subset named by a `scope` parameter), the
+//! original `auth_time` and `sid`, no `nonce` — and a new refresh token. Rotation is strict:
+//! the presented refresh token, and the access tokens issued before in the same login, are
+//! revoked at once. Presenting a rotated refresh token again is `invalid_grant` **and revokes
+//! the whole family** — every refresh and access token descending from that login — like
+//! Pocket ID; a reused authorization code does the same. An unknown, expired or revoked refresh
+//! token, or one of a disabled user, is `400 {"error":"invalid_grant"}`. The ID-token faults
+//! apply to the ID tokens of the refresh grant too.
+//!
+//! Tests change users while the provider runs ([`DevIdp::set_groups`], [`DevIdp::set_email`],
+//! [`DevIdp::set_name`], [`DevIdp::disable_user`], [`DevIdp::revoke_refresh_tokens`]); every
+//! claim issued afterwards (refresh, userinfo) reflects the change.
+//!
+//! # Sessions
+//!
+//! Every sign-in is a new login session with a random `sid`, carried by the ID tokens of that
+//! login (refreshed ones included); [`DevIdp::sessions`] lists a user's.
+//!
 //! What it is **not**: an identity provider for anything real. There is no authentication at
 //! all — whoever reaches the port can sign in as any configured user — so it refuses to listen
-//! on anything but a loopback address. It has exactly one client, no refresh tokens, no consent,
-//! no provider-side sessions (every `/authorize` shows the user picker), keeps its state in
-//! memory and generates a fresh signing key at every start.
+//! on anything but a loopback address. It has exactly one client, no consent, no token
+//! introspection or revocation endpoint, no single sign-on (every `/authorize` shows the user
+//! picker and starts a new session; `prompt=none` always fails), keeps its state in memory and
+//! generates a fresh signing key at every start.
 //!
 //! Tests that do not want to parse the picker page approve directly:
 //! `GET /authorize/approve?user=<username>&<the authorization request's query parameters>`
@@ -178,11 +203,13 @@ impl Default for DevIdpConfig {
 }
 
 /// A misbehaviour for tests, switched on with [`DevIdp::set_fault`]. ID-token faults apply to
-/// tokens issued at `/api/oidc/token` while the fault is set.
+/// tokens issued at `/api/oidc/token` while the fault is set, by the code exchange and the
+/// refresh grant alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Every endpoint answers 503, as if the provider were down.
+    /// Every endpoint answers 503, as if the provider were down. Token requests (code exchange
+    /// and refresh) are not processed: the code or refresh token sent stays usable.
     Unavailable,
     /// The ID token is signed by a different key that carries the real key's `kid`.
     WrongSignature,
@@ -210,6 +237,11 @@ pub enum Fault {
     /// Pocket ID client restricted to groups the user is not in.
     DenyAuthorize,
 }
+
+/// A username that is not configured at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the development identity provider has no user {0:?}")]
+pub struct UnknownUser(pub String);
 
 /// Why the development identity provider could not start.
 #[derive(Debug, thiserror::Error)]
@@ -247,11 +279,18 @@ struct Client {
     post_logout_redirect_uris: Vec<String>,
 }
 
+/// A user as the provider knows it now: as configured, changed since, maybe disabled.
+#[derive(Debug, Clone)]
+struct UserState {
+    user: DevUser,
+    disabled: bool,
+}
+
 /// Everything the handlers share: immutable configuration plus the few pieces of mutable state.
 struct Shared {
     issuer: String,
     client: Client,
-    users: Vec<DevUser>,
+    users: RwLock<Vec<UserState>>,
     keys: KeyRing,
     discovery: web::Bytes,
     store: Mutex<Store>,
@@ -271,8 +310,36 @@ impl Shared {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn user(&self, username: &str) -> Option<&DevUser> {
-        self.users.iter().find(|u| u.username == username)
+    /// The user's current state (a copy: no lock is held afterwards).
+    fn user(&self, username: &str) -> Option<UserState> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|u| u.user.username == username)
+            .cloned()
+    }
+
+    /// Every user's current state, in configuration order.
+    fn users(&self) -> Vec<UserState> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update_user(
+        &self,
+        username: &str,
+        change: impl FnOnce(&mut UserState),
+    ) -> Result<(), UnknownUser> {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        let user = users
+            .iter_mut()
+            .find(|u| u.user.username == username)
+            .ok_or_else(|| UnknownUser(username.to_owned()))?;
+        change(user);
+        Ok(())
     }
 }
 
@@ -339,7 +406,16 @@ impl DevIdp {
                 redirect_uris: config.redirect_uris,
                 post_logout_redirect_uris: config.post_logout_redirect_uris,
             },
-            users: config.users,
+            users: RwLock::new(
+                config
+                    .users
+                    .into_iter()
+                    .map(|user| UserState {
+                        user,
+                        disabled: false,
+                    })
+                    .collect(),
+            ),
             keys,
             discovery: web::Bytes::from(discovery.to_string()),
             store: Mutex::new(Store::default()),
@@ -421,6 +497,109 @@ impl DevIdp {
         url.set_path("/authorize/approve");
         url.query_pairs_mut().append_pair("user", username);
         Some(url.into())
+    }
+
+    /// Replaces the user's groups (sent as `groups` from now on).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_groups<I, S>(&self, username: &str, groups: I) -> Result<(), UnknownUser>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let groups: Vec<String> = groups.into_iter().map(Into::into).collect();
+        tracing::info!(
+            user = username,
+            ?groups,
+            "development identity provider: groups set"
+        );
+        self.shared
+            .update_user(username, |u| u.user.groups = groups)
+    }
+
+    /// Replaces the user's `email` and `email_verified`.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_email(
+        &self,
+        username: &str,
+        email: &str,
+        verified: bool,
+    ) -> Result<(), UnknownUser> {
+        self.shared.update_user(username, |u| {
+            u.user.email = email.to_owned();
+            u.user.email_verified = verified;
+        })
+    }
+
+    /// Replaces the user's display name (`name`, `given_name`, `family_name`).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_name(&self, username: &str, name: &str) -> Result<(), UnknownUser> {
+        self.shared
+            .update_user(username, |u| u.user.name = name.to_owned())
+    }
+
+    /// Disables the user, like an administrator can in Pocket ID: signing in is refused (the
+    /// picker shows the user as disabled, approving answers 403 and the application is not
+    /// contacted), and the user's codes, refresh tokens and access tokens are refused
+    /// (`invalid_grant` at the token endpoint, 401 at userinfo). Nothing is deleted:
+    /// [`DevIdp::enable_user`] makes the unexpired ones usable again.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn disable_user(&self, username: &str) -> Result<(), UnknownUser> {
+        tracing::info!(
+            user = username,
+            "development identity provider: user disabled"
+        );
+        self.shared.update_user(username, |u| u.disabled = true)
+    }
+
+    /// Undoes [`DevIdp::disable_user`].
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn enable_user(&self, username: &str) -> Result<(), UnknownUser> {
+        self.shared.update_user(username, |u| u.disabled = false)
+    }
+
+    /// Revokes every refresh token of the user, as Pocket ID does when the user's
+    /// authorization of the client is revoked: refreshing is `invalid_grant` from now on.
+    /// Access tokens stay valid until they expire; sessions stay listed by
+    /// [`DevIdp::sessions`]. Returns how many refresh tokens were still usable.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn revoke_refresh_tokens(&self, username: &str) -> Result<usize, UnknownUser> {
+        if self.shared.user(username).is_none() {
+            return Err(UnknownUser(username.to_owned()));
+        }
+        let revoked = self
+            .shared
+            .store()
+            .revoke_refresh_tokens(username, protocol::now());
+        tracing::info!(
+            user = username,
+            revoked,
+            "development identity provider: refresh tokens revoked"
+        );
+        Ok(revoked)
+    }
+
+    /// The `sid`s of the user's live sessions, oldest first: one per sign-in whose code was
+    /// redeemed, for 30 days.
+    pub fn sessions(&self, username: &str) -> Vec<String> {
+        self.shared.store().sessions_of(username, protocol::now())
     }
 
     /// Stops accepting connections, finishes in-flight requests (for at most a second) and

@@ -2,6 +2,8 @@
 //! loopback port and talks to it over HTTP, verifying ID tokens against the served JWKS the way
 //! a relying party would.
 
+use std::time::Duration;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::errors::ErrorKind;
@@ -138,12 +140,40 @@ enum Auth<'a> {
 }
 
 async fn redeem(idp: &DevIdp, auth: Auth<'_>, code: &str, verifier: &str) -> reqwest::Response {
+    token_request(
+        idp,
+        auth,
+        vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", CALLBACK),
+            ("code_verifier", verifier),
+        ],
+    )
+    .await
+}
+
+/// The refresh token grant; `extra` adds form parameters (`scope`).
+async fn refresh(
+    idp: &DevIdp,
+    auth: Auth<'_>,
+    refresh_token: &str,
+    extra: &[(&str, &str)],
+) -> reqwest::Response {
     let mut form = vec![
-        ("grant_type", "authorization_code"),
-        ("code", code),
-        ("redirect_uri", CALLBACK),
-        ("code_verifier", verifier),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
     ];
+    form.extend_from_slice(extra);
+    token_request(idp, auth, form).await
+}
+
+/// A POST to the token endpoint with `form`, authenticated as `auth` says.
+async fn token_request(
+    idp: &DevIdp,
+    auth: Auth<'_>,
+    mut form: Vec<(&str, &str)>,
+) -> reqwest::Response {
     let mut request = http().post(format!("{}/api/oidc/token", idp.issuer()));
     match auth {
         Auth::Basic(secret) => {
@@ -276,11 +306,11 @@ async fn discovery_advertises_what_pocket_id_does() {
     );
     assert_eq!(
         d["scopes_supported"],
-        serde_json::json!(["openid", "profile", "email", "groups"])
+        serde_json::json!(["openid", "profile", "email", "groups", "offline_access"])
     );
     assert_eq!(
         d["grant_types_supported"],
-        serde_json::json!(["authorization_code"])
+        serde_json::json!(["authorization_code", "refresh_token"])
     );
     assert_eq!(d["authorization_response_iss_parameter_supported"], true);
     let claims = d["claims_supported"].as_array().expect("claims_supported");
@@ -392,6 +422,14 @@ async fn confidential_client_with_basic_auth_completes_the_code_flow() {
     );
     assert_eq!(exp - iat, 3600);
     assert!(claims["auth_time"].as_u64().is_some_and(|t| t <= iat));
+    assert!(
+        claims["sid"].as_str().is_some_and(|sid| sid.len() >= 22),
+        "a per-login sid of at least 128 bits"
+    );
+    assert!(
+        tokens.get("refresh_token").is_none(),
+        "no offline_access, no refresh token"
+    );
     idp.stop().await;
 }
 
@@ -530,7 +568,7 @@ async fn malformed_token_requests_are_refused() {
         ),
         (
             "application/x-www-form-urlencoded",
-            "grant_type=refresh_token",
+            "grant_type=password",
             "unsupported_grant_type",
         ),
         (
@@ -1219,4 +1257,304 @@ async fn healthz_unknown_paths_and_stop() {
         .send()
         .await
         .is_err());
+}
+
+const OFFLINE_SCOPES: &str = "openid profile email groups offline_access";
+
+fn refresh_token_of(tokens: &Value) -> String {
+    tokens["refresh_token"]
+        .as_str()
+        .expect("refresh_token")
+        .to_owned()
+}
+
+/// The status and OAuth `error` of a refused token request.
+async fn token_error(response: reqwest::Response) -> (StatusCode, String) {
+    let status = response.status();
+    let body: Value = response.json().await.expect("JSON error");
+    let error = body["error"].as_str().unwrap_or_default().to_owned();
+    (status, error)
+}
+
+fn invalid_grant() -> (StatusCode, String) {
+    (StatusCode::BAD_REQUEST, "invalid_grant".to_owned())
+}
+
+/// A successful refresh; returns the token response.
+async fn refreshed(idp: &DevIdp, auth: Auth<'_>, refresh_token: &str) -> Value {
+    let response = refresh(idp, auth, refresh_token, &[]).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
+    response.json().await.expect("token JSON")
+}
+
+#[actix_web::test]
+async fn refresh_rotates_and_a_reused_refresh_token_revokes_its_whole_login() {
+    let idp = start(Some(SECRET)).await;
+    let first = tokens(&idp, Auth::Basic(SECRET), "alice", OFFLINE_SCOPES).await;
+    assert_eq!(first["scope"], OFFLINE_SCOPES);
+    let r1 = refresh_token_of(&first);
+    assert_eq!(
+        URL_SAFE_NO_PAD.decode(&r1).expect("base64url").len(),
+        32,
+        "256 random bits"
+    );
+    let before = verify(&idp, id_token_of(&first)).await.expect("ID token");
+    // Another login of the same user: a family of its own.
+    let other = tokens(&idp, Auth::Basic(SECRET), "alice", OFFLINE_SCOPES).await;
+    // Let the clock tick, so a fresh `iat` shows.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let second = refreshed(&idp, Auth::Basic(SECRET), &r1).await;
+    let r2 = refresh_token_of(&second);
+    assert_ne!(r1, r2, "rotated");
+    assert_eq!(second["token_type"], "Bearer");
+    assert_eq!(second["expires_in"], 3600);
+    assert_eq!(second["scope"], OFFLINE_SCOPES);
+    assert_ne!(second["access_token"], first["access_token"]);
+    let after = verify(&idp, id_token_of(&second))
+        .await
+        .expect("the refreshed ID token verifies");
+    assert_eq!(after["sub"], alice().subject());
+    assert_eq!(after["sid"], before["sid"], "same login, same sid");
+    assert_eq!(after["auth_time"], before["auth_time"]);
+    assert!(after.get("nonce").is_none(), "no nonce at refresh");
+    let (iat, exp) = (
+        after["iat"].as_u64().expect("iat"),
+        after["exp"].as_u64().expect("exp"),
+    );
+    assert!(before["iat"].as_u64().is_some_and(|old| iat > old));
+    assert_eq!(exp - iat, 3600);
+    assert_eq!(after["groups"], serde_json::json!(["admins", "users"]));
+    assert_eq!(after["email"], "alice@example.test");
+    assert_eq!(after["preferred_username"], "alice");
+    // The rotation revoked the access token issued before it.
+    let old_access = first["access_token"].as_str();
+    let new_access = second["access_token"].as_str();
+    assert_eq!(
+        userinfo(&idp, old_access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(userinfo(&idp, new_access).await.status(), StatusCode::OK);
+
+    // The rotated token is refused, and its reuse revokes everything issued since.
+    let reuse = refresh(&idp, Auth::Basic(SECRET), &r1, &[]).await;
+    assert_eq!(token_error(reuse).await, invalid_grant());
+    let successor = refresh(&idp, Auth::Basic(SECRET), &r2, &[]).await;
+    assert_eq!(token_error(successor).await, invalid_grant());
+    assert_eq!(
+        userinfo(&idp, new_access).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // The other login is untouched.
+    let other = refreshed(&idp, Auth::Basic(SECRET), &refresh_token_of(&other)).await;
+    assert!(verify(&idp, id_token_of(&other)).await.is_ok());
+
+    let unknown = refresh(&idp, Auth::Basic(SECRET), "no-such-token", &[]).await;
+    assert_eq!(token_error(unknown).await, invalid_grant());
+    let missing = token_request(
+        &idp,
+        Auth::Basic(SECRET),
+        vec![("grant_type", "refresh_token")],
+    )
+    .await;
+    assert_eq!(
+        token_error(missing).await,
+        (StatusCode::BAD_REQUEST, "invalid_request".to_owned())
+    );
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn refresh_authenticates_the_client_like_the_code_grant() {
+    let idp = start(Some(SECRET)).await;
+    let issued = tokens(&idp, Auth::Post(SECRET), "bob", OFFLINE_SCOPES).await;
+    let mut token = refresh_token_of(&issued);
+    for auth in [Auth::Basic("wrong"), Auth::Post("wrong"), Auth::Public] {
+        let response = refresh(&idp, auth, &token, &[]).await;
+        assert!(response.headers().contains_key(WWW_AUTHENTICATE));
+        assert_eq!(
+            token_error(response).await,
+            (StatusCode::UNAUTHORIZED, "invalid_client".to_owned())
+        );
+    }
+    // Refused client authentication consumed nothing.
+    for auth in [Auth::Basic(SECRET), Auth::Post(SECRET)] {
+        token = refresh_token_of(&refreshed(&idp, auth, &token).await);
+    }
+    idp.stop().await;
+
+    let idp = start(None).await;
+    let issued = tokens(&idp, Auth::Public, "carol", OFFLINE_SCOPES).await;
+    let token = refresh_token_of(&issued);
+    let response = refresh(&idp, Auth::Post("guess"), &token, &[]).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let refreshed = refreshed(&idp, Auth::Public, &token).await;
+    assert!(verify(&idp, id_token_of(&refreshed)).await.is_ok());
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn refresh_may_narrow_the_scopes_but_never_widen_them() {
+    let idp = start(None).await;
+    let issued = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    let narrowed = refresh(
+        &idp,
+        Auth::Public,
+        &refresh_token_of(&issued),
+        &[("scope", "openid email")],
+    )
+    .await;
+    assert_eq!(narrowed.status(), StatusCode::OK);
+    let narrowed: Value = narrowed.json().await.expect("token JSON");
+    assert_eq!(narrowed["scope"], "openid email");
+    let claims = verify(&idp, id_token_of(&narrowed))
+        .await
+        .expect("ID token");
+    assert_eq!(claims["email"], "alice@example.test");
+    assert!(claims.get("groups").is_none());
+    // The rotated refresh token keeps the original grant.
+    let full = refreshed(&idp, Auth::Public, &refresh_token_of(&narrowed)).await;
+    assert_eq!(full["scope"], OFFLINE_SCOPES);
+
+    let small = tokens(&idp, Auth::Public, "alice", "openid offline_access").await;
+    let token = refresh_token_of(&small);
+    let widened = refresh(&idp, Auth::Public, &token, &[("scope", "openid groups")]).await;
+    assert_eq!(
+        token_error(widened).await,
+        (StatusCode::BAD_REQUEST, "invalid_scope".to_owned())
+    );
+    refreshed(&idp, Auth::Public, &token).await;
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn user_changes_show_in_refreshed_id_tokens_and_userinfo() {
+    let idp = start(None).await;
+    let issued = tokens(&idp, Auth::Public, "bob", OFFLINE_SCOPES).await;
+    idp.set_groups("bob", ["users", "admins"])
+        .expect("bob exists");
+    idp.set_email("bob", "robert@example.test", false)
+        .expect("bob exists");
+    idp.set_name("bob", "Robert Brennan-Smith")
+        .expect("bob exists");
+
+    let info: Value = userinfo(&idp, issued["access_token"].as_str())
+        .await
+        .json()
+        .await
+        .expect("userinfo");
+    let refreshed = refreshed(&idp, Auth::Public, &refresh_token_of(&issued)).await;
+    let claims = verify(&idp, id_token_of(&refreshed))
+        .await
+        .expect("ID token");
+    for claims in [&info, &claims] {
+        assert_eq!(claims["groups"], serde_json::json!(["users", "admins"]));
+        assert_eq!(claims["email"], "robert@example.test");
+        assert_eq!(claims["email_verified"], false);
+        assert_eq!(claims["name"], "Robert Brennan-Smith");
+        assert_eq!(claims["given_name"], "Robert");
+        assert_eq!(claims["family_name"], "Brennan-Smith");
+        assert_eq!(claims["sub"], default_users()[1].subject());
+    }
+    idp.set_groups("bob", Vec::<String>::new())
+        .expect("bob exists");
+    let emptied = refreshed_groups(&idp, &refresh_token_of(&refreshed)).await;
+    assert_eq!(emptied, serde_json::json!([]));
+
+    let nobody = || Err(UnknownUser("nobody".to_owned()));
+    assert_eq!(idp.set_groups("nobody", ["admins"]), nobody());
+    assert_eq!(idp.set_email("nobody", "n@example.test", true), nobody());
+    assert_eq!(idp.set_name("nobody", "No Body"), nobody());
+    assert_eq!(idp.disable_user("nobody"), nobody());
+    assert_eq!(idp.enable_user("nobody"), nobody());
+    assert_eq!(
+        idp.revoke_refresh_tokens("nobody"),
+        Err(UnknownUser("nobody".to_owned()))
+    );
+    idp.stop().await;
+}
+
+/// The `groups` of the ID token a refresh returns.
+async fn refreshed_groups(idp: &DevIdp, refresh_token: &str) -> Value {
+    let tokens = refreshed(idp, Auth::Public, refresh_token).await;
+    let claims = verify(idp, id_token_of(&tokens)).await.expect("ID token");
+    claims["groups"].clone()
+}
+
+#[actix_web::test]
+async fn a_disabled_user_can_neither_sign_in_nor_refresh() {
+    let idp = start(None).await;
+    let issued = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    let token = refresh_token_of(&issued);
+    let pkce = pkce();
+    let pending = code_for(&idp, "alice", OFFLINE_SCOPES, &pkce).await;
+
+    idp.disable_user("alice").expect("alice exists");
+    let refused = refresh(&idp, Auth::Public, &token, &[]).await;
+    assert_eq!(token_error(refused).await, invalid_grant());
+    let refused = redeem(&idp, Auth::Public, &pending, &pkce.verifier).await;
+    assert_eq!(token_error(refused).await, invalid_grant());
+    assert_eq!(
+        userinfo(&idp, issued["access_token"].as_str())
+            .await
+            .status(),
+        StatusCode::UNAUTHORIZED
+    );
+
+    let url = authorize_url(&idp, OFFLINE_SCOPES, &self::pkce());
+    let approve = idp.approve_url(&url, "alice").expect("approve URL");
+    let response = http().get(approve).send().await.expect("approve");
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert!(!response.headers().contains_key(LOCATION));
+    let picker = http()
+        .get(&url)
+        .send()
+        .await
+        .expect("picker")
+        .text()
+        .await
+        .expect("page");
+    assert!(picker.contains("groups: admins, users · disabled"));
+    assert!(picker.contains("groups: users</span>"), "bob is not");
+    // Other users are not affected.
+    tokens(&idp, Auth::Public, "bob", OFFLINE_SCOPES).await;
+
+    // Nothing was deleted: enabling makes the refresh token work again.
+    idp.enable_user("alice").expect("alice exists");
+    refreshed(&idp, Auth::Public, &token).await;
+    idp.stop().await;
+}
+
+#[actix_web::test]
+async fn revoked_refresh_tokens_are_invalid_grant() {
+    let idp = start(None).await;
+    let first = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    let second = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    let bob = tokens(&idp, Auth::Public, "bob", OFFLINE_SCOPES).await;
+
+    assert_eq!(idp.revoke_refresh_tokens("alice"), Ok(2));
+    for issued in [&first, &second] {
+        let refused = refresh(&idp, Auth::Public, &refresh_token_of(issued), &[]).await;
+        assert_eq!(token_error(refused).await, invalid_grant());
+    }
+    refreshed(&idp, Auth::Public, &refresh_token_of(&bob)).await;
+    // Access tokens live until they expire.
+    assert_eq!(
+        userinfo(&idp, first["access_token"].as_str())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(idp.revoke_refresh_tokens("alice"), Ok(0));
+    // A new sign-in gets a working refresh token.
+    let again = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    refreshed(&idp, Auth::Public, &refresh_token_of(&again)).await;
+    idp.stop().await;
 }
