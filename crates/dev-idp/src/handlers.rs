@@ -1,4 +1,5 @@
-//! The actix-web side of the provider: routes, the [`Fault::Unavailable`] gate, and handlers
+//! The actix-web side of the provider: routes, the gate of the faults that take endpoints down
+//! ([`Fault::Unavailable`], [`Fault::TokenUnavailable`], [`Fault::TokenHangs`]), and handlers
 //! that parse a request, ask [`super::protocol`] and map the answer to a response.
 
 use std::collections::HashSet;
@@ -20,8 +21,11 @@ use super::protocol::{
     WRONG_ISSUER,
 };
 use super::store::{CodeGrant, RefreshGrant, Rejection, TokenGrant};
-use super::{DevUser, Fault, Shared};
+use super::{DevUser, Fault, Shared, TOKEN_HANG};
 
+/// The token endpoint's path, the one [`Fault::TokenUnavailable`] and [`Fault::TokenHangs`]
+/// take down.
+const TOKEN_PATH: &str = "/api/oidc/token";
 /// The `type` claim Pocket ID puts in its ID tokens.
 const ID_TOKEN_TYPE: &str = "id-token";
 /// The `type` claim Pocket ID puts in its OAuth access tokens.
@@ -39,7 +43,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/.well-known/jwks.json", web::get().to(jwks))
     .route("/authorize", web::get().to(authorize))
     .route("/authorize/approve", web::get().to(approve))
-    .route("/api/oidc/token", web::post().to(token))
+    .route(TOKEN_PATH, web::post().to(token))
     .route("/api/oidc/userinfo", web::get().to(userinfo))
     .route("/api/oidc/userinfo", web::post().to(userinfo))
     .route("/api/oidc/end-session", web::get().to(end_session))
@@ -47,21 +51,32 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
-/// Answers 503 to everything while [`Fault::Unavailable`] is set.
+/// Answers 503 to everything while [`Fault::Unavailable`] is set, and to the token endpoint
+/// while [`Fault::TokenUnavailable`] is, or after holding the request for [`TOKEN_HANG`] while
+/// [`Fault::TokenHangs`] is. Requests answered here never reach a handler.
 pub(super) async fn unavailable_gate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let down = req
-        .app_data::<Data>()
-        .is_some_and(|shared| shared.fault() == Some(Fault::Unavailable));
-    if down {
+    let fault = req.app_data::<Data>().and_then(|shared| shared.fault());
+    let token_endpoint = req.path() == TOKEN_PATH;
+    let down = match fault {
+        Some(Fault::Unavailable) => Some("Fault::Unavailable"),
+        Some(Fault::TokenUnavailable) if token_endpoint => Some("Fault::TokenUnavailable"),
+        Some(Fault::TokenHangs) if token_endpoint => {
+            tracing::debug!("token request held (Fault::TokenHangs)");
+            tokio::time::sleep(TOKEN_HANG).await;
+            Some("Fault::TokenHangs")
+        }
+        _ => None,
+    };
+    if let Some(fault) = down {
         let response = HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "1"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({
                 "error": "temporarily_unavailable",
-                "error_description": "The development identity provider is down (Fault::Unavailable)",
+                "error_description": format!("The development identity provider is down ({fault})"),
             }));
         return Ok(req.into_response(response).map_into_right_body());
     }

@@ -66,6 +66,7 @@ mod tests;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
@@ -202,6 +203,10 @@ impl Default for DevIdpConfig {
     }
 }
 
+/// How long [`Fault::TokenHangs`] holds a token request before answering: 30 seconds, long
+/// enough for any sensible client timeout to fire first, short enough to end on its own.
+pub const TOKEN_HANG: Duration = Duration::from_secs(30);
+
 /// A misbehaviour for tests, switched on with [`DevIdp::set_fault`]. ID-token faults apply to
 /// tokens issued at `/api/oidc/token` while the fault is set, by the code exchange and the
 /// refresh grant alike.
@@ -236,6 +241,15 @@ pub enum Fault {
     /// `/authorize` (and `/authorize/approve`) redirect back with `error=access_denied`, like a
     /// Pocket ID client restricted to groups the user is not in.
     DenyAuthorize,
+    /// `/api/oidc/token` answers 503 (`temporarily_unavailable`, as under
+    /// [`Fault::Unavailable`]) while every other endpoint works. The request is not processed:
+    /// the code or refresh token sent stays usable.
+    TokenUnavailable,
+    /// `/api/oidc/token` holds every request for [`TOKEN_HANG`] without answering, then answers
+    /// 503 as under [`Fault::TokenUnavailable`], so a client's timeout fires first. The request
+    /// is not processed: the code or refresh token sent stays usable. Other endpoints work;
+    /// clearing the fault does not release requests already held.
+    TokenHangs,
 }
 
 /// A username that is not configured at the provider.

@@ -1558,3 +1558,84 @@ async fn revoked_refresh_tokens_are_invalid_grant() {
     refreshed(&idp, Auth::Public, &refresh_token_of(&again)).await;
     idp.stop().await;
 }
+
+#[actix_web::test]
+async fn token_faults_take_down_only_the_token_endpoint_and_consume_nothing() {
+    let idp = start(None).await;
+    let issued = tokens(&idp, Auth::Public, "alice", OFFLINE_SCOPES).await;
+    let token = refresh_token_of(&issued);
+    let access = issued["access_token"].as_str();
+    let pkce = pkce();
+    let code = code_for(&idp, "alice", OFFLINE_SCOPES, &pkce).await;
+    let issuer = idp.issuer().to_owned();
+    let others_answer = || async {
+        for path in [
+            "/.well-known/openid-configuration",
+            "/.well-known/jwks.json",
+            "/healthz",
+        ] {
+            let response = http()
+                .get(format!("{issuer}{path}"))
+                .send()
+                .await
+                .expect("request");
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+        }
+        assert_eq!(userinfo(&idp, access).await.status(), StatusCode::OK);
+    };
+
+    for fault in [Fault::Unavailable, Fault::TokenUnavailable] {
+        idp.set_fault(Some(fault));
+        for response in [
+            refresh(&idp, Auth::Public, &token, &[]).await,
+            redeem(&idp, Auth::Public, &code, &pkce.verifier).await,
+        ] {
+            assert!(response.headers().contains_key("retry-after"));
+            assert_eq!(
+                token_error(response).await,
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable".to_owned()
+                ),
+                "{fault:?}"
+            );
+        }
+    }
+    // Only the token endpoint is down.
+    others_answer().await;
+    code_for(&idp, "bob", ALL_SCOPES, &self::pkce()).await;
+
+    idp.set_fault(Some(Fault::TokenHangs));
+    let impatient = reqwest::Client::builder()
+        .timeout(Duration::from_millis(500))
+        .build()
+        .expect("HTTP client");
+    let started = std::time::Instant::now();
+    let body = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "refresh_token"),
+            ("refresh_token", token.as_str()),
+            ("client_id", "pocketgate"),
+        ])
+        .finish();
+    let held = impatient
+        .post(format!("{issuer}/api/oidc/token"))
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await;
+    assert!(
+        held.as_ref().is_err_and(reqwest::Error::is_timeout),
+        "{held:?}"
+    );
+    assert!(started.elapsed() < TOKEN_HANG);
+    // The rest answers while a token request is held.
+    others_answer().await;
+
+    idp.set_fault(None);
+    // Neither the code nor the refresh token was consumed by the refused requests.
+    let redeemed = redeem(&idp, Auth::Public, &code, &pkce.verifier).await;
+    assert_eq!(redeemed.status(), StatusCode::OK);
+    refreshed(&idp, Auth::Public, &token).await;
+    idp.stop().await;
+}
