@@ -179,7 +179,8 @@ fn unsigned_token(claims: &Value, typ: &str) -> String {
     format!("{header}.{payload}.")
 }
 
-/// A way of signing a token wrongly, as the ID-token faults need.
+/// A way of signing a token wrongly, shared by the ID-token faults and the broken logout
+/// tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Forgery {
     /// Signed by the impostor key, which carries the primary key's `kid`.

@@ -36,10 +36,15 @@
 //! [`DevIdp::set_name`], [`DevIdp::disable_user`], [`DevIdp::revoke_refresh_tokens`]); every
 //! claim issued afterwards (refresh, userinfo) reflects the change.
 //!
-//! # Sessions
+//! # Sessions and back-channel logout
 //!
 //! Every sign-in is a new login session with a random `sid`, carried by the ID tokens of that
-//! login (refreshed ones included); [`DevIdp::sessions`] lists a user's.
+//! login (refreshed ones included). Discovery advertises `backchannel_logout_supported` and
+//! `backchannel_logout_session_supported`. With [`DevIdpConfig::backchannel_logout_uri`] set,
+//! [`DevIdp::backchannel_logout`] ends sessions and POSTs an OpenID Connect Back-Channel
+//! Logout 1.0 logout token for each to that URI; [`DevIdp::logout_token`] builds one — valid or
+//! broken in one chosen way ([`LogoutTokenFlaw`]) — without sending it, and
+//! [`DevIdp::send_logout_token`] posts any token.
 //!
 //! What it is **not**: an identity provider for anything real. There is no authentication at
 //! all — whoever reaches the port can sign in as any configured user — so it refuses to listen
@@ -58,6 +63,7 @@
 
 mod handlers;
 mod keys;
+mod logout;
 mod pages;
 mod protocol;
 mod store;
@@ -184,6 +190,10 @@ pub struct DevIdpConfig {
     /// `http://<internal_host>:<port>` instead of the issuer's host, like Pocket ID's
     /// `INTERNAL_APP_URL`. The provider still listens only on [`bind`](Self::bind).
     pub internal_host: Option<String>,
+    /// The client's back-channel logout URI (absolute, no fragment), where
+    /// [`DevIdp::backchannel_logout`] and [`DevIdp::send_logout_token`] POST logout tokens.
+    /// `None` (the default) registers none.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Default for DevIdpConfig {
@@ -199,6 +209,7 @@ impl Default for DevIdpConfig {
             users: default_users(),
             alg: SigningAlg::Rs256,
             internal_host: None,
+            backchannel_logout_uri: None,
         }
     }
 }
@@ -252,10 +263,100 @@ pub enum Fault {
     TokenHangs,
 }
 
+/// Who [`DevIdp::backchannel_logout`] logs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutTarget<'a> {
+    /// Every live session of the user with this username, oldest first.
+    User(&'a str),
+    /// The session with this `sid`.
+    Session(&'a str),
+}
+
+/// One way to break a logout token built by [`DevIdp::logout_token`]; everything else about
+/// the token stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogoutTokenFlaw {
+    /// Signed by a different key that carries the real key's `kid` (as
+    /// [`Fault::WrongSignature`]).
+    WrongSignature,
+    /// Unsigned: header `{"alg":"none","typ":"logout+jwt"}`, empty signature (as
+    /// [`Fault::AlgNone`]).
+    AlgNone,
+    /// HS256 with the real `kid`, keyed with the bytes of [`DevIdp::public_key_pem`] (as
+    /// [`Fault::Hs256WithPublicKey`]).
+    Hs256WithPublicKey,
+    /// No `events` claim.
+    MissingEvents,
+    /// Carries a random `nonce`, which a logout token must not.
+    WithNonce,
+    /// Issued ten minutes ago and expired eight minutes ago (`iat` = now − 600,
+    /// `exp` = now − 480).
+    Expired,
+    /// `iss` is `http://wrong-issuer.example.test` (as [`Fault::WrongIssuer`]).
+    WrongIssuer,
+    /// `aud` is `some-other-client` (as [`Fault::WrongAudience`]).
+    WrongAudience,
+}
+
+/// What [`DevIdp::logout_token`] puts in a logout token. [`LogoutTokenOptions::new`] gives a
+/// valid token for one session; change fields to test a relying party's checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogoutTokenOptions {
+    /// The user whose `sub` (see [`DevUser::subject`]) the token carries; `None` leaves `sub`
+    /// out. Any name works, configured or not.
+    pub username: Option<String>,
+    /// The `sid`; `None` leaves it out. A valid token has `sub`, `sid` or both.
+    pub sid: Option<String>,
+    /// The `jti`, e.g. one already sent, to test replay detection; `None` picks a fresh random
+    /// one (128 bits).
+    pub jti: Option<String>,
+    /// The one property to break; `None` builds a valid token.
+    pub flaw: Option<LogoutTokenFlaw>,
+}
+
+impl LogoutTokenOptions {
+    /// A valid logout token for `username`'s session `sid`, with a fresh `jti`.
+    pub fn new(username: &str, sid: &str) -> Self {
+        LogoutTokenOptions {
+            username: Some(username.to_owned()),
+            sid: Some(sid.to_owned()),
+            jti: None,
+            flaw: None,
+        }
+    }
+}
+
 /// A username that is not configured at the provider.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the development identity provider has no user {0:?}")]
 pub struct UnknownUser(pub String);
+
+/// Why a back-channel logout could not be built or delivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackchannelLogoutError {
+    /// [`DevIdpConfig::backchannel_logout_uri`] is not set.
+    #[error("the development identity provider has no backchannel_logout_uri configured")]
+    NotConfigured,
+    /// No live session has this `sid` (never issued, or logged out already).
+    #[error("the development identity provider has no live session {0:?}")]
+    UnknownSession(String),
+    /// The user has no live session (never signed in, or logged out already).
+    #[error("user {0:?} has no live session at the development identity provider")]
+    NoSession(String),
+    /// The logout token could not be built or signed.
+    #[error("cannot build the logout token: {0}")]
+    Token(String),
+    /// The POST failed without an HTTP answer (connection refused, timeout...).
+    #[error("cannot deliver the logout token to {uri}: {reason}")]
+    Delivery {
+        /// The back-channel logout URI.
+        uri: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
 
 /// Why the development identity provider could not start.
 #[derive(Debug, thiserror::Error)]
@@ -291,6 +392,7 @@ struct Client {
     secret: Option<String>,
     redirect_uris: Vec<String>,
     post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
 }
 
 /// A user as the provider knows it now: as configured, changed since, maybe disabled.
@@ -419,6 +521,7 @@ impl DevIdp {
                 secret: config.client_secret,
                 redirect_uris: config.redirect_uris,
                 post_logout_redirect_uris: config.post_logout_redirect_uris,
+                backchannel_logout_uri: config.backchannel_logout_uri,
             },
             users: RwLock::new(
                 config
@@ -588,8 +691,8 @@ impl DevIdp {
 
     /// Revokes every refresh token of the user, as Pocket ID does when the user's
     /// authorization of the client is revoked: refreshing is `invalid_grant` from now on.
-    /// Access tokens stay valid until they expire; sessions stay listed by
-    /// [`DevIdp::sessions`]. Returns how many refresh tokens were still usable.
+    /// Access tokens stay valid until they expire; sessions stay known to
+    /// [`DevIdp::backchannel_logout`]. Returns how many refresh tokens were still usable.
     ///
     /// # Errors
     ///
@@ -611,9 +714,64 @@ impl DevIdp {
     }
 
     /// The `sid`s of the user's live sessions, oldest first: one per sign-in whose code was
-    /// redeemed, for 30 days.
+    /// redeemed, until [`DevIdp::backchannel_logout`] ends it (or 30 days pass).
     pub fn sessions(&self, username: &str) -> Vec<String> {
         self.shared.store().sessions_of(username, protocol::now())
+    }
+
+    /// Ends sessions and tells the client: for each session of `target`, POSTs
+    /// `logout_token=<valid logout token>` (`application/x-www-form-urlencoded`, no redirects
+    /// followed, 10 s timeout) to [`DevIdpConfig::backchannel_logout_uri`], and returns the
+    /// HTTP statuses answered, one per session in order. The token is signed like ID tokens
+    /// (same key, `kid` and algorithm; header `typ` is `logout+jwt`, as the specification
+    /// recommends) and carries `iss`, `aud` (the client id), `iat`, `exp` (two minutes later),
+    /// a random `jti`, `sub`, `sid` and
+    /// `events: {"http://schemas.openid.net/event/backchannel-logout": {}}`, never `nonce`.
+    ///
+    /// The sessions end before the POSTs, whatever the answers. The refresh tokens of those
+    /// sessions are **not** revoked (the specification's advice for `offline_access` tokens),
+    /// so a test can tell that the relying party acted on the logout token itself; call
+    /// [`DevIdp::revoke_refresh_tokens`] too for a logout that also ends refreshing.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::NotConfigured`], [`BackchannelLogoutError::UnknownSession`],
+    /// [`BackchannelLogoutError::NoSession`] before anything is sent;
+    /// [`BackchannelLogoutError::Token`] and [`BackchannelLogoutError::Delivery`] (no HTTP
+    /// answer) stop at the first session that fails.
+    pub async fn backchannel_logout(
+        &self,
+        target: LogoutTarget<'_>,
+    ) -> Result<Vec<u16>, BackchannelLogoutError> {
+        logout::backchannel_logout(&self.shared, target).await
+    }
+
+    /// Builds a logout token as [`DevIdp::backchannel_logout`] sends it, or broken in the one
+    /// way `options.flaw` names, without sending it.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::Token`] when it cannot be signed.
+    pub async fn logout_token(
+        &self,
+        options: &LogoutTokenOptions,
+    ) -> Result<String, BackchannelLogoutError> {
+        logout::build(&self.shared, options).await
+    }
+
+    /// POSTs `logout_token=<logout_token>` to [`DevIdpConfig::backchannel_logout_uri`] as
+    /// [`DevIdp::backchannel_logout`] does, and returns the HTTP status answered. Changes
+    /// nothing at the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::NotConfigured`], or [`BackchannelLogoutError::Delivery`]
+    /// when no HTTP answer came.
+    pub async fn send_logout_token(
+        &self,
+        logout_token: &str,
+    ) -> Result<u16, BackchannelLogoutError> {
+        logout::send(&self.shared, logout_token).await
     }
 
     /// Stops accepting connections, finishes in-flight requests (for at most a second) and
@@ -649,12 +807,14 @@ fn validate_config(config: &DevIdpConfig) -> Result<(), DevIdpError> {
     if config.redirect_uris.is_empty() {
         return invalid("redirect_uris is empty; register at least one callback URL".to_owned());
     }
+    let backchannel: Vec<String> = config.backchannel_logout_uri.iter().cloned().collect();
     for (key, uris) in [
         ("redirect_uris", &config.redirect_uris),
         (
             "post_logout_redirect_uris",
             &config.post_logout_redirect_uris,
         ),
+        ("backchannel_logout_uri", &backchannel),
     ] {
         for uri in uris {
             match url::Url::parse(uri) {

@@ -37,9 +37,11 @@ const SUPPORTED_CLAIMS: [&str; 12] = [
     "amr",
 ];
 
-/// The issuer put in forged tokens ([`super::Fault::WrongIssuer`]).
+/// The issuer put in forged tokens ([`super::Fault::WrongIssuer`],
+/// [`super::LogoutTokenFlaw::WrongIssuer`]).
 pub(super) const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
-/// The audience put in forged tokens ([`super::Fault::WrongAudience`]).
+/// The audience put in forged tokens ([`super::Fault::WrongAudience`],
+/// [`super::LogoutTokenFlaw::WrongAudience`]).
 pub(super) const WRONG_AUDIENCE: &str = "some-other-client";
 
 pub(super) use kit::{random_token, unix_now as now};
@@ -62,6 +64,8 @@ pub(super) fn discovery_document(issuer: &str, backchannel: &str, alg: SigningAl
         "claims_supported": SUPPORTED_CLAIMS,
         "grant_types_supported": ["authorization_code", "refresh_token"],
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 
@@ -450,6 +454,7 @@ mod tests {
             secret: secret.map(str::to_owned),
             redirect_uris: vec!["http://127.0.0.1:9/callback".into()],
             post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
         }
     }
 

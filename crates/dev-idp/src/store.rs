@@ -258,6 +258,14 @@ impl Store {
         live
     }
 
+    /// The user of a live session.
+    pub(super) fn session(&self, sid: &str, now: u64) -> Option<String> {
+        self.sessions
+            .get(sid)
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.username.clone())
+    }
+
     /// The live sessions of `username`, oldest login first.
     pub(super) fn sessions_of(&self, username: &str, now: u64) -> Vec<String> {
         let mut sessions: Vec<(&String, &SessionEntry)> = self
@@ -267,6 +275,11 @@ impl Store {
             .collect();
         sessions.sort_by_key(|(_, s)| s.serial);
         sessions.into_iter().map(|(sid, _)| sid.clone()).collect()
+    }
+
+    /// Forgets a session (after a back-channel logout). Its tokens are left alone.
+    pub(super) fn end_session(&mut self, sid: &str) {
+        self.sessions.remove(sid);
     }
 }
 
@@ -456,7 +469,11 @@ mod tests {
                 .ok();
         }
         assert_eq!(store.sessions_of("alice", 101), ["sid-2", "sid-1"]);
+        assert_eq!(store.session("sid-0", 101), None, "never redeemed");
+        assert_eq!(store.session("sid-1", 101).as_deref(), Some("alice"));
         assert!(store.sessions_of("bob", 101).is_empty());
+        store.end_session("sid-2");
+        assert_eq!(store.sessions_of("alice", 101), ["sid-1"]);
         assert!(store.sessions_of("alice", 5_000).is_empty());
     }
 
