@@ -1,4 +1,5 @@
-//! The actix-web side of the provider: routes, the [`Fault::Unavailable`] gate, and handlers
+//! The actix-web side of the provider: routes, the gate of the faults that take endpoints down
+//! ([`Fault::Unavailable`], [`Fault::TokenUnavailable`], [`Fault::TokenHangs`]), and handlers
 //! that parse a request, ask [`super::protocol`] and map the answer to a response.
 
 use std::collections::HashSet;
@@ -11,20 +12,20 @@ use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde_json::{json, Value};
 
-use super::keys::unsigned_token;
+use super::keys::{Forgery, JWT};
 use super::pages;
 use super::protocol::{
-    self, authenticate_client, check_code_verifier, random_token, user_claims,
+    self, authenticate_client, check_code_verifier, random_token, refresh_scopes, user_claims,
     validate_authorization, AuthorizationRequest, AuthorizeError, ErrorRedirect, Params,
-    TokenError, CODE_LIFETIME, TOKEN_LIFETIME,
+    TokenError, CODE_LIFETIME, OFFLINE_ACCESS, REFRESH_LIFETIME, TOKEN_LIFETIME, WRONG_AUDIENCE,
+    WRONG_ISSUER,
 };
-use super::store::{CodeGrant, CodeRejection, TokenGrant};
-use super::{DevUser, Fault, Shared};
+use super::store::{CodeGrant, RefreshGrant, Rejection, TokenGrant};
+use super::{DevUser, Fault, Shared, TOKEN_HANG};
 
-/// The issuer put in ID tokens under [`Fault::WrongIssuer`].
-const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
-/// The audience put in ID tokens under [`Fault::WrongAudience`].
-const WRONG_AUDIENCE: &str = "some-other-client";
+/// The token endpoint's path, the one [`Fault::TokenUnavailable`] and [`Fault::TokenHangs`]
+/// take down.
+const TOKEN_PATH: &str = "/api/oidc/token";
 /// The `type` claim Pocket ID puts in its ID tokens.
 const ID_TOKEN_TYPE: &str = "id-token";
 /// The `type` claim Pocket ID puts in its OAuth access tokens.
@@ -42,7 +43,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .route("/.well-known/jwks.json", web::get().to(jwks))
     .route("/authorize", web::get().to(authorize))
     .route("/authorize/approve", web::get().to(approve))
-    .route("/api/oidc/token", web::post().to(token))
+    .route(TOKEN_PATH, web::post().to(token))
     .route("/api/oidc/userinfo", web::get().to(userinfo))
     .route("/api/oidc/userinfo", web::post().to(userinfo))
     .route("/api/oidc/end-session", web::get().to(end_session))
@@ -50,21 +51,32 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .default_service(web::to(not_found));
 }
 
-/// Answers 503 to everything while [`Fault::Unavailable`] is set.
+/// Answers 503 to everything while [`Fault::Unavailable`] is set, and to the token endpoint
+/// while [`Fault::TokenUnavailable`] is, or after holding the request for [`TOKEN_HANG`] while
+/// [`Fault::TokenHangs`] is. Requests answered here never reach a handler.
 pub(super) async fn unavailable_gate(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let down = req
-        .app_data::<Data>()
-        .is_some_and(|shared| shared.fault() == Some(Fault::Unavailable));
-    if down {
+    let fault = req.app_data::<Data>().and_then(|shared| shared.fault());
+    let token_endpoint = req.path() == TOKEN_PATH;
+    let down = match fault {
+        Some(Fault::Unavailable) => Some("Fault::Unavailable"),
+        Some(Fault::TokenUnavailable) if token_endpoint => Some("Fault::TokenUnavailable"),
+        Some(Fault::TokenHangs) if token_endpoint => {
+            tracing::debug!("token request held (Fault::TokenHangs)");
+            tokio::time::sleep(TOKEN_HANG).await;
+            Some("Fault::TokenHangs")
+        }
+        _ => None,
+    };
+    if let Some(fault) = down {
         let response = HttpResponse::ServiceUnavailable()
             .insert_header((header::RETRY_AFTER, "1"))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(json!({
                 "error": "temporarily_unavailable",
-                "error_description": "The development identity provider is down (Fault::Unavailable)",
+                "error_description": format!("The development identity provider is down ({fault})"),
             }));
         return Ok(req.into_response(response).map_into_right_body());
     }
@@ -175,7 +187,7 @@ async fn authorize(req: HttpRequest, shared: Data) -> HttpResponse {
         Ok(valid) => valid,
         Err(error) => return authorize_error(&shared, error),
     };
-    let page = pages::sign_in_page(&shared.client.id, &shared.users, |user| {
+    let page = pages::sign_in_page(&shared.client.id, &shared.users(), |user| {
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("user", &user.username);
         query.extend_pairs(params.without("user"));
@@ -190,13 +202,21 @@ async fn approve(req: HttpRequest, shared: Data) -> HttpResponse {
         Ok(valid) => valid,
         Err(error) => return authorize_error(&shared, error),
     };
-    let Some(user) = params.get("user").and_then(|name| shared.user(name)) else {
+    let Some(state) = params.get("user").and_then(|name| shared.user(name)) else {
         return html(
             StatusCode::BAD_REQUEST,
             pages::error_page("No such user at the development identity provider."),
         );
     };
-    let Ok(code) = random_token(32) else {
+    if state.disabled {
+        tracing::debug!(user = %state.user.username, "sign-in of a disabled user refused");
+        return html(
+            StatusCode::FORBIDDEN,
+            pages::error_page("This user is disabled at the development identity provider."),
+        );
+    }
+    let user = state.user;
+    let (Ok(code), Ok(sid)) = (random_token(32), random_token(16)) else {
         return html(
             StatusCode::INTERNAL_SERVER_ERROR,
             pages::error_page("The provider could not generate a random code."),
@@ -212,6 +232,7 @@ async fn approve(req: HttpRequest, shared: Data) -> HttpResponse {
         code_challenge: request.code_challenge,
         method: request.method,
         auth_time: now,
+        sid,
         expires_at: now + CODE_LIFETIME,
     };
     shared.store().insert_code(code.clone(), grant, now);
@@ -250,12 +271,25 @@ impl ResponseError for TokenError {
     }
 }
 
-fn code_rejection(rejection: CodeRejection) -> TokenError {
+fn code_rejection(rejection: Rejection) -> TokenError {
     TokenError::InvalidGrant(
         match rejection {
-            CodeRejection::Unknown => "Unknown authorization code",
-            CodeRejection::Expired => "The authorization code has expired",
-            CodeRejection::Reused => "The authorization code has already been used",
+            Rejection::Unknown => "Unknown authorization code",
+            Rejection::Expired => "The authorization code has expired",
+            Rejection::Reused => "The authorization code has already been used",
+        }
+        .to_owned(),
+    )
+}
+
+fn refresh_rejection(rejection: Rejection) -> TokenError {
+    TokenError::InvalidGrant(
+        match rejection {
+            Rejection::Unknown => "Unknown or revoked refresh token",
+            Rejection::Expired => "The refresh token has expired",
+            Rejection::Reused => {
+                "The refresh token was already used; every token of its login is revoked"
+            }
         }
         .to_owned(),
     )
@@ -281,30 +315,37 @@ fn form_params(req: &HttpRequest, body: &[u8]) -> Result<Params, TokenError> {
     Params::parse(text).map_err(TokenError::InvalidRequest)
 }
 
-/// `POST /api/oidc/token`: the authorization code grant.
+/// `POST /api/oidc/token`: the authorization code and refresh token grants.
 async fn token(
     req: HttpRequest,
     body: web::Bytes,
     shared: Data,
 ) -> Result<HttpResponse, TokenError> {
-    let result = exchange_code(&req, &body, &shared).await;
+    let result = token_grant(&req, &body, &shared).await;
     if let Err(error) = &result {
         tracing::debug!(error = error.code(), description = %error, "token request refused");
     }
     result
 }
 
-async fn exchange_code(
+/// The kinds of grant the token endpoint serves.
+enum Grant {
+    AuthorizationCode,
+    RefreshToken,
+}
+
+async fn token_grant(
     req: &HttpRequest,
     body: &[u8],
     shared: &Shared,
 ) -> Result<HttpResponse, TokenError> {
     let form = form_params(req, body)?;
-    match form.get("grant_type") {
-        Some("authorization_code") => {}
+    let grant = match form.get("grant_type") {
+        Some("authorization_code") => Grant::AuthorizationCode,
+        Some("refresh_token") => Grant::RefreshToken,
         Some(other) => {
             return Err(TokenError::UnsupportedGrantType(format!(
-                "grant_type {other} is not supported; use authorization_code"
+                "grant_type {other} is not supported; use authorization_code or refresh_token"
             )))
         }
         None => {
@@ -312,7 +353,7 @@ async fn exchange_code(
                 "grant_type is required".to_owned(),
             ))
         }
-    }
+    };
     let authorization = match req.headers().get(header::AUTHORIZATION) {
         None => None,
         Some(value) => Some(value.to_str().map_err(|_| {
@@ -320,7 +361,81 @@ async fn exchange_code(
         })?),
     };
     authenticate_client(&shared.client, authorization, &form)?;
+    match grant {
+        Grant::AuthorizationCode => exchange_code(&form, shared).await,
+        Grant::RefreshToken => refresh(&form, shared).await,
+    }
+}
 
+/// The user a grant was issued to, if still there and enabled.
+fn grant_user(shared: &Shared, username: &str) -> Result<DevUser, TokenError> {
+    match shared.user(username) {
+        Some(state) if !state.disabled => Ok(state.user),
+        Some(_) => Err(TokenError::InvalidGrant("The user is disabled".to_owned())),
+        None => Err(TokenError::ServerError(
+            "The grant's user is gone".to_owned(),
+        )),
+    }
+}
+
+/// A signed access token for `scopes`, and its `jti`.
+fn access_token(
+    shared: &Shared,
+    user: &DevUser,
+    scopes: &[String],
+    now: u64,
+) -> Result<(String, String), TokenError> {
+    let jti = random_token(16)
+        .map_err(|e| TokenError::ServerError(format!("No randomness for the token id: {e}")))?;
+    let token = shared
+        .keys
+        .primary()
+        .sign(&json!({
+            "iss": shared.issuer,
+            "sub": user.subject(),
+            "aud": shared.client.id,
+            "iat": now,
+            "exp": now + TOKEN_LIFETIME,
+            "jti": jti,
+            "type": ACCESS_TOKEN_TYPE,
+            "scope": scopes.join(" "),
+        }))
+        .map_err(|e| TokenError::ServerError(format!("Cannot sign the access token: {e}")))?;
+    Ok((token, jti))
+}
+
+fn new_refresh_token() -> Result<String, TokenError> {
+    random_token(32)
+        .map_err(|e| TokenError::ServerError(format!("No randomness for the refresh token: {e}")))
+}
+
+/// The successful token response.
+fn token_response(
+    access_token: &str,
+    id_token: Option<&str>,
+    refresh_token: Option<&str>,
+    scopes: &[String],
+) -> HttpResponse {
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": TOKEN_LIFETIME,
+        "scope": scopes.join(" "),
+    });
+    if let Some(id_token) = id_token {
+        body["id_token"] = id_token.into();
+    }
+    if let Some(refresh_token) = refresh_token {
+        body["refresh_token"] = refresh_token.into();
+    }
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+/// The authorization code grant; a refresh token too when `offline_access` was granted.
+async fn exchange_code(form: &Params, shared: &Shared) -> Result<HttpResponse, TokenError> {
     let code = form
         .get("code")
         .ok_or_else(|| TokenError::InvalidRequest("code is required".to_owned()))?;
@@ -341,27 +456,31 @@ async fn exchange_code(
         &grant.code_challenge,
         form.get("code_verifier"),
     )?;
-    let user = shared
-        .user(&grant.username)
-        .ok_or_else(|| TokenError::ServerError("The code's user is gone".to_owned()))?;
+    let user = grant_user(shared, &grant.username)?;
 
-    let jti = random_token(16)
-        .map_err(|e| TokenError::ServerError(format!("No randomness for the token id: {e}")))?;
-    let access_token = shared
-        .keys
-        .primary()
-        .sign(&json!({
-            "iss": shared.issuer,
-            "sub": user.subject(),
-            "aud": shared.client.id,
-            "iat": now,
-            "exp": now + TOKEN_LIFETIME,
-            "jti": jti,
-            "type": ACCESS_TOKEN_TYPE,
-            "scope": grant.scopes.join(" "),
-        }))
-        .map_err(|e| TokenError::ServerError(format!("Cannot sign the access token: {e}")))?;
-    let id_token = id_token(shared, user, &grant, shared.fault(), now).await?;
+    let (access_token, jti) = access_token(shared, &user, &grant.scopes, now)?;
+    let claims = IdTokenClaims {
+        scopes: &grant.scopes,
+        nonce: grant.nonce.as_deref(),
+        auth_time: grant.auth_time,
+        sid: &grant.sid,
+    };
+    let id_token = id_token(shared, &user, &claims, shared.fault(), now).await?;
+    let refresh = if grant.scopes.iter().any(|s| s == OFFLINE_ACCESS) {
+        Some((
+            new_refresh_token()?,
+            RefreshGrant {
+                username: user.username.clone(),
+                scopes: grant.scopes.clone(),
+                sid: grant.sid.clone(),
+                auth_time: grant.auth_time,
+                expires_at: now + REFRESH_LIFETIME,
+            },
+        ))
+    } else {
+        None
+    };
+    let refresh_token = refresh.as_ref().map(|(token, _)| token.clone());
 
     shared
         .store()
@@ -371,33 +490,99 @@ async fn exchange_code(
             TokenGrant {
                 username: user.username.clone(),
                 scopes: grant.scopes.clone(),
+                sid: grant.sid.clone(),
                 expires_at: now + TOKEN_LIFETIME,
             },
+            refresh,
+            now + REFRESH_LIFETIME,
             now,
         )
         .map_err(code_rejection)?;
-    tracing::debug!(user = %user.username, "tokens issued");
-    Ok(HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .insert_header((header::PRAGMA, "no-cache"))
-        .json(json!({
-            "access_token": access_token,
-            "token_type": "Bearer",
-            "expires_in": TOKEN_LIFETIME,
-            "id_token": id_token,
-            "scope": grant.scopes.join(" "),
-        })))
+    tracing::debug!(user = %user.username, refresh = refresh_token.is_some(), "tokens issued");
+    Ok(token_response(
+        &access_token,
+        Some(&id_token),
+        refresh_token.as_deref(),
+        &grant.scopes,
+    ))
+}
+
+/// The refresh token grant, with rotation.
+async fn refresh(form: &Params, shared: &Shared) -> Result<HttpResponse, TokenError> {
+    let presented = form
+        .get("refresh_token")
+        .ok_or_else(|| TokenError::InvalidRequest("refresh_token is required".to_owned()))?;
+    let now = protocol::now();
+    let grant = shared
+        .store()
+        .refresh(presented, now)
+        .map_err(refresh_rejection)?;
+    let scopes = refresh_scopes(&grant.scopes, form.get("scope"))?;
+    let user = grant_user(shared, &grant.username)?;
+
+    let (access_token, jti) = access_token(shared, &user, &scopes, now)?;
+    let id_token = if scopes.iter().any(|s| s == "openid") {
+        let claims = IdTokenClaims {
+            scopes: &scopes,
+            nonce: None,
+            auth_time: grant.auth_time,
+            sid: &grant.sid,
+        };
+        Some(id_token(shared, &user, &claims, shared.fault(), now).await?)
+    } else {
+        None
+    };
+    let successor = new_refresh_token()?;
+    shared
+        .store()
+        .rotate(
+            presented,
+            jti,
+            TokenGrant {
+                username: user.username.clone(),
+                scopes: scopes.clone(),
+                sid: grant.sid.clone(),
+                expires_at: now + TOKEN_LIFETIME,
+            },
+            (
+                successor.clone(),
+                RefreshGrant {
+                    username: grant.username.clone(),
+                    scopes: grant.scopes.clone(),
+                    sid: grant.sid.clone(),
+                    auth_time: grant.auth_time,
+                    expires_at: grant.expires_at,
+                },
+            ),
+            now,
+        )
+        .map_err(refresh_rejection)?;
+    tracing::debug!(user = %user.username, "tokens refreshed");
+    Ok(token_response(
+        &access_token,
+        id_token.as_deref(),
+        Some(&successor),
+        &scopes,
+    ))
+}
+
+/// What an ID token says beyond the user's claims.
+struct IdTokenClaims<'a> {
+    scopes: &'a [String],
+    nonce: Option<&'a str>,
+    auth_time: u64,
+    sid: &'a str,
 }
 
 /// Builds and signs the ID token, bent by `fault` when one is set.
 async fn id_token(
     shared: &Shared,
     user: &DevUser,
-    grant: &CodeGrant,
+    grant: &IdTokenClaims<'_>,
     fault: Option<Fault>,
     now: u64,
 ) -> Result<String, TokenError> {
-    let mut claims = user_claims(user, &grant.scopes);
+    let mut claims = user_claims(user, grant.scopes);
     let (iat, exp, auth_time) = if fault == Some(Fault::Expired) {
         let iat = now.saturating_sub(2 * TOKEN_LIFETIME);
         (iat, now.saturating_sub(TOKEN_LIFETIME), iat)
@@ -420,10 +605,11 @@ async fn id_token(
     claims.insert("exp".into(), exp.into());
     claims.insert("auth_time".into(), auth_time.into());
     claims.insert("type".into(), ID_TOKEN_TYPE.into());
+    claims.insert("sid".into(), grant.sid.into());
     let nonce = if fault == Some(Fault::NonceMismatch) {
         Some(random_token(16).map_err(|e| TokenError::ServerError(e.to_string()))?)
     } else {
-        grant.nonce.clone()
+        grant.nonce.map(str::to_owned)
     };
     if let Some(nonce) = nonce {
         claims.insert("nonce".into(), nonce.into());
@@ -435,36 +621,26 @@ async fn id_token(
     }
     let claims = Value::Object(claims);
 
-    let sign_error = |e: jsonwebtoken::errors::Error| {
-        TokenError::ServerError(format!("Cannot sign the ID token: {e}"))
-    };
-    let key_error = |e: super::DevIdpError| TokenError::ServerError(e.to_string());
+    let sign_error = |e: String| TokenError::ServerError(format!("Cannot sign the ID token: {e}"));
     let keys = &shared.keys;
-    match fault {
-        Some(Fault::WrongSignature) => keys
-            .impostor()
-            .await
-            .map_err(key_error)?
-            .sign(&claims)
-            .map_err(sign_error),
+    let forgery = match fault {
+        Some(Fault::WrongSignature) => Some(Forgery::WrongSignature),
+        Some(Fault::AlgNone) => Some(Forgery::AlgNone),
+        Some(Fault::Hs256WithPublicKey) => Some(Forgery::Hs256WithPublicKey),
         Some(Fault::UnknownKid) => {
             let token = keys
                 .rotated()
                 .await
-                .map_err(key_error)?
+                .map_err(|e| sign_error(e.to_string()))?
                 .sign(&claims)
-                .map_err(sign_error)?;
+                .map_err(|e| sign_error(e.to_string()))?;
             // Published only now: a JWKS fetched before this token cannot know the key.
             keys.publish_rotated();
-            Ok(token)
+            return Ok(token);
         }
-        Some(Fault::AlgNone) => Ok(unsigned_token(&claims)),
-        Some(Fault::Hs256WithPublicKey) => keys
-            .primary()
-            .sign_hs256_with_public_key(&claims)
-            .map_err(sign_error),
-        _ => keys.primary().sign(&claims).map_err(sign_error),
-    }
+        _ => None,
+    };
+    keys.sign(&claims, JWT, forgery).await.map_err(sign_error)
 }
 
 /// A 401 from `/userinfo`, RFC 6750 style.
@@ -504,15 +680,17 @@ async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
         .get("jti")
         .and_then(Value::as_str)
         .and_then(|jti| shared.store().token(jti, protocol::now()));
-    let Some(user) = grant
-        .as_ref()
-        .and_then(|grant| shared.user(&grant.username).map(|user| (user, grant)))
+    let Some((state, grant)) =
+        grant.and_then(|grant| shared.user(&grant.username).map(|user| (user, grant)))
     else {
         return invalid_token("The access token was revoked or is unknown");
     };
+    if state.disabled {
+        return invalid_token("The user is disabled");
+    }
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(Value::Object(user_claims(user.0, &user.1.scopes)))
+        .json(Value::Object(user_claims(&state.user, &grant.scopes)))
 }
 
 /// Whether `hint` is an ID token this provider issued to its client (expired ones included).

@@ -126,18 +126,30 @@ impl SigningKey {
 
     /// Signs `claims` with header `{alg, kid, typ: "JWT"}`.
     pub(super) fn sign(&self, claims: &Value) -> Result<String, jsonwebtoken::errors::Error> {
+        self.sign_typed(claims, JWT)
+    }
+
+    /// Signs `claims` with header `{alg, kid, typ}`.
+    pub(super) fn sign_typed(
+        &self,
+        claims: &Value,
+        typ: &str,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.alg.jwt_alg());
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
     /// The algorithm-confusion forgery: HS256 keyed with this key's public PEM, same `kid`.
-    pub(super) fn sign_hs256_with_public_key(
+    fn sign_hs256_with_public_key(
         &self,
         claims: &Value,
+        typ: &str,
     ) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.kid.clone());
+        header.typ = Some(typ.to_owned());
         let key = EncodingKey::from_secret(self.public_pem.as_bytes());
         jsonwebtoken::encode(&header, claims, &key)
     }
@@ -157,11 +169,26 @@ impl SigningKey {
     }
 }
 
-/// An unsigned JWT: header `{"alg":"none","typ":"JWT"}` and an empty signature.
-pub(super) fn unsigned_token(claims: &Value) -> String {
-    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"JWT"}"#);
+/// The `typ` of ID and access tokens.
+pub(super) const JWT: &str = "JWT";
+
+/// An unsigned JWT: header `{"alg":"none","typ":typ}` and an empty signature.
+fn unsigned_token(claims: &Value, typ: &str) -> String {
+    let header = URL_SAFE_NO_PAD.encode(json!({ "alg": "none", "typ": typ }).to_string());
     let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
     format!("{header}.{payload}.")
+}
+
+/// A way of signing a token wrongly, shared by the ID-token faults and the broken logout
+/// tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Forgery {
+    /// Signed by the impostor key, which carries the primary key's `kid`.
+    WrongSignature,
+    /// Unsigned: `alg: none`, empty signature.
+    AlgNone,
+    /// HS256 keyed with the primary key's public PEM, primary `kid`.
+    Hs256WithPublicKey,
 }
 
 /// The primary key plus the lazily created keys of the signature faults.
@@ -205,6 +232,28 @@ impl KeyRing {
         self.rotated
             .get_or_try_init(|| generate_off_thread(alg, None))
             .await
+    }
+
+    /// Signs `claims` with header type `typ`: with the primary key, or forged.
+    pub(super) async fn sign(
+        &self,
+        claims: &Value,
+        typ: &str,
+        forgery: Option<Forgery>,
+    ) -> Result<String, String> {
+        let signed = match forgery {
+            None => self.primary.sign_typed(claims, typ),
+            Some(Forgery::WrongSignature) => self
+                .impostor()
+                .await
+                .map_err(|e| e.to_string())?
+                .sign_typed(claims, typ),
+            Some(Forgery::AlgNone) => return Ok(unsigned_token(claims, typ)),
+            Some(Forgery::Hs256WithPublicKey) => {
+                self.primary.sign_hs256_with_public_key(claims, typ)
+            }
+        };
+        signed.map_err(|e| e.to_string())
     }
 
     /// Adds the rotated key to the JWKS from now on.

@@ -17,11 +17,41 @@
 //! only with the `email` scope, the profile claims only with `profile`, and `groups` only with
 //! `groups`.
 //!
+//! # Refresh tokens
+//!
+//! When the authorization request's scope includes `offline_access`, the code exchange also
+//! returns a `refresh_token` (256 random bits, valid 30 days like Pocket ID's default).
+//! `POST /api/oidc/token` with `grant_type=refresh_token` (client authentication as for the
+//! code) returns a new access token, a new ID token — fresh `iat`/`exp`, the user's *current*
+//! claims for the originally granted scopes (or the subset named by a `scope` parameter), the
+//! original `auth_time` and `sid`, no `nonce` — and a new refresh token. Rotation is strict:
+//! the presented refresh token, and the access tokens issued before in the same login, are
+//! revoked at once. Presenting a rotated refresh token again is `invalid_grant` **and revokes
+//! the whole family** — every refresh and access token descending from that login — like
+//! Pocket ID; a reused authorization code does the same. An unknown, expired or revoked refresh
+//! token, or one of a disabled user, is `400 {"error":"invalid_grant"}`. The ID-token faults
+//! apply to the ID tokens of the refresh grant too.
+//!
+//! Tests change users while the provider runs ([`DevIdp::set_groups`], [`DevIdp::set_email`],
+//! [`DevIdp::set_name`], [`DevIdp::disable_user`], [`DevIdp::revoke_refresh_tokens`]); every
+//! claim issued afterwards (refresh, userinfo) reflects the change.
+//!
+//! # Sessions and back-channel logout
+//!
+//! Every sign-in is a new login session with a random `sid`, carried by the ID tokens of that
+//! login (refreshed ones included). Discovery advertises `backchannel_logout_supported` and
+//! `backchannel_logout_session_supported`. With [`DevIdpConfig::backchannel_logout_uri`] set,
+//! [`DevIdp::backchannel_logout`] ends sessions and POSTs an OpenID Connect Back-Channel
+//! Logout 1.0 logout token for each to that URI; [`DevIdp::logout_token`] builds one — valid or
+//! broken in one chosen way ([`LogoutTokenFlaw`]) — without sending it, and
+//! [`DevIdp::send_logout_token`] posts any token.
+//!
 //! What it is **not**: an identity provider for anything real. There is no authentication at
 //! all — whoever reaches the port can sign in as any configured user — so it refuses to listen
-//! on anything but a loopback address. It has exactly one client, no refresh tokens, no consent,
-//! no provider-side sessions (every `/authorize` shows the user picker), keeps its state in
-//! memory and generates a fresh signing key at every start.
+//! on anything but a loopback address. It has exactly one client, no consent, no token
+//! introspection or revocation endpoint, no single sign-on (every `/authorize` shows the user
+//! picker and starts a new session; `prompt=none` always fails), keeps its state in memory and
+//! generates a fresh signing key at every start.
 //!
 //! Tests that do not want to parse the picker page approve directly:
 //! `GET /authorize/approve?user=<username>&<the authorization request's query parameters>`
@@ -33,6 +63,7 @@
 
 mod handlers;
 mod keys;
+mod logout;
 mod pages;
 mod protocol;
 mod store;
@@ -41,6 +72,7 @@ mod tests;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
 use actix_web::{middleware, web, App, HttpServer};
@@ -158,6 +190,10 @@ pub struct DevIdpConfig {
     /// `http://<internal_host>:<port>` instead of the issuer's host, like Pocket ID's
     /// `INTERNAL_APP_URL`. The provider still listens only on [`bind`](Self::bind).
     pub internal_host: Option<String>,
+    /// The client's back-channel logout URI (absolute, no fragment), where
+    /// [`DevIdp::backchannel_logout`] and [`DevIdp::send_logout_token`] POST logout tokens.
+    /// `None` (the default) registers none.
+    pub backchannel_logout_uri: Option<String>,
 }
 
 impl Default for DevIdpConfig {
@@ -173,16 +209,23 @@ impl Default for DevIdpConfig {
             users: default_users(),
             alg: SigningAlg::Rs256,
             internal_host: None,
+            backchannel_logout_uri: None,
         }
     }
 }
 
+/// How long [`Fault::TokenHangs`] holds a token request before answering: 30 seconds, long
+/// enough for any sensible client timeout to fire first, short enough to end on its own.
+pub const TOKEN_HANG: Duration = Duration::from_secs(30);
+
 /// A misbehaviour for tests, switched on with [`DevIdp::set_fault`]. ID-token faults apply to
-/// tokens issued at `/api/oidc/token` while the fault is set.
+/// tokens issued at `/api/oidc/token` while the fault is set, by the code exchange and the
+/// refresh grant alike.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Fault {
-    /// Every endpoint answers 503, as if the provider were down.
+    /// Every endpoint answers 503, as if the provider were down. Token requests (code exchange
+    /// and refresh) are not processed: the code or refresh token sent stays usable.
     Unavailable,
     /// The ID token is signed by a different key that carries the real key's `kid`.
     WrongSignature,
@@ -209,6 +252,110 @@ pub enum Fault {
     /// `/authorize` (and `/authorize/approve`) redirect back with `error=access_denied`, like a
     /// Pocket ID client restricted to groups the user is not in.
     DenyAuthorize,
+    /// `/api/oidc/token` answers 503 (`temporarily_unavailable`, as under
+    /// [`Fault::Unavailable`]) while every other endpoint works. The request is not processed:
+    /// the code or refresh token sent stays usable.
+    TokenUnavailable,
+    /// `/api/oidc/token` holds every request for [`TOKEN_HANG`] without answering, then answers
+    /// 503 as under [`Fault::TokenUnavailable`], so a client's timeout fires first. The request
+    /// is not processed: the code or refresh token sent stays usable. Other endpoints work;
+    /// clearing the fault does not release requests already held.
+    TokenHangs,
+}
+
+/// Who [`DevIdp::backchannel_logout`] logs out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogoutTarget<'a> {
+    /// Every live session of the user with this username, oldest first.
+    User(&'a str),
+    /// The session with this `sid`.
+    Session(&'a str),
+}
+
+/// One way to break a logout token built by [`DevIdp::logout_token`]; everything else about
+/// the token stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LogoutTokenFlaw {
+    /// Signed by a different key that carries the real key's `kid` (as
+    /// [`Fault::WrongSignature`]).
+    WrongSignature,
+    /// Unsigned: header `{"alg":"none","typ":"logout+jwt"}`, empty signature (as
+    /// [`Fault::AlgNone`]).
+    AlgNone,
+    /// HS256 with the real `kid`, keyed with the bytes of [`DevIdp::public_key_pem`] (as
+    /// [`Fault::Hs256WithPublicKey`]).
+    Hs256WithPublicKey,
+    /// No `events` claim.
+    MissingEvents,
+    /// Carries a random `nonce`, which a logout token must not.
+    WithNonce,
+    /// Issued ten minutes ago and expired eight minutes ago (`iat` = now − 600,
+    /// `exp` = now − 480).
+    Expired,
+    /// `iss` is `http://wrong-issuer.example.test` (as [`Fault::WrongIssuer`]).
+    WrongIssuer,
+    /// `aud` is `some-other-client` (as [`Fault::WrongAudience`]).
+    WrongAudience,
+}
+
+/// What [`DevIdp::logout_token`] puts in a logout token. [`LogoutTokenOptions::new`] gives a
+/// valid token for one session; change fields to test a relying party's checks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogoutTokenOptions {
+    /// The user whose `sub` (see [`DevUser::subject`]) the token carries; `None` leaves `sub`
+    /// out. Any name works, configured or not.
+    pub username: Option<String>,
+    /// The `sid`; `None` leaves it out. A valid token has `sub`, `sid` or both.
+    pub sid: Option<String>,
+    /// The `jti`, e.g. one already sent, to test replay detection; `None` picks a fresh random
+    /// one (128 bits).
+    pub jti: Option<String>,
+    /// The one property to break; `None` builds a valid token.
+    pub flaw: Option<LogoutTokenFlaw>,
+}
+
+impl LogoutTokenOptions {
+    /// A valid logout token for `username`'s session `sid`, with a fresh `jti`.
+    pub fn new(username: &str, sid: &str) -> Self {
+        LogoutTokenOptions {
+            username: Some(username.to_owned()),
+            sid: Some(sid.to_owned()),
+            jti: None,
+            flaw: None,
+        }
+    }
+}
+
+/// A username that is not configured at the provider.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the development identity provider has no user {0:?}")]
+pub struct UnknownUser(pub String);
+
+/// Why a back-channel logout could not be built or delivered.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackchannelLogoutError {
+    /// [`DevIdpConfig::backchannel_logout_uri`] is not set.
+    #[error("the development identity provider has no backchannel_logout_uri configured")]
+    NotConfigured,
+    /// No live session has this `sid` (never issued, or logged out already).
+    #[error("the development identity provider has no live session {0:?}")]
+    UnknownSession(String),
+    /// The user has no live session (never signed in, or logged out already).
+    #[error("user {0:?} has no live session at the development identity provider")]
+    NoSession(String),
+    /// The logout token could not be built or signed.
+    #[error("cannot build the logout token: {0}")]
+    Token(String),
+    /// The POST failed without an HTTP answer (connection refused, timeout...).
+    #[error("cannot deliver the logout token to {uri}: {reason}")]
+    Delivery {
+        /// The back-channel logout URI.
+        uri: String,
+        /// What went wrong.
+        reason: String,
+    },
 }
 
 /// Why the development identity provider could not start.
@@ -245,13 +392,21 @@ struct Client {
     secret: Option<String>,
     redirect_uris: Vec<String>,
     post_logout_redirect_uris: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+}
+
+/// A user as the provider knows it now: as configured, changed since, maybe disabled.
+#[derive(Debug, Clone)]
+struct UserState {
+    user: DevUser,
+    disabled: bool,
 }
 
 /// Everything the handlers share: immutable configuration plus the few pieces of mutable state.
 struct Shared {
     issuer: String,
     client: Client,
-    users: Vec<DevUser>,
+    users: RwLock<Vec<UserState>>,
     keys: KeyRing,
     discovery: web::Bytes,
     store: Mutex<Store>,
@@ -271,8 +426,36 @@ impl Shared {
         self.store.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn user(&self, username: &str) -> Option<&DevUser> {
-        self.users.iter().find(|u| u.username == username)
+    /// The user's current state (a copy: no lock is held afterwards).
+    fn user(&self, username: &str) -> Option<UserState> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .find(|u| u.user.username == username)
+            .cloned()
+    }
+
+    /// Every user's current state, in configuration order.
+    fn users(&self) -> Vec<UserState> {
+        self.users
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn update_user(
+        &self,
+        username: &str,
+        change: impl FnOnce(&mut UserState),
+    ) -> Result<(), UnknownUser> {
+        let mut users = self.users.write().unwrap_or_else(PoisonError::into_inner);
+        let user = users
+            .iter_mut()
+            .find(|u| u.user.username == username)
+            .ok_or_else(|| UnknownUser(username.to_owned()))?;
+        change(user);
+        Ok(())
     }
 }
 
@@ -338,8 +521,18 @@ impl DevIdp {
                 secret: config.client_secret,
                 redirect_uris: config.redirect_uris,
                 post_logout_redirect_uris: config.post_logout_redirect_uris,
+                backchannel_logout_uri: config.backchannel_logout_uri,
             },
-            users: config.users,
+            users: RwLock::new(
+                config
+                    .users
+                    .into_iter()
+                    .map(|user| UserState {
+                        user,
+                        disabled: false,
+                    })
+                    .collect(),
+            ),
             keys,
             discovery: web::Bytes::from(discovery.to_string()),
             store: Mutex::new(Store::default()),
@@ -423,6 +616,164 @@ impl DevIdp {
         Some(url.into())
     }
 
+    /// Replaces the user's groups (sent as `groups` from now on).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_groups<I, S>(&self, username: &str, groups: I) -> Result<(), UnknownUser>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let groups: Vec<String> = groups.into_iter().map(Into::into).collect();
+        tracing::info!(
+            user = username,
+            ?groups,
+            "development identity provider: groups set"
+        );
+        self.shared
+            .update_user(username, |u| u.user.groups = groups)
+    }
+
+    /// Replaces the user's `email` and `email_verified`.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_email(
+        &self,
+        username: &str,
+        email: &str,
+        verified: bool,
+    ) -> Result<(), UnknownUser> {
+        self.shared.update_user(username, |u| {
+            u.user.email = email.to_owned();
+            u.user.email_verified = verified;
+        })
+    }
+
+    /// Replaces the user's display name (`name`, `given_name`, `family_name`).
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn set_name(&self, username: &str, name: &str) -> Result<(), UnknownUser> {
+        self.shared
+            .update_user(username, |u| u.user.name = name.to_owned())
+    }
+
+    /// Disables the user, like an administrator can in Pocket ID: signing in is refused (the
+    /// picker shows the user as disabled, approving answers 403 and the application is not
+    /// contacted), and the user's codes, refresh tokens and access tokens are refused
+    /// (`invalid_grant` at the token endpoint, 401 at userinfo). Nothing is deleted:
+    /// [`DevIdp::enable_user`] makes the unexpired ones usable again.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn disable_user(&self, username: &str) -> Result<(), UnknownUser> {
+        tracing::info!(
+            user = username,
+            "development identity provider: user disabled"
+        );
+        self.shared.update_user(username, |u| u.disabled = true)
+    }
+
+    /// Undoes [`DevIdp::disable_user`].
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn enable_user(&self, username: &str) -> Result<(), UnknownUser> {
+        self.shared.update_user(username, |u| u.disabled = false)
+    }
+
+    /// Revokes every refresh token of the user, as Pocket ID does when the user's
+    /// authorization of the client is revoked: refreshing is `invalid_grant` from now on.
+    /// Access tokens stay valid until they expire; sessions stay known to
+    /// [`DevIdp::backchannel_logout`]. Returns how many refresh tokens were still usable.
+    ///
+    /// # Errors
+    ///
+    /// [`UnknownUser`] when no user has this username.
+    pub fn revoke_refresh_tokens(&self, username: &str) -> Result<usize, UnknownUser> {
+        if self.shared.user(username).is_none() {
+            return Err(UnknownUser(username.to_owned()));
+        }
+        let revoked = self
+            .shared
+            .store()
+            .revoke_refresh_tokens(username, protocol::now());
+        tracing::info!(
+            user = username,
+            revoked,
+            "development identity provider: refresh tokens revoked"
+        );
+        Ok(revoked)
+    }
+
+    /// The `sid`s of the user's live sessions, oldest first: one per sign-in whose code was
+    /// redeemed, until [`DevIdp::backchannel_logout`] ends it (or 30 days pass).
+    pub fn sessions(&self, username: &str) -> Vec<String> {
+        self.shared.store().sessions_of(username, protocol::now())
+    }
+
+    /// Ends sessions and tells the client: for each session of `target`, POSTs
+    /// `logout_token=<valid logout token>` (`application/x-www-form-urlencoded`, no redirects
+    /// followed, 10 s timeout) to [`DevIdpConfig::backchannel_logout_uri`], and returns the
+    /// HTTP statuses answered, one per session in order. The token is signed like ID tokens
+    /// (same key, `kid` and algorithm; header `typ` is `logout+jwt`, as the specification
+    /// recommends) and carries `iss`, `aud` (the client id), `iat`, `exp` (two minutes later),
+    /// a random `jti`, `sub`, `sid` and
+    /// `events: {"http://schemas.openid.net/event/backchannel-logout": {}}`, never `nonce`.
+    ///
+    /// The sessions end before the POSTs, whatever the answers. The refresh tokens of those
+    /// sessions are **not** revoked (the specification's advice for `offline_access` tokens),
+    /// so a test can tell that the relying party acted on the logout token itself; call
+    /// [`DevIdp::revoke_refresh_tokens`] too for a logout that also ends refreshing.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::NotConfigured`], [`BackchannelLogoutError::UnknownSession`],
+    /// [`BackchannelLogoutError::NoSession`] before anything is sent;
+    /// [`BackchannelLogoutError::Token`] and [`BackchannelLogoutError::Delivery`] (no HTTP
+    /// answer) stop at the first session that fails.
+    pub async fn backchannel_logout(
+        &self,
+        target: LogoutTarget<'_>,
+    ) -> Result<Vec<u16>, BackchannelLogoutError> {
+        logout::backchannel_logout(&self.shared, target).await
+    }
+
+    /// Builds a logout token as [`DevIdp::backchannel_logout`] sends it, or broken in the one
+    /// way `options.flaw` names, without sending it.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::Token`] when it cannot be signed.
+    pub async fn logout_token(
+        &self,
+        options: &LogoutTokenOptions,
+    ) -> Result<String, BackchannelLogoutError> {
+        logout::build(&self.shared, options).await
+    }
+
+    /// POSTs `logout_token=<logout_token>` to [`DevIdpConfig::backchannel_logout_uri`] as
+    /// [`DevIdp::backchannel_logout`] does, and returns the HTTP status answered. Changes
+    /// nothing at the provider.
+    ///
+    /// # Errors
+    ///
+    /// [`BackchannelLogoutError::NotConfigured`], or [`BackchannelLogoutError::Delivery`]
+    /// when no HTTP answer came.
+    pub async fn send_logout_token(
+        &self,
+        logout_token: &str,
+    ) -> Result<u16, BackchannelLogoutError> {
+        logout::send(&self.shared, logout_token).await
+    }
+
     /// Stops accepting connections, finishes in-flight requests (for at most a second) and
     /// waits for the server to end.
     pub async fn stop(mut self) {
@@ -456,12 +807,14 @@ fn validate_config(config: &DevIdpConfig) -> Result<(), DevIdpError> {
     if config.redirect_uris.is_empty() {
         return invalid("redirect_uris is empty; register at least one callback URL".to_owned());
     }
+    let backchannel: Vec<String> = config.backchannel_logout_uri.iter().cloned().collect();
     for (key, uris) in [
         ("redirect_uris", &config.redirect_uris),
         (
             "post_logout_redirect_uris",
             &config.post_logout_redirect_uris,
         ),
+        ("backchannel_logout_uri", &backchannel),
     ] {
         for uri in uris {
             match url::Url::parse(uri) {

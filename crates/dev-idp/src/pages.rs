@@ -1,7 +1,7 @@
 //! The provider's HTML pages: the user picker, the error page and the signed-out page. Every
 //! piece of text is escaped; the pages load nothing and run no script.
 
-use super::DevUser;
+use super::{DevUser, UserState};
 
 use kit::escape_html as escape;
 
@@ -38,16 +38,19 @@ ul.users a:hover {{ border-color: #3e7bfa; }}
 /// The user picker. `approve_href` gives each user's (not yet escaped) approval link.
 pub(super) fn sign_in_page(
     client_id: &str,
-    users: &[DevUser],
+    users: &[UserState],
     approve_href: impl Fn(&DevUser) -> String,
 ) -> String {
     let mut items = String::new();
-    for user in users {
-        let groups = if user.groups.is_empty() {
+    for UserState { user, disabled } in users {
+        let mut groups = if user.groups.is_empty() {
             "no groups".to_owned()
         } else {
             format!("groups: {}", user.groups.join(", "))
         };
+        if *disabled {
+            groups.push_str(" · disabled");
+        }
         items.push_str(&format!(
             "<li><a href=\"{href}\"><strong>{name}</strong> <span class=\"meta\">({username})</span><br><span class=\"meta\">{email} &middot; {groups}</span></a></li>\n",
             href = escape(&approve_href(user)),

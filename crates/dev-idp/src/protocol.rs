@@ -13,8 +13,14 @@ use super::{Client, DevUser, SigningAlg};
 pub(super) const CODE_LIFETIME: u64 = 60;
 /// Lifetime of ID and access tokens, in seconds.
 pub(super) const TOKEN_LIFETIME: u64 = 3600;
+/// Lifetime of a refresh token, and of the login session it belongs to, in seconds: 30 days,
+/// Pocket ID's default. Rotation does not extend it.
+pub(super) const REFRESH_LIFETIME: u64 = 30 * 24 * 3600;
+/// The scope that makes the code exchange return a refresh token.
+pub(super) const OFFLINE_ACCESS: &str = "offline_access";
 /// The scopes the provider knows; others are ignored, as OpenID Connect asks.
-pub(super) const SUPPORTED_SCOPES: [&str; 4] = ["openid", "profile", "email", "groups"];
+pub(super) const SUPPORTED_SCOPES: [&str; 5] =
+    ["openid", "profile", "email", "groups", OFFLINE_ACCESS];
 /// Pocket ID's `claims_supported`.
 const SUPPORTED_CLAIMS: [&str; 12] = [
     "sub",
@@ -30,6 +36,13 @@ const SUPPORTED_CLAIMS: [&str; 12] = [
     "auth_time",
     "amr",
 ];
+
+/// The issuer put in forged tokens ([`super::Fault::WrongIssuer`],
+/// [`super::LogoutTokenFlaw::WrongIssuer`]).
+pub(super) const WRONG_ISSUER: &str = "http://wrong-issuer.example.test";
+/// The audience put in forged tokens ([`super::Fault::WrongAudience`],
+/// [`super::LogoutTokenFlaw::WrongAudience`]).
+pub(super) const WRONG_AUDIENCE: &str = "some-other-client";
 
 pub(super) use kit::{random_token, unix_now as now};
 
@@ -49,8 +62,10 @@ pub(super) fn discovery_document(issuer: &str, backchannel: &str, alg: SigningAl
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": SUPPORTED_SCOPES,
         "claims_supported": SUPPORTED_CLAIMS,
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
         "authorization_response_iss_parameter_supported": true,
+        "backchannel_logout_supported": true,
+        "backchannel_logout_session_supported": true,
     })
 }
 
@@ -256,10 +271,13 @@ pub(super) enum TokenError {
     /// Client authentication failed (401).
     #[error("{0}")]
     InvalidClient(String),
-    /// The code, redirect URI or code verifier is wrong.
+    /// The code, redirect URI or code verifier is wrong, or the refresh token is not usable.
     #[error("{0}")]
     InvalidGrant(String),
-    /// Anything but `authorization_code`.
+    /// A refresh request asks for a scope that was not granted.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// Anything but `authorization_code` and `refresh_token`.
     #[error("{0}")]
     UnsupportedGrantType(String),
     /// The provider itself failed.
@@ -274,6 +292,7 @@ impl TokenError {
             TokenError::InvalidRequest(_) => "invalid_request",
             TokenError::InvalidClient(_) => "invalid_client",
             TokenError::InvalidGrant(_) => "invalid_grant",
+            TokenError::InvalidScope(_) => "invalid_scope",
             TokenError::UnsupportedGrantType(_) => "unsupported_grant_type",
             TokenError::ServerError(_) => "server_error",
         }
@@ -374,6 +393,29 @@ pub(super) fn check_code_verifier(
     }
 }
 
+/// The scopes of a refresh request: the granted ones, or the subset named by its `scope`
+/// parameter (RFC 6749 section 6). Naming a scope that was not granted is `invalid_scope`.
+pub(super) fn refresh_scopes(
+    granted: &[String],
+    requested: Option<&str>,
+) -> Result<Vec<String>, TokenError> {
+    let Some(requested) = requested else {
+        return Ok(granted.to_vec());
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for scope in requested.split(' ').filter(|s| !s.is_empty()) {
+        if !granted.iter().any(|g| g == scope) {
+            return Err(TokenError::InvalidScope(format!(
+                "The scope {scope} was not granted to this refresh token"
+            )));
+        }
+        if !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    Ok(scopes)
+}
+
 /// The user claims for the granted scopes, exactly as Pocket ID decides them: `email` and
 /// `email_verified` with `email`, the profile claims with `profile`, `groups` with `groups`.
 pub(super) fn user_claims(user: &DevUser, scopes: &[String]) -> Map<String, Value> {
@@ -412,6 +454,7 @@ mod tests {
             secret: secret.map(str::to_owned),
             redirect_uris: vec!["http://127.0.0.1:9/callback".into()],
             post_logout_redirect_uris: vec![],
+            backchannel_logout_uri: None,
         }
     }
 
@@ -577,6 +620,22 @@ mod tests {
         let p = params("a=&b=2");
         assert_eq!(p.get("a"), None);
         assert_eq!(p.get("b"), Some("2"));
+    }
+
+    #[test]
+    fn refresh_may_narrow_but_never_widen_the_scopes() {
+        let granted: Vec<String> = ["openid", "email", "offline_access"]
+            .map(str::to_owned)
+            .to_vec();
+        assert_eq!(refresh_scopes(&granted, None), Ok(granted.clone()));
+        assert_eq!(
+            refresh_scopes(&granted, Some("email  openid email")),
+            Ok(vec!["email".to_owned(), "openid".to_owned()])
+        );
+        assert_eq!(
+            refresh_scopes(&granted, Some("openid groups")).map_err(|e| e.code()),
+            Err("invalid_scope")
+        );
     }
 
     #[test]

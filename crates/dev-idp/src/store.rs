@@ -1,14 +1,20 @@
-//! The provider's only mutable state: issued authorization codes and access tokens, in memory,
-//! bounded (expired entries are dropped on every insert, and past [`MAX_ENTRIES`] the entry
-//! closest to expiry goes first). Times are seconds since the Unix epoch, passed in so the
-//! rules can be tested without waiting.
+//! The provider's only mutable state besides its users: issued authorization codes, access
+//! tokens, refresh tokens and the login sessions (`sid`) they belong to, in memory, bounded
+//! (expired entries are dropped on every insert, and past [`MAX_ENTRIES`] the entry closest to
+//! expiry goes first). Times are seconds since the Unix epoch, passed in so the rules can be
+//! tested without waiting.
+//!
+//! Every token descends from one login: the authorization code carries the login's `sid`, and
+//! the access and refresh tokens issued for the code, and the ones rotated from them, carry it
+//! too. That `sid` is therefore also the refresh-token family: a reused code or a reused
+//! rotated refresh token revokes everything of its family.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::protocol::PkceMethod;
 
-/// Most codes, and most access tokens, kept at once.
+/// Most entries of each kind (codes, access tokens, refresh tokens, sessions) kept at once.
 pub(super) const MAX_ENTRIES: usize = 4096;
 
 /// What an authorization code was issued for.
@@ -22,6 +28,8 @@ pub(super) struct CodeGrant {
     pub code_challenge: String,
     pub method: PkceMethod,
     pub auth_time: u64,
+    /// The login session this code belongs to, sent as `sid`.
+    pub sid: String,
     pub expires_at: u64,
 }
 
@@ -30,32 +38,61 @@ pub(super) struct CodeGrant {
 pub(super) struct TokenGrant {
     pub username: String,
     pub scopes: Vec<String>,
+    pub sid: String,
+    pub expires_at: u64,
+}
+
+/// What a refresh token grants: the scopes of the original authorization, for one login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct RefreshGrant {
+    pub username: String,
+    pub scopes: Vec<String>,
+    pub sid: String,
+    pub auth_time: u64,
     pub expires_at: u64,
 }
 
 #[derive(Debug)]
 struct CodeEntry {
     grant: CodeGrant,
-    /// The `jti` of the access token issued for this code, once redeemed.
-    redeemed_by: Option<String>,
+    redeemed: bool,
 }
 
-/// Why a code cannot be redeemed.
+#[derive(Debug)]
+struct RefreshEntry {
+    grant: RefreshGrant,
+    /// Exchanged for a successor already; kept until it expires to recognise its reuse.
+    rotated: bool,
+}
+
+/// A login session a relying party learned the `sid` of (its code was redeemed).
+#[derive(Debug)]
+struct SessionEntry {
+    username: String,
+    /// Order of creation, so a user's sessions come out in login order.
+    serial: u64,
+    expires_at: u64,
+}
+
+/// Why a code or refresh token cannot be used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum CodeRejection {
-    /// Never issued, or expired and already dropped.
+pub(super) enum Rejection {
+    /// Never issued, revoked, or expired and already dropped.
     Unknown,
     /// Issued but past its lifetime.
     Expired,
-    /// Redeemed before; the access token issued then has been revoked.
+    /// Used before; everything issued from its family has been revoked.
     Reused,
 }
 
-/// Issued codes and access tokens.
+/// Issued codes, tokens and sessions.
 #[derive(Debug, Default)]
 pub(super) struct Store {
     codes: HashMap<String, CodeEntry>,
     tokens: HashMap<String, TokenGrant>,
+    refresh: HashMap<String, RefreshEntry>,
+    sessions: HashMap<String, SessionEntry>,
+    next_serial: u64,
 }
 
 /// Drops expired entries and, when still full, the one closest to expiry.
@@ -85,48 +122,164 @@ impl Store {
             code,
             CodeEntry {
                 grant,
-                redeemed_by: None,
+                redeemed: false,
             },
         );
     }
 
-    /// The grant behind an unredeemed, unexpired code. A reused code revokes the access
-    /// token it was redeemed for (RFC 6749 section 4.1.2).
-    pub(super) fn code(&mut self, code: &str, now: u64) -> Result<CodeGrant, CodeRejection> {
-        let entry = self.codes.get(code).ok_or(CodeRejection::Unknown)?;
-        if let Some(jti) = &entry.redeemed_by {
-            let jti = jti.clone();
-            self.tokens.remove(&jti);
-            return Err(CodeRejection::Reused);
+    /// The grant behind an unredeemed, unexpired code. A reused code revokes every token issued
+    /// for it and rotated since (RFC 6749 section 4.1.2).
+    pub(super) fn code(&mut self, code: &str, now: u64) -> Result<CodeGrant, Rejection> {
+        let entry = self.codes.get(code).ok_or(Rejection::Unknown)?;
+        if entry.redeemed {
+            let sid = entry.grant.sid.clone();
+            self.revoke_family(&sid);
+            return Err(Rejection::Reused);
         }
         if entry.grant.expires_at <= now {
-            return Err(CodeRejection::Expired);
+            return Err(Rejection::Expired);
         }
         Ok(entry.grant.clone())
     }
 
-    /// Marks a code redeemed by the access token `jti` and stores that token, atomically.
-    /// Fails (storing nothing) when the code was redeemed meanwhile or is gone.
+    /// Marks a code redeemed, stores the access token `jti` (and the refresh token, if any)
+    /// issued for it and records its session, atomically. Fails, storing nothing, when the code
+    /// was redeemed meanwhile or is gone.
     pub(super) fn redeem(
         &mut self,
         code: &str,
         jti: String,
         token: TokenGrant,
+        refresh: Option<(String, RefreshGrant)>,
+        session_expires_at: u64,
         now: u64,
-    ) -> Result<(), CodeRejection> {
-        let entry = self.codes.get_mut(code).ok_or(CodeRejection::Unknown)?;
-        if entry.redeemed_by.is_some() {
-            return Err(CodeRejection::Reused);
+    ) -> Result<(), Rejection> {
+        let entry = self.codes.get_mut(code).ok_or(Rejection::Unknown)?;
+        if entry.redeemed {
+            return Err(Rejection::Reused);
         }
-        entry.redeemed_by = Some(jti.clone());
+        entry.redeemed = true;
+        let (sid, username) = (entry.grant.sid.clone(), entry.grant.username.clone());
+        self.insert_token(jti, token, now);
+        if let Some((refresh_token, grant)) = refresh {
+            self.insert_refresh(refresh_token, grant, now);
+        }
+        make_room(&mut self.sessions, now, |s| s.expires_at);
+        self.next_serial += 1;
+        self.sessions.insert(
+            sid,
+            SessionEntry {
+                username,
+                serial: self.next_serial,
+                expires_at: session_expires_at,
+            },
+        );
+        Ok(())
+    }
+
+    fn insert_token(&mut self, jti: String, token: TokenGrant, now: u64) {
         make_room(&mut self.tokens, now, |t| t.expires_at);
         self.tokens.insert(jti, token);
-        Ok(())
+    }
+
+    fn insert_refresh(&mut self, refresh_token: String, grant: RefreshGrant, now: u64) {
+        make_room(&mut self.refresh, now, |r| r.grant.expires_at);
+        self.refresh.insert(
+            refresh_token,
+            RefreshEntry {
+                grant,
+                rotated: false,
+            },
+        );
     }
 
     /// The grant of an unexpired, unrevoked access token.
     pub(super) fn token(&self, jti: &str, now: u64) -> Option<TokenGrant> {
         self.tokens.get(jti).filter(|t| t.expires_at > now).cloned()
+    }
+
+    /// The grant behind a live refresh token. Presenting one that was rotated already is taken
+    /// as theft: the whole family (every refresh and access token of its `sid`) is revoked.
+    pub(super) fn refresh(
+        &mut self,
+        refresh_token: &str,
+        now: u64,
+    ) -> Result<RefreshGrant, Rejection> {
+        let entry = self.refresh.get(refresh_token).ok_or(Rejection::Unknown)?;
+        if entry.rotated {
+            let sid = entry.grant.sid.clone();
+            self.revoke_family(&sid);
+            return Err(Rejection::Reused);
+        }
+        if entry.grant.expires_at <= now {
+            return Err(Rejection::Expired);
+        }
+        Ok(entry.grant.clone())
+    }
+
+    /// Replaces a live refresh token by its successor: the old one is marked rotated, the
+    /// family's access tokens are revoked (like Pocket ID) and the new access and refresh
+    /// tokens stored, atomically. Fails, storing nothing, when the old token was rotated or
+    /// revoked meanwhile.
+    pub(super) fn rotate(
+        &mut self,
+        old: &str,
+        jti: String,
+        token: TokenGrant,
+        successor: (String, RefreshGrant),
+        now: u64,
+    ) -> Result<(), Rejection> {
+        let entry = self.refresh.get_mut(old).ok_or(Rejection::Unknown)?;
+        if entry.rotated {
+            return Err(Rejection::Reused);
+        }
+        entry.rotated = true;
+        let sid = entry.grant.sid.clone();
+        self.tokens.retain(|_, t| t.sid != sid);
+        self.insert_token(jti, token, now);
+        self.insert_refresh(successor.0, successor.1, now);
+        Ok(())
+    }
+
+    /// Revokes every access and refresh token of one login.
+    fn revoke_family(&mut self, sid: &str) {
+        self.tokens.retain(|_, t| t.sid != sid);
+        self.refresh.retain(|_, r| r.grant.sid != sid);
+    }
+
+    /// Revokes every refresh token of `username`; returns how many were still usable.
+    pub(super) fn revoke_refresh_tokens(&mut self, username: &str, now: u64) -> usize {
+        let live = self
+            .refresh
+            .values()
+            .filter(|r| r.grant.username == username && !r.rotated && r.grant.expires_at > now)
+            .count();
+        self.refresh.retain(|_, r| r.grant.username != username);
+        live
+    }
+
+    /// The user of a live session.
+    pub(super) fn session(&self, sid: &str, now: u64) -> Option<String> {
+        self.sessions
+            .get(sid)
+            .filter(|s| s.expires_at > now)
+            .map(|s| s.username.clone())
+    }
+
+    /// The live sessions of `username`, oldest login first.
+    pub(super) fn sessions_of(&self, username: &str, now: u64) -> Vec<String> {
+        let mut sessions: Vec<(&String, &SessionEntry)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.username == username && s.expires_at > now)
+            .collect();
+        sessions.sort_by_key(|(_, s)| s.serial);
+        sessions.into_iter().map(|(sid, _)| sid.clone()).collect()
+    }
+
+    /// Forgets a session (after a back-channel logout). Its tokens are left alone.
+    pub(super) fn end_session(&mut self, sid: &str) {
+        self.sessions.remove(sid);
     }
 }
 
@@ -135,6 +288,10 @@ mod tests {
     use super::*;
 
     fn grant(expires_at: u64) -> CodeGrant {
+        grant_for("sid-1", expires_at)
+    }
+
+    fn grant_for(sid: &str, expires_at: u64) -> CodeGrant {
         CodeGrant {
             client_id: "c".into(),
             redirect_uri: "http://127.0.0.1/cb".into(),
@@ -144,16 +301,45 @@ mod tests {
             code_challenge: "x".repeat(43),
             method: PkceMethod::S256,
             auth_time: 0,
+            sid: sid.into(),
             expires_at,
         }
     }
 
     fn token(expires_at: u64) -> TokenGrant {
+        token_for("sid-1", expires_at)
+    }
+
+    fn token_for(sid: &str, expires_at: u64) -> TokenGrant {
         TokenGrant {
             username: "alice".into(),
             scopes: vec!["openid".into()],
+            sid: sid.into(),
             expires_at,
         }
+    }
+
+    fn refresh_for(sid: &str, expires_at: u64) -> RefreshGrant {
+        RefreshGrant {
+            username: "alice".into(),
+            scopes: vec!["openid".into(), "offline_access".into()],
+            sid: sid.into(),
+            auth_time: 0,
+            expires_at,
+        }
+    }
+
+    /// A store with code `c1` of session `sid-1` redeemed for access token `t1` and refresh
+    /// token `r1` (expiring at 10 000).
+    fn redeemed() -> Store {
+        let mut store = Store::default();
+        store.insert_code("c1".into(), grant(160), 100);
+        let refresh = Some(("r1".to_owned(), refresh_for("sid-1", 10_000)));
+        assert_eq!(
+            store.redeem("c1", "t1".into(), token(3700), refresh, 10_000, 100),
+            Ok(())
+        );
+        store
     }
 
     #[test]
@@ -161,32 +347,134 @@ mod tests {
         let mut store = Store::default();
         store.insert_code("c1".into(), grant(160), 100);
         assert_eq!(store.code("c1", 159), Ok(grant(160)));
-        assert_eq!(store.code("c1", 160), Err(CodeRejection::Expired));
-        assert_eq!(store.code("nope", 100), Err(CodeRejection::Unknown));
+        assert_eq!(store.code("c1", 160), Err(Rejection::Expired));
+        assert_eq!(store.code("nope", 100), Err(Rejection::Unknown));
     }
 
     #[test]
-    fn reused_code_is_rejected_and_revokes_its_token() {
-        let mut store = Store::default();
-        store.insert_code("c1".into(), grant(160), 100);
-        assert_eq!(store.redeem("c1", "t1".into(), token(3700), 100), Ok(()));
+    fn reused_code_is_rejected_and_revokes_its_tokens() {
+        let mut store = redeemed();
         assert!(store.token("t1", 101).is_some());
+        assert!(store.refresh("r1", 101).is_ok());
         assert_eq!(
-            store.redeem("c1", "t2".into(), token(3700), 101),
-            Err(CodeRejection::Reused)
+            store.redeem("c1", "t2".into(), token(3700), None, 10_000, 101),
+            Err(Rejection::Reused)
         );
-        assert_eq!(store.code("c1", 102), Err(CodeRejection::Reused));
+        assert_eq!(store.code("c1", 102), Err(Rejection::Reused));
         assert_eq!(store.token("t1", 102), None);
         assert_eq!(store.token("t2", 102), None);
+        assert_eq!(store.refresh("r1", 102), Err(Rejection::Unknown));
     }
 
     #[test]
     fn tokens_expire() {
         let mut store = Store::default();
         store.insert_code("c1".into(), grant(160), 100);
-        store.redeem("c1", "t1".into(), token(200), 100).ok();
+        store
+            .redeem("c1", "t1".into(), token(200), None, 10_000, 100)
+            .ok();
         assert!(store.token("t1", 199).is_some());
         assert!(store.token("t1", 200).is_none());
+    }
+
+    #[test]
+    fn refresh_tokens_rotate_once_and_expire() {
+        let mut store = redeemed();
+        assert_eq!(store.refresh("r1", 9_999), Ok(refresh_for("sid-1", 10_000)));
+        assert_eq!(store.refresh("r1", 10_000), Err(Rejection::Expired));
+        assert_eq!(store.refresh("nope", 100), Err(Rejection::Unknown));
+
+        let successor = ("r2".to_owned(), refresh_for("sid-1", 20_000));
+        assert_eq!(
+            store.rotate("r1", "t2".into(), token(3800), successor.clone(), 200),
+            Ok(())
+        );
+        // The family's earlier access token goes with the rotation, the new one stays.
+        assert_eq!(store.token("t1", 201), None);
+        assert!(store.token("t2", 201).is_some());
+        assert_eq!(store.refresh("r2", 201), Ok(refresh_for("sid-1", 20_000)));
+        // A second rotation of the same token loses the race and stores nothing.
+        assert_eq!(
+            store.rotate(
+                "r1",
+                "t3".into(),
+                token(3800),
+                ("r3".into(), successor.1),
+                201
+            ),
+            Err(Rejection::Reused)
+        );
+        assert_eq!(store.token("t3", 202), None);
+        assert_eq!(store.refresh("r3", 202), Err(Rejection::Unknown));
+    }
+
+    #[test]
+    fn reusing_a_rotated_refresh_token_revokes_the_whole_family_only() {
+        let mut store = redeemed();
+        store.insert_code("c2".into(), grant_for("sid-2", 160), 100);
+        let other = Some(("o1".to_owned(), refresh_for("sid-2", 10_000)));
+        store
+            .redeem(
+                "c2",
+                "u1".into(),
+                token_for("sid-2", 3700),
+                other,
+                10_000,
+                100,
+            )
+            .ok();
+        let successor = ("r2".to_owned(), refresh_for("sid-1", 20_000));
+        store
+            .rotate("r1", "t2".into(), token(3800), successor, 200)
+            .ok();
+
+        assert_eq!(store.refresh("r1", 300), Err(Rejection::Reused));
+        assert_eq!(store.refresh("r2", 300), Err(Rejection::Unknown));
+        assert_eq!(store.token("t2", 300), None);
+        // Another login of the same user is untouched.
+        assert!(store.refresh("o1", 300).is_ok());
+        assert!(store.token("u1", 300).is_some());
+    }
+
+    #[test]
+    fn revoking_a_users_refresh_tokens_counts_the_live_ones() {
+        let mut store = redeemed();
+        let successor = ("r2".to_owned(), refresh_for("sid-1", 20_000));
+        store
+            .rotate("r1", "t2".into(), token(3800), successor, 200)
+            .ok();
+        assert_eq!(store.revoke_refresh_tokens("bob", 300), 0);
+        assert_eq!(store.revoke_refresh_tokens("alice", 300), 1);
+        assert_eq!(store.refresh("r2", 300), Err(Rejection::Unknown));
+        assert_eq!(store.refresh("r1", 300), Err(Rejection::Unknown));
+        // Access tokens live on until they expire.
+        assert!(store.token("t2", 300).is_some());
+    }
+
+    #[test]
+    fn sessions_are_recorded_at_redemption_in_login_order() {
+        let mut store = Store::default();
+        store.insert_code("c0".into(), grant_for("sid-0", 160), 100);
+        for (code, sid) in [("c2", "sid-2"), ("c1", "sid-1")] {
+            store.insert_code(code.into(), grant_for(sid, 160), 100);
+            store
+                .redeem(
+                    code,
+                    format!("t-{code}"),
+                    token_for(sid, 3700),
+                    None,
+                    5_000,
+                    100,
+                )
+                .ok();
+        }
+        assert_eq!(store.sessions_of("alice", 101), ["sid-2", "sid-1"]);
+        assert_eq!(store.session("sid-0", 101), None, "never redeemed");
+        assert_eq!(store.session("sid-1", 101).as_deref(), Some("alice"));
+        assert!(store.sessions_of("bob", 101).is_empty());
+        store.end_session("sid-2");
+        assert_eq!(store.sessions_of("alice", 101), ["sid-1"]);
+        assert!(store.sessions_of("alice", 5_000).is_empty());
     }
 
     #[test]
