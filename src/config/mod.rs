@@ -185,6 +185,9 @@ pub struct OidcSettings {
     pub scopes: Vec<String>,
     pub username_claim: String,
     pub groups_claim: String,
+    /// Ask for `offline_access` (when the provider lists it): sessions are
+    /// kept in a store and re-checked every `refresh_interval`.
+    pub offline_access: bool,
 }
 
 /// `[session]`, resolved.

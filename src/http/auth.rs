@@ -21,7 +21,7 @@ pub(super) async fn auth_request(req: HttpRequest, state: web::Data<AppState>) -
 /// Extract the original request, decide, answer. The session is looked up
 /// only when the decision needs an identity: bypasses, trusted networks and
 /// unknown hosts never touch the cookie or the store.
-async fn check(req: &HttpRequest, state: &AppState, endpoint: Endpoint) -> HttpResponse {
+async fn check(req: &HttpRequest, state: &web::Data<AppState>, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
     let rt = &state.runtime;
     let client = Client::of(req.headers());

@@ -809,6 +809,7 @@ mod tests {
                 scopes: vec!["openid".into()],
                 username_claim: "preferred_username".into(),
                 groups_claim: "groups".into(),
+                offline_access: false,
             };
             Provider::new(settings, Vec::new()).unwrap()
         }

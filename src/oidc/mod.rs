@@ -111,6 +111,29 @@ pub struct SignIn {
     pub sid: Option<String>,
 }
 
+/// The outcome of a successful refresh.
+#[derive(Debug)]
+pub struct Refreshed {
+    /// The identity as the provider sees it now.
+    pub identity: Identity,
+    /// The rotated refresh token, when the provider rotates.
+    pub refresh_token: Option<String>,
+    /// The new ID token, when the provider sent one.
+    pub id_token: Option<String>,
+}
+
+/// Why a refresh failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The provider refused the refresh token (`invalid_grant`: user disabled
+    /// or deleted, token revoked or already used): the session ends.
+    #[error("the provider refused the refresh token: {0}")]
+    Invalid(String),
+    /// The provider could not answer: the session stays, retried later.
+    #[error("the provider could not refresh: {0}")]
+    Unavailable(String),
+}
+
 struct Discovered {
     metadata: Metadata,
     jwks: CoreJsonWebKeySet,
@@ -266,6 +289,11 @@ impl Provider {
     fn client(&self, d: &Discovered, redirect_uri: &str) -> Result<ConfiguredClient, OidcError> {
         let redirect = RedirectUrl::new(redirect_uri.to_string())
             .map_err(|e| OidcError::Provider(format!("redirect URI {redirect_uri:?}: {e}")))?;
+        Ok(self.bare_client(d).set_redirect_uri(redirect))
+    }
+
+    /// The client without a redirect URI (refresh needs none).
+    fn bare_client(&self, d: &Discovered) -> ConfiguredClient {
         // Re-type the metadata as Core metadata for the client (the extra fields are not needed there).
         let core = openidconnect::core::CoreProviderMetadata::new(
             d.metadata.issuer().clone(),
@@ -287,12 +315,11 @@ impl Provider {
                 .as_ref()
                 .map(|s| ClientSecret::new(s.expose().to_string())),
         )
-        .set_redirect_uri(redirect)
         .set_auth_type(match self.settings.client_auth {
             ClientAuth::Post => AuthType::RequestBody,
             _ => AuthType::BasicAuth,
         });
-        Ok(client)
+        client
     }
 
     /// The authorization URL for one login flow (code flow, PKCE S256, configured scopes).
@@ -320,8 +347,102 @@ impl Provider {
         for scope in self.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        // A refresh token for re-checking the identity: Pocket ID issues one
+        // only for offline_access, so ask when the provider lists it.
+        if self.settings.offline_access
+            && !self.settings.scopes.iter().any(|s| s == "offline_access")
+            && self.offers_offline_access()
+        {
+            request = request.add_scope(Scope::new("offline_access".into()));
+        }
         let (url, _, _) = request.url();
         Ok(url.to_string())
+    }
+
+    /// Whether the provider lists `offline_access` in `scopes_supported`.
+    pub fn offers_offline_access(&self) -> bool {
+        self.current().is_ok_and(|d| {
+            d.metadata
+                .scopes_supported()
+                .is_some_and(|s| s.iter().any(|s| s.as_str() == "offline_access"))
+        })
+    }
+
+    /// Re-check the identity with a refresh token: the new identity (from
+    /// the new ID token, else userinfo with the new access token; its `sub`
+    /// must be `subject`), the rotated refresh token and the new ID token.
+    /// `invalid_grant` is [`RefreshError::Invalid`]; anything else (no
+    /// answer, 5xx, a garbled answer) is [`RefreshError::Unavailable`], so an
+    /// outage never ends a session.
+    pub async fn refresh(
+        &self,
+        refresh_token: &str,
+        subject: &str,
+    ) -> Result<Refreshed, RefreshError> {
+        let unavailable = |e: String| RefreshError::Unavailable(e);
+        let d = self.current().map_err(|e| unavailable(e.to_string()))?;
+        let client = self.bare_client(&d);
+        let token = openidconnect::RefreshToken::new(refresh_token.to_string());
+        let request = client
+            .exchange_refresh_token(&token)
+            .map_err(|e| unavailable(format!("no token endpoint: {e}")))?;
+        let response = request
+            .request_async(&self.http)
+            .await
+            .map_err(|e| match e {
+                RequestTokenError::ServerResponse(r) if r.error().as_ref() == "invalid_grant" => {
+                    RefreshError::Invalid(
+                        r.error_description()
+                            .cloned()
+                            .unwrap_or_else(|| "invalid_grant".into()),
+                    )
+                }
+                other => unavailable(format!("token endpoint: {}", describe_chain(&other))),
+            })?;
+        let id_token = response.id_token().map(|t| t.to_string());
+        let mut claims = match response.id_token() {
+            Some(token) => {
+                let verifier = self.verifier(&d, d.jwks.clone(), &d.algs);
+                // A refreshed ID token carries no nonce (OIDC Core 12.2).
+                token
+                    .claims(&verifier, |_: Option<&Nonce>| Ok(()))
+                    .map_err(|e| {
+                        unavailable(format!("refreshed ID token: {}", describe_chain(&e)))
+                    })?;
+                claims::payload(&token.to_string()).map_err(unavailable)?
+            }
+            None => serde_json::Map::new(),
+        };
+        let needs_userinfo = !claims.contains_key(&self.settings.groups_claim)
+            || !claims.contains_key("email")
+            || !claims.contains_key("sub");
+        if needs_userinfo {
+            if let Some(endpoint) = d.metadata.userinfo_endpoint() {
+                let info = self
+                    .userinfo(endpoint.url().as_str(), response.access_token().secret())
+                    .await
+                    .map_err(unavailable)?;
+                if claims.is_empty() {
+                    claims = info;
+                } else {
+                    claims::merge_userinfo(&mut claims, info).map_err(unavailable)?;
+                }
+            }
+        }
+        let identity = identity_from_claims(&self.settings, &self.role_claims, &claims)
+            .map_err(|e| unavailable(format!("refreshed claims: {e}")))?;
+        if identity.subject != subject {
+            // Never swap one user for another on refresh.
+            return Err(RefreshError::Invalid(format!(
+                "the refreshed identity is another subject ({})",
+                identity.subject
+            )));
+        }
+        Ok(Refreshed {
+            identity,
+            refresh_token: response.refresh_token().map(|t| t.secret().clone()),
+            id_token,
+        })
     }
 
     /// Exchange the code, verify the ID token, read the claims (and userinfo

@@ -184,6 +184,8 @@ pub struct Sessions {
     backend: Backend,
     refresh_interval: Option<Duration>,
     events: Arc<dyn SessionEvents>,
+    /// Sessions whose refresh runs in this process now.
+    refreshing: std::sync::Mutex<std::collections::HashSet<StoreKey>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -221,6 +223,7 @@ impl Sessions {
             backend,
             refresh_interval,
             events,
+            refreshing: std::sync::Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -305,9 +308,124 @@ impl Sessions {
 
     fn refresh_due(&self, r: &Record, now: u64) -> bool {
         r.refresh_token.is_some()
+            && now >= r.retry_at
             && self
                 .refresh_interval
                 .is_some_and(|i| now >= r.refreshed.saturating_add(i.as_secs()))
+    }
+
+    /// Claim the refresh of `key` in this process; false when one is under
+    /// way. Release with [`Sessions::refresh_done`].
+    pub fn refresh_claim(&self, key: &StoreKey) -> bool {
+        self.refreshing
+            .lock()
+            .map(|mut set| set.insert(key.clone()))
+            .unwrap_or(false)
+    }
+
+    /// Release a claim taken by [`Sessions::refresh_claim`].
+    pub fn refresh_done(&self, key: &StoreKey) {
+        if let Ok(mut set) = self.refreshing.lock() {
+            set.remove(key);
+        }
+    }
+
+    /// The record as the store has it now (not the cache), with its refresh
+    /// token unsealed, when a refresh is still due.
+    pub async fn due_for_refresh(
+        &self,
+        key: &StoreKey,
+        now: u64,
+    ) -> Result<Option<(Record, String)>, StoreError> {
+        let Some(store) = self.store() else {
+            return Ok(None);
+        };
+        let Some(record) = store.get(key).await? else {
+            return Ok(None);
+        };
+        if now >= record.expires || !self.refresh_due(&record, now) {
+            return Ok(None);
+        }
+        let token = record.refresh_token.as_deref().and_then(|t| self.unseal(t));
+        Ok(token.map(|t| (record, t)))
+    }
+
+    /// Take over what a refresh returned: the identity now, the rotated
+    /// tokens. Says whether the identity changed.
+    pub async fn refreshed(
+        &self,
+        key: &StoreKey,
+        mut record: Record,
+        identity: Identity,
+        refresh_token: Option<String>,
+        id_token: Option<String>,
+        now: u64,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let outcome = if record.identity == identity {
+            RefreshOutcome::Unchanged
+        } else {
+            RefreshOutcome::Changed
+        };
+        record.identity = identity;
+        record.refreshed = now;
+        record.refresh_failures = 0;
+        record.retry_at = 0;
+        let seal = |t: String| self.keys.seal(Purpose::StoredToken, t.as_bytes());
+        if let Some(t) = refresh_token {
+            record.refresh_token = Some(seal(t));
+        }
+        if let Some(t) = id_token {
+            record.id_token = Some(seal(t));
+        }
+        self.save_if_live(key, record).await?;
+        self.events.refresh(outcome);
+        Ok(outcome)
+    }
+
+    /// The provider could not answer: try again after a backoff (30 s,
+    /// doubling, at most `refresh_interval`); the session stays as it is.
+    pub async fn refresh_failed(
+        &self,
+        key: &StoreKey,
+        mut record: Record,
+        now: u64,
+    ) -> Result<(), StoreError> {
+        record.refresh_failures = record.refresh_failures.saturating_add(1);
+        let backoff = 30u64.saturating_mul(1 << record.refresh_failures.min(10).saturating_sub(1));
+        let cap = self
+            .refresh_interval
+            .map_or(backoff, |i| i.as_secs().max(5));
+        record.retry_at = now.saturating_add(backoff.min(cap));
+        self.save_if_live(key, record).await?;
+        self.events.refresh(RefreshOutcome::Unavailable);
+        Ok(())
+    }
+
+    /// The provider refused the refresh token: the session ends.
+    pub async fn refresh_refused(&self, key: &StoreKey) -> Result<(), StoreError> {
+        if let Some(store) = self.store() {
+            if let Backend::Store { cache, .. } = &self.backend {
+                cache.invalidate(key);
+            }
+            if store.remove(key).await?.is_some() {
+                self.events.ended(EndReason::RefreshInvalid, 1);
+            }
+        }
+        self.events.refresh(RefreshOutcome::Invalid);
+        Ok(())
+    }
+
+    /// Write a record back unless the session ended meanwhile, and let this
+    /// process see it at once.
+    async fn save_if_live(&self, key: &StoreKey, record: Record) -> Result<(), StoreError> {
+        if let Backend::Store { store, cache } = &self.backend {
+            if store.update(key, &record).await? {
+                cache.insert(key.clone(), Arc::new(record));
+            } else {
+                cache.invalidate(key);
+            }
+        }
+        Ok(())
     }
 
     /// Stateless: the first cookie of the exact name that opens, else the chunks joined.
@@ -400,6 +518,8 @@ impl Sessions {
                     sid: tokens.sid,
                     client: context.client,
                     user_agent: context.user_agent.map(|ua| truncate(ua, 200)),
+                    refresh_failures: 0,
+                    retry_at: 0,
                 };
                 store.put(&key, &record).await?;
                 cache.insert(key, Arc::new(record));

@@ -214,3 +214,168 @@ fn drop_sessions_table(file: &std::path::Path) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Signed in as `user` with `refresh_interval = "5s"`: the app and the cookie.
+async fn signed_in_with_refresh(user: &str) -> (TestApp, String) {
+    let app = spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"\nrefresh_interval = \"5s\"\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let b = browser();
+    let cookie = session_cookie(&sign_in(&app, &b, user, RD).await).unwrap();
+    (app, cookie)
+}
+
+/// Ask grafana.example.test (policy admins) every 250 ms until the answer is
+/// `want` or `within` passes; the last status.
+async fn grafana_until(app: &TestApp, cookie: &str, want: u16, within: std::time::Duration) -> u16 {
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let status = ask(
+            app,
+            Ask::ForwardAuth,
+            "grafana.example.test",
+            "/",
+            &[("Cookie", cookie)],
+        )
+        .await
+        .status()
+        .as_u16();
+        if status == want || std::time::Instant::now() > deadline {
+            return status;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+}
+
+#[actix_web::test]
+async fn a_group_removed_at_the_provider_denies_after_the_next_refresh() {
+    let (app, cookie) = signed_in_with_refresh("alice").await;
+    assert_eq!(
+        grafana_until(&app, &cookie, 200, std::time::Duration::ZERO).await,
+        200
+    );
+    let record = &app
+        .state
+        .sessions
+        .store()
+        .unwrap()
+        .list(&Filter::All, now())
+        .await
+        .unwrap()[0]
+        .1;
+    let first_token = record
+        .refresh_token
+        .clone()
+        .expect("offline_access gave a refresh token");
+    app.idp
+        .as_ref()
+        .unwrap()
+        .set_groups("alice", ["users"])
+        .unwrap();
+    // Within refresh_interval plus a request or two, admins access is gone.
+    let status = grafana_until(&app, &cookie, 403, std::time::Duration::from_secs(12)).await;
+    assert_eq!(status, 403, "the removed group still admits alice");
+    // Still signed in (users may use app.example.test), with a rotated refresh token.
+    assert_eq!(allowed(&app, &cookie).await, 200);
+    let record = &app
+        .state
+        .sessions
+        .store()
+        .unwrap()
+        .list(&Filter::All, now())
+        .await
+        .unwrap()[0]
+        .1;
+    assert_eq!(record.identity.groups, vec!["users"]);
+    assert_ne!(
+        record.refresh_token.as_ref(),
+        Some(&first_token),
+        "the rotated token is kept"
+    );
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pocketgate_session_refreshes_total{outcome=\"changed\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn a_disabled_user_is_signed_out_at_the_next_refresh() {
+    let (app, cookie) = signed_in_with_refresh("alice").await;
+    app.idp.as_ref().unwrap().disable_user("alice").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
+    let mut status = 200;
+    while status == 200 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        status = allowed(&app, &cookie).await;
+    }
+    assert_eq!(
+        status, 401,
+        "invalid_grant ends the session: the next request must sign in"
+    );
+    assert!(app
+        .state
+        .sessions
+        .store()
+        .unwrap()
+        .list(&Filter::All, now())
+        .await
+        .unwrap()
+        .is_empty());
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pocketgate_sessions_ended_total{reason=\"refresh_invalid\"} 1"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn a_provider_outage_logs_nobody_out() {
+    let (app, cookie) = signed_in_with_refresh("alice").await;
+    app.idp
+        .as_ref()
+        .unwrap()
+        .set_fault(Some(dev_idp::Fault::Unavailable));
+    // Two refresh intervals of requests against a provider that answers 503.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(11);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            allowed(&app, &cookie).await,
+            200,
+            "an outage must not end the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        !metrics.contains("pocketgate_session_refreshes_total{outcome=\"unavailable\"} 0"),
+        "{metrics}"
+    );
+    // The provider is back: the next due refresh succeeds and the session lives on.
+    app.idp.as_ref().unwrap().set_fault(None);
+    assert_eq!(allowed(&app, &cookie).await, 200);
+}

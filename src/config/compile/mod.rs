@@ -78,14 +78,17 @@ pub(super) fn runtime(
         session::warn_host_only_cookie(server, session, rules, &mut report);
     }
     let runtime = match (server, rules, oidc, session) {
-        (Some(server), Some(rules), Some(oidc), Some(session)) => Some(Runtime {
+        (Some(server), Some(rules), Some(mut oidc), Some(session)) => Some(Runtime {
+            oidc: {
+                oidc.offline_access = session.refresh_interval.is_some();
+                oidc
+            },
             listen: server.listen,
             public_url: server.public_url,
             trusted_proxies: server.trusted_proxies,
             headers: server.headers,
             log: server.log,
             rules,
-            oidc,
             session,
         }),
         _ => None,

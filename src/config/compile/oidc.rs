@@ -99,6 +99,8 @@ pub(super) fn compile(
         scopes,
         username_claim: claims.username,
         groups_claim: claims.groups,
+        // Set once [session] is known (see compile::runtime).
+        offline_access: false,
     })
 }
 

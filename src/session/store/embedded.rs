@@ -138,6 +138,20 @@ impl Embedded {
         .await
     }
 
+    pub(super) async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        let key = key.as_str().to_string();
+        let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let (user, expires) = (record.identity.user.clone(), record.expires as i64);
+        self.with(move |c| {
+            let n = c.execute(
+                "UPDATE sessions SET user = ?2, expires = ?3, record = ?4 WHERE key = ?1",
+                params![key, user, expires, text],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
     pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         let key = key.as_str().to_string();
         let text = self

@@ -86,6 +86,20 @@ pub struct Record {
     /// The browser's `User-Agent` at login (at most 200 bytes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_agent: Option<String>,
+    /// Refreshes that failed in a row because the provider could not answer.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub refresh_failures: u32,
+    /// Not before this time is the next refresh tried (backoff), unix seconds.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub retry_at: u64,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_u64(n: &u64) -> bool {
+    *n == 0
 }
 
 impl fmt::Debug for Record {
@@ -188,6 +202,14 @@ impl Store {
     pub async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.put(key, record).await,
+        }
+    }
+
+    /// Replace a session that still exists; false when it ended meanwhile
+    /// (a refresh never brings a revoked session back).
+    pub async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => e.update(key, record).await,
         }
     }
 
