@@ -379,3 +379,128 @@ async fn a_provider_outage_logs_nobody_out() {
     app.idp.as_ref().unwrap().set_fault(None);
     assert_eq!(allowed(&app, &cookie).await, 200);
 }
+
+#[actix_web::test]
+async fn back_channel_logout_ends_that_provider_session_and_no_other() {
+    let app = spawn_embedded().await;
+    let idp = app.idp.as_ref().unwrap();
+    let (a1, a2, b) = (browser(), browser(), browser());
+    let alice1 = session_cookie(&sign_in(&app, &a1, "alice", RD).await).unwrap();
+    let sid1 = idp
+        .sessions("alice")
+        .last()
+        .cloned()
+        .expect("a provider session");
+    let alice2 = session_cookie(&sign_in(&app, &a2, "alice", RD).await).unwrap();
+    let bob = session_cookie(&sign_in(&app, &b, "bob", RD).await).unwrap();
+    let statuses = idp
+        .backchannel_logout(dev_idp::LogoutTarget::Session(&sid1))
+        .await
+        .unwrap();
+    assert_eq!(statuses, vec![200]);
+    assert_eq!(
+        allowed(&app, &alice1).await,
+        401,
+        "that provider session ended here too"
+    );
+    assert_eq!(
+        allowed(&app, &alice2).await,
+        200,
+        "another browser's session lives"
+    );
+    assert_eq!(allowed(&app, &bob).await, 200);
+    // By user: every remaining provider session of alice.
+    let statuses = idp
+        .backchannel_logout(dev_idp::LogoutTarget::User("alice"))
+        .await
+        .unwrap();
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(allowed(&app, &alice2).await, 401);
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pocketgate_sessions_ended_total{reason=\"back_channel\"} 2"),
+        "{metrics}"
+    );
+}
+
+#[actix_web::test]
+async fn every_broken_logout_token_is_a_400_and_ends_nothing() {
+    use dev_idp::{LogoutTokenFlaw as F, LogoutTokenOptions};
+    let app = spawn_embedded().await;
+    let idp = app.idp.as_ref().unwrap();
+    let b = browser();
+    let cookie = session_cookie(&sign_in(&app, &b, "alice", RD).await).unwrap();
+    let sid = idp.sessions("alice").last().cloned().unwrap();
+    for flaw in [
+        F::WrongSignature,
+        F::AlgNone,
+        F::Hs256WithPublicKey,
+        F::MissingEvents,
+        F::WithNonce,
+        F::Expired,
+        F::WrongIssuer,
+        F::WrongAudience,
+    ] {
+        let token = idp
+            .logout_token(&LogoutTokenOptions {
+                flaw: Some(flaw),
+                ..LogoutTokenOptions::new("alice", &sid)
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            idp.send_logout_token(&token).await.unwrap(),
+            400,
+            "{flaw:?}"
+        );
+        assert_eq!(
+            allowed(&app, &cookie).await,
+            200,
+            "{flaw:?} ended the session"
+        );
+    }
+    // Garbage, an empty form, an oversized body.
+    let post = |body: String| {
+        client()
+            .post(app.url("/backchannel-logout"))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+    };
+    for body in [
+        "logout_token=not.a.jwt".to_string(),
+        String::new(),
+        format!("logout_token={}", "A".repeat(40_000)),
+    ] {
+        let r = post(body).send().await.unwrap();
+        assert!(r.status().is_client_error(), "{}", r.status());
+        assert_eq!(
+            r.headers()
+                .get("cache-control")
+                .map(|v| v.to_str().unwrap()),
+            (r.status() == 400).then_some("no-store")
+        );
+    }
+    assert_eq!(allowed(&app, &cookie).await, 200);
+    // A valid token works once; its replay is refused.
+    let token = idp
+        .logout_token(&LogoutTokenOptions {
+            jti: Some("replayed-jti".into()),
+            ..LogoutTokenOptions::new("alice", &sid)
+        })
+        .await
+        .unwrap();
+    assert_eq!(idp.send_logout_token(&token).await.unwrap(), 200);
+    assert_eq!(allowed(&app, &cookie).await, 401);
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        400,
+        "a replayed jti"
+    );
+}

@@ -126,6 +126,7 @@ pub async fn spawn(opts: Options) -> TestApp {
             client_secret: Some("client-secret".into()),
             redirect_uris: vec![format!("{base}/callback")],
             post_logout_redirect_uris: vec![format!("{base}/logout/done")],
+            backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
             ..DevIdpConfig::default()
         };
         (opts.configure_idp)(&mut cfg);
