@@ -363,7 +363,39 @@ fn check(path: &Path) -> ExitCode {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
+    if loaded.value.session.refresh_interval.is_some() {
+        provider_check(&loaded.value);
+    }
     ExitCode::SUCCESS
+}
+
+/// What `check` can only learn from the provider: whether it issues refresh
+/// tokens (`offline_access` in `scopes_supported`). Best effort, bounded to
+/// a few seconds; an unreachable provider is a note, not an error (`check`
+/// also runs where the provider cannot be reached, e.g. at build time).
+fn provider_check(rt: &Runtime) {
+    let Ok(provider) = Provider::new(rt.oidc.clone(), Vec::new()) else {
+        return;
+    };
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        return;
+    };
+    let discovered = runtime.block_on(async {
+        tokio::time::timeout(std::time::Duration::from_secs(4), provider.discover()).await
+    });
+    match discovered {
+        Ok(Ok(())) if provider.offers_offline_access() => {}
+        Ok(Ok(())) => eprintln!(
+            "warning: session.refresh_interval: the provider does not list offline_access in scopes_supported, \
+             so it issues no refresh token: sessions keep the identity of their login until lifetime ends \
+             (fix: enable refresh tokens at the provider, or set refresh_interval = \"off\" to say so)"
+        ),
+        Ok(Err(e)) => eprintln!("note: provider not checked ({e}); whether it issues refresh tokens is logged at start"),
+        Err(_) => eprintln!("note: provider not checked (no answer within 4 s); whether it issues refresh tokens is logged at start"),
+    }
 }
 
 /// The `check` summary: a header and one line per host.
