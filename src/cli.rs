@@ -123,6 +123,12 @@ pub struct DemoArgs {
     /// Port of the development identity provider on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 4181)]
     pub idp_port: u16,
+    /// Where the demo keeps sessions: embedded (a temporary directory), redis, or cookie.
+    #[arg(long, default_value = "embedded")]
+    pub store: String,
+    /// With `--store redis`: the Redis or Valkey URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
 }
 
 /// Parse arguments and run; the process exit code.

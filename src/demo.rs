@@ -34,6 +34,21 @@ pub struct DemoArgs {
     /// Port of the development identity provider on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 4181)]
     pub idp_port: u16,
+    /// Where the demo keeps sessions: embedded (a temporary directory), redis, or cookie.
+    #[arg(long, default_value = "embedded", value_parser = ["embedded", "redis", "cookie"])]
+    pub store: String,
+    /// With `--store redis`: the Redis or Valkey URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+}
+
+/// The demo's session store settings, as `[session]` lines.
+fn store_lines(store: &str, redis_url: &str) -> String {
+    match store {
+        "cookie" => "store = \"cookie\"\n".into(),
+        "redis" => format!("store = \"redis\"\nredis_url = {redis_url:?}\n"),
+        _ => format!("state_dir = {:?}\n", state_dir().display().to_string()),
+    }
 }
 
 /// The demo's session store: a directory of its own under the system's
@@ -68,6 +83,16 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
 
 /// Start the provider and prepare the sidecar. Ports that are taken fall back to free ones.
 pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, String> {
+    start_with(port, idp_port, signals, &store_lines("embedded", "")).await
+}
+
+/// [`start`] with the `[session]` store lines given.
+async fn start_with(
+    port: u16,
+    idp_port: u16,
+    signals: bool,
+    store_lines: &str,
+) -> Result<Demo, String> {
     let listener = bind(port).map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = format!("http://127.0.0.1:{}", addr.port());
@@ -100,8 +125,7 @@ client_secret = "{client_secret}"
 [session]
 secret = "{session_secret}"
 lifetime = "1h"
-state_dir = "{state_dir}"
-refresh_interval = "1m"
+{store_lines}refresh_interval = "1m"
 [policies.admins]
 allowed_groups = ["admins"]
 [policies.users]
@@ -116,7 +140,6 @@ policy = "admins"
 "#,
         issuer = idp.issuer(),
         session_secret = random(32)?,
-        state_dir = state_dir().display(),
     );
     let loaded = config::load_str(&toml, &|_| None).map_err(|e| e.to_string())?;
     let runtime = Arc::new(loaded.value);
@@ -151,7 +174,8 @@ policy = "admins"
 pub fn run(args: &DemoArgs) -> ExitCode {
     crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
-        let demo = match start(args.port, args.idp_port, true).await {
+        let lines = store_lines(&args.store, &args.redis_url);
+        let demo = match start_with(args.port, args.idp_port, true, &lines).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");
