@@ -371,6 +371,14 @@ fn parse_target(t: &str, label: &'static str) -> Result<(String, Option<String>)
     if t.bytes().any(|b| b <= 0x20 || b == 0x7f) {
         return Err(malformed(label, "holds spaces or control characters"));
     }
+    // No request target carries a fragment (RFC 9112 3.2): a '#' here came
+    // raw from the client, and the URL rebuilt from it would end elsewhere.
+    if t.contains('#') {
+        return Err(malformed(
+            label,
+            "holds a '#', which no request target carries",
+        ));
+    }
     Ok(match t.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
         None => (t.to_string(), None),
