@@ -394,6 +394,14 @@ fn parse_target<'t>(
     if t.bytes().any(|b| b <= 0x20 || b == 0x7f) {
         return Err(malformed(label, "holds spaces or control characters"));
     }
+    // No request target carries a fragment (RFC 9112 3.2): a '#' here came
+    // raw from the client, and the URL rebuilt from it would end elsewhere.
+    if t.contains('#') {
+        return Err(malformed(
+            label,
+            "holds a '#', which no request target carries",
+        ));
+    }
     Ok(match t.split_once('?') {
         Some((p, q)) => (p, Some(q)),
         None => (t, None),

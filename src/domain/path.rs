@@ -80,10 +80,13 @@ impl fmt::Display for PathPrefix {
 /// with `;parameters`, no segment made only of dots (or dots and `%20`); no
 /// percent-encoded `/`, `\`, `.`, `;`, `#`, `?`, `%`, control or non-ASCII
 /// byte, no malformed `%` escape; no literal `\`, `#`, control character,
-/// space or non-ASCII byte.
+/// space or non-ASCII byte. Escapes are in RFC 3986's normal form too:
+/// upper-case hex digits (6.2.2.1), and never of an unreserved character
+/// (letter, digit, `-`, `_`, `~`), whose only normal spelling is itself (6.2.2.2).
 ///
 /// Anything else might be routed by proxy or backend to another path than the
-/// one we matched, so it never bypasses.
+/// one we matched, or match a `bypass_resources` regex its plain spelling
+/// does not (`^/share/.{8}$` and `/share/%61bcde`), so it never bypasses.
 pub fn is_normal_path(path: &str) -> bool {
     let bytes = path.as_bytes();
     if bytes.first() != Some(&b'/') {
@@ -97,7 +100,7 @@ pub fn is_normal_path(path: &str) -> bool {
         }
         if b == b'%' {
             let decoded = match rest {
-                [h, l, tail @ ..] => match (hex(*h), hex(*l)) {
+                [h, l, tail @ ..] => match (upper_hex(*h), upper_hex(*l)) {
                     (Some(h), Some(l)) => {
                         rest = tail;
                         h * 16 + l
@@ -109,6 +112,8 @@ pub fn is_normal_path(path: &str) -> bool {
             if decoded < 0x20
                 || matches!(decoded, b'/' | b'\\' | b'.' | b'#' | b'?' | b'%' | b';')
                 || decoded >= 0x7f
+                || decoded.is_ascii_alphanumeric()
+                || matches!(decoded, b'-' | b'_' | b'~')
             {
                 return false;
             }
@@ -136,10 +141,10 @@ fn is_dot_like(name: &str) -> bool {
     !core.is_empty() && core.bytes().all(|b| b == b'.')
 }
 
-fn hex(b: u8) -> Option<u8> {
+/// The value of an upper-case hex digit; a lower-case one is not normal form.
+fn upper_hex(b: u8) -> Option<u8> {
     match b {
         b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
@@ -181,9 +186,11 @@ mod tests {
             "/a",
             "/a/",
             "/a/b.c",
-            "/%41",
             "/a;v=1/b",
             "/.well-known/x",
+            "/a%20b",
+            "/u/a%40b",
+            "/%3A",
         ] {
             assert!(is_normal_path(ok), "{ok}");
         }
@@ -213,6 +220,21 @@ mod tests {
             "/%ff",
         ] {
             assert!(!is_normal_path(bad), "{bad:?}");
+        }
+    }
+
+    /// Found by the spelling property (tests/properties.rs): `/share/%61bcdef`
+    /// matched `^/share/.{8}$`, which its plain spelling `/share/abcdef` does not.
+    #[test]
+    fn escapes_are_in_normal_form_too() {
+        for bad in [
+            "/%41", "/%61", "/%30", "/%7E", "/%2D", "/%5F", // unreserved characters
+            "/%3a", "/%5b", "/%c3", "/%2f", // lower-case hex digits
+        ] {
+            assert!(!is_normal_path(bad), "{bad:?}");
+        }
+        for ok in ["/%3A", "/%5B", "/%40", "/%20", "/%21"] {
+            assert!(is_normal_path(ok), "{ok:?}");
         }
     }
 }

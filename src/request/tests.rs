@@ -460,3 +460,28 @@ fn a_request_in_normal_form_is_borrowed_not_copied() {
     assert_eq!(o.host, "grafana.example.com");
     assert_eq!(o.authority, "grafana.example.com:8443");
 }
+
+/// Found by the reconstruction property (tests/properties.rs): a raw '#' in
+/// the target stayed in the path, and `url()` then named another request.
+#[test]
+fn a_fragment_in_the_target_is_refused() {
+    for headers in [
+        &[
+            ("X-Forwarded-Host", "a.example.com"),
+            ("X-Forwarded-Uri", "/#"),
+        ][..],
+        &[
+            ("X-Forwarded-Host", "a.example.com"),
+            ("X-Forwarded-Uri", "/a?b#c"),
+        ],
+        &[("X-Original-URL", "https://a.example.com/a#b")],
+        &[("X-Original-URL", "https://a.example.com/a?b=1#c")],
+    ] {
+        match run(headers, "127.0.0.1") {
+            Err(RequestError::Malformed { reason, .. }) => {
+                assert!(reason.contains("'#'"), "{reason}")
+            }
+            other => panic!("{headers:?}: expected Malformed, got {other:?}"),
+        }
+    }
+}

@@ -1,0 +1,551 @@
+//! Properties of the parsers that face the network, for all inputs the
+//! strategies build from the pieces attackers and proxies actually send. The
+//! invariants themselves live in `tests/invariants/` and are shared with the
+//! fuzz targets (`fuzz/`), which explore the same code without a shape.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a panic is a failed test"
+)]
+
+mod invariants;
+
+use std::net::IpAddr;
+use std::sync::LazyLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use pocketgate::config::Runtime;
+use pocketgate::domain::is_normal_path;
+use pocketgate::oidc::flow::validate_rd;
+use pocketgate::policy::{Identity, Outcome, Rules};
+use pocketgate::request::{reconstruct, Scheme};
+use pocketgate::session::{Session, SessionKeys};
+use proptest::prelude::*;
+use proptest::sample::select;
+
+use invariants::*;
+
+static RUNTIME: LazyLock<Runtime> = LazyLock::new(runtime);
+static RULES_FIXTURE: LazyLock<Rules> = LazyLock::new(rules);
+static KEYS: LazyLock<SessionKeys> = LazyLock::new(keys);
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Concatenations of 0..max pieces.
+fn joined(pieces: Vec<&'static str>, max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(select(pieces), 0..max).prop_map(|v| v.concat())
+}
+
+// ------------------------------------------------------------- normal form
+
+#[rustfmt::skip]
+const PATH_PIECES: &[&str] = &[
+    "/", "/", "/", "//", "\\", "a", "b", "api", "health", "~", "-", "_",
+    ".", "..", "...", "%2e", "%2E", "%2e%2e", ".%2E", "%2f", "%2F", "%5c", "%5C",
+    ";x", ";", "..;", "%3b", "%3B", "%25", "%23", "%3f", "%", "%g0", "%4", "%41", "%61",
+    "%7e", "%7E", "%2d", "%20", "%40", "%3a", "%3A", "%00", "%7f", "%c3%a9", "?", "#", " ", "\t", "é",
+];
+
+fn tricky_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        8 => joined(PATH_PIECES.to_vec(), 10).prop_map(|p| format!("/{p}")),
+        1 => joined(PATH_PIECES.to_vec(), 10),
+        1 => any::<String>(),
+    ]
+}
+
+/// A path of plain segments: letters, digits and `-_~`, one `/` between them.
+fn plain_path(max_segments: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec("[a-zA-Z0-9_~-]{1,8}", 1..=max_segments)
+        .prop_map(|segments| format!("/{}", segments.join("/")))
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn a_normal_path_holds_no_spelling_trick(path in tricky_path()) {
+        check_normal_path(&path);
+    }
+
+    #[test]
+    fn plain_segments_are_in_normal_form(path in plain_path(5), slash in any::<bool>()) {
+        let path = if slash { format!("{path}/") } else { path };
+        prop_assert!(is_normal_path(&path), "{path:?}");
+        check_normal_path(&path);
+    }
+}
+
+// ------------------------------------------------------ spelling never helps
+
+/// One way of spelling a path differently without changing where a backend
+/// routes it (the `usize` picks the place, the `bool` the case of hex digits).
+#[derive(Debug, Clone, Copy)]
+enum Respelling {
+    /// `/a/b` → `/a/./b`
+    DotSegment(usize),
+    /// `/a/b` → `/a/x/../b`
+    UpAndBack(usize),
+    /// `/a/b` → `/a//b`
+    DoubleSlash(usize),
+    /// `/a/b` → `/%61/b`, hex digits in either case (`%7e`, `%7E`)
+    Encode(usize, bool),
+    /// `/a%3A` → `/a%3a`
+    LowerHex(usize),
+}
+
+fn respelling() -> impl Strategy<Value = Respelling> {
+    prop_oneof![
+        any::<usize>().prop_map(Respelling::DotSegment),
+        any::<usize>().prop_map(Respelling::UpAndBack),
+        any::<usize>().prop_map(Respelling::DoubleSlash),
+        (any::<usize>(), any::<bool>()).prop_map(|(i, upper)| Respelling::Encode(i, upper)),
+        any::<usize>().prop_map(Respelling::LowerHex),
+    ]
+}
+
+/// Apply one respelling to `path` (a path of plain segments, maybe respelled already).
+fn respell(path: &str, how: Respelling) -> String {
+    let slashes: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+    let at_slash = |i: usize| slashes[i % slashes.len()] + 1;
+    match how {
+        Respelling::DotSegment(i) => insert(path, at_slash(i), "./"),
+        Respelling::UpAndBack(i) => insert(path, at_slash(i), "x/../"),
+        Respelling::DoubleSlash(i) => insert(path, at_slash(i), "/"),
+        Respelling::Encode(i, upper) => {
+            // Unreserved characters, but not the hex digits of an escape.
+            let bytes = path.as_bytes();
+            let in_escape =
+                |j: usize| (j >= 1 && bytes[j - 1] == b'%') || (j >= 2 && bytes[j - 2] == b'%');
+            let candidates: Vec<usize> = (0..bytes.len())
+                .filter(|&j| {
+                    (bytes[j].is_ascii_alphanumeric() || b"-._~".contains(&bytes[j]))
+                        && !in_escape(j)
+                })
+                .collect();
+            let Some(&j) = candidates.get(i % candidates.len().max(1)) else {
+                return path.to_string();
+            };
+            let byte = bytes[j];
+            let escape = if upper {
+                format!("%{byte:02X}")
+            } else {
+                format!("%{byte:02x}")
+            };
+            format!("{}{}{}", &path[..j], escape, &path[j + 1..])
+        }
+        Respelling::LowerHex(i) => {
+            let escapes: Vec<usize> = path.match_indices('%').map(|(j, _)| j).collect();
+            let Some(&j) = escapes.get(i % escapes.len().max(1)) else {
+                return path.to_string();
+            };
+            let lower = path[j..j + 3].to_ascii_lowercase();
+            format!("{}{}{}", &path[..j], lower, &path[j + 3..])
+        }
+    }
+}
+
+fn insert(path: &str, at: usize, what: &str) -> String {
+    format!("{}{}{}", &path[..at], what, &path[at..])
+}
+
+/// A path the fixture rules have something to say about, in plain form.
+fn interesting_path() -> impl Strategy<Value = String> {
+    prop_oneof![
+        plain_path(3).prop_map(|p| format!("/api/health{p}")),
+        Just("/api/health".to_string()),
+        Just("/status".to_string()),
+        "[a-z0-9]{5,11}".prop_map(|t| format!("/share/{t}")),
+        "[a-z0-9]{3,7}".prop_map(|t| format!("/share/{t}%3A")),
+        "[a-z0-9]{1,8}".prop_map(|t| format!("/files/{t}")),
+        "[a-z0-9]{0,3}".prop_map(|t| format!("/files/%3A{t}%5B")),
+        "[0-9]{1,3}".prop_map(|v| format!("/v{v}/ping")),
+        Just("/a-b/c_d~e/f".to_string()),
+        plain_path(4),
+    ]
+}
+
+fn rules_with_prefix(prefix: &str) -> Rules {
+    rules_from(&format!(
+        r#"
+default_policy = "users"
+[policies.users]
+allowed_groups = ["users"]
+[[hosts]]
+host = "{APP}"
+policy = "users"
+bypass_paths = ["{prefix}"]
+"#
+    ))
+}
+
+proptest! {
+    #![proptest_config(config(400))]
+
+    /// Spelling never helps (DESIGN.md, decision step 3): for a generated
+    /// bypass prefix and a path, no spelling of the path gets a more
+    /// permissive answer than the path itself.
+    #[test]
+    fn spelling_never_helps_with_generated_prefixes(
+        prefix in plain_path(3),
+        tail in prop_oneof![Just(String::new()), plain_path(2)],
+        how in prop::collection::vec(respelling(), 1..5),
+    ) {
+        let rules = rules_with_prefix(&prefix);
+        let plain = format!("{prefix}{tail}");
+        let spelled = how.iter().fold(plain.clone(), |p, h| respell(&p, *h));
+        prop_assert_eq!(plain_form(&spelled), plain.clone(), "{:?}", how);
+        check_spelling(&rules, APP, &plain, &spelled);
+    }
+
+    #[test]
+    fn spelling_never_helps_with_the_fixture_rules(
+        plain in interesting_path(),
+        how in prop::collection::vec(respelling(), 1..5),
+    ) {
+        let spelled = how.iter().fold(plain.clone(), |p, h| respell(&p, *h));
+        prop_assert_eq!(plain_form(&spelled), plain.clone(), "{:?}", how);
+        check_spelling(&RULES_FIXTURE, APP, &plain, &spelled);
+    }
+
+    /// The respellings are not idle: the plain forms do bypass.
+    #[test]
+    fn plain_paths_under_a_bypass_prefix_bypass(prefix in plain_path(3), tail in plain_path(2)) {
+        let rules = rules_with_prefix(&prefix);
+        let [anonymous, _] = outcomes(&rules, APP, &format!("{prefix}{tail}"));
+        prop_assert_eq!(anonymous, Outcome::Bypass);
+    }
+
+    #[test]
+    fn spelling_never_helps_for_tricky_paths(path in tricky_path()) {
+        check_spelling_of(&RULES_FIXTURE, APP, &path);
+    }
+}
+
+// ---------------------------------------------------------------------- rd
+
+#[rustfmt::skip]
+const RD_SCHEMES: &[&str] = &[
+    "https://", "https://", "http://", "HTTPS://", "https:", "https:/", "https:///", "//", "javascript:", "data:", "",
+];
+#[rustfmt::skip]
+const RD_USERINFO: &[&str] = &["", "", "", "user@", "user:pw@", "@", ":@", "a%40b@"];
+#[rustfmt::skip]
+const RD_HOSTS: &[&str] = &[
+    "app.example.test", "APP.Example.Test.", "auth.example.test", "example.test", "x.example.test",
+    "a.wild.other.test", "wild.other.test", "other.test", "evil.test", "example.test.evil.test",
+    "evilexample.test", "10.1.2.3", "0x0a.1.2.3", "10.1.515", "[::1]", "[::ffff:10.1.2.3]", "%61pp.example.test",
+    "b\u{fc}cher.example.test", "xn--bcher-kva.example.test", "app.example.test%2f.evil.test", "",
+];
+#[rustfmt::skip]
+const RD_TAILS: &[&str] = &[
+    "", ":443", ":8443", ":", ":99999", "/", "/x", "/x?y=1", "#frag", "?q", "/..//evil.test", "/%2f%2fevil.test",
+    "\\evil.test", "@evil.test", "%00", " ", "\t", "/a b", "/\u{e9}",
+];
+
+fn rd() -> impl Strategy<Value = String> {
+    (
+        select(RD_SCHEMES.to_vec()),
+        select(RD_USERINFO.to_vec()),
+        select(RD_HOSTS.to_vec()),
+        joined(RD_TAILS.to_vec(), 3),
+    )
+        .prop_map(|(s, u, h, t)| format!("{s}{u}{h}{t}"))
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn an_accepted_rd_is_a_covered_https_url(rd in prop_oneof![8 => rd(), 1 => any::<String>()]) {
+        check_rd(&RUNTIME, &rd);
+    }
+
+    /// Not vacuous: plain URLs on covered hosts are accepted.
+    #[test]
+    fn urls_on_covered_hosts_are_accepted(
+        host in select(vec!["app.example.test", "auth.example.test", "x.example.test", "a.wild.other.test", "10.1.2.3"]),
+        path in plain_path(3),
+    ) {
+        let rd = format!("https://{host}{path}?q=1");
+        prop_assert_eq!(validate_rd(&RUNTIME, &rd), Ok(rd.clone()));
+        check_rd(&RUNTIME, &rd);
+    }
+}
+
+// ------------------------------------------------------------ reconstruct
+
+#[rustfmt::skip]
+const HOSTS: &[&str] = &[
+    "app.example.test", "APP.Example.Test.", "app.example.test:8443", "app.example.test:", "app.example.test:99999",
+    "[::1]", "[::1]:8080", "[::FFFF:10.0.0.1]", "[0::1]", "::1", "10.1.2.3", "a b", "a/b", "a@b", "a,b", ".", "..",
+    "app..test", "_x.test", "b\u{fc}cher.test", "xn--bcher-kva.test", "a%2eb", "",
+];
+#[rustfmt::skip]
+const TARGETS: &[&str] = &[
+    "/", "/a", "?b=1", "#b", "?b#c", "/%2e%2e/", "/a/..;/b", "a", " b", "\tb", "//x", "/?", "#", "%", "\\",
+];
+#[rustfmt::skip]
+const SCHEMES: &[&str] = &["https://", "http://", "HTTPS://", "ftp://", "https:", "https:///", ""];
+#[rustfmt::skip]
+const METHODS: &[&str] = &["GET", "POST", "post", "PROPFIND", "G E T", "", "GET,POST"];
+#[rustfmt::skip]
+const PROTOS: &[&str] = &["https", "http", "HTTP", "ftp", "", "https,http"];
+#[rustfmt::skip]
+const HOPS: &[&str] = &[
+    "203.0.113.7", "10.9.0.1", "127.0.0.1", "bad", "[::1]:80", "203.0.113.7:1234", "::ffff:203.0.113.8", "", ", ",
+];
+#[rustfmt::skip]
+const PEERS: &[&str] = &["127.0.0.1", "10.9.3.4", "::1", "::ffff:127.0.0.1", "203.0.113.5", "10.10.0.1", "::2"];
+
+/// A header as a proxy or a client might send it: mostly a value of its kind,
+/// sometimes one of another kind, sometimes raw bytes.
+fn header() -> impl Strategy<Value = (&'static str, Vec<u8>)> {
+    let target = || joined(TARGETS.to_vec(), 4).prop_map(|t| format!("/{t}"));
+    let url = || {
+        (
+            select(SCHEMES.to_vec()),
+            select(HOSTS.to_vec()),
+            joined(TARGETS.to_vec(), 4),
+        )
+            .prop_map(|(s, h, t)| format!("{s}{h}{t}"))
+    };
+    let kind = prop_oneof![
+        (
+            Just("X-Forwarded-Host"),
+            select(HOSTS.to_vec()).prop_map(String::from)
+        ),
+        (Just("X-Forwarded-Uri"), target()),
+        (
+            Just("X-Forwarded-Proto"),
+            select(PROTOS.to_vec()).prop_map(String::from)
+        ),
+        (
+            Just("X-Forwarded-Method"),
+            select(METHODS.to_vec()).prop_map(String::from)
+        ),
+        (Just("X-Original-URL"), url()),
+        (
+            Just("X-Original-Method"),
+            select(METHODS.to_vec()).prop_map(String::from)
+        ),
+        (
+            Just("X-Forwarded-For"),
+            prop::collection::vec(select(HOPS.to_vec()), 1..4).prop_map(|h| h.join(", "))
+        ),
+        (Just("Host"), select(HOSTS.to_vec()).prop_map(String::from)),
+    ];
+    prop_oneof![
+        8 => kind.prop_map(|(n, v)| (n, v.into_bytes())),
+        1 => (select(vec!["X-Forwarded-Host", "X-Forwarded-Uri", "X-Original-URL", "X-Forwarded-For"]), url().prop_map(String::into_bytes)),
+        1 => (select(vec!["X-Forwarded-Host", "X-Forwarded-Uri", "X-Original-URL", "X-Forwarded-For"]), prop::collection::vec(any::<u8>(), 0..16)),
+    ]
+}
+
+fn header_set() -> impl Strategy<Value = Vec<(&'static str, Vec<u8>)>> {
+    prop::collection::vec(header(), 0..6)
+}
+
+fn map_of(headers: &[(&str, Vec<u8>)]) -> actix_web::http::header::HeaderMap {
+    header_map(headers.iter().map(|(n, v)| (n.as_bytes(), v.as_slice())))
+}
+
+fn peer(s: &str) -> IpAddr {
+    s.parse().expect("fixture peers are addresses")
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    #[test]
+    fn a_reconstructed_request_is_well_formed(headers in header_set(), p in select(PEERS.to_vec())) {
+        check_reconstruct(&map_of(&headers), peer(p), "GET", Scheme::Https);
+    }
+
+    /// Not vacuous: a well-formed Caddy header set from the proxy reconstructs.
+    #[test]
+    fn caddy_header_sets_from_the_proxy_reconstruct(
+        host in select(vec!["app.example.test", "App.Example.Test:8443", "[::1]:8080", "10.1.2.3."]),
+        path in plain_path(3),
+        query in prop_oneof![Just(String::new()), "[a-z=&%0-9]{0,12}".prop_map(|q| format!("?{q}"))],
+        p in select(vec!["127.0.0.1", "10.9.3.4", "::1"]),
+    ) {
+        let uri = format!("{path}{query}");
+        let headers = [
+            ("X-Forwarded-Proto", b"https".to_vec()),
+            ("X-Forwarded-Host", host.as_bytes().to_vec()),
+            ("X-Forwarded-Uri", uri.into_bytes()),
+            ("X-Forwarded-For", b"203.0.113.7".to_vec()),
+        ];
+        let map = map_of(&headers);
+        let o = reconstruct(&map, peer(p), &trusted_proxies(), "GET", Scheme::Http);
+        prop_assert!(o.is_ok(), "{o:?}");
+        check_reconstruct(&map, peer(p), "GET", Scheme::Http);
+    }
+}
+
+// ---------------------------------------------------------------- sessions
+
+fn identity() -> impl Strategy<Value = Identity> {
+    (
+        "\\PC{0,12}",
+        "\\PC{0,12}",
+        prop::option::of("\\PC{0,16}"),
+        any::<bool>(),
+        prop::collection::vec("\\PC{0,8}", 0..4),
+    )
+        .prop_map(|(subject, user, email, email_verified, groups)| Identity {
+            subject,
+            user,
+            email,
+            email_verified,
+            name: None,
+            groups,
+            ..Identity::default()
+        })
+}
+
+/// A real sealed session with one base64url character replaced, one cut off,
+/// or one added.
+fn mutated(sealed: &str, at: usize, with: u8, how: u8) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bytes = sealed.as_bytes().to_vec();
+    let at = at % bytes.len();
+    let c = ALPHABET[usize::from(with) % ALPHABET.len()];
+    match how % 3 {
+        0 => bytes[at] = c,
+        1 => bytes.truncate(at),
+        _ => bytes.insert(at, c),
+    }
+    String::from_utf8(bytes).expect("base64url is ASCII")
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn random_strings_never_open(
+        value in prop_oneof![any::<String>(), "[A-Za-z0-9_-]{0,300}", "A[A-Za-z0-9_-]{40,200}"],
+    ) {
+        check_never_opens(&KEYS, &value, NOW);
+        check_cookie_value(&KEYS, &value, NOW);
+    }
+
+    /// The right version and key id in front of random bytes: the AEAD refuses.
+    #[test]
+    fn random_ciphertexts_behind_a_real_header_never_open(body in prop::collection::vec(any::<u8>(), 0..200)) {
+        let real = URL_SAFE_NO_PAD.decode(session().seal(&KEYS)).expect("sealed values are base64url");
+        let mut forged = real[..17].to_vec();
+        forged.extend(body);
+        check_never_opens(&KEYS, &URL_SAFE_NO_PAD.encode(forged), NOW);
+    }
+
+    #[test]
+    fn sealed_sessions_round_trip(
+        identity in identity(),
+        issued in NOW - 100_000..NOW + 200,
+        lifetime in 0u64..100_000,
+        now in NOW - 10..NOW + 10,
+    ) {
+        let session = Session { identity, issued, expires: issued.saturating_add(lifetime) };
+        check_session_round_trip(&KEYS, &session, now);
+        check_cookie_value(&KEYS, &session.seal(&KEYS), now);
+    }
+
+    #[test]
+    fn a_mutated_sealed_session_never_opens(at in any::<usize>(), with in any::<u8>(), how in any::<u8>()) {
+        let sealed = session().seal(&KEYS);
+        check_mutation(&KEYS, &sealed, &mutated(&sealed, at, with, how), NOW);
+        let flow = flow().seal(&KEYS);
+        check_mutation(&KEYS, &flow, &mutated(&flow, at, with, how), NOW);
+    }
+}
+
+// ------------------------------------------------------------------ config
+
+const EXAMPLE: &str = include_str!("../examples/pocketgate.toml");
+
+#[rustfmt::skip]
+const ISSUERS: &[&str] = &[
+    "https://id.example.test", "http://localhost:1411/", "", " ", "id.example.test", "https://", "ftp://id",
+    "https://id.example.test/realms/x", "http://[::1]:1411",
+];
+#[rustfmt::skip]
+const SECRETS: &[&str] = &[
+    "", "short", "0123456789abcdef0123456789abcdef", "0123456789abcdef0123456789abcde",
+    "0123456789abcdef0123456789abcdef\\nshort", "0123456789abcdef0123456789abcdef\\n\\nfedcba9876543210fedcba9876543210",
+    "   \\n  ",
+];
+#[rustfmt::skip]
+const PUBLIC_URLS: &[&str] = &[
+    "https://auth.example.test", "http://127.0.0.1:4180", "auth.example.test", "https://auth.example.test/x",
+    "https://auth.example.test:8443", "", "https://user@auth.example.test",
+];
+
+fn generated_config() -> impl Strategy<Value = String> {
+    (
+        select(ISSUERS.to_vec()),
+        select(SECRETS.to_vec()),
+        select(PUBLIC_URLS.to_vec()),
+        select(vec!["", "example.test", ".example.test", "other.test", "10.0.0.1"]),
+        select(vec!["12h", "30s", "0", "401d", "x"]),
+    )
+        .prop_map(|(issuer, secret, public_url, domain, lifetime)| {
+            let domain = if domain.is_empty() {
+                String::new()
+            } else {
+                format!("cookie_domain = \"{domain}\"\n")
+            };
+            format!(
+                "public_url = \"{public_url}\"\n\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"pg\"\nclient_auth = \"none\"\n\n[session]\nsecret = \"{secret}\"\nlifetime = \"{lifetime}\"\n{domain}\n[policies.users]\n[[hosts]]\nhost = \"app.example.test\"\npolicy = \"users\"\n"
+            )
+        })
+}
+
+/// The example configuration with some of its lines left out.
+fn example_with_lines_dropped() -> impl Strategy<Value = String> {
+    let lines: Vec<&'static str> = EXAMPLE.lines().collect();
+    prop::collection::vec(any::<bool>(), lines.len()).prop_map(move |keep| {
+        lines
+            .iter()
+            .zip(keep)
+            .filter(|(_, k)| *k)
+            .map(|(l, _)| *l)
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+}
+
+fn no_env(_: &str) -> Option<String> {
+    None
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    #[test]
+    fn a_loaded_configuration_has_an_issuer_and_a_secret(toml in generated_config()) {
+        check_config(&toml, &no_env);
+        check_config(&toml, &env);
+    }
+
+    #[test]
+    fn the_example_never_loads_into_something_broken(toml in example_with_lines_dropped()) {
+        check_config(&toml, &env);
+    }
+}
+
+#[test]
+fn the_example_configuration_loads_with_secrets_from_the_environment() {
+    assert!(pocketgate::config::load_str(EXAMPLE, &env).is_ok());
+    check_config(EXAMPLE, &env);
+}
