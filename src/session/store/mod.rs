@@ -12,6 +12,7 @@
 mod embedded;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -220,6 +221,23 @@ impl Store {
     pub async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.claim_jti(jti, until).await,
+        }
+    }
+
+    /// Take the refresh lock of a session for `ttl`, unless someone holds
+    /// it; true when taken. The owner is this store instance (one replica):
+    /// call [`Store::unlock`] only after a `true`.
+    pub async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => e.try_lock(key, ttl).await,
+        }
+    }
+
+    /// Release a refresh lock this instance holds; a lock that expired and
+    /// was taken by another instance stays theirs.
+    pub async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(e) => e.unlock(key).await,
         }
     }
 
