@@ -10,6 +10,7 @@
 //! (`try_lock`). It never decides; it only keeps.
 
 mod embedded;
+mod redis;
 
 use std::fmt;
 use std::time::Duration;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::config::StoreSettings;
 use crate::policy::Identity;
 
+pub use self::redis::Redis;
 pub use embedded::Embedded;
 
 /// What the store is keyed by: the hex SHA-256 of the session id. The id
@@ -145,12 +147,14 @@ pub enum StoreError {
 /// A session store.
 pub enum Store {
     Embedded(Embedded),
+    Redis(Redis),
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Store::Embedded(e) => write!(f, "Store::Embedded({})", e.place()),
+            Store::Redis(r) => write!(f, "Store::Redis({})", r.place()),
         }
     }
 }
@@ -163,10 +167,8 @@ impl Store {
             StoreSettings::Embedded { state_dir } => {
                 Ok(Some(Store::Embedded(Embedded::open(state_dir).await?)))
             }
-            StoreSettings::Redis { url } => Err(StoreError::Unavailable {
-                place: url.to_string(),
-                reason: "the redis store is not built yet".into(),
-            }),
+            // Succeeds while Redis is down: the first call connects.
+            StoreSettings::Redis { url } => Ok(Some(Store::Redis(Redis::open(url).await?))),
         }
     }
 
@@ -174,6 +176,7 @@ impl Store {
     pub fn place(&self) -> String {
         match self {
             Store::Embedded(e) => e.place(),
+            Store::Redis(r) => r.place(),
         }
     }
 
@@ -182,6 +185,7 @@ impl Store {
     pub async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self {
             Store::Embedded(e) => e.get(key).await,
+            Store::Redis(r) => r.get(key).await,
         }
     }
 
@@ -189,6 +193,7 @@ impl Store {
     pub async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.put(key, record).await,
+            Store::Redis(r) => r.put(key, record).await,
         }
     }
 
@@ -196,6 +201,7 @@ impl Store {
     pub async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self {
             Store::Embedded(e) => e.remove(key).await,
+            Store::Redis(r) => r.remove(key).await,
         }
     }
 
@@ -203,6 +209,7 @@ impl Store {
     pub async fn remove_matching(&self, filter: &Filter) -> Result<Vec<StoreKey>, StoreError> {
         match self {
             Store::Embedded(e) => e.remove_matching(filter).await,
+            Store::Redis(r) => r.remove_matching(filter).await,
         }
     }
 
@@ -214,6 +221,7 @@ impl Store {
     ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
         match self {
             Store::Embedded(e) => e.list(filter, now).await,
+            Store::Redis(r) => r.list(filter, now).await,
         }
     }
 
@@ -221,6 +229,7 @@ impl Store {
     pub async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.claim_jti(jti, until).await,
+            Store::Redis(r) => r.claim_jti(jti, until).await,
         }
     }
 
@@ -230,6 +239,7 @@ impl Store {
     pub async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.try_lock(key, ttl).await,
+            Store::Redis(r) => r.try_lock(key, ttl).await,
         }
     }
 
@@ -238,6 +248,7 @@ impl Store {
     pub async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.unlock(key).await,
+            Store::Redis(r) => r.unlock(key).await,
         }
     }
 
@@ -245,6 +256,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.ping().await,
+            Store::Redis(r) => r.ping().await,
         }
     }
 }
