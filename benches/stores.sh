@@ -38,7 +38,7 @@ wait_up() { for _ in $(seq 1 100); do curl -sf "$1" >/dev/null && return 0; slee
 
 STORES=(cookie embedded)
 REDIS_URL=""
-if command -v redis-server >/dev/null; then
+if [ -z "${SKIP_REDIS:-}" ] && command -v redis-server >/dev/null; then
     R=$(port)
     redis-server --port "$R" --bind 127.0.0.1 --save '' --appendonly no --daemonize no >"$WORK/redis.log" 2>&1 &
     PIDS+=($!)

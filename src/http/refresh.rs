@@ -25,10 +25,28 @@ pub(super) fn spawn(state: &web::Data<AppState>, current: &Current) {
     }
     let state = state.clone();
     actix_web::rt::spawn(async move {
-        refresh(&state, &key).await;
+        // Across replicas too: the store's lock (Redis) lets one refresh a
+        // session at a time, so none redeems a refresh token another rotated.
+        if let Some(store) = state.sessions.store() {
+            match store.try_lock(&key, LOCK_TTL).await {
+                Ok(true) => {
+                    refresh(&state, &key).await;
+                    if let Err(e) = store.unlock(&key).await {
+                        tracing::debug!(error = %e, "refresh: lock not released; it expires by itself");
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "refresh: session store unavailable; tried again later")
+                }
+            }
+        }
         state.sessions.refresh_done(&key);
     });
 }
+
+/// How long a refresh may hold its lock: the provider's 10 s timeout plus the store writes.
+const LOCK_TTL: std::time::Duration = std::time::Duration::from_secs(30);
 
 async fn refresh(state: &AppState, key: &StoreKey) {
     let now = now();

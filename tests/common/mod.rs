@@ -81,6 +81,8 @@ pub struct Options {
     pub discover: bool,
     /// Replace `POLICIES`.
     pub policies: Option<String>,
+    /// Use this provider (another app's development provider) instead of starting one.
+    pub issuer: Option<String>,
 }
 
 impl Default for Options {
@@ -93,6 +95,7 @@ impl Default for Options {
             configure_idp: |_| {},
             discover: true,
             policies: None,
+            issuer: None,
         }
     }
 }
@@ -132,6 +135,8 @@ pub async fn spawn(opts: Options) -> TestApp {
         (opts.configure_idp)(&mut cfg);
         let idp = DevIdp::start(cfg).await.unwrap();
         (idp.issuer().to_string(), Some(idp))
+    } else if let Some(issuer) = opts.issuer.clone() {
+        (issuer, None)
     } else {
         // Nothing listens on port 9 (discard) on loopback in the test sandbox.
         ("http://127.0.0.1:9".to_string(), None)
@@ -171,7 +176,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     let runtime = Arc::new(loaded.value);
     let keys = SessionKeys::new(&runtime.session.secrets);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
-    if opts.idp && opts.discover {
+    if (opts.idp || opts.issuer.is_some()) && opts.discover {
         provider.discover().await.unwrap();
     }
     let store = pocketgate::session::store::Store::open(&runtime.session.store)

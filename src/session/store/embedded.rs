@@ -3,10 +3,16 @@
 //! the same file at once (WAL mode): `pocketgate sessions` lists and revokes
 //! while `serve` runs. The directory is created owner-only (0700), the file
 //! 0600. Calls run on tokio's blocking pool, never on a request thread.
+//!
+//! The refresh lock is in-process: only `serve` refreshes, and one `serve`
+//! owns the directory, so a lock shared through the file would guard
+//! nothing more.
 
+use std::collections::HashMap;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -40,6 +46,8 @@ CREATE TABLE IF NOT EXISTS logout_jti (
 pub struct Embedded {
     path: PathBuf,
     conn: Arc<Mutex<Connection>>,
+    /// Refresh locks held, until when.
+    locks: Mutex<HashMap<StoreKey, Instant>>,
 }
 
 impl Embedded {
@@ -64,6 +72,7 @@ impl Embedded {
         Ok(Embedded {
             path,
             conn: Arc::new(Mutex::new(conn)),
+            locks: Mutex::new(HashMap::new()),
         })
     }
 
@@ -225,6 +234,31 @@ impl Embedded {
         .await
     }
 
+    pub(super) async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        // The map holds plain deadlines: one a panicking holder left is still valid.
+        let mut locks = self.locks.lock().unwrap_or_else(PoisonError::into_inner);
+        locks.retain(|_, until| *until > now);
+        if locks.contains_key(key) {
+            return Ok(false);
+        }
+        // An absurd ttl (beyond what `Instant` holds) is a day: still released by `unlock`.
+        let until = now
+            .checked_add(ttl)
+            .or_else(|| now.checked_add(Duration::from_secs(86_400)))
+            .unwrap_or(now);
+        locks.insert(key.clone(), until);
+        Ok(true)
+    }
+
+    pub(super) async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
+        self.locks
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(key);
+        Ok(())
+    }
+
     pub(super) async fn ping(&self) -> Result<(), StoreError> {
         // Touch the table itself: a damaged or missing table must show here.
         self.with(|c| {
@@ -293,4 +327,29 @@ fn open_blocking(dir: &Path, path: &Path) -> Result<Connection, String> {
     conn.execute_batch(SCHEMA)
         .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_refresh_lock_is_held_until_unlocked_or_expired() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Embedded::open(dir.path()).await.unwrap();
+        let (a, b) = (StoreKey::of(b"a"), StoreKey::of(b"b"));
+        let minute = Duration::from_secs(60);
+        assert!(store.try_lock(&a, minute).await.unwrap());
+        assert!(!store.try_lock(&a, minute).await.unwrap(), "held");
+        assert!(store.try_lock(&b, minute).await.unwrap(), "per session");
+        store.unlock(&a).await.unwrap();
+        assert!(
+            store.try_lock(&a, Duration::ZERO).await.unwrap(),
+            "released"
+        );
+        assert!(
+            store.try_lock(&a, minute).await.unwrap(),
+            "a lock whose ttl ran out is free"
+        );
+    }
 }

@@ -10,8 +10,10 @@
 //! (`try_lock`). It never decides; it only keeps.
 
 mod embedded;
+mod redis;
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::config::StoreSettings;
 use crate::policy::Identity;
 
+pub use self::redis::Redis;
 pub use embedded::Embedded;
 
 /// What the store is keyed by: the hex SHA-256 of the session id. The id
@@ -158,12 +161,14 @@ pub enum StoreError {
 /// A session store.
 pub enum Store {
     Embedded(Embedded),
+    Redis(Redis),
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Store::Embedded(e) => write!(f, "Store::Embedded({})", e.place()),
+            Store::Redis(r) => write!(f, "Store::Redis({})", r.place()),
         }
     }
 }
@@ -176,10 +181,8 @@ impl Store {
             StoreSettings::Embedded { state_dir } => {
                 Ok(Some(Store::Embedded(Embedded::open(state_dir).await?)))
             }
-            StoreSettings::Redis { url } => Err(StoreError::Unavailable {
-                place: url.to_string(),
-                reason: "the redis store is not built yet".into(),
-            }),
+            // Succeeds while Redis is down: the first call connects.
+            StoreSettings::Redis { url } => Ok(Some(Store::Redis(Redis::open(url).await?))),
         }
     }
 
@@ -187,6 +190,7 @@ impl Store {
     pub fn place(&self) -> String {
         match self {
             Store::Embedded(e) => e.place(),
+            Store::Redis(r) => r.place(),
         }
     }
 
@@ -195,6 +199,7 @@ impl Store {
     pub async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self {
             Store::Embedded(e) => e.get(key).await,
+            Store::Redis(r) => r.get(key).await,
         }
     }
 
@@ -202,6 +207,7 @@ impl Store {
     pub async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.put(key, record).await,
+            Store::Redis(r) => r.put(key, record).await,
         }
     }
 
@@ -210,6 +216,7 @@ impl Store {
     pub async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.update(key, record).await,
+            Store::Redis(r) => r.update(key, record).await,
         }
     }
 
@@ -217,6 +224,7 @@ impl Store {
     pub async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
         match self {
             Store::Embedded(e) => e.remove(key).await,
+            Store::Redis(r) => r.remove(key).await,
         }
     }
 
@@ -224,6 +232,7 @@ impl Store {
     pub async fn remove_matching(&self, filter: &Filter) -> Result<Vec<StoreKey>, StoreError> {
         match self {
             Store::Embedded(e) => e.remove_matching(filter).await,
+            Store::Redis(r) => r.remove_matching(filter).await,
         }
     }
 
@@ -235,6 +244,7 @@ impl Store {
     ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
         match self {
             Store::Embedded(e) => e.list(filter, now).await,
+            Store::Redis(r) => r.list(filter, now).await,
         }
     }
 
@@ -242,6 +252,26 @@ impl Store {
     pub async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.claim_jti(jti, until).await,
+            Store::Redis(r) => r.claim_jti(jti, until).await,
+        }
+    }
+
+    /// Take the refresh lock of a session for `ttl`, unless someone holds
+    /// it; true when taken. The owner is this store instance (one replica):
+    /// call [`Store::unlock`] only after a `true`.
+    pub async fn try_lock(&self, key: &StoreKey, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Embedded(e) => e.try_lock(key, ttl).await,
+            Store::Redis(r) => r.try_lock(key, ttl).await,
+        }
+    }
+
+    /// Release a refresh lock this instance holds; a lock that expired and
+    /// was taken by another instance stays theirs.
+    pub async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
+        match self {
+            Store::Embedded(e) => e.unlock(key).await,
+            Store::Redis(r) => r.unlock(key).await,
         }
     }
 
@@ -249,6 +279,7 @@ impl Store {
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.ping().await,
+            Store::Redis(r) => r.ping().await,
         }
     }
 }
