@@ -348,9 +348,13 @@ fn parse_authority(a: &str, label: &'static str) -> Result<(String, String), Req
         }
     }
     let name = host.trim_end_matches('.').to_ascii_lowercase();
-    let bare = name.trim_start_matches('[').trim_end_matches(']');
-    if !(is_hostname(bare) || (name.starts_with('[') && bare.parse::<std::net::Ipv6Addr>().is_ok()))
-    {
+    // Brackets belong to an IPv6 literal only: `example.com]` is not `example.com`.
+    let bare = match name.strip_prefix('[').and_then(|n| n.strip_suffix(']')) {
+        Some(v6) if v6.parse::<std::net::Ipv6Addr>().is_ok() => v6,
+        Some(_) => return Err(malformed(label, format!("{a:?} is not a host name"))),
+        None => name.as_str(),
+    };
+    if !is_hostname(bare) {
         return Err(malformed(label, format!("{a:?} is not a host name")));
     }
     let authority = match port {
