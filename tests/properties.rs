@@ -288,7 +288,7 @@ proptest! {
 const HOSTS: &[&str] = &[
     "app.example.test", "APP.Example.Test.", "app.example.test:8443", "app.example.test:", "app.example.test:99999",
     "[::1]", "[::1]:8080", "[::FFFF:10.0.0.1]", "[0::1]", "::1", "10.1.2.3", "a b", "a/b", "a@b", "a,b", ".", "..",
-    "app..test", "_x.test", "b\u{fc}cher.test", "xn--bcher-kva.test", "a%2eb", "",
+    "app..test", "app.example.test]", "5.1]", "_x.test", "b\u{fc}cher.test", "xn--bcher-kva.test", "a%2eb", "",
 ];
 #[rustfmt::skip]
 const TARGETS: &[&str] = &[

@@ -485,3 +485,33 @@ fn a_fragment_in_the_target_is_refused() {
         }
     }
 }
+
+/// Found by the reconstruct fuzz target: `5.1]` was read as host `5.1` while
+/// the URL rebuilt from it kept `5.1]`; only an IPv6 literal has brackets.
+#[test]
+fn a_stray_bracket_is_not_part_of_a_host_name() {
+    for host in [
+        "5.1]",
+        "app.example.com]",
+        "app.example.com]:443",
+        "[app.example.com]",
+    ] {
+        let headers = [("X-Forwarded-Host", host), ("X-Forwarded-Uri", "/")];
+        assert!(
+            matches!(
+                run(&headers, "127.0.0.1"),
+                Err(RequestError::Malformed { .. })
+            ),
+            "{host}"
+        );
+    }
+    let o = run(
+        &[("X-Forwarded-Host", "[::1]:8443"), ("X-Forwarded-Uri", "/")],
+        "127.0.0.1",
+    )
+    .unwrap();
+    assert_eq!(
+        (o.host.as_str(), o.authority.as_str()),
+        ("::1", "[::1]:8443")
+    );
+}
