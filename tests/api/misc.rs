@@ -356,9 +356,22 @@ fn serve_logs_json_lines_and_stops_gracefully_on_sigterm() {
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     let url = format!("http://127.0.0.1:{port}/healthz");
+    // Wait for an answer, not merely an accepted connection: the port listens
+    // as soon as it is bound, before the server installs its signal handlers,
+    // and a SIGTERM in that window kills the process instead of stopping it.
+    let answers = || {
+        use std::io::Write;
+        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+            return false;
+        };
+        let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+        let mut reply = String::new();
+        s.write_all(b"GET /healthz HTTP/1.0\r\n\r\n").is_ok()
+            && s.read_to_string(&mut reply).is_ok()
+            && reply.split(' ').nth(1) == Some("200")
+    };
     loop {
-        let up = std::net::TcpStream::connect(("127.0.0.1", port)).is_ok();
-        if up {
+        if answers() {
             break;
         }
         if Instant::now() > deadline {
