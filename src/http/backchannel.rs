@@ -1,7 +1,7 @@
 //! `POST /backchannel-logout`: OIDC Back-Channel Logout 1.0. The provider
 //! posts a signed `logout_token`; once it verifies (`oidc::logout`) and its
-//! `jti` was never seen, the sessions of its `sid` end (else those of its
-//! `sub`). 200 on success; 400 with the reason otherwise; 503 when the
+//! `jti` was never seen, the sessions of its `sid` end (a token without a
+//! `sid`: every session of its `sub`). 200 on success; 400 with the reason otherwise; 503 when the
 //! provider's keys or the session store cannot be reached (the provider may
 //! retry). Every answer carries `Cache-Control: no-store`.
 
@@ -79,25 +79,28 @@ pub(super) async fn backchannel_logout(
         if !state.sessions.claim_jti(&claims.jti, until).await? {
             return Ok(None);
         }
-        let mut ended = 0;
-        if let Some(sid) = &claims.sid {
-            ended = state
-                .sessions
-                .revoke(
-                    &Filter::ProviderSession(sid.clone()),
-                    EndReason::BackChannel,
-                )
-                .await?;
-        }
-        // No session carries that sid (or the token names none): end the subject's.
-        if ended == 0 {
-            if let Some(sub) = &claims.sub {
-                ended = state
+        // The sessions of the token's provider session; only a token without
+        // a sid ends every session of its subject. (After pocketgate's own
+        // /logout the provider sends a token for the sid just ended: falling
+        // back to the subject then would sign the user out of every browser.)
+        let ended = match (&claims.sid, &claims.sub) {
+            (Some(sid), _) => {
+                state
+                    .sessions
+                    .revoke(
+                        &Filter::ProviderSession(sid.clone()),
+                        EndReason::BackChannel,
+                    )
+                    .await?
+            }
+            (None, Some(sub)) => {
+                state
                     .sessions
                     .revoke(&Filter::Subject(sub.clone()), EndReason::BackChannel)
-                    .await?;
+                    .await?
             }
-        }
+            (None, None) => 0,
+        };
         Ok::<_, crate::session::store::StoreError>(Some(ended))
     }
     .await;

@@ -504,3 +504,25 @@ async fn every_broken_logout_token_is_a_400_and_ends_nothing() {
         "a replayed jti"
     );
 }
+
+/// After pocketgate's own /logout the provider sends a logout token for the
+/// sid just ended: that must not end the user's sessions in other browsers.
+#[actix_web::test]
+async fn a_logout_token_for_an_unknown_sid_ends_nothing_else() {
+    let app = spawn_embedded().await;
+    let idp = app.idp.as_ref().unwrap();
+    let cookie = session_cookie(&sign_in(&app, &browser(), "alice", RD).await).unwrap();
+    let token = idp
+        .logout_token(&dev_idp::LogoutTokenOptions::new(
+            "alice",
+            "a-sid-that-ended-already",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(idp.send_logout_token(&token).await.unwrap(), 200);
+    assert_eq!(
+        allowed(&app, &cookie).await,
+        200,
+        "another browser's session must live"
+    );
+}
