@@ -31,12 +31,14 @@ class Proc:
     """One started component: name, Popen, log file."""
 
     def __init__(self, name: str, argv: list[str], log_dir: Path, env: dict | None = None,
-                 cwd: str | Path | None = None, drop_env_prefix: str | None = None):
+                 cwd: str | Path | None = None, drop_env_prefix: str | None = None, append: bool = False):
         self.name = name
         self.argv = [str(a) for a in argv]
         self.log_path = Path(log_dir) / f"{name}.log"
         self.extra_logs: list[Path] = []  # more files worth attaching (nginx error/access logs)
-        self._log = open(self.log_path, "wb", buffering=0)
+        # append: a restarted component keeps one log, the earlier run's lines first
+        self._log = open(self.log_path, "ab" if append else "wb", buffering=0)
+        self._log_start = self._log.tell()
         full_env = {k: v for k, v in os.environ.items()
                     if not (drop_env_prefix and k.startswith(drop_env_prefix))}
         full_env.update(env or {})
@@ -72,10 +74,16 @@ class Proc:
         return "\n".join(parts)
 
     def first_json_line(self, timeout: float = 20.0) -> dict:
-        """The first line of output that parses as a JSON object (ready banner)."""
+        """The first line of this run's output that parses as a JSON object (ready banner)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            for line in self.log_text().splitlines():
+            try:
+                with open(self.log_path, "rb") as f:
+                    f.seek(self._log_start)
+                    text = f.read().decode("utf-8", "replace")
+            except OSError:
+                text = ""
+            for line in text.splitlines():
                 line = line.strip()
                 if line.startswith("{"):
                     try:

@@ -11,9 +11,13 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import requests
 
 from harness import configs, proxies
 from harness.procs import Proc, StartupError, free_port
@@ -27,6 +31,13 @@ PY = sys.executable
 IDP_ALG = {"caddy": "RS256", "nginx": "ES256", "traefik": "RS256"}
 HOSTS = ("auth", "grafana", "sonarr", "lan", "code")
 CLIENT_ID = "pocketgate"
+# pocketgate's session.refresh_interval in every stack (the shortest it
+# allows), so refresh, and an outage longer than it, fit in a test.
+REFRESH_INTERVAL = 5.0
+
+# the provider's control endpoints, asked directly (never through a proxy of the environment)
+_direct = requests.Session()
+_direct.trust_env = False
 
 
 @dataclass
@@ -37,6 +48,7 @@ class Stack:
     procs: list[Proc] = field(default_factory=list)
     issuer: str | None = None
     idp_alg: str | None = None
+    idp_env: dict = field(default_factory=dict)   # to start the provider again
 
     @property
     def public_url(self) -> str:
@@ -60,6 +72,54 @@ class Stack:
     def stop(self) -> None:
         for p in reversed(self.procs):
             p.stop()
+
+    # -- the provider: its control endpoints, an outage ------------------------
+    @property
+    def idp_port(self) -> int:
+        return int(self.issuer.rsplit(":", 1)[1])
+
+    def set_user(self, name: str, groups: list[str]) -> dict:
+        """Create or change a user at the provider (refreshed claims carry it)."""
+        r = _direct.put(f"{self.issuer}/_test/users/{name}", json={"groups": groups}, timeout=5)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()
+
+    def new_user(self, groups: list[str], prefix: str = "user") -> str:
+        """A user of its own for one test, so that what the test does to its
+        sessions (logout, groups changed) touches no other test."""
+        name = f"{prefix}-{secrets.token_hex(4)}"
+        self.set_user(name, groups)
+        return name
+
+    def backchannel_log(self) -> list[dict]:
+        """Every back-channel logout the provider sent since it (re)started."""
+        r = _direct.get(f"{self.issuer}/_test/backchannel", timeout=5)
+        assert r.status_code == 200, (r.status_code, r.text)
+        return r.json()
+
+    def stop_idp(self) -> None:
+        """Stop the provider (SIGTERM; its state is saved) and make sure its port refuses."""
+        self.proc("idp").stop()
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.idp_port), timeout=0.5).close()
+            except OSError:
+                return
+            time.sleep(0.05)
+        raise StartupError(f"the provider still accepts connections on {self.idp_port} after stopping")
+
+    def start_idp(self, timeout: float = 30.0) -> None:
+        """Start the provider again, on its port, from its saved state."""
+        old = self.proc("idp")
+        env = {**self.idp_env, "IDP_PORT": str(self.idp_port)}
+        idp = Proc("idp", ["node", E2E_DIR / "idp" / "server.mjs"], self.workdir, env=env,
+                   cwd=E2E_DIR / "idp", append=True)
+        self.procs[self.procs.index(old)] = idp
+        banner = idp.first_json_line(timeout=timeout)
+        if banner["issuer"] != self.issuer:
+            raise StartupError(f"the provider came back as {banner['issuer']}, not {self.issuer}")
+        idp.wait_http(f"{self.issuer}/.well-known/openid-configuration", timeout=timeout)
 
 
 def start_echo(log_dir: Path) -> tuple[Proc, int]:
@@ -122,9 +182,14 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
             "redirect_uris": [f"{stack.public_url}/callback"],
             "post_logout_redirect_uris": [f"{o}/" for o in origins],
             "post_logout_redirect_prefixes": [f"{o}/" for o in origins],
+            # straight to pocketgate, as a provider next to it would post
+            "backchannel_logout_uri": f"http://127.0.0.1:{ports.auth}/backchannel-logout",
         }
+        state_dir = workdir / "idp-state"
+        state_dir.mkdir(exist_ok=True)
+        stack.idp_env = {"IDP_CONFIG": json.dumps(idp_config), "IDP_STATE_DIR": str(state_dir)}
         idp = Proc("idp", ["node", E2E_DIR / "idp" / "server.mjs"], workdir,
-                   env={"IDP_CONFIG": json.dumps(idp_config)}, cwd=E2E_DIR / "idp")
+                   env=stack.idp_env, cwd=E2E_DIR / "idp")
         stack.procs.append(idp)
         stack.issuer = idp.first_json_line(timeout=30)["issuer"]
         idp.wait_http(f"{stack.issuer}/.well-known/openid-configuration", timeout=30)
@@ -134,6 +199,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
         env = {
             "POCKETGATE_SESSION__SECRET": secrets.token_urlsafe(48),
             "POCKETGATE_OIDC__CLIENT_SECRET": client_secret,
+            "POCKETGATE_SESSION__REFRESH_INTERVAL": f"{REFRESH_INTERVAL:g}s",
             "RUST_LOG": os.environ.get("E2E_RUST_LOG", "info,pocketgate=debug"),
             "RUST_BACKTRACE": "1",
         }

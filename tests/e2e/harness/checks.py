@@ -1,0 +1,61 @@
+"""What the scenarios check answers with: the echo backend's report, the
+login answer, a browser's cookies, a signed-in browser."""
+
+from __future__ import annotations
+
+import json
+
+import requests
+
+from harness import flows
+from harness.net import browser
+
+
+def echo_json(resp: requests.Response) -> dict:
+    assert resp.status_code == 200, flows.describe(resp)
+    try:
+        data = resp.json()
+    except ValueError:
+        raise AssertionError(f"not the echo backend's answer:\n  {flows.describe(resp)}")
+    assert data.get("backend") == "echo", data
+    return data
+
+
+def raw_echo(resp) -> dict | None:
+    try:
+        data = json.loads(resp.body)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("backend") == "echo" else None
+
+
+def reached_backend(resp) -> bool:
+    return 200 <= resp.status < 300 and raw_echo(resp) is not None
+
+
+def cookie_header(session: requests.Session, host: str) -> str:
+    """The Cookie header a browser would send to ``host`` (domain match only)."""
+    pairs = []
+    for c in session.cookies:
+        domain = c.domain.lstrip(".")
+        if host == domain or host.endswith("." + domain):
+            pairs.append(f"{c.name}={c.value}")
+    return "; ".join(pairs)
+
+
+def logged_in(stack, user: str, first_host: str = "code", path: str = "/") -> requests.Session:
+    """A browser signed in as ``user`` (via ``first_host``), whatever that host answers."""
+    s = browser()
+    flows.sign_in(s, stack.url(first_host, path), user, stack.issuer)
+    assert cookie_header(s, "sonarr.example.test"), f"no session cookie for the cookie domain: {s.cookies}"
+    return s
+
+
+def assert_login_required(resp: requests.Response | object, stack, *, browser_like: bool) -> None:
+    status = resp.status_code if isinstance(resp, requests.Response) else resp.status
+    if browser_like:
+        assert status == 302, status
+        loc = resp.headers["Location"] if isinstance(resp, requests.Response) else resp.header("Location")
+        assert loc.startswith(f"{stack.public_url}/login?"), loc
+    else:
+        assert status == 401, status
