@@ -179,11 +179,8 @@ class OtherBrowserSignedOut(AssertionError):
     pass
 
 
-# Known pocketgate fault, kept visible: strict, so the suite says so once it is fixed.
-@pytest.mark.xfail(strict=True, raises=OtherBrowserSignedOut, reason=(
-    "pocketgate: a logout token whose sid matches no session ends every session of its sub "
-    "(src/http/backchannel.rs falls back from sid to sub when the sid ended nothing); after /logout "
-    "the provider's back-channel logout names the sid pocketgate has just ended itself"))
+# After /logout the provider's back-channel logout names the sid pocketgate has
+# just ended itself: that must not end the user's sessions in other browsers.
 def test_logout_in_one_browser_leaves_the_same_users_other_browser_signed_in(stack):
     user = stack.new_user(["users"], prefix="twobrowsers")
     leaving, staying = logged_in(stack, user), logged_in(stack, user)
