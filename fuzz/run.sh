@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fuzz the parsers that face the network: every cargo-fuzz target in
-# fuzz_targets/ for FUZZ_SECONDS (default 60) each, starting from its
+# fuzz_targets/ for FUZZ_SECONDS (default 45) each, starting from its
 # checked-in seeds in corpus/<target>/, FUZZ_JOBS (default 2) targets at a
 # time. Each target checks the invariants of tests/invariants/, so a finding
 # is a broken promise, not only a crash; its input lands in artifacts/<target>/
@@ -10,15 +10,18 @@
 # Without either it says so and exits 0: fuzzing is extra assurance on top of
 # tests/properties.rs, which checks the same invariants on stable.
 #
-# Time on 2 cores: building the instrumented dependencies, then
-# ceil(5 / FUZZ_JOBS) * FUZZ_SECONDS. The sanitizer is off by default
-# (FUZZ_SANITIZER=address turns ASan on): the code under test is safe Rust
-# whose failures are panics and broken invariants, which need no sanitizer,
-# and without one the build is shorter and every second runs more inputs.
+# Time on 2 cores: building the instrumented dependencies (about 9 CPU
+# minutes: 4-5 minutes on an idle machine, far more on a busy one), then
+# ceil(5 / FUZZ_JOBS) * FUZZ_SECONDS. FUZZ_TARGET_DIR (default fuzz/target)
+# can point outside a fresh clone so that the next run reuses the build.
+# The sanitizer is off by default (FUZZ_SANITIZER=address turns ASan on):
+# the code under test is safe Rust whose failures are panics and broken
+# invariants, which need no sanitizer, and without one the build is shorter
+# and every second runs more inputs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 
-seconds=${FUZZ_SECONDS:-60}
+seconds=${FUZZ_SECONDS:-45}
 jobs=${FUZZ_JOBS:-2}
 sanitizer=${FUZZ_SANITIZER:-none}
 targets=(reconstruct normal_path session_open rd config)
@@ -35,16 +38,16 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
     fi
 fi
 
+target_dir=$(mkdir -p "${FUZZ_TARGET_DIR:-target}" && cd "${FUZZ_TARGET_DIR:-target}" && pwd)
+logs="$target_dir/fuzz-logs"
 # Many codegen units: a build several minutes shorter for slightly slower runs.
 # (`run` must get the same flags as `build`, or it builds again.)
-flags="--sanitizer $sanitizer --codegen-units 16"
-target_dir=${CARGO_TARGET_DIR:-target}
-logs="$target_dir/fuzz-logs"
+flags=(--sanitizer "$sanitizer" --codegen-units 16 --target-dir "$target_dir")
 mkdir -p "$logs"
 
 echo "fuzz: building ${#targets[@]} targets (sanitizer: $sanitizer)"
 start=$SECONDS
-cargo +nightly fuzz build $flags
+cargo +nightly fuzz build "${flags[@]}"
 echo "fuzz: built in $((SECONDS - start)) s; running each target for ${seconds} s, ${jobs} at a time"
 
 # One target: new inputs go to a scratch corpus under target/, so the
@@ -52,7 +55,7 @@ echo "fuzz: built in $((SECONDS - start)) s; running each target for ${seconds} 
 fuzz_one() {
     local t=$1 scratch="$target_dir/fuzz-corpus/$1"
     mkdir -p "$scratch" "artifacts/$t"
-    cargo +nightly fuzz run $flags "$t" "$scratch" "corpus/$t" -- \
+    cargo +nightly fuzz run "${flags[@]}" "$t" "$scratch" "corpus/$t" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         >"$logs/$t.log" 2>&1
 }
@@ -73,7 +76,7 @@ for ((b = 0; b < ${#targets[@]}; b += jobs)); do
             echo "fuzz: $t: ok (${runs:-?} inputs)"
         else
             failed+=("$t")
-            echo "fuzz: $t: FAILED; the end of fuzz/$logs/$t.log:"
+            echo "fuzz: $t: FAILED; the end of $logs/$t.log:"
             tail -n 40 "$logs/$t.log" | sed 's/^/    /'
         fi
     done

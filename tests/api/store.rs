@@ -526,3 +526,39 @@ async fn a_logout_token_for_an_unknown_sid_ends_nothing_else() {
         "another browser's session must live"
     );
 }
+
+#[actix_web::test]
+async fn a_token_endpoint_that_hangs_logs_nobody_out() {
+    let (app, cookie) = signed_in_with_refresh("alice").await;
+    app.idp
+        .as_ref()
+        .unwrap()
+        .set_fault(Some(dev_idp::Fault::TokenHangs));
+    // The refresh waits for the provider in the background (its 10 s timeout);
+    // requests keep their answer meanwhile and after.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(17);
+    while std::time::Instant::now() < deadline {
+        assert_eq!(
+            allowed(&app, &cookie).await,
+            200,
+            "a hanging provider must not end the session"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("pocketgate_session_refreshes_total{outcome=\"unavailable\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("pocketgate_session_refreshes_total{outcome=\"invalid\"} 0"),
+        "{metrics}"
+    );
+}
