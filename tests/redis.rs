@@ -1104,16 +1104,7 @@ fn url_encode(s: &str) -> String {
 }
 
 async fn status(app: &common::TestApp, host: &str, cookie: &str) -> u16 {
-    common::ask(
-        app,
-        common::Ask::ForwardAuth,
-        host,
-        "/",
-        &[("Cookie", cookie)],
-    )
-    .await
-    .status()
-    .as_u16()
+    common::forward_auth_status(app, host, cookie).await
 }
 
 #[actix_web::test]

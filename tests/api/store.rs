@@ -19,16 +19,7 @@ async fn spawn_embedded() -> TestApp {
 
 /// Ask /forward-auth about app.example.test (policy users) with this cookie.
 async fn allowed(app: &TestApp, cookie: &str) -> u16 {
-    ask(
-        app,
-        Ask::ForwardAuth,
-        "app.example.test",
-        "/",
-        &[("Cookie", cookie)],
-    )
-    .await
-    .status()
-    .as_u16()
+    forward_auth_status(app, "app.example.test", cookie).await
 }
 
 #[actix_web::test]

@@ -321,3 +321,11 @@ pub fn keys_for(secret: &str) -> SessionKeys {
         pocketgate::config::SessionSecret::new(secret).expect("test secrets are long enough");
     SessionKeys::new(&pocketgate::config::SessionSecrets::new(secret, Vec::new()))
 }
+
+/// The status /forward-auth gives an API client for `host` `/` with this Cookie header.
+pub async fn forward_auth_status(app: &TestApp, host: &str, cookie: &str) -> u16 {
+    ask(app, Ask::ForwardAuth, host, "/", &[("Cookie", cookie)])
+        .await
+        .status()
+        .as_u16()
+}
