@@ -80,11 +80,13 @@ fn bench(c: &mut Criterion) {
             host: &host,
             path: "/d/abc/dashboard",
             client: ClientAddr::new("203.0.113.7".parse().unwrap()),
+            method: Some("GET"),
         };
         let bypass = RequestFacts {
             host: &host,
             path: "/api/health",
             client: ClientAddr::new("10.50.1.2".parse().unwrap()),
+            method: Some("GET"),
         };
         // Sanity: the benchmarked paths really are the intended outcomes.
         let s = Session::open(&keys, &cookie, now).unwrap();

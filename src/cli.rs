@@ -467,6 +467,31 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
             h.allowed_networks.len(),
             h.claim_roles.len()
         );
+        for (j, r) in h.rules.iter().enumerate() {
+            let mut when = Vec::new();
+            if !r.paths.is_empty() {
+                let paths: Vec<&str> = r.paths.iter().map(|p| p.as_str()).collect();
+                when.push(format!("paths {}", paths.join(",")));
+            }
+            if !r.resource_sources().is_empty() {
+                when.push(format!("resources {}", r.resource_sources().join(" | ")));
+            }
+            if !r.methods.is_empty() {
+                when.push(format!("methods {}", r.methods.join(",")));
+            }
+            if !r.networks.is_empty() {
+                when.push(format!("networks {}", r.networks));
+            }
+            if when.is_empty() {
+                when.push("every request".into());
+            }
+            let _ = writeln!(
+                s,
+                "  rules[{j}] {} -> {}",
+                when.join("; "),
+                r.action.describe()
+            );
+        }
     }
     match rt.rules.default_policy() {
         Some(p) => {
@@ -511,10 +536,12 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
             .collect(),
         ..Identity::default()
     });
+    let method = args.method.to_ascii_uppercase();
     let facts = RequestFacts {
         host: &url.host,
         path: url.path,
         client,
+        method: Some(&method),
     };
     let decision = policy::decide(rules, &facts, identity.as_ref());
     let host_entry = match decision.host {
@@ -532,6 +559,7 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
             "host_entry": host_entry,
             "policy": policy_name,
             "rule": rule,
+            "policy_rule": decision.policy_clause(),
             "reason": reason,
         });
         return Ok(format!("{v}\n"));

@@ -280,6 +280,7 @@ async fn app(
         host: &host,
         path: &path,
         client,
+        method: Some(req.method().as_str()),
     };
     let decision = policy::decide(&rt.rules, &facts, identity);
     let rule = decision.rule_name();
@@ -296,7 +297,8 @@ async fn app(
     }
     // The very answer /forward-auth would give the proxy, from the same mapping.
     let original = OriginalRequest {
-        method: "GET",
+        method: req.method().as_str(),
+        method_given: true,
         scheme: Scheme::Https,
         host: Cow::Borrowed(&host),
         authority: Cow::Borrowed(&host),

@@ -45,7 +45,11 @@ impl Scheme {
 /// (a string is copied only when it must change, e.g. an upper-case host).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OriginalRequest<'h> {
+    /// The proxy's method header, else the auth request's own method.
     pub method: &'h str,
+    /// Whether the proxy named the method (`X-Forwarded-Method` /
+    /// `X-Original-Method`); rules on methods need it.
+    pub method_given: bool,
     pub scheme: Scheme,
     /// Host name: lower case, port and trailing dot stripped.
     pub host: Cow<'h, str>,
@@ -76,6 +80,7 @@ impl OriginalRequest<'_> {
             host: &self.host,
             path: self.path,
             client: self.client,
+            method: self.method_given.then_some(self.method),
         }
     }
 }
@@ -140,6 +145,7 @@ pub fn reconstruct<'h>(
     let client = ClientAddr::new(client_ip(headers, peer, trusted_proxies)?);
     Ok(OriginalRequest {
         method: target.method,
+        method_given: target.method_given,
         scheme: target.scheme,
         host: target.host,
         authority: target.authority,
@@ -152,6 +158,7 @@ pub fn reconstruct<'h>(
 /// The original request as one header set describes it, without the client address.
 struct Target<'h> {
     method: &'h str,
+    method_given: bool,
     scheme: Scheme,
     host: Cow<'h, str>,
     authority: Cow<'h, str>,
@@ -190,7 +197,8 @@ fn from_forwarded<'h>(
         })?,
         None => default_scheme,
     };
-    let method = match single(headers, "x-forwarded-method")? {
+    let given = single(headers, "x-forwarded-method")?;
+    let method = match given {
         Some(m) => parse_method(m, "X-Forwarded-Method")?,
         None => own_method,
     };
@@ -198,6 +206,7 @@ fn from_forwarded<'h>(
     let (path, query) = parse_target(uri, "X-Forwarded-Uri")?;
     Ok(Some(Target {
         method,
+        method_given: given.is_some(),
         scheme,
         host,
         authority,
@@ -215,12 +224,14 @@ fn from_original<'h>(
         return Ok(None);
     };
     let u = parse_absolute_url(url)?;
-    let method = match single(headers, "x-original-method")? {
+    let given = single(headers, "x-original-method")?;
+    let method = match given {
         Some(m) => parse_method(m, "X-Original-Method")?,
         None => own_method,
     };
     Ok(Some(Target {
         method,
+        method_given: given.is_some(),
         scheme: u.scheme,
         host: u.host,
         authority: u.authority,

@@ -21,7 +21,7 @@ fn sources(dir: &Path) -> Vec<PathBuf> {
         if path.is_dir() {
             out.extend(sources(&path));
         } else if path.extension().is_some_and(|e| e == "rs")
-            && path.file_name().is_some_and(|n| n != "tests.rs")
+            && !path.to_string_lossy().ends_with("tests.rs")
         {
             out.push(path);
         }

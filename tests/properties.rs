@@ -549,3 +549,214 @@ fn the_example_configuration_loads_with_secrets_from_the_environment() {
     assert!(pocketgate::config::load_str(EXAMPLE, &env).is_ok());
     check_config(EXAMPLE, &env);
 }
+
+// ------------------------------------------- spelling never helps: [[hosts.rules]]
+
+/// Path segments drawn from a small pool, so that generated rules and paths meet.
+const SEGMENTS: &[&str] = &["admin", "api", "a", "b", "x1", "u@me", "v:2", "~t", "p-q"];
+
+fn pool_path(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(select(SEGMENTS.to_vec()), 1..=max)
+        .prop_map(|s| format!("/{}", s.join("/")))
+}
+
+/// One generated `[[hosts.rules]]` entry, as TOML.
+fn rule_toml() -> impl Strategy<Value = String> {
+    let paths = prop::collection::vec(pool_path(2), 0..3);
+    let resources = prop::option::of((pool_path(2), any::<bool>()).prop_map(|(p, exact)| {
+        let p = p.replace('.', "\\.");
+        if exact {
+            format!("^{p}$")
+        } else {
+            format!("^{p}(/|$)")
+        }
+    }));
+    let methods = prop::option::of(select(vec!["GET", "DELETE"]));
+    let networks = any::<bool>();
+    let action = select(vec![
+        "policy = \"admins\"",
+        "policy = \"anyone\"",
+        "policy = \"lan\"",
+        "action = \"bypass\"",
+        "action = \"deny\"",
+    ]);
+    (paths, resources, methods, networks, action).prop_map(|(paths, res, method, nets, action)| {
+        let mut t = String::from("[[hosts.rules]]\n");
+        if !paths.is_empty() {
+            let quoted: Vec<String> = paths.iter().map(|p| format!("{p:?}")).collect();
+            t.push_str(&format!("paths = [{}]\n", quoted.join(", ")));
+        }
+        if let Some(r) = res {
+            t.push_str(&format!("resources = ['{r}']\n"));
+        }
+        if let Some(m) = method {
+            t.push_str(&format!("methods = [\"{m}\"]\n"));
+        }
+        if nets {
+            t.push_str("networks = [\"192.168.0.0/16\"]\n");
+        }
+        t.push_str(action);
+        t.push('\n');
+        t
+    })
+}
+
+fn rule_set() -> impl Strategy<Value = String> {
+    (
+        prop::collection::vec(rule_toml(), 1..5),
+        prop::option::of(pool_path(2)),
+    )
+        .prop_map(|(rules, bypass)| {
+            let bypass = bypass
+                .map(|b| format!("bypass_paths = [{b:?}]\n"))
+                .unwrap_or_default();
+            format!(
+                r#"
+[policies.users]
+allowed_groups = ["users", "admins"]
+[policies.admins]
+allowed_groups = ["admins"]
+[policies.anyone]
+[policies.lan]
+allowed_networks = ["192.168.0.0/16"]
+allowed_groups = ["admins"]
+[[hosts]]
+host = "{APP}"
+policy = "users"
+{bypass}
+{}"#,
+                rules.concat()
+            )
+        })
+}
+
+/// Ways to spell a path that some server reads back as the path itself.
+#[derive(Debug, Clone, Copy)]
+enum Trick {
+    Plain(Respelling),
+    /// `/a/b` → `/a/x%2F..%2Fb`: a `..` that only a decoding server sees.
+    EncodedUp(usize),
+    /// `/a/b` → `/a/x/..;/b`: Tomcat's path parameters.
+    ParamUp(usize),
+    /// `/a/b` → `/a/x\..\b`: Windows-style separators.
+    BackslashUp(usize),
+    /// `@`, `:` → `%40`, `%3A` (reserved characters; a decoding server sees them plain).
+    EncodeReserved(usize),
+    /// `/a/b` → `/a;v=1/b`: a parameter Tomcat drops.
+    Param(usize),
+}
+
+fn trick() -> impl Strategy<Value = Trick> {
+    prop_oneof![
+        3 => respelling().prop_map(Trick::Plain),
+        1 => any::<usize>().prop_map(Trick::EncodedUp),
+        1 => any::<usize>().prop_map(Trick::ParamUp),
+        1 => any::<usize>().prop_map(Trick::BackslashUp),
+        1 => any::<usize>().prop_map(Trick::EncodeReserved),
+        1 => any::<usize>().prop_map(Trick::Param),
+    ]
+}
+
+fn apply(path: &str, how: Trick) -> String {
+    let slashes: Vec<usize> = path.match_indices('/').map(|(i, _)| i).collect();
+    let at_slash = |i: usize| slashes[i % slashes.len()] + 1;
+    match how {
+        Trick::Plain(r) => respell(path, r),
+        Trick::EncodedUp(i) => insert(path, at_slash(i), "x%2F..%2F"),
+        Trick::ParamUp(i) => insert(path, at_slash(i), "x/..;/"),
+        Trick::BackslashUp(i) => insert(path, at_slash(i), "x\\..\\"),
+        Trick::EncodeReserved(i) => {
+            let spots: Vec<usize> = path.match_indices(['@', ':']).map(|(j, _)| j).collect();
+            let Some(&j) = spots.get(i % spots.len().max(1)) else {
+                return path.to_string();
+            };
+            let esc = if &path[j..=j] == "@" { "%40" } else { "%3A" };
+            format!("{}{esc}{}", &path[..j], &path[j + 1..])
+        }
+        Trick::Param(i) => {
+            // Before a '/' that ends a segment (never right after another '/').
+            let ends: Vec<usize> = slashes.iter().copied().filter(|&s| s > 0).collect();
+            match ends.get(i % ends.len().max(1)) {
+                Some(&j) if path.as_bytes()[j - 1] != b'/' => insert(path, j, ";v=1"),
+                _ => path.to_string(),
+            }
+        }
+    }
+}
+
+/// Every answer `spelled` gets is at most as permissive as the answer its
+/// plain form gets, for every identity, client and method.
+fn check_rules_spelling(rules: &Rules, plain: &str, spelled: &str) {
+    use pocketgate::domain::ClientAddr;
+    use pocketgate::policy::{decide, RequestFacts};
+    let who = [
+        None,
+        Some(user_in("bob", &["users"])),
+        Some(user_in("alice", &["admins"])),
+    ];
+    for client in [[203, 0, 113, 9], [192, 168, 1, 5]] {
+        for method in ["GET", "DELETE"] {
+            for user in &who {
+                let facts = |path| RequestFacts {
+                    host: APP,
+                    path,
+                    client: ClientAddr::new(IpAddr::from(client)),
+                    method: Some(method),
+                };
+                let p = decide(rules, &facts(plain), user.as_ref());
+                let s = decide(rules, &facts(spelled), user.as_ref());
+                assert!(
+                    permissiveness(s.outcome) <= permissiveness(p.outcome),
+                    "spelling helps: {method} {spelled:?} from {client:?} as {:?} gets {} ({}), its plain form {plain:?} only {} ({})",
+                    user.as_ref().map(|u| &u.user),
+                    s.outcome,
+                    s.rule_name(),
+                    p.outcome,
+                    p.rule_name(),
+                );
+            }
+        }
+    }
+}
+
+fn user_in(name: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: name.into(),
+        user: name.into(),
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        ..Identity::default()
+    }
+}
+
+proptest! {
+    #![proptest_config(config(600))]
+
+    /// Spelling never helps (DESIGN.md, decision step 3) over generated rule
+    /// sets: path, resource, method and network rules with every action.
+    #[test]
+    fn spelling_never_helps_with_generated_rules(
+        config in rule_set(),
+        plain in pool_path(4),
+        trailing in any::<bool>(),
+        how in prop::collection::vec(trick(), 1..4),
+    ) {
+        let rules = rules_from(&config);
+        let plain = if trailing { format!("{plain}/") } else { plain };
+        let spelled = how.iter().fold(plain.clone(), |p, h| apply(&p, *h));
+        check_rules_spelling(&rules, &plain, &spelled);
+    }
+
+    /// The generated rules are not idle: plain paths reach them.
+    #[test]
+    fn generated_rules_decide_plain_paths(config in rule_set(), plain in pool_path(3)) {
+        let rules = rules_from(&config);
+        let facts = pocketgate::policy::RequestFacts {
+            host: APP,
+            path: &plain,
+            client: pocketgate::domain::ClientAddr::new(IpAddr::from([192, 168, 1, 5])),
+            method: Some("DELETE"),
+        };
+        let d = pocketgate::policy::decide(&rules, &facts, None);
+        prop_assert!(d.rule != pocketgate::policy::Rule::AmbiguousPath, "{plain}");
+    }
+}

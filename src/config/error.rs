@@ -51,6 +51,8 @@ pub enum ConfigError {
         host: String,
         first: String,
     },
+    #[error("{key}: {reason}")]
+    Conflict { key: String, reason: String },
     #[error("{key}: secret is {len} bytes, at least 32 are needed (fix: `pocketgate gen-secret`)")]
     ShortSecret { key: String, len: usize },
     #[error("{key}: cannot read secret file {path}: {reason}")]

@@ -92,6 +92,13 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
                     }
                 }
             }
+            if let Some(Value::Array(_, rules)) = d.get("rules") {
+                for (j, r) in rules.iter().enumerate() {
+                    if let Value::Dict(_, rd) = r {
+                        check_table(rd, &format!("{prefix}.rules[{j}]"), keys::RULE, errors);
+                    }
+                }
+            }
         }
     }
 }

@@ -381,4 +381,6 @@ fn errors(list: Vec<ConfigError>) -> ConfigErrors {
 }
 
 #[cfg(test)]
+mod rule_tests;
+#[cfg(test)]
 mod tests;

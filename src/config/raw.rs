@@ -117,6 +117,25 @@ pub(crate) struct RawHost {
     pub bypass_resources: Vec<String>,
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
+    pub rules: Vec<RawRule>,
+}
+
+/// One `[[hosts.rules]]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawRule {
+    #[serde(deserialize_with = "lenient::strings")]
+    pub paths: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
+    pub resources: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
+    pub methods: Vec<String>,
+    #[serde(deserialize_with = "lenient::strings")]
+    pub networks: Vec<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub policy: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub action: Option<String>,
 }
 
 /// One `claim_roles` entry.
@@ -245,6 +264,15 @@ pub(crate) mod keys {
         "bypass_paths",
         "bypass_resources",
         "allowed_networks",
+        "rules",
+    ];
+    pub(crate) const RULE: &[&str] = &[
+        "paths",
+        "resources",
+        "methods",
+        "networks",
+        "policy",
+        "action",
     ];
     pub(crate) const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
 }

@@ -51,7 +51,13 @@ impl PathPrefix {
 
     /// `/api` matches `/api` and `/api/...`, never `/apix`; `/` matches everything.
     pub fn matches(&self, path: NormalPath<'_>) -> bool {
-        match path.0.strip_prefix(self.0.as_str()) {
+        self.matches_reading(path.0)
+    }
+
+    /// [`Self::matches`] for any reading of a path (see `PathReadings`),
+    /// normal form or not: the same segment-boundary rule on the text.
+    pub fn matches_reading(&self, path: &str) -> bool {
+        match path.strip_prefix(self.0.as_str()) {
             Some(rest) => rest.is_empty() || rest.starts_with('/') || self.0 == "/",
             None => false,
         }

@@ -16,11 +16,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{ClientAddr, NormalPath};
+use crate::domain::{ClientAddr, PathReadings};
 pub use identity::Identity;
 pub use rules::{
-    ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, Policy, Resources, Rules,
-    RulesBuilder,
+    ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule, Policy,
+    Resources, RuleAction, Rules, RulesBuilder,
 };
 
 /// What the engine needs to know about the original request.
@@ -32,6 +32,9 @@ pub struct RequestFacts<'a> {
     pub path: &'a str,
     /// The client address (after `X-Forwarded-For` processing).
     pub client: ClientAddr,
+    /// The method, upper case; `None` when the proxy did not say
+    /// (`X-Forwarded-Method` / `X-Original-Method` missing).
+    pub method: Option<&'a str>,
 }
 
 /// The four answers, as DESIGN.md names them.
@@ -91,6 +94,16 @@ pub enum Rule {
     NotInGroups,
     /// `allowed_users` does not name the user.
     NotInUsers,
+    /// `rules[index]` with `action = "bypass"` matched.
+    RuleBypass { index: usize },
+    /// `rules[index]` with `action = "deny"` matched.
+    RuleDeny { index: usize },
+    /// The readings of the path (as sent, normalised, decoded) reach
+    /// different rules: whichever the backend uses, it must not be the
+    /// client's pick. Denied.
+    AmbiguousPath,
+    /// `rules[index]` depends on the method, and the proxy sent none. Denied.
+    MethodUnknown { index: usize },
 }
 
 /// A decision and where it came from. Borrows the rules it was made from.
@@ -105,6 +118,9 @@ pub struct Decision<'r> {
     /// A bypass rule matched but the client was outside the host's `allowed_networks`
     /// (kept for explanations: the classic "API bypass ignored" question).
     pub bypass_refused: bool,
+    /// The `[[hosts.rules]]` entry that matched (its action decided, or its
+    /// policy replaced the host's), with the path key that matched.
+    pub path_rule: Option<(usize, PathKey)>,
 }
 
 /// Decide one request. Pure: same inputs, same answer.
@@ -134,43 +150,73 @@ pub fn decide_with<'r, 'i>(
                 policy: None,
                 rule: Rule::UnknownHost,
                 bypass_refused: false,
+                path_rule: None,
             }
         }
     };
+    let decision = move |outcome, rule, bypass_refused| Decision {
+        outcome,
+        host,
+        policy: Some(policy),
+        rule,
+        bypass_refused,
+        path_rule: None,
+    };
+
+    // 2 + 3. Bypass and path rules, in every reading of the path.
+    let mut bypass_refused = false;
+    let mut path_rule = None;
+    let mut policy = policy;
+    if let Some(h) = entry {
+        let (step, refused) = path_step(h, facts);
+        bypass_refused = refused;
+        match step {
+            Step::Host => {}
+            Step::Bypass(BypassMatch::Path(index), network) => {
+                return decision(Outcome::Bypass, Rule::BypassPath { index, network }, false)
+            }
+            Step::Bypass(BypassMatch::Resource(index), network) => {
+                return decision(
+                    Outcome::Bypass,
+                    Rule::BypassResource { index, network },
+                    false,
+                )
+            }
+            Step::Ambiguous => return decision(Outcome::Deny, Rule::AmbiguousPath, refused),
+            Step::MethodUnknown(index) => {
+                return decision(Outcome::Deny, Rule::MethodUnknown { index }, refused)
+            }
+            Step::Rule(index, key) => {
+                let with_rule = |outcome, rule| Decision {
+                    path_rule: Some((index, key)),
+                    ..decision(outcome, rule, refused)
+                };
+                match h.rules.get(index).map(|r| &r.action) {
+                    Some(RuleAction::Bypass) => {
+                        return with_rule(Outcome::Bypass, Rule::RuleBypass { index })
+                    }
+                    Some(RuleAction::Policy(p)) => {
+                        policy = p;
+                        path_rule = Some((index, key));
+                    }
+                    // A rule that is not there cannot have matched; never allow on a bug.
+                    Some(RuleAction::Deny) | None => {
+                        return with_rule(Outcome::Deny, Rule::RuleDeny { index })
+                    }
+                }
+            }
+        }
+    }
     let decision = |outcome, rule, bypass_refused| Decision {
         outcome,
         host,
         policy: Some(policy),
         rule,
         bypass_refused,
+        path_rule,
     };
 
-    // 2. Bypass: normal-form path, prefix on a segment boundary or regex, and the host's networks.
-    let mut bypass_refused = false;
-    if let Some(h) = entry {
-        if let Some(rule) = bypass_rule(h, facts.path) {
-            let network = if h.allowed_networks.is_empty() {
-                Some(None)
-            } else {
-                h.allowed_networks.position(facts.client).map(Some)
-            };
-            match (rule, network) {
-                (BypassMatch::Path(index), Some(network)) => {
-                    return decision(Outcome::Bypass, Rule::BypassPath { index, network }, false)
-                }
-                (BypassMatch::Resource(index), Some(network)) => {
-                    return decision(
-                        Outcome::Bypass,
-                        Rule::BypassResource { index, network },
-                        false,
-                    )
-                }
-                (_, None) => bypass_refused = true,
-            }
-        }
-    }
-
-    // 3. Trusted network.
+    // 4. Trusted network.
     if let Some(index) = policy.allowed_networks.position(facts.client) {
         return decision(
             Outcome::Bypass,
@@ -179,12 +225,12 @@ pub fn decide_with<'r, 'i>(
         );
     }
 
-    // 4. Identity.
+    // 5. Identity.
     let Some(user) = identity() else {
         return decision(Outcome::Login, Rule::NoIdentity, bypass_refused);
     };
 
-    // 5 + 6. Roles and policy.
+    // 6 + 7. Roles and policy.
     let role = if policy.allowed_groups.is_empty() {
         None
     } else {
@@ -204,22 +250,116 @@ pub fn decide_with<'r, 'i>(
     decision(Outcome::Allow, Rule::Admitted { role }, bypass_refused)
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BypassMatch {
     Path(usize),
     Resource(usize),
 }
 
-fn bypass_rule(h: &HostRule, path: &str) -> Option<BypassMatch> {
-    if h.bypass_paths.is_empty() && h.bypass_resources.is_none() {
-        return None;
+/// What steps 2 and 3 make of one reading of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Step {
+    /// `bypass_*` matched and the host's networks admit the client.
+    Bypass(BypassMatch, Option<usize>),
+    /// `rules[i]` matched.
+    Rule(usize, PathKey),
+    /// `rules[i]` would match but for the method, which is unknown.
+    MethodUnknown(usize),
+    /// Nothing matched: the host's policy decides.
+    Host,
+    /// The readings disagree.
+    Ambiguous,
+}
+
+/// Steps 2 and 3 over every reading of the path: the step they all agree on,
+/// else [`Step::Ambiguous`]; whether a bypass was refused for the network.
+/// Only a path in normal form may bypass (a `bypass_*` key or a bypass rule),
+/// and only when every reading bypasses: when the readings disagree about a
+/// bypass, they are read again as if nothing bypassed.
+fn path_step(h: &HostRule, facts: &RequestFacts<'_>) -> (Step, bool) {
+    if h.rules.is_empty() && h.bypass_paths.is_empty() && h.bypass_resources.is_none() {
+        return (Step::Host, false);
     }
-    let path = NormalPath::new(path)?;
-    if let Some(i) = h.bypass_paths.iter().position(|p| p.matches(path)) {
+    let readings = PathReadings::of(facts.path);
+    if readings.is_normal() {
+        if let Some(agreed) = agree(h, &readings, true, facts) {
+            return agreed;
+        }
+    }
+    agree(h, &readings, false, facts).unwrap_or((Step::Ambiguous, false))
+}
+
+/// The step every reading reaches, if they agree.
+fn agree(
+    h: &HostRule,
+    readings: &PathReadings<'_>,
+    may_bypass: bool,
+    facts: &RequestFacts<'_>,
+) -> Option<(Step, bool)> {
+    let mut agreed: Option<Step> = None;
+    let mut refused = false;
+    for path in readings.iter() {
+        let (step, r) = read(h, path, may_bypass, facts);
+        refused |= r;
+        match agreed {
+            Some(s) if !same_step(s, step) => return None,
+            _ => agreed = agreed.or(Some(step)),
+        }
+    }
+    Some((agreed.unwrap_or(Step::Host), refused))
+}
+
+/// Two readings agree when they reach the same bypass key or the same rule
+/// (which path key of the rule matched does not matter).
+fn same_step(a: Step, b: Step) -> bool {
+    match (a, b) {
+        (Step::Rule(i, _), Step::Rule(j, _)) => i == j,
+        _ => a == b,
+    }
+}
+
+fn read(h: &HostRule, path: &str, may_bypass: bool, facts: &RequestFacts<'_>) -> (Step, bool) {
+    let mut refused = false;
+    if may_bypass {
+        if let Some(m) = bypass_match(h, path) {
+            if h.allowed_networks.is_empty() {
+                return (Step::Bypass(m, None), false);
+            }
+            match h.allowed_networks.position(facts.client) {
+                Some(n) => return (Step::Bypass(m, Some(n)), false),
+                None => refused = true,
+            }
+        }
+    }
+    for (i, rule) in h.rules.iter().enumerate() {
+        if !may_bypass && matches!(rule.action, RuleAction::Bypass) {
+            continue;
+        }
+        let Some(key) = rule.path_key(path) else {
+            continue;
+        };
+        if !rule.networks.is_empty() && rule.networks.position(facts.client).is_none() {
+            continue;
+        }
+        if !rule.methods.is_empty() {
+            match facts.method {
+                None => return (Step::MethodUnknown(i), refused),
+                Some(m) if !rule.admits_method(m) => continue,
+                Some(_) => {}
+            }
+        }
+        return (Step::Rule(i, key), refused);
+    }
+    (Step::Host, refused)
+}
+
+fn bypass_match(h: &HostRule, path: &str) -> Option<BypassMatch> {
+    if let Some(i) = h.bypass_paths.iter().position(|p| p.matches_reading(path)) {
         return Some(BypassMatch::Path(i));
     }
     h.bypass_resources
         .as_ref()?
-        .first_match(path.as_str())
+        .first_match(path)
         .map(BypassMatch::Resource)
 }
 
@@ -280,8 +420,20 @@ pub fn roles(rules: &Rules, user: &Identity, host: HostMatch<'_>) -> Vec<String>
 }
 
 impl Decision<'_> {
-    /// The rule's name as a configuration key path, e.g. `hosts[0].bypass_paths[0]`.
+    /// The rule's name as a configuration key path, e.g. `hosts[0].bypass_paths[0]`
+    /// or `hosts[1].rules[0]`: when a `[[hosts.rules]]` entry matched, it is
+    /// the rule that made the decision (its policy's clause is in
+    /// [`Self::policy_clause`]).
     pub fn rule_name(&self) -> String {
+        match (self.host, self.path_rule) {
+            (HostMatch::Entry(h), Some((i, _))) => format!("hosts[{}].rules[{i}]", h.index),
+            _ => self.policy_clause(),
+        }
+    }
+
+    /// The clause of the policy (or bypass key) that decided, ignoring any
+    /// `[[hosts.rules]]` entry that chose the policy: `policies.admins.allowed_groups[0]`.
+    pub fn policy_clause(&self) -> String {
         let host_key = match self.host {
             HostMatch::Entry(h) => format!("hosts[{}]", h.index),
             _ => "default_policy".into(),
@@ -306,6 +458,11 @@ impl Decision<'_> {
             }
             Rule::NotInGroups => format!("{policy_key}.allowed_groups"),
             Rule::NotInUsers => format!("{policy_key}.allowed_users"),
+            Rule::RuleBypass { index } | Rule::RuleDeny { index } => {
+                format!("{host_key}.rules[{index}]")
+            }
+            Rule::AmbiguousPath => format!("{host_key}.rules (ambiguous path)"),
+            Rule::MethodUnknown { index } => format!("{host_key}.rules[{index}].methods"),
         }
     }
 
@@ -375,7 +532,19 @@ impl Decision<'_> {
                 )
             }
             Rule::NotInUsers => format!("user {who} is not in policy {policy_name}'s allowed_users"),
+            Rule::RuleBypass { .. } => "bypass: passes without identity".into(),
+            Rule::RuleDeny { .. } => "denied for everyone".into(),
+            Rule::AmbiguousPath => format!(
+                "denied: the readings of {} (as sent, normalised, decoded) reach different rules, so the answer would depend on how the backend reads it (fix: send the path in normal form)",
+                facts.path
+            ),
+            Rule::MethodUnknown { index } => format!(
+                "denied: rules[{index}] depends on the method but the proxy sent none (fix: pass X-Forwarded-Method or X-Original-Method)"
+            ),
         };
+        if let (Some((i, key)), Some(h)) = (self.path_rule, entry) {
+            s = format!("{}: {s}", rule_clause(h, i, key, facts));
+        }
         if self.bypass_refused {
             s.push_str(&format!(
                 " (a bypass rule matched {} but client {} is not in the host's allowed_networks)",
@@ -384,6 +553,51 @@ impl Decision<'_> {
         }
         s
     }
+}
+
+/// Why `rules[i]` matched: `hosts[1].rules[0] (paths[0] "/admin", methods DELETE) matched, policy = "admins"`.
+fn rule_clause(h: &HostRule, i: usize, key: PathKey, facts: &RequestFacts<'_>) -> String {
+    let Some(rule) = h.rules.get(i) else {
+        return format!("hosts[{}].rules[{i}]", h.index);
+    };
+    let mut why = Vec::new();
+    match key {
+        PathKey::Any => {}
+        PathKey::Path(j) => why.push(format!(
+            "paths[{j}] {:?}",
+            rule.paths.get(j).map(|p| p.as_str()).unwrap_or_default()
+        )),
+        PathKey::Resource(j) => why.push(format!(
+            "resources[{j}] {:?}",
+            rule.resource_sources()
+                .get(j)
+                .map(String::as_str)
+                .unwrap_or_default()
+        )),
+    }
+    if !rule.methods.is_empty() {
+        why.push(format!("method {}", facts.method.unwrap_or("?")));
+    }
+    if let Some(n) = rule.networks.position(facts.client) {
+        why.push(format!(
+            "client {} in networks[{n}] ({})",
+            facts.client,
+            rule.networks
+                .get(n)
+                .map(|n| n.to_string())
+                .unwrap_or_default()
+        ));
+    }
+    let why = if why.is_empty() {
+        "sets no condition".to_string()
+    } else {
+        why.join(", ")
+    };
+    format!(
+        "hosts[{}].rules[{i}] matched ({why}; {})",
+        h.index,
+        rule.action.describe()
+    )
 }
 
 fn network_clause(
@@ -405,3 +619,6 @@ fn network_clause(
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod rule_tests;

@@ -59,6 +59,83 @@ impl Resources {
     }
 }
 
+/// What a matching `[[hosts.rules]]` entry does.
+#[derive(Debug, Clone)]
+pub enum RuleAction {
+    /// This policy replaces the host's for the rest of the decision.
+    Policy(Arc<Policy>),
+    /// Allow without identity.
+    Bypass,
+    /// 403 for everyone.
+    Deny,
+}
+
+impl RuleAction {
+    /// `policy = "admins"`, `action = "bypass"`, `action = "deny"`.
+    pub fn describe(&self) -> String {
+        match self {
+            RuleAction::Policy(p) => format!("policy = {:?}", p.name),
+            RuleAction::Bypass => "action = \"bypass\"".into(),
+            RuleAction::Deny => "action = \"deny\"".into(),
+        }
+    }
+}
+
+/// One compiled `[[hosts.rules]]` entry: it matches when every key it sets
+/// matches (`paths` or `resources`: either one).
+#[derive(Debug)]
+pub struct PathRule {
+    /// Prefixes on segment boundaries.
+    pub paths: Vec<PathPrefix>,
+    /// Regexes on the path.
+    pub resources: Option<Resources>,
+    /// Upper-case method names; empty = any method.
+    pub methods: Vec<String>,
+    /// Client networks; empty = any client.
+    pub networks: Networks,
+    pub action: RuleAction,
+}
+
+/// Which path key of a rule matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathKey {
+    /// The rule sets neither `paths` nor `resources`.
+    Any,
+    /// `paths[i]`.
+    Path(usize),
+    /// `resources[i]`.
+    Resource(usize),
+}
+
+impl PathRule {
+    /// Whether `paths` or `resources` match this reading of the path.
+    pub fn path_key(&self, path: &str) -> Option<PathKey> {
+        if self.paths.is_empty() && self.resources.is_none() {
+            return Some(PathKey::Any);
+        }
+        if let Some(i) = self.paths.iter().position(|p| p.matches_reading(path)) {
+            return Some(PathKey::Path(i));
+        }
+        self.resources
+            .as_ref()?
+            .first_match(path)
+            .map(PathKey::Resource)
+    }
+
+    /// Whether `methods` admits `method` (always, when the rule sets none).
+    pub fn admits_method(&self, method: &str) -> bool {
+        self.methods.is_empty() || self.methods.iter().any(|m| m == method)
+    }
+
+    /// The regex sources of `resources` (empty when there are none).
+    pub fn resource_sources(&self) -> &[String] {
+        self.resources
+            .as_ref()
+            .map(Resources::sources)
+            .unwrap_or_default()
+    }
+}
+
 /// One compiled `[[hosts]]` entry.
 #[derive(Debug)]
 pub struct HostRule {
@@ -70,6 +147,8 @@ pub struct HostRule {
     pub bypass_paths: Vec<PathPrefix>,
     pub bypass_resources: Option<Resources>,
     pub allowed_networks: Networks,
+    /// `[[hosts.rules]]`, in order.
+    pub rules: Vec<PathRule>,
 }
 
 impl HostRule {

@@ -359,6 +359,7 @@ pub fn outcomes(rules: &Rules, host: &str, path: &str) -> [Outcome; 2] {
         host,
         path,
         client: ClientAddr::new(IpAddr::from([203, 0, 113, 9])),
+        method: Some("GET"),
     };
     let user = session().identity;
     [

@@ -3,9 +3,11 @@
 use std::sync::Arc;
 
 use crate::domain::{HostPattern, Networks, PathPrefix};
-use crate::policy::{ClaimNames, ClaimRole, HostRule, Policy, Resources, Rules, RulesBuilder};
+use crate::policy::{
+    ClaimNames, ClaimRole, HostRule, PathRule, Policy, Resources, RuleAction, Rules, RulesBuilder,
+};
 
-use super::super::raw::{RawConfig, RawHost};
+use super::super::raw::{RawConfig, RawHost, RawRule};
 use super::super::ConfigError;
 use super::{invalid, Report};
 
@@ -143,7 +145,14 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         &h.allowed_networks,
         report,
     );
-    Some(HostRule {
+    let rules: Vec<Option<PathRule>> = h
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(j, r)| path_rule(&format!("{prefix}.rules[{j}]"), r, builder, report))
+        .collect();
+    let rules: Option<Vec<PathRule>> = rules.into_iter().collect();
+    let host = HostRule {
         index: i,
         pattern: pattern?,
         policy: policy?,
@@ -151,7 +160,193 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         bypass_paths: bypass_paths?,
         bypass_resources: bypass_resources?,
         allowed_networks: allowed_networks?,
+        rules: rules?,
+    };
+    for w in unreachable_rules(&prefix, &host) {
+        report.warn(w);
+    }
+    Some(host)
+}
+
+/// One `[[hosts.rules]]` entry.
+fn path_rule(
+    key: &str,
+    r: &RawRule,
+    builder: &RulesBuilder,
+    report: &mut Report,
+) -> Option<PathRule> {
+    let paths = prefixes(&format!("{key}.paths"), &r.paths, report);
+    let resources = resources(&format!("{key}.resources"), &r.resources, report);
+    let networks = networks(&format!("{key}.networks"), &r.networks, report);
+    let methods = methods(&format!("{key}.methods"), &r.methods, report);
+    let action = match (r.policy.as_deref(), r.action.as_deref()) {
+        (Some(name), None) => report
+            .take(resolve(builder, &format!("{key}.policy"), name))
+            .map(RuleAction::Policy),
+        (None, Some("bypass")) => Some(RuleAction::Bypass),
+        (None, Some("deny")) => Some(RuleAction::Deny),
+        (None, Some(other)) => {
+            report.error(invalid(
+                format!("{key}.action"),
+                other,
+                "is not an action (fix: \"bypass\" or \"deny\", or name a policy with policy = \"...\")",
+            ));
+            None
+        }
+        (Some(_), Some(_)) => {
+            report.error(ConfigError::Conflict {
+                key: key.into(),
+                reason: "sets both policy and action; a rule does exactly one thing (fix: keep one of them)".into(),
+            });
+            None
+        }
+        (None, None) => {
+            report.error(ConfigError::Missing {
+                key: format!("{key}.policy"),
+                fix: "say what the rule does: policy = \"admins\", action = \"bypass\" or action = \"deny\"".into(),
+            });
+            None
+        }
+    };
+    Some(PathRule {
+        paths: paths?,
+        resources: resources?,
+        methods: methods?,
+        networks: networks?,
+        action: action?,
     })
+}
+
+/// HTTP method names (`rules.methods`), upper-cased; a method is a token.
+fn methods(key: &str, raw: &[String], report: &mut Report) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    for (j, m) in raw.iter().enumerate() {
+        let upper = m.trim().to_ascii_uppercase();
+        if upper.is_empty() || upper.len() > 32 || !upper.bytes().all(|b| b.is_ascii_uppercase()) {
+            report.error(invalid(
+                format!("{key}[{j}]"),
+                m,
+                "is not an HTTP method (fix: e.g. \"GET\", \"POST\", \"DELETE\")",
+            ));
+            ok = false;
+        } else if !out.contains(&upper) {
+            out.push(upper);
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Warnings for rules no request in normal form can reach: a rule is
+/// unreachable when a `bypass_*` key or an earlier rule already takes every
+/// request it could match. Prefixes are compared exactly; a regex counts by
+/// its literal start (`^/api/system/status$` starts with `/api/system/status`,
+/// which `bypass_paths = ["/api"]` takes first).
+fn unreachable_rules(prefix: &str, h: &HostRule) -> Vec<String> {
+    let mut out = Vec::new();
+    // The host's bypass keys shadow only when no network condition can let a request past them.
+    let bypass_always = h.allowed_networks.is_empty();
+    for (j, rule) in h.bypass_resource_sources().iter().enumerate() {
+        if let Some(p) = literal_start(rule).and_then(|l| covering(&h.bypass_paths, &l)) {
+            out.push(format!(
+                "{prefix}.bypass_resources[{j}] ({rule:?}) never decides: bypass_paths[{p}] ({:?}) already takes every path it matches",
+                h.bypass_paths.get(p).map(PathPrefix::as_str).unwrap_or_default()
+            ));
+        }
+    }
+    for (j, rule) in h.rules.iter().enumerate() {
+        let key = format!("{prefix}.rules[{j}]");
+        if bypass_always {
+            if let Some((what, p)) = rule_paths_covered(rule, |l| covering(&h.bypass_paths, l)) {
+                out.push(format!(
+                    "{key} can never match a path in normal form: bypass_paths[{p}] ({:?}) takes {what} first",
+                    h.bypass_paths.get(p).map(PathPrefix::as_str).unwrap_or_default()
+                ));
+                continue;
+            }
+        }
+        for (k, earlier) in h.rules.iter().enumerate().take(j) {
+            if covers(earlier, rule) {
+                out.push(format!(
+                    "{key} can never match: {prefix}.rules[{k}] comes first and matches every request it would"
+                ));
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// When every path `rule` can match starts with a prefix `cover` finds, the
+/// description of the paths and that prefix's index.
+fn rule_paths_covered(
+    rule: &PathRule,
+    cover: impl Fn(&str) -> Option<usize>,
+) -> Option<(String, usize)> {
+    if rule.paths.is_empty() && rule.resources.is_none() {
+        return None;
+    }
+    let mut first = None;
+    for p in &rule.paths {
+        let i = cover(p.as_str())?;
+        first.get_or_insert(i);
+    }
+    for r in rule.resource_sources() {
+        let i = literal_start(r).and_then(|l| cover(&l))?;
+        first.get_or_insert(i);
+    }
+    first.map(|i| ("every path it names".to_string(), i))
+}
+
+/// Whether `earlier` matches every request `later` matches (as far as can be
+/// told without running regexes: `later`'s paths and literal regex starts lie
+/// under `earlier`'s prefixes, and its methods and networks are narrower).
+fn covers(earlier: &PathRule, later: &PathRule) -> bool {
+    let paths = if earlier.paths.is_empty() && earlier.resources.is_none() {
+        true
+    } else if earlier.paths.is_empty() {
+        false
+    } else {
+        rule_paths_covered(later, |l| covering(&earlier.paths, l)).is_some()
+    };
+    let methods = earlier.methods.is_empty()
+        || (!later.methods.is_empty() && later.methods.iter().all(|m| earlier.methods.contains(m)));
+    let networks = earlier.networks.is_empty()
+        || (!later.networks.is_empty()
+            && later
+                .networks
+                .iter()
+                .all(|n| earlier.networks.iter().any(|e| e.contains(n))));
+    // A bypass rule does not take non-normal paths: a later rule still sees them.
+    let all_paths = !matches!(earlier.action, RuleAction::Bypass);
+    paths && methods && networks && all_paths
+}
+
+/// The index of the first prefix that covers `path` (itself a prefix or a literal regex start).
+fn covering(prefixes: &[PathPrefix], path: &str) -> Option<usize> {
+    prefixes.iter().position(|p| p.matches_reading(path))
+}
+
+/// The literal text an anchored regex requires every match to start with, up
+/// to the last `/` before its first special character (`^/api/v[0-9]` gives
+/// `/api`), or the whole of it when it is all literal. `None` when unanchored.
+fn literal_start(regex: &str) -> Option<String> {
+    let body = regex.strip_prefix('^')?;
+    let special = body
+        .find(|c: char| "\\.+*?()|[]{}^$".contains(c))
+        .unwrap_or(body.len());
+    let (lit, rest) = body.split_at(special);
+    if rest.is_empty() || rest == "$" {
+        if !lit.starts_with('/') {
+            return None;
+        }
+        // `^/api/foo$` or `^/api/foo/...`: the literal is whole segments.
+        return Some(lit.to_string());
+    }
+    // Cut back to a segment boundary: the text after the last '/' may continue otherwise.
+    let cut = lit.rfind('/')?;
+    let lit = lit.get(..cut).unwrap_or_default();
+    (!lit.is_empty()).then(|| lit.to_string())
 }
 
 fn claim_roles(prefix: &str, h: &RawHost, report: &mut Report) -> Option<Vec<ClaimRole>> {

@@ -1,0 +1,226 @@
+//! The ways a server may read one request path.
+//!
+//! Proxies and backends disagree about what a path means: one decodes `%2F`
+//! into a separator, another resolves `..` after decoding, Tomcat drops
+//! `;parameters` from segments, most leave everything alone. Path rules must
+//! not depend on which of them sits behind the proxy, so a path is matched in
+//! every reading below, and when the readings disagree about which rule
+//! applies, nothing is decided in the client's favour (see `policy`).
+//!
+//! A path already in normal form with no `%` and no `;` (nearly every real
+//! request) has exactly one reading and costs no allocation.
+
+use super::path::is_normal_path;
+
+/// The readings of one path: as sent, and up to three rewritings of it.
+#[derive(Debug, Clone)]
+pub struct PathReadings<'a> {
+    raw: &'a str,
+    normal: bool,
+    others: Vec<String>,
+}
+
+impl<'a> PathReadings<'a> {
+    /// Every distinct reading of `path` (no query, no fragment, not decoded):
+    /// - as sent;
+    /// - RFC 3986 normalisation: escapes of unreserved characters decoded,
+    ///   hex digits upper-cased, dot segments removed, empty segments dropped;
+    /// - fully decoded (`%2F` and `\` as separators), `;parameters` dropped,
+    ///   then dot segments removed and empty segments dropped;
+    /// - fully decoded, nothing removed.
+    pub fn of(path: &'a str) -> PathReadings<'a> {
+        let normal = is_normal_path(path);
+        let mut others = Vec::new();
+        if !normal || path.contains(['%', ';']) {
+            for reading in [rfc3986(path), resolved(&decoded(path)), decoded(path)] {
+                if reading != path && !others.contains(&reading) {
+                    others.push(reading);
+                }
+            }
+        }
+        PathReadings {
+            raw: path,
+            normal,
+            others,
+        }
+    }
+
+    /// The path as sent.
+    pub fn raw(&self) -> &'a str {
+        self.raw
+    }
+
+    /// Whether the path as sent is in normal form (`is_normal_path`): only
+    /// such paths may bypass.
+    pub fn is_normal(&self) -> bool {
+        self.normal
+    }
+
+    /// Whether the path has one reading only.
+    pub fn is_single(&self) -> bool {
+        self.others.is_empty()
+    }
+
+    /// Every reading, the path as sent first.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        std::iter::once(self.raw).chain(self.others.iter().map(String::as_str))
+    }
+}
+
+/// RFC 3986 6.2.2 normalisation plus `//` collapsing. Malformed escapes stay as sent.
+fn rfc3986(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut chars = path.char_indices();
+    while let Some((i, c)) = chars.next() {
+        if c == '%' {
+            if let Some(b) = escape_at(path, i) {
+                chars.nth(1);
+                let ch = char::from(b);
+                if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+                    out.push(ch);
+                } else {
+                    out.push_str(&format!("%{b:02X}"));
+                }
+                continue;
+            }
+        }
+        out.push(c);
+    }
+    resolve_segments(&out, |s| s)
+}
+
+/// Every valid escape decoded, `\` read as `/`; invalid UTF-8 replaced.
+fn decoded(path: &str) -> String {
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        match (b, escape_at(path, i)) {
+            (b'%', Some(d)) => {
+                out.push(d);
+                i += 3;
+            }
+            _ => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).replace('\\', "/")
+}
+
+/// Dot segments removed, empty segments dropped and `;parameters` cut off, as
+/// servers that route on decoded paths do. Trailing spaces around dots are
+/// ignored (`.. ` is `..` to Windows-style servers).
+fn resolved(path: &str) -> String {
+    resolve_segments(path, |s| s.split(';').next().unwrap_or(s))
+}
+
+fn resolve_segments(path: &str, name: impl Fn(&str) -> &str) -> String {
+    let Some(rest) = path.strip_prefix('/') else {
+        return path.to_string();
+    };
+    let mut kept: Vec<&str> = Vec::new();
+    let mut trailing = false;
+    for seg in rest.split('/') {
+        let n = name(seg);
+        trailing = true;
+        match n.trim_end_matches(' ') {
+            "" | "." => {}
+            ".." => {
+                kept.pop();
+            }
+            _ => {
+                kept.push(n);
+                trailing = false;
+            }
+        }
+    }
+    let mut out = String::with_capacity(path.len());
+    for seg in &kept {
+        out.push('/');
+        out.push_str(seg);
+    }
+    if trailing || kept.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// The byte a `%XY` escape at `i` stands for, if it is one.
+fn escape_at(s: &str, i: usize) -> Option<u8> {
+    if s.as_bytes().get(i) != Some(&b'%') {
+        return None;
+    }
+    let hex = s.get(i + 1..i + 3)?;
+    if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    u8::from_str_radix(hex, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn readings(p: &str) -> Vec<String> {
+        PathReadings::of(p).iter().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_plain_path_has_one_reading() {
+        for p in ["/", "/a/b", "/a/b/", "/a%20b", "/a;v=1"] {
+            let r = PathReadings::of(p);
+            assert!(r.is_normal(), "{p}");
+            if !p.contains(['%', ';']) {
+                assert!(r.is_single(), "{p}: {:?}", readings(p));
+            }
+        }
+    }
+
+    #[test]
+    fn every_known_spelling_trick_is_read_back_to_the_plain_path() {
+        for (spelled, plain) in [
+            ("/public/../admin", "/admin"),
+            ("/./admin", "/admin"),
+            ("//admin", "/admin"),
+            ("/adm%69n", "/admin"),
+            ("/%61dmin/x", "/admin/x"),
+            ("/public/%2e%2e/admin", "/admin"),
+            ("/public%2F..%2Fadmin", "/admin"),
+            ("/public/..;/admin", "/admin"),
+            ("/public\\..\\admin", "/admin"),
+            ("/admin;jsessionid=1/x", "/admin/x"),
+            ("/u/a%40b", "/u/a@b"),
+            ("/a/b/..", "/a/"),
+            ("/a%3a", "/a:"),
+        ] {
+            let all = readings(spelled);
+            assert!(
+                all.iter().any(|r| r == plain),
+                "{spelled}: {all:?} lacks {plain}"
+            );
+            assert_eq!(all.first().map(String::as_str), Some(spelled));
+        }
+    }
+
+    #[test]
+    fn normalisation_keeps_what_is_data() {
+        assert_eq!(rfc3986("/a%2fb"), "/a%2Fb");
+        assert_eq!(rfc3986("/a%zz"), "/a%zz");
+        assert_eq!(rfc3986("/a/%"), "/a/%");
+        assert_eq!(rfc3986("/a/"), "/a/");
+        assert_eq!(resolved("/../.."), "/");
+        assert_eq!(decoded("/%E2%82%AC"), "/\u{20ac}");
+        assert_eq!(decoded("/%ff"), "/\u{fffd}");
+    }
+
+    #[test]
+    fn readings_never_repeat() {
+        let all = readings("/x/%2e/y");
+        let mut dedup = all.clone();
+        dedup.dedup();
+        assert_eq!(all.len(), dedup.len());
+        assert!(all.len() <= 4);
+    }
+}

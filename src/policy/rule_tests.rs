@@ -1,0 +1,384 @@
+//! `[[hosts.rules]]` as a decision table: each row is one request, read in
+//! DESIGN.md's order (host, bypass, rules, trusted network, identity, policy).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use super::*;
+use crate::config::load_rules_str;
+use crate::domain::ClientAddr;
+
+const GITEA: &str = r#"
+[policies.users]
+allowed_groups = ["users", "admins"]
+[policies.admins]
+allowed_groups = ["admins"]
+[policies.lan]
+allowed_groups = ["admins"]
+allowed_networks = ["192.168.0.0/16"]
+
+[[hosts]]
+host = "gitea.example.com"
+policy = "users"
+bypass_paths = ["/api/health"]
+
+[[hosts.rules]]             # 0: only admins may open /admin
+paths = ["/admin"]
+policy = "admins"
+
+[[hosts.rules]]             # 1: DELETE on the API from the LAN: users
+paths = ["/api"]
+methods = ["DELETE"]
+networks = ["192.168.0.0/16"]
+policy = "users"
+
+[[hosts.rules]]             # 2: ... and from anywhere else nobody
+paths = ["/api"]
+methods = ["delete"]
+action = "deny"
+
+[[hosts.rules]]             # 3: public images pass without identity
+resources = ['^/public/[a-z]+\.png$']
+action = "bypass"
+
+[[hosts.rules]]             # 4: /ops is the LAN's
+paths = ["/ops"]
+policy = "lan"
+
+[[hosts.rules]]             # 5: a blocked network, every path
+networks = ["10.9.0.0/16"]
+action = "deny"
+"#;
+
+fn user(name: &str, groups: &[&str]) -> Identity {
+    Identity {
+        subject: format!("sub-{name}"),
+        user: name.into(),
+        email: None,
+        email_verified: false,
+        name: None,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+        claims: BTreeMap::new(),
+    }
+}
+
+/// (method, path, client, who) → (outcome, rule name)
+type Row = (
+    Option<&'static str>,
+    &'static str,
+    &'static str,
+    Option<Identity>,
+    Outcome,
+    &'static str,
+);
+
+fn check(config: &str, rows: Vec<Row>) {
+    let rules = load_rules_str(config).unwrap().value;
+    for (i, (method, path, ip, who, outcome, rule)) in rows.into_iter().enumerate() {
+        let ip: IpAddr = ip.parse().unwrap();
+        let facts = RequestFacts {
+            host: "gitea.example.com",
+            path,
+            client: ClientAddr::new(ip),
+            method,
+        };
+        let d = decide(&rules, &facts, who.as_ref());
+        assert_eq!(
+            (d.outcome, d.rule_name().as_str()),
+            (outcome, rule),
+            "row {i}: {method:?} {path} from {ip} as {:?}: {}",
+            who.as_ref().map(|u| &u.user),
+            d.reason(&rules, &facts, who.as_ref())
+        );
+    }
+}
+
+use Outcome::{Allow, Bypass, Deny, Login};
+
+const OUT: &str = "203.0.113.9";
+const LAN: &str = "192.168.1.5";
+const GET: Option<&str> = Some("GET");
+const DELETE: Option<&str> = Some("DELETE");
+
+fn alice() -> Option<Identity> {
+    Some(user("alice", &["admins"]))
+}
+fn bob() -> Option<Identity> {
+    Some(user("bob", &["users"]))
+}
+
+#[test]
+fn step_2_bypass_keys_come_before_every_rule() {
+    check(
+        GITEA,
+        vec![
+            (
+                GET,
+                "/api/health",
+                OUT,
+                None,
+                Bypass,
+                "hosts[0].bypass_paths[0]",
+            ),
+            // The DELETE deny rule would match; the bypass key decides first.
+            (
+                DELETE,
+                "/api/health",
+                OUT,
+                None,
+                Bypass,
+                "hosts[0].bypass_paths[0]",
+            ),
+            // The blocked network too.
+            (
+                GET,
+                "/api/health",
+                "10.9.0.1",
+                None,
+                Bypass,
+                "hosts[0].bypass_paths[0]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step_3_a_policy_rule_replaces_the_hosts_policy() {
+    check(
+        GITEA,
+        vec![
+            (GET, "/admin", OUT, alice(), Allow, "hosts[0].rules[0]"),
+            (
+                GET,
+                "/admin/users",
+                OUT,
+                alice(),
+                Allow,
+                "hosts[0].rules[0]",
+            ),
+            (GET, "/admin", OUT, bob(), Deny, "hosts[0].rules[0]"),
+            (GET, "/admin", OUT, None, Login, "hosts[0].rules[0]"),
+            // Prefixes end on segment boundaries: /adminx is the host's policy.
+            (
+                GET,
+                "/adminx",
+                OUT,
+                bob(),
+                Allow,
+                "policies.users.allowed_groups[0]",
+            ),
+            (
+                GET,
+                "/",
+                OUT,
+                bob(),
+                Allow,
+                "policies.users.allowed_groups[0]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step_3_methods_and_networks_must_all_match() {
+    check(
+        GITEA,
+        vec![
+            (
+                DELETE,
+                "/api/repos/1",
+                LAN,
+                bob(),
+                Allow,
+                "hosts[0].rules[1]",
+            ),
+            (
+                DELETE,
+                "/api/repos/1",
+                OUT,
+                alice(),
+                Deny,
+                "hosts[0].rules[2]",
+            ),
+            (DELETE, "/api/repos/1", OUT, None, Deny, "hosts[0].rules[2]"),
+            (
+                GET,
+                "/api/repos/1",
+                OUT,
+                bob(),
+                Allow,
+                "policies.users.allowed_groups[0]",
+            ),
+            (
+                Some("POST"),
+                "/api/repos",
+                OUT,
+                bob(),
+                Allow,
+                "policies.users.allowed_groups[0]",
+            ),
+            // A network-only rule applies to every path not taken earlier.
+            (
+                GET,
+                "/explore",
+                "10.9.3.4",
+                alice(),
+                Deny,
+                "hosts[0].rules[5]",
+            ),
+            (
+                GET,
+                "/admin",
+                "10.9.3.4",
+                alice(),
+                Allow,
+                "hosts[0].rules[0]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn step_3_bypass_and_deny_actions() {
+    check(
+        GITEA,
+        vec![
+            (
+                GET,
+                "/public/logo.png",
+                OUT,
+                None,
+                Bypass,
+                "hosts[0].rules[3]",
+            ),
+            (GET, "/public/Logo.png", OUT, None, Login, "no session"),
+            (GET, "/public/logo.png/x", OUT, None, Login, "no session"),
+        ],
+    );
+}
+
+#[test]
+fn step_4_a_rules_policy_brings_its_trusted_networks() {
+    check(
+        GITEA,
+        vec![
+            (
+                GET,
+                "/ops",
+                "192.168.7.7",
+                None,
+                Bypass,
+                "hosts[0].rules[4]",
+            ),
+            (GET, "/ops", OUT, None, Login, "hosts[0].rules[4]"),
+            (GET, "/ops", OUT, bob(), Deny, "hosts[0].rules[4]"),
+            (GET, "/ops", OUT, alice(), Allow, "hosts[0].rules[4]"),
+        ],
+    );
+}
+
+#[test]
+fn a_method_rule_without_a_method_from_the_proxy_is_denied() {
+    check(
+        GITEA,
+        vec![
+            (
+                None,
+                "/api/repos/1",
+                OUT,
+                alice(),
+                Deny,
+                "hosts[0].rules[2].methods",
+            ),
+            (
+                None,
+                "/api/repos/1",
+                LAN,
+                alice(),
+                Deny,
+                "hosts[0].rules[1].methods",
+            ),
+            // Rules without methods do not care.
+            (None, "/admin", OUT, alice(), Allow, "hosts[0].rules[0]"),
+        ],
+    );
+}
+
+#[test]
+fn spelling_never_reaches_a_laxer_rule() {
+    let ambiguous = "hosts[0].rules (ambiguous path)";
+    check(
+        GITEA,
+        vec![
+            // Spellings of /admin: never the host's laxer policy.
+            (GET, "/public/../admin", OUT, bob(), Deny, ambiguous),
+            (GET, "/./admin", OUT, bob(), Deny, ambiguous),
+            (GET, "//admin", OUT, bob(), Deny, ambiguous),
+            (GET, "/%61dmin", OUT, bob(), Deny, ambiguous),
+            (GET, "/adm%69n", OUT, bob(), Deny, ambiguous),
+            (GET, "/x%2F..%2Fadmin", OUT, bob(), Deny, ambiguous),
+            (GET, "/x/..;/admin", OUT, bob(), Deny, ambiguous),
+            (GET, "/admin;x=1", OUT, bob(), Deny, ambiguous),
+            // Spellings of a bypassed image never bypass.
+            (GET, "/public/%6Cogo.png", OUT, None, Login, "no session"),
+            (GET, "/public/./logo.png", OUT, None, Login, "no session"),
+            // A spelling that means the same rule in every reading is decided as usual.
+            (GET, "/admin/./x", OUT, alice(), Allow, "hosts[0].rules[0]"),
+            (GET, "/admin/%78", OUT, bob(), Deny, "hosts[0].rules[0]"),
+            (
+                GET,
+                "/repo/%7Euser",
+                OUT,
+                bob(),
+                Allow,
+                "policies.users.allowed_groups[0]",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn explanations_name_the_rule_and_why_it_matched() {
+    let rules = load_rules_str(GITEA).unwrap().value;
+    let facts = RequestFacts {
+        host: "gitea.example.com",
+        path: "/api/repos/1",
+        client: ClientAddr::new(LAN.parse().unwrap()),
+        method: DELETE,
+    };
+    let bob = bob();
+    let d = decide(&rules, &facts, bob.as_ref());
+    let reason = d.reason(&rules, &facts, bob.as_ref());
+    assert_eq!(d.rule_name(), "hosts[0].rules[1]");
+    assert_eq!(d.policy_clause(), "policies.users.allowed_groups[0]");
+    for part in [
+        "hosts[0].rules[1] matched",
+        "paths[0] \"/api\"",
+        "method DELETE",
+        "networks[0] (192.168.0.0/16)",
+        "policy = \"users\"",
+        "holds role \"users\"",
+    ] {
+        assert!(reason.contains(part), "{part:?} not in {reason:?}");
+    }
+}
+
+#[test]
+fn hosts_without_rules_decide_as_before() {
+    let rules = load_rules_str(
+        "[policies.users]\nallowed_groups=[\"users\"]\n[[hosts]]\nhost=\"gitea.example.com\"\npolicy=\"users\"\n",
+    )
+    .unwrap()
+    .value;
+    for path in ["/admin", "/public/../admin", "/%61dmin"] {
+        let facts = RequestFacts {
+            host: "gitea.example.com",
+            path,
+            client: ClientAddr::new(OUT.parse().unwrap()),
+            method: None,
+        };
+        let d = decide(&rules, &facts, bob().as_ref());
+        assert_eq!(d.outcome, Allow, "{path}");
+        assert_eq!(d.path_rule, None);
+    }
+}
