@@ -22,7 +22,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use actix_web::{test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pocketgate::config::load_str;
-use pocketgate::http::{routes, AppState};
+use pocketgate::http::{routes, AppState, LiveState};
 use pocketgate::oidc::Provider;
 use pocketgate::policy::Identity;
 use pocketgate::session::{Session, SessionKeys};
@@ -98,7 +98,9 @@ fn bench(c: &mut Criterion) {
 
     let rt = actix_web::rt::System::new();
     let app = rt.block_on(test::init_service(
-        App::new().app_data(web::Data::new(state)).configure(routes),
+        App::new()
+            .app_data(web::Data::new(LiveState::new(state)))
+            .configure(routes),
     ));
     let peer: SocketAddr = "127.0.0.1:50000".parse().unwrap();
     let caddy = |path: &str, cookie: Option<&str>, client: &str| {

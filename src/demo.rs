@@ -18,6 +18,7 @@ use crate::config;
 use crate::http::metrics::Endpoint;
 use crate::http::pages::escape;
 use crate::http::respond::{self, Answer, Client, Rejection};
+use crate::http::State;
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, Outcome, RequestFacts};
@@ -214,7 +215,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/demo/{host}/{tail:.*}", web::get().to(app));
 }
 
-async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+async fn index(req: HttpRequest, state: State) -> HttpResponse {
     let who = match state.session(req.headers()).await.ok().flatten().map(|c| c.session) {
         Some(s) => format!(
             "<p>Signed in as <strong>{}</strong> (groups: {}). <a href=\"/logout?rd={}\">Sign out</a></p>",
@@ -257,11 +258,7 @@ async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
     )
 }
 
-async fn app(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    path: web::Path<(String, String)>,
-) -> HttpResponse {
+async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) -> HttpResponse {
     let (host, tail) = path.into_inner();
     let host = host.to_ascii_lowercase();
     let path = format!("/{tail}");

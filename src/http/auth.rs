@@ -2,26 +2,26 @@
 
 use std::time::Instant;
 
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{HttpRequest, HttpResponse};
 
 use super::metrics::Endpoint;
 use super::respond::{self, Answer, Client, Rejection};
-use super::{peer_ip, AppState};
+use super::{peer_ip, State};
 use crate::policy::{self, Outcome};
 use crate::request::{self, Scheme};
 
-pub(super) async fn forward_auth(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn forward_auth(req: HttpRequest, state: State) -> HttpResponse {
     check(&req, &state, Endpoint::ForwardAuth).await
 }
 
-pub(super) async fn auth_request(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn auth_request(req: HttpRequest, state: State) -> HttpResponse {
     check(&req, &state, Endpoint::AuthRequest).await
 }
 
 /// Extract the original request, decide, answer. The session is looked up
 /// only when the decision needs an identity: bypasses, trusted networks and
 /// unknown hosts never touch the cookie or the store.
-async fn check(req: &HttpRequest, state: &web::Data<AppState>, endpoint: Endpoint) -> HttpResponse {
+async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
     let rt = &state.runtime;
     let client = Client::of(req.headers());
@@ -93,7 +93,7 @@ async fn check(req: &HttpRequest, state: &web::Data<AppState>, endpoint: Endpoin
     })
 }
 
-pub(super) async fn whoami(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn whoami(req: HttpRequest, state: State) -> HttpResponse {
     match state.session(req.headers()).await {
         Ok(Some(c)) => respond::no_store(HttpResponse::Ok()).json(serde_json::json!({
             "user": c.session.identity.user,

@@ -10,7 +10,7 @@ use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
 use super::respond::no_store;
-use super::{now, AppState};
+use super::{now, State};
 use crate::oidc::logout::{LogoutTokenError, MAX_AGE};
 use crate::session::store::Filter;
 use crate::session::EndReason;
@@ -34,10 +34,7 @@ fn answer(status: StatusCode, error: Option<(&str, String)>) -> HttpResponse {
     }
 }
 
-pub(super) async fn backchannel_logout(
-    state: web::Data<AppState>,
-    form: web::Form<LogoutForm>,
-) -> HttpResponse {
+pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>) -> HttpResponse {
     let Some(token) = form.logout_token.as_deref().filter(|t| !t.is_empty()) else {
         return answer(
             StatusCode::BAD_REQUEST,

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use super::metrics::{BadRequestEndpoint, LoginEvent};
 use super::pages::escape;
 use super::respond::{self, Client, Rejection};
+use super::State;
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
 use crate::config::Runtime;
 use crate::oidc::flow::{self, CallbackParams};
@@ -80,11 +81,7 @@ fn set_cookie(resp: &mut HttpResponseBuilder, c: &Cookie<'_>) {
     resp.append_header((header::SET_COOKIE, c.to_string()));
 }
 
-pub(super) async fn login(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    q: web::Query<RdQuery>,
-) -> HttpResponse {
+pub(super) async fn login(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
     match start_login(req.headers(), &state, q.rd.as_deref()) {
         Ok(resp) => resp,
         Err(rejection) => refuse(&state, BadRequestEndpoint::Login, &rejection),
@@ -149,7 +146,7 @@ fn start_login(
 
 pub(super) async fn callback(
     req: HttpRequest,
-    state: web::Data<AppState>,
+    state: State,
     q: web::Query<CallbackQuery>,
 ) -> HttpResponse {
     let params = CallbackParams {
@@ -267,11 +264,7 @@ async fn complete_sign_in(
     Ok(resp.finish())
 }
 
-pub(super) async fn logout(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    q: web::Query<RdQuery>,
-) -> HttpResponse {
+pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
     let rt = &state.runtime;
     let rd = match target(rt, q.rd.as_deref()) {
         Ok(rd) => rd,
@@ -334,10 +327,7 @@ pub(super) struct DoneQuery {
 }
 
 /// Where the provider sends the browser after RP-initiated logout; `state` carries the `rd`.
-pub(super) async fn logout_done(
-    state: web::Data<AppState>,
-    q: web::Query<DoneQuery>,
-) -> HttpResponse {
+pub(super) async fn logout_done(state: State, q: web::Query<DoneQuery>) -> HttpResponse {
     match q
         .state
         .as_deref()
@@ -348,7 +338,7 @@ pub(super) async fn logout_done(
     }
 }
 
-pub(super) async fn index(req: HttpRequest, state: web::Data<AppState>) -> HttpResponse {
+pub(super) async fn index(req: HttpRequest, state: State) -> HttpResponse {
     let body = match state.session(req.headers()).await.ok().flatten().map(|c| c.session) {
         Some(s) => format!(
             "<p>Signed in as <strong>{}</strong>{}.</p><p>Groups: {}</p><p><a href=\"/logout\">Sign out</a></p>",

@@ -18,9 +18,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Server, ServerHandle};
+use actix_web::dev::{Payload, Server, ServerHandle};
 use actix_web::http::header::{self, HeaderMap};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer};
+use arc_swap::ArcSwap;
 
 use crate::config::HeaderNames;
 use crate::config::Runtime;
@@ -55,18 +56,7 @@ impl AppState {
     /// has already checked everything that could be wrong with them. `store`
     /// is the opened `session.store` (`None` for stateless cookies).
     pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>, store: Option<Store>) -> AppState {
-        let keys = SessionKeys::new(&runtime.session.secrets);
-        let headers = runtime.headers.clone();
-        let cookie = CookieSettings {
-            name: runtime.session.cookie_name.clone(),
-            domain: runtime
-                .session
-                .cookie_domain
-                .as_ref()
-                .map(|d| d.as_str().to_string()),
-            secure: runtime.public_url.https,
-            lifetime: runtime.session.lifetime,
-        };
+        let (keys, cookie) = keys_and_cookie(&runtime);
         let metrics = Arc::new(Metrics::default());
         let sessions = Sessions::new(
             keys.clone(),
@@ -76,13 +66,34 @@ impl AppState {
             metrics.clone(),
         );
         AppState {
+            headers: runtime.headers.clone(),
             runtime,
             keys,
             cookie,
-            headers,
             provider,
             sessions,
             metrics,
+        }
+    }
+
+    /// The state for a reloaded configuration: `runtime` and `provider` are
+    /// the new ones; the store (a restart-only setting) and the metrics carry
+    /// over, so counters and sessions survive the reload.
+    pub fn rebuilt(&self, runtime: Arc<Runtime>, provider: Arc<Provider>) -> AppState {
+        let (keys, cookie) = keys_and_cookie(&runtime);
+        let sessions = self.sessions.reconfigured(
+            keys.clone(),
+            cookie.clone(),
+            runtime.session.refresh_interval,
+        );
+        AppState {
+            headers: runtime.headers.clone(),
+            runtime,
+            keys,
+            cookie,
+            provider,
+            sessions,
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -106,6 +117,69 @@ impl AppState {
             .into_iter()
             .map(|(n, _)| n)
             .collect()
+    }
+}
+
+fn keys_and_cookie(runtime: &Runtime) -> (SessionKeys, CookieSettings) {
+    let keys = SessionKeys::new(&runtime.session.secrets);
+    let cookie = CookieSettings {
+        name: runtime.session.cookie_name.clone(),
+        domain: runtime
+            .session
+            .cookie_domain
+            .as_ref()
+            .map(|d| d.as_str().to_string()),
+        secure: runtime.public_url.https,
+        lifetime: runtime.session.lifetime,
+    };
+    (keys, cookie)
+}
+
+/// The application state in force: replaced whole on a configuration reload,
+/// read without a lock. A request loads it once ([`State`]) and keeps that
+/// snapshot to the end, so no request sees half of one configuration and
+/// half of another.
+pub struct LiveState(ArcSwap<AppState>);
+
+impl LiveState {
+    /// Start with `state`.
+    pub fn new(state: AppState) -> LiveState {
+        LiveState(ArcSwap::from_pointee(state))
+    }
+
+    /// The state in force now.
+    pub fn load(&self) -> Arc<AppState> {
+        self.0.load_full()
+    }
+
+    /// Put `state` in force for every request that starts from now on.
+    pub fn replace(&self, state: AppState) {
+        self.0.store(Arc::new(state));
+    }
+}
+
+/// A handler's view of the state in force when its request arrived.
+#[derive(Clone)]
+pub struct State(Arc<AppState>);
+
+impl std::ops::Deref for State {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+impl FromRequest for State {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<State, actix_web::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        std::future::ready(match req.app_data::<web::Data<LiveState>>() {
+            Some(live) => Ok(State(live.load())),
+            None => Err(actix_web::error::ErrorInternalServerError(
+                "application state is not configured",
+            )),
+        })
     }
 }
 
@@ -145,7 +219,7 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+async fn readyz(state: State) -> HttpResponse {
     if let Some(store) = state.sessions.store() {
         if let Err(e) = store.ping().await {
             return HttpResponse::ServiceUnavailable()
@@ -172,7 +246,7 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-async fn metrics_page(state: web::Data<AppState>) -> HttpResponse {
+async fn metrics_page(state: State) -> HttpResponse {
     HttpResponse::Ok()
         .content_type(metrics::CONTENT_TYPE)
         .body(state.metrics.render(state.provider.is_ready()))
@@ -182,7 +256,7 @@ async fn metrics_page(state: web::Data<AppState>) -> HttpResponse {
 pub struct Application {
     server: Server,
     addr: SocketAddr,
-    state: web::Data<AppState>,
+    live: web::Data<LiveState>,
 }
 
 /// Knobs for [`Application::build`].
@@ -226,8 +300,8 @@ impl Application {
             addr: state.runtime.listen,
             source,
         })?;
-        let state = web::Data::new(state);
-        let data = state.clone();
+        let live = web::Data::new(LiveState::new(state));
+        let data = live.clone();
         let extra_routes = options.extra_routes;
         let mut server = HttpServer::new(move || {
             let app = App::new()
@@ -259,7 +333,7 @@ impl Application {
         Ok(Application {
             server: server.run(),
             addr,
-            state,
+            live,
         })
     }
 
@@ -268,9 +342,14 @@ impl Application {
         self.addr
     }
 
-    /// Shared state (tests read metrics through it).
-    pub fn state(&self) -> web::Data<AppState> {
-        self.state.clone()
+    /// The state in force now (tests read metrics through it).
+    pub fn state(&self) -> Arc<AppState> {
+        self.live.load()
+    }
+
+    /// The holder of the state in force, for reloading it.
+    pub fn live(&self) -> web::Data<LiveState> {
+        self.live.clone()
     }
 
     /// A handle to stop the server.

@@ -8,15 +8,13 @@
 //! logs nobody out. In this process one refresh per session runs at a time
 //! (with Redis, the store's lock makes that true across replicas).
 
-use actix_web::web;
-
-use super::{now, AppState};
+use super::{now, AppState, State};
 use crate::oidc::RefreshError;
 use crate::session::store::StoreKey;
 use crate::session::{Current, RefreshOutcome};
 
 /// Start refreshing `current` in the background, unless one is under way.
-pub(super) fn spawn(state: &web::Data<AppState>, current: &Current) {
+pub(super) fn spawn(state: &State, current: &Current) {
     let Some(key) = current.key.clone() else {
         return;
     };

@@ -169,6 +169,7 @@ pub enum CreateError {
     Random(getrandom::Error),
 }
 
+#[derive(Clone)]
 enum Backend {
     Cookie,
     Store {
@@ -184,8 +185,8 @@ pub struct Sessions {
     backend: Backend,
     refresh_interval: Option<Duration>,
     events: Arc<dyn SessionEvents>,
-    /// Sessions whose refresh runs in this process now.
-    refreshing: std::sync::Mutex<std::collections::HashSet<StoreKey>>,
+    /// Sessions whose refresh runs in this process now (shared across reloads).
+    refreshing: Arc<std::sync::Mutex<std::collections::HashSet<StoreKey>>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -223,11 +224,30 @@ impl Sessions {
             backend,
             refresh_interval,
             events,
-            refreshing: std::sync::Mutex::new(std::collections::HashSet::new()),
+            refreshing: Arc::new(std::sync::Mutex::new(std::collections::HashSet::new())),
         }
     }
 
     /// The store, if sessions are kept on the server.
+    /// The same store, cache and refresh bookkeeping under new keys and
+    /// cookie settings (a reloaded configuration: a rotated secret, a new
+    /// lifetime). The store itself is only chosen at start.
+    pub fn reconfigured(
+        &self,
+        keys: SessionKeys,
+        cookie: CookieSettings,
+        refresh_interval: Option<Duration>,
+    ) -> Sessions {
+        Sessions {
+            keys,
+            cookie,
+            backend: self.backend.clone(),
+            refresh_interval: refresh_interval.filter(|_| !matches!(self.backend, Backend::Cookie)),
+            events: self.events.clone(),
+            refreshing: self.refreshing.clone(),
+        }
+    }
+
     pub fn store(&self) -> Option<&Store> {
         match &self.backend {
             Backend::Cookie => None,

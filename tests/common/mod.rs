@@ -61,7 +61,10 @@ pub struct TestApp {
     pub runtime: Arc<Runtime>,
     pub keys: SessionKeys,
     pub provider: Arc<Provider>,
-    pub state: actix_web::web::Data<AppState>,
+    /// The state in force at start (metrics and store carry over reloads).
+    pub state: Arc<AppState>,
+    /// The holder of the state in force, for reload tests.
+    pub live: actix_web::web::Data<pocketgate::http::LiveState>,
     /// The embedded store's directory, removed with the app.
     pub state_dir: Option<tempfile::TempDir>,
 }
@@ -194,6 +197,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     )
     .unwrap();
     let state = app.state();
+    let live = app.live();
     actix_web::rt::spawn(app.run());
     TestApp {
         addr,
@@ -203,6 +207,7 @@ pub async fn spawn(opts: Options) -> TestApp {
         keys,
         provider,
         state,
+        live,
         state_dir,
     }
 }
