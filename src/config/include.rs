@@ -184,8 +184,19 @@ fn fragment(path: &Path, label: &str) -> Result<RawFragment, Vec<ConfigError>> {
             reason: e.to_string(),
         }]
     })?;
-    load::extract_fragment(&Figment::from(Toml::string(&text)))
-        .map_err(|errors| errors.into_iter().map(|e| e.in_file(label)).collect())
+    load::extract_fragment(&Figment::from(Toml::string(&text))).map_err(|errors| {
+        errors
+            .into_iter()
+            .map(|e| match e {
+                // figment says where the text came from; the file name says it better.
+                ConfigError::Syntax(s) => {
+                    ConfigError::Syntax(s.trim_end_matches(" in TOML source string").to_string())
+                }
+                e => e,
+            })
+            .map(|e| e.in_file(label))
+            .collect()
+    })
 }
 
 /// Merge one include file's policies and hosts into the configuration.
