@@ -365,7 +365,7 @@ fn check(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    print!("{}", summary(path, &loaded.value));
+    print!("{}", summary(path, &loaded.value, &loaded.sources.includes));
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
@@ -404,11 +404,14 @@ fn provider_check(rt: &Runtime) {
     }
 }
 
-/// The `check` summary: a header and one line per host.
-pub fn summary(path: &Path, rt: &Runtime) -> String {
+/// The `check` summary: a header, the include files loaded, and one line per host.
+pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> String {
     use std::fmt::Write;
     let mut s = String::new();
     let _ = writeln!(s, "configuration OK: {}", path.display());
+    for file in includes {
+        let _ = writeln!(s, "include {}", file.display());
+    }
     let _ = writeln!(
         s,
         "listen {}  public_url {}  issuer {}  client {} ({})",
@@ -458,14 +461,15 @@ pub fn summary(path: &Path, rt: &Runtime) -> String {
     for h in rt.rules.hosts() {
         let _ = writeln!(
             s,
-            "host[{}] {:<28} policy {:<10} bypass_paths {} bypass_resources {} allowed_networks {} claim_roles {}",
+            "host[{}] {:<28} policy {:<10} bypass_paths {} bypass_resources {} allowed_networks {} claim_roles {}{}",
             h.index,
             h.pattern.to_string(),
             h.policy.name,
             h.bypass_paths.len(),
             h.bypass_resource_sources().len(),
             h.allowed_networks.len(),
-            h.claim_roles.len()
+            h.claim_roles.len(),
+            h.source.as_deref().map(|f| format!("  (from {f})")).unwrap_or_default()
         );
         for (j, r) in h.rules.iter().enumerate() {
             let mut when = Vec::new();
@@ -545,7 +549,10 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
     };
     let decision = policy::decide(rules, &facts, identity.as_ref());
     let host_entry = match decision.host {
-        HostMatch::Entry(h) => Some(format!("hosts[{}] ({})", h.index, h.pattern)),
+        HostMatch::Entry(h) => Some(match &h.source {
+            Some(file) => format!("hosts[{}] ({}, from {file})", h.index, h.pattern),
+            None => format!("hosts[{}] ({})", h.index, h.pattern),
+        }),
         HostMatch::Default(_) => Some("default_policy".to_string()),
         HostMatch::Unknown => None,
     };

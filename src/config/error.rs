@@ -53,6 +53,22 @@ pub enum ConfigError {
     },
     #[error("{key}: {reason}")]
     Conflict { key: String, reason: String },
+    #[error("{file}: policies.{name}: policy {name:?} is already defined in {first} (fix: keep one of the two definitions, or rename one and the hosts that use it)")]
+    DuplicatePolicy {
+        file: String,
+        name: String,
+        first: String,
+    },
+    #[error("{key}: {pattern:?} is not a valid glob pattern: {reason} (fix: e.g. \"conf.d/*.toml\" or \"conf.d/**/*.toml\")")]
+    BadInclude {
+        key: String,
+        pattern: String,
+        reason: String,
+    },
+    #[error("{file}: cannot read include file: {reason} (fix: make it readable by pocketgate, or move it out of the include pattern's reach)")]
+    UnreadableInclude { file: String, reason: String },
+    #[error("{file}: {key}: not allowed in an include file (fix: include files hold [policies.*] and [[hosts]] only; move it to the main file)")]
+    NotInInclude { file: String, key: String },
     #[error("{key}: secret is {len} bytes, at least 32 are needed (fix: `pocketgate gen-secret`)")]
     ShortSecret { key: String, len: usize },
     #[error("{key}: cannot read secret file {path}: {reason}")]
@@ -69,6 +85,26 @@ pub enum ConfigError {
         host: String,
         suggestion: String,
     },
+}
+
+impl ConfigError {
+    /// The same error, said of an include file: its key (or message) is
+    /// prefixed with the file. Only load-time errors (unknown keys, syntax and
+    /// type errors) are made about a whole fragment; others carry their file already.
+    pub(super) fn in_file(self, file: &str) -> ConfigError {
+        match self {
+            ConfigError::UnknownKey { key, suggestion } => ConfigError::UnknownKey {
+                key: format!("{file}: {key}"),
+                suggestion,
+            },
+            ConfigError::Syntax(s) => ConfigError::Syntax(format!("{file}: {s}")),
+            ConfigError::NotInInclude { key, .. } => ConfigError::NotInInclude {
+                file: file.to_string(),
+                key,
+            },
+            other => ConfigError::Syntax(format!("{file}: {other}")),
+        }
+    }
 }
 
 /// Every error one load found, in the order of the file's sections. Never empty.

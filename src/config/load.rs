@@ -7,8 +7,9 @@ use std::path::Path;
 use figment::providers::{Env, Format, Toml};
 use figment::value::{Dict, Value};
 use figment::Figment;
+use serde::de::DeserializeOwned;
 
-use super::raw::{keys, RawConfig};
+use super::raw::{keys, RawConfig, RawFragment};
 use super::ConfigError;
 
 /// The figment for a config file plus the `POCKETGATE_` environment. The two
@@ -35,12 +36,37 @@ pub(super) fn figment_from_str(toml: &str) -> Figment {
 /// Extract the raw configuration, reporting every unknown key and every type
 /// error found; a syntax error stops at once (nothing else can be read).
 pub(super) fn extract(figment: &Figment) -> Result<RawConfig, Vec<ConfigError>> {
+    extract_with(figment, unknown_keys)
+}
+
+/// Extract an include file's `[policies.*]` and `[[hosts]]`: any other
+/// top-level key is refused, and unknown keys inside are reported as in the
+/// main file. The errors do not name the file yet; the caller adds it.
+pub(super) fn extract_fragment(figment: &Figment) -> Result<RawFragment, Vec<ConfigError>> {
+    extract_with(figment, |tree, errors| {
+        for key in tree
+            .keys()
+            .filter(|k| !keys::FRAGMENT.contains(&k.as_str()))
+        {
+            errors.push(ConfigError::NotInInclude {
+                file: String::new(),
+                key: key.clone(),
+            });
+        }
+        rules_unknown_keys(tree, errors);
+    })
+}
+
+fn extract_with<T: DeserializeOwned>(
+    figment: &Figment,
+    check_keys: impl Fn(&Dict, &mut Vec<ConfigError>),
+) -> Result<T, Vec<ConfigError>> {
     let tree: Dict = figment
         .extract()
         .map_err(|e| vec![ConfigError::Syntax(e.to_string())])?;
     let mut errors = Vec::new();
-    unknown_keys(&tree, &mut errors);
-    match figment.extract::<RawConfig>() {
+    check_keys(&tree, &mut errors);
+    match figment.extract::<T>() {
         Ok(raw) if errors.is_empty() => Ok(raw),
         Ok(_) => Err(errors),
         Err(e) => {
@@ -72,6 +98,11 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
             check_table(d, table, allowed, errors);
         }
     }
+    rules_unknown_keys(tree, errors);
+}
+
+/// Unknown keys inside `[policies.*]` and `[[hosts]]` (main file or include file).
+fn rules_unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
     if let Some(Value::Dict(_, policies)) = tree.get("policies") {
         for (name, p) in policies {
             if let Value::Dict(_, d) = p {

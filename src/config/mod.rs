@@ -8,12 +8,13 @@
 
 mod compile;
 mod error;
+mod include;
 mod load;
 mod raw;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::Figment;
@@ -321,25 +322,51 @@ impl Default for LogSettings {
     }
 }
 
-/// A compiled value plus the warnings `check` prints.
+/// A compiled value plus the warnings `check` prints and what it was read from.
 #[derive(Debug)]
 pub struct Loaded<T> {
     pub value: T,
     pub warnings: Vec<String>,
+    /// The files and directories it was read from (empty for `load_str`).
+    pub sources: Sources,
 }
 
-/// Load, validate and compile the configuration at `path` (plus environment).
+/// What a configuration was read from: the watch list of a reload on change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    /// Every file read, as opened: the main file, then each include file in
+    /// the order merged, then each secret file read (`session.secret_file`,
+    /// `oidc.client_secret_file`; not when the environment supplied the secret).
+    pub files: Vec<PathBuf>,
+    /// The include files alone (also in `files`), in the order merged.
+    pub includes: Vec<PathBuf>,
+    /// The existing directories the `include` patterns search (the part of each
+    /// pattern before its first wildcard: `conf.d` for `conf.d/**/*.toml`): a
+    /// new include file appears there, or below it when the pattern has `**`.
+    pub dirs: Vec<PathBuf>,
+}
+
+/// Load, validate and compile the configuration at `path` (plus environment
+/// and include files).
 pub fn load(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
-    readable(path)?;
-    load_figment(&load::figment_for(path), &|name| std::env::var(name).ok())
+    let (raw, included) = read(path)?;
+    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok())?;
+    Ok(included.attach(loaded))
 }
 
-/// Only the rules at `path` (plus environment), for `explain`: nothing about
-/// the provider or secrets is required or read.
+/// Only the rules at `path` (plus environment and include files), for
+/// `explain`: nothing about the provider or secrets is required or read.
 pub fn load_rules(path: &Path) -> Result<Loaded<Rules>, ConfigErrors> {
+    let (raw, included) = read(path)?;
+    Ok(included.attach(compile::rules_only(&raw)?))
+}
+
+/// The main file (plus environment) with its include files merged in.
+fn read(path: &Path) -> Result<(raw::RawConfig, include::Included), ConfigErrors> {
     readable(path)?;
-    let raw = load::extract(&load::figment_for(path)).map_err(errors)?;
-    compile::rules_only(&raw)
+    let mut raw = load::extract(&load::figment_for(path)).map_err(errors)?;
+    let included = include::merge(path, &mut raw).map_err(errors)?;
+    Ok((raw, included))
 }
 
 /// Load from TOML text alone (tests, `demo`), with `env` standing in for the
@@ -354,6 +381,7 @@ pub fn load_str(
 /// Only the rules, from TOML text.
 pub fn load_rules_str(toml: &str) -> Result<Loaded<Rules>, ConfigErrors> {
     let raw = load::extract(&load::figment_from_str(toml)).map_err(errors)?;
+    no_include(&raw)?;
     compile::rules_only(&raw)
 }
 
@@ -362,7 +390,22 @@ fn load_figment(
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded<Runtime>, ConfigErrors> {
     let raw = load::extract(figment).map_err(errors)?;
+    no_include(&raw)?;
     compile::runtime(&raw, env)
+}
+
+/// Text that is not a file has no directory for `include` to be relative
+/// to; dropping its hosts silently would be worse than saying so.
+fn no_include(raw: &raw::RawConfig) -> Result<(), ConfigErrors> {
+    match raw.include.first() {
+        None => Ok(()),
+        Some(pattern) => Err(ConfigError::Invalid {
+            key: "include[0]".into(),
+            value: pattern.clone(),
+            reason: "needs a configuration file to be relative to (fix: load the configuration from a file)".into(),
+        }
+        .into()),
+    }
 }
 
 fn readable(path: &Path) -> Result<(), ConfigErrors> {

@@ -4,6 +4,7 @@
 //! nothing outside the `config` module sees these types.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -23,11 +24,18 @@ pub(crate) struct RawConfig {
     pub log_format: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub log_level: Option<String>,
+    /// Glob patterns of include files; a single string is one pattern.
+    #[serde(deserialize_with = "lenient::one_or_many")]
+    pub include: Vec<String>,
     pub oidc: RawOidc,
     pub session: RawSession,
     pub headers: RawHeaders,
     pub policies: BTreeMap<String, RawPolicy>,
     pub hosts: Vec<RawHost>,
+    /// The main file's name, once include files were merged (for messages
+    /// about a main-file entry and an include file's).
+    #[serde(skip)]
+    pub main_file: Option<Arc<str>>,
 }
 
 /// `[oidc]`.
@@ -100,6 +108,16 @@ pub(crate) struct RawPolicy {
     pub allowed_users: Vec<String>,
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
+    /// The include file that defined it (`None`: the main file).
+    #[serde(skip)]
+    pub origin: Option<Arc<str>>,
+}
+
+impl RawPolicy {
+    /// How messages name this policy: `policies.NAME`, after its include file if it has one.
+    pub(crate) fn key(&self, name: &str) -> String {
+        in_file(self.origin.as_deref(), &format!("policies.{name}"))
+    }
 }
 
 /// `[[hosts]]`.
@@ -118,6 +136,55 @@ pub(crate) struct RawHost {
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
     pub rules: Vec<RawRule>,
+    /// Where it was written (`None`: the main file).
+    #[serde(skip)]
+    pub origin: Option<HostOrigin>,
+}
+
+/// An include file's `[[hosts]]` entry: the file and the entry's position in it.
+#[derive(Debug, Clone)]
+pub(crate) struct HostOrigin {
+    /// The file as written relative to the main file's directory.
+    pub file: Arc<str>,
+    /// The position among that file's `[[hosts]]`.
+    pub index: usize,
+}
+
+impl RawHost {
+    /// How messages name this entry: `hosts[3]` (its position overall) for the
+    /// main file's, `conf.d/gitea.toml: hosts[0]` for an include file's.
+    pub(crate) fn key(&self, position: usize) -> String {
+        match &self.origin {
+            Some(o) => in_file(Some(&o.file), &format!("hosts[{}]", o.index)),
+            None => format!("hosts[{position}]"),
+        }
+    }
+
+    /// [`Self::key`], naming the main file too (`pocketgate.toml: hosts[3]`):
+    /// for messages about two entries of which one is in an include file.
+    pub(crate) fn key_with_file(&self, position: usize, main_file: Option<&str>) -> String {
+        match &self.origin {
+            Some(_) => self.key(position),
+            None => in_file(main_file, &self.key(position)),
+        }
+    }
+}
+
+/// An include file: `[policies.*]` and `[[hosts]]` only (other top-level keys
+/// are refused before this is read).
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawFragment {
+    pub policies: BTreeMap<String, RawPolicy>,
+    pub hosts: Vec<RawHost>,
+}
+
+/// `file: key`, the one form every message about an include file's key takes.
+pub(crate) fn in_file(file: Option<&str>, key: &str) -> String {
+    match file {
+        Some(file) => format!("{file}: {key}"),
+        None => key.to_string(),
+    }
 }
 
 /// One `[[hosts.rules]]` entry.
@@ -212,6 +279,28 @@ mod lenient {
             .collect())
     }
 
+    /// A list of strings, or one string standing for a list of one.
+    pub(crate) fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<String>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or a list of strings")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Vec<String>, E> {
+                Ok(vec![v.to_owned()])
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<String>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(s) = seq.next_element::<String>()? {
+                    out.push(s);
+                }
+                Ok(out)
+            }
+        }
+        d.deserialize_any(V)
+    }
+
     pub(crate) fn opt_strings<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<Option<Vec<String>>, D::Error> {
@@ -228,6 +317,7 @@ pub(crate) mod keys {
         "default_policy",
         "log_format",
         "log_level",
+        "include",
         "oidc",
         "session",
         "headers",
@@ -275,4 +365,6 @@ pub(crate) mod keys {
         "action",
     ];
     pub(crate) const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
+    /// The top-level keys an include file may hold.
+    pub(crate) const FRAGMENT: &[&str] = &["policies", "hosts"];
 }

@@ -139,7 +139,8 @@ impl PathRule {
 /// One compiled `[[hosts]]` entry.
 #[derive(Debug)]
 pub struct HostRule {
-    /// Position in `[[hosts]]` (names the entry: `hosts[3]`).
+    /// Position among all `[[hosts]]`, the main file's first, then each
+    /// include file's (names the entry: `hosts[3]`).
     pub index: usize,
     pub pattern: HostPattern,
     pub policy: Arc<Policy>,
@@ -149,6 +150,9 @@ pub struct HostRule {
     pub allowed_networks: Networks,
     /// `[[hosts.rules]]`, in order.
     pub rules: Vec<PathRule>,
+    /// The include file that defined it, as written relative to the main
+    /// file's directory (`conf.d/gitea.toml`); `None` for the main file.
+    pub source: Option<Arc<str>>,
 }
 
 impl HostRule {

@@ -10,7 +10,7 @@ mod session;
 use crate::policy::Rules;
 
 use super::raw::RawConfig;
-use super::{ConfigError, ConfigErrors, Loaded, Runtime};
+use super::{ConfigError, ConfigErrors, Loaded, Runtime, Sources};
 
 /// What compiling found: the errors (any one makes the configuration
 /// unusable) and the warnings `check` prints.
@@ -18,6 +18,8 @@ use super::{ConfigError, ConfigErrors, Loaded, Runtime};
 pub(super) struct Report {
     errors: Vec<ConfigError>,
     warnings: Vec<String>,
+    /// The secret files read, for [`Sources::files`].
+    files: Vec<std::path::PathBuf>,
 }
 
 impl Report {
@@ -30,6 +32,10 @@ impl Report {
     }
 
     /// The value, or `None` with the error recorded.
+    fn read_file(&mut self, path: &str) {
+        self.files.push(path.into());
+    }
+
     fn take<T>(&mut self, r: Result<T, ConfigError>) -> Option<T> {
         r.map_err(|e| self.error(e)).ok()
     }
@@ -39,6 +45,10 @@ impl Report {
             (None, Some(value)) => Ok(Loaded {
                 value,
                 warnings: self.warnings,
+                sources: Sources {
+                    files: self.files,
+                    ..Sources::default()
+                },
             }),
             (Some(errors), _) => Err(errors),
             // A section returned nothing without saying why: a bug, but never a half-built config.

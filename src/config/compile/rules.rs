@@ -15,7 +15,7 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Rules> {
     let mut builder = RulesBuilder::new();
     let mut ok = true;
     for (name, p) in &raw.policies {
-        let key = format!("policies.{name}");
+        let key = p.key(name);
         if !is_token(name) {
             report.error(invalid(
                 &key,
@@ -61,19 +61,26 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Rules> {
             }
         }
     }
+    // The `raw.hosts` position of each entry added, by its index in the builder.
+    let mut added: Vec<usize> = Vec::new();
     for (i, h) in raw.hosts.iter().enumerate() {
         let Some(rule) = host(i, h, &builder, report) else {
             ok = false;
             continue;
         };
         let pattern = rule.pattern.to_string();
-        if let Err(dup) = builder.add_host(rule) {
-            report.error(ConfigError::DuplicateHost {
-                key: format!("hosts[{i}].host"),
-                host: pattern,
-                first: format!("hosts[{}].host", dup.first),
-            });
-            ok = false;
+        match builder.add_host(rule) {
+            Ok(()) => added.push(i),
+            Err(dup) => {
+                let first = added.get(dup.first).copied().unwrap_or(dup.first);
+                let (key, first) = duplicate_keys(raw, i, first);
+                report.error(ConfigError::DuplicateHost {
+                    key: format!("{key}.host"),
+                    host: pattern,
+                    first: format!("{first}.host"),
+                });
+                ok = false;
+            }
         }
     }
     if !builder.covers_any_host() && raw.hosts.is_empty() {
@@ -94,6 +101,19 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Rules> {
     ok.then(|| builder.build(claims))
 }
 
+/// How a duplicate host error names its two entries (`raw.hosts` positions):
+/// with their files when either is in an include file.
+fn duplicate_keys(raw: &RawConfig, second: usize, first: usize) -> (String, String) {
+    let (Some(a), Some(b)) = (raw.hosts.get(second), raw.hosts.get(first)) else {
+        return (format!("hosts[{second}]"), format!("hosts[{first}]"));
+    };
+    if a.origin.is_none() && b.origin.is_none() {
+        return (a.key(second), b.key(first));
+    }
+    let main = raw.main_file.as_deref();
+    (a.key_with_file(second, main), b.key_with_file(first, main))
+}
+
 fn resolve(builder: &RulesBuilder, key: &str, name: &str) -> Result<Arc<Policy>, ConfigError> {
     builder
         .policy(name)
@@ -109,7 +129,7 @@ fn resolve(builder: &RulesBuilder, key: &str, name: &str) -> Result<Arc<Policy>,
 
 /// One `[[hosts]]` entry; every mistake in it is reported.
 fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> Option<HostRule> {
-    let prefix = format!("hosts[{i}]");
+    let prefix = h.key(i);
     let pattern = match h.host.as_deref() {
         Some(raw) => report.take(
             HostPattern::parse(raw).map_err(|e| invalid(format!("{prefix}.host"), raw, e.reason())),
@@ -160,6 +180,7 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         bypass_paths: bypass_paths?,
         bypass_resources: bypass_resources?,
         allowed_networks: allowed_networks?,
+        source: h.origin.as_ref().map(|o| o.file.clone()),
         rules: rules?,
     };
     for w in unreachable_rules(&prefix, &host) {

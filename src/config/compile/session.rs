@@ -274,6 +274,7 @@ pub(super) fn resolve_secret(
                 format!("is set together with {key}_file (fix: keep only one)"),
             ));
         }
+        report.read_file(path);
         std::fs::read_to_string(path).map_err(|e| ConfigError::UnreadableSecretFile {
             key: format!("{key}_file"),
             path: path.into(),
