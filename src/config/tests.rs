@@ -7,6 +7,8 @@ use figment::providers::{Format, Toml};
 use super::*;
 use crate::policy::HostMatch;
 
+mod domains;
+
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 
 fn no_env(_: &str) -> Option<String> {
