@@ -432,6 +432,20 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         humantime::format_duration(rt.session.lifetime),
         rt.session.secrets.len()
     );
+    if rt.login_domains.len() > 1 {
+        for d in rt.login_domains.iter() {
+            let _ = writeln!(
+                s,
+                "login domain {} -> {}  (register at the provider: callback {}, logout {})",
+                d.cookie_domain
+                    .as_ref()
+                    .map_or(d.public_url.host.as_str(), |c| c.as_str()),
+                d.public_url.origin,
+                d.redirect_uri(),
+                d.logout_done_uri()
+            );
+        }
+    }
     let store = match &rt.session.store {
         StoreSettings::Embedded { state_dir } => format!("embedded in {}", state_dir.display()),
         StoreSettings::Redis { url } => format!("redis at {url}"),

@@ -155,6 +155,29 @@ pub fn reconstruct<'h>(
     })
 }
 
+/// The host a request to pocketgate's own pages (`/login`, `/callback`,
+/// `/logout`) was sent to: `X-Forwarded-Host` when the peer is a trusted
+/// proxy and the header names a host, else `Host`; `None` when neither does.
+/// Whoever sends the request controls it, so it serves only to choose among
+/// the configured login domains, never as a URL to send anyone to.
+pub fn served_host<'h>(
+    headers: &'h HeaderMap,
+    peer: Option<IpAddr>,
+    trusted_proxies: &Networks,
+) -> Option<Cow<'h, str>> {
+    let host_of = |name: &'static str| {
+        let raw = single(headers, name).ok().flatten()?;
+        parse_authority(raw, canonical_name(name))
+            .ok()
+            .map(|(h, _)| h)
+    };
+    let trusted = peer.is_some_and(|p| is_trusted(p.to_canonical(), trusted_proxies));
+    trusted
+        .then(|| host_of("x-forwarded-host"))
+        .flatten()
+        .or_else(|| host_of("host"))
+}
+
 /// The original request as one header set describes it, without the client address.
 struct Target<'h> {
     method: &'h str,

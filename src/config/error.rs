@@ -77,10 +77,14 @@ pub enum ConfigError {
         path: String,
         reason: String,
     },
-    #[error("public_url: {value:?} is not an absolute http(s) URL (fix: write it with its scheme, e.g. \"https://auth.example.com\")")]
-    RelativePublicUrl { value: String },
-    #[error("session.cookie_domain: {domain:?} does not cover public_url's host {host:?}, so the session cookie set at /callback would never be sent back (fix: use a parent domain of {host:?}, e.g. {suggestion:?})")]
+    #[error("{key}: {value:?} is not an absolute http(s) URL (fix: write it with its scheme, e.g. \"https://auth.example.com\")")]
+    RelativePublicUrl { key: String, value: String },
+    #[error("{key}: {domain:?} does not cover {url_key}'s host {host:?}, so the session cookie set at /callback would never be sent back (fix: use a parent domain of {host:?}, e.g. {suggestion:?})")]
     CookieDomainMismatch {
+        /// The cookie domain's key (`session.cookie_domain`, `session.domains[0].cookie_domain`).
+        key: String,
+        /// The public URL's key it must cover.
+        url_key: String,
         domain: String,
         host: String,
         suggestion: String,

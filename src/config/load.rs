@@ -98,6 +98,16 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
             check_table(d, table, allowed, errors);
         }
     }
+    if let Some(Value::Dict(_, session)) = tree.get("session") {
+        if let Some(Value::Array(_, domains)) = session.get("domains") {
+            for (i, d) in domains.iter().enumerate() {
+                if let Value::Dict(_, d) = d {
+                    let prefix = format!("session.domains[{i}]");
+                    check_table(d, &prefix, keys::SESSION_DOMAIN, errors);
+                }
+            }
+        }
+    }
     rules_unknown_keys(tree, errors);
 }
 

@@ -29,8 +29,11 @@ pub use http::HeaderName;
 pub struct Runtime {
     /// Address the server binds.
     pub listen: SocketAddr,
-    /// Where browsers reach `/login`, `/callback`, `/logout`.
+    /// Where browsers reach `/login`, `/callback`, `/logout` (the main login domain's).
     pub public_url: PublicUrl,
+    /// Every login domain: the main one (`public_url`, `session.cookie_domain`)
+    /// first, then each `[[session.domains]]` entry.
+    pub login_domains: LoginDomains,
     /// Peers whose `X-Forwarded-*` / `X-Original-*` headers are believed.
     pub trusted_proxies: Networks,
     /// Policies, hosts and the host lookup: what the decision engine reads.
@@ -47,16 +50,104 @@ pub struct Runtime {
 
 impl Runtime {
     /// Whether `host` (normalised) may be a post-login or post-logout target:
-    /// a configured host entry, the public URL's host, or a name under `cookie_domain`.
-    /// `default_policy` does not make every host a valid target.
+    /// a configured host entry, the public URL's host of any login domain, or
+    /// a name under any configured cookie domain. `default_policy` does not
+    /// make every host a valid target.
     pub fn is_redirect_host(&self, host: &str) -> bool {
-        host == self.public_url.host.as_str()
-            || matches!(self.rules.lookup_host(host), HostMatch::Entry(_))
-            || self
-                .session
-                .cookie_domain
-                .as_ref()
-                .is_some_and(|d| d.covers(host))
+        matches!(self.rules.lookup_host(host), HostMatch::Entry(_))
+            || self.login_domains.iter().any(|d| {
+                host == d.public_url.host.as_str()
+                    || d.cookie_domain.as_ref().is_some_and(|c| c.covers(host))
+            })
+    }
+
+    /// The login domain whose session cookie `host` (normalised) sees: the
+    /// entry whose cookie domain covers it (the longest, should several),
+    /// else the main one. Where a login for `host` starts.
+    pub fn login_domain_for(&self, host: &str) -> &LoginDomain {
+        self.login_domains.for_host(host)
+    }
+
+    /// The login domain whose public URL has this host (normalised), else
+    /// the main one: which of pocketgate's own hosts a request to `/login`,
+    /// `/callback` or `/logout` was sent to. Only ever chooses among
+    /// configured domains, so a forged `Host` gains nothing.
+    pub fn login_domain_served_at(&self, host: Option<&str>) -> &LoginDomain {
+        host.and_then(|h| {
+            self.login_domains
+                .iter()
+                .find(|d| d.public_url.host.as_str() == h)
+        })
+        .unwrap_or(self.login_domains.main())
+    }
+}
+
+/// One registrable domain with its own login host: the main one
+/// (`public_url`, `session.cookie_domain`) or a `[[session.domains]]` entry.
+#[derive(Debug, Clone)]
+pub struct LoginDomain {
+    /// Where browsers of this domain reach `/login`, `/callback`, `/logout`.
+    pub public_url: PublicUrl,
+    /// The session cookie's `Domain`; `None` only for a main domain whose
+    /// cookie belongs to `public_url`'s host alone.
+    pub cookie_domain: Option<CookieDomain>,
+}
+
+impl LoginDomain {
+    /// `{public_url}/callback`: the redirect URI registered at the provider.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/callback", self.public_url.origin)
+    }
+
+    /// `{public_url}/logout/done`: the post-logout redirect URI registered at the provider.
+    pub fn logout_done_uri(&self) -> String {
+        format!("{}/logout/done", self.public_url.origin)
+    }
+}
+
+/// The login domains, main one first; never empty by construction, and no
+/// cookie domain covers another's.
+#[derive(Debug, Clone)]
+pub struct LoginDomains {
+    main: LoginDomain,
+    more: Vec<LoginDomain>,
+}
+
+impl LoginDomains {
+    /// The main domain and the `[[session.domains]]` entries, in file order.
+    pub(crate) fn new(main: LoginDomain, more: Vec<LoginDomain>) -> LoginDomains {
+        LoginDomains { main, more }
+    }
+
+    /// The main domain (`public_url`, `session.cookie_domain`).
+    pub fn main(&self) -> &LoginDomain {
+        &self.main
+    }
+
+    /// Every domain, the main one first.
+    pub fn iter(&self) -> impl Iterator<Item = &LoginDomain> {
+        std::iter::once(&self.main).chain(&self.more)
+    }
+
+    /// How many there are (at least one).
+    pub fn len(&self) -> usize {
+        1 + self.more.len()
+    }
+
+    /// Always false; for symmetry with `len`.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// See [`Runtime::login_domain_for`].
+    fn for_host(&self, host: &str) -> &LoginDomain {
+        self.iter()
+            .filter_map(|d| {
+                let c = d.cookie_domain.as_ref()?;
+                c.covers(host).then_some((c.as_str().len(), d))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map_or(&self.main, |(_, d)| d)
     }
 }
 
@@ -204,6 +295,9 @@ pub struct SessionSettings {
     /// How often a session's identity is re-checked with the refresh token;
     /// `None` when `refresh_interval = "off"` (or with the cookie store).
     pub refresh_interval: Option<Duration>,
+    /// The `[[session.domains]]` entries, checked: each has a cookie domain
+    /// that covers its public URL's host and overlaps no other.
+    pub domains: Vec<LoginDomain>,
 }
 
 /// `session.store`, with what each kind needs.

@@ -82,6 +82,17 @@ pub(crate) struct RawSession {
     pub redis_url: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub refresh_interval: Option<String>,
+    pub domains: Vec<RawSessionDomain>,
+}
+
+/// One `[[session.domains]]` entry: another registrable domain with its own login host.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawSessionDomain {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub cookie_domain: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub public_url: Option<String>,
 }
 
 /// `[headers]`.
@@ -344,7 +355,9 @@ pub(crate) mod keys {
         "state_dir",
         "redis_url",
         "refresh_interval",
+        "domains",
     ];
+    pub(crate) const SESSION_DOMAIN: &[&str] = &["cookie_domain", "public_url"];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[

@@ -7,6 +7,7 @@ use figment::providers::{Format, Toml};
 use super::*;
 use crate::policy::HostMatch;
 
+mod domains;
 mod include;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

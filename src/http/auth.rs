@@ -83,7 +83,8 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     let answer = Answer {
         endpoint,
         client,
-        public_url: &rt.public_url,
+        // A login for this host runs where its session cookie will be set.
+        public_url: &rt.login_domain_for(&original.host).public_url,
         original: &original,
         names: &state.headers,
         identity,

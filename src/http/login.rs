@@ -14,8 +14,9 @@ use super::pages::escape;
 use super::respond::{self, Client, Rejection};
 use super::State;
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
-use crate::config::Runtime;
+use crate::config::{LoginDomain, Runtime};
 use crate::oidc::flow::{self, CallbackParams};
+use crate::request;
 use crate::session::{
     flow_cookie_name, logout_hint_cookie_name, CreateError, FlowState, LoginContext, Tokens,
 };
@@ -45,25 +46,31 @@ fn refuse(state: &AppState, endpoint: BadRequestEndpoint, rejection: &Rejection)
 /// Login flows kept per browser at once (each one cookie).
 const MAX_PARALLEL_FLOWS: usize = 4;
 
-fn redirect_uri(rt: &Runtime) -> String {
-    format!("{}/callback", rt.public_url.origin)
+/// The login domain whose public host this request was sent to (the
+/// proxy's `X-Forwarded-Host` or `Host`), else the main one. It only ever
+/// picks among configured domains.
+fn served_domain<'r>(req: &HttpRequest, rt: &'r Runtime) -> &'r LoginDomain {
+    let host = request::served_host(req.headers(), super::peer_ip(req), &rt.trusted_proxies);
+    rt.login_domain_served_at(host.as_deref())
 }
 
-/// `rd` checked against the configuration, or `public_url` when absent.
-fn target(rt: &Runtime, rd: Option<&str>) -> Result<String, Rejection> {
+/// `rd` checked against the configuration, or the served domain's
+/// `public_url` when absent.
+fn target(rt: &Runtime, served: &LoginDomain, rd: Option<&str>) -> Result<String, Rejection> {
     match rd {
         Some(rd) => flow::validate_rd(rt, rd).map_err(|why| Rejection::Redirect {
             rd: rd.to_string(),
             why,
         }),
-        None => Ok(format!("{}/", rt.public_url.origin)),
+        None => Ok(format!("{}/", served.public_url.origin)),
     }
 }
 
 /// A cookie with pocketgate's attributes but no `Domain`: flow cookies
-/// belong to the auth host alone.
+/// belong to the login host they were set on alone (`secure`: its public
+/// URL is https).
 fn host_cookie(
-    state: &AppState,
+    secure: bool,
     name: String,
     value: String,
     max_age: time::Duration,
@@ -72,7 +79,7 @@ fn host_cookie(
     c.set_path("/");
     c.set_http_only(true);
     c.set_same_site(SameSite::Lax);
-    c.set_secure(state.cookie.secure);
+    c.set_secure(secure);
     c.set_max_age(max_age);
     c
 }
@@ -82,37 +89,49 @@ fn set_cookie(resp: &mut HttpResponseBuilder, c: &Cookie<'_>) {
 }
 
 pub(super) async fn login(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
-    match start_login(req.headers(), &state, q.rd.as_deref()) {
+    let served = served_domain(&req, &state.runtime);
+    match start_login(req.headers(), &state, served, q.rd.as_deref()) {
         Ok(resp) => resp,
         Err(rejection) => refuse(&state, BadRequestEndpoint::Login, &rejection),
     }
 }
 
-/// A new flow: state, nonce and PKCE verifier sealed into a cookie named
-/// after the state, and a redirect to the provider.
+/// A new flow on the login domain `served` (the host the request came to):
+/// state, nonce, PKCE verifier and the domain's redirect URI sealed into a
+/// cookie named after the state, and a redirect to the provider. A return
+/// address of another login domain goes to that domain's `/login` first, so
+/// that the flow cookie, the callback and the session cookie all land there.
 fn start_login(
     headers: &HeaderMap,
     state: &AppState,
+    served: &LoginDomain,
     rd: Option<&str>,
 ) -> Result<HttpResponse, Rejection> {
     let rt = &state.runtime;
-    let rd = target(rt, rd)?;
+    let rd = target(rt, served, rd)?;
+    let home = flow::rd_login_domain(rt, &rd);
+    if home.public_url.origin != served.public_url.origin {
+        let there = format!(
+            "{}/login?rd={}",
+            home.public_url.origin,
+            url::form_urlencoded::byte_serialize(rd.as_bytes()).collect::<String>()
+        );
+        return Ok(respond::found(&there).finish());
+    }
     let token = || kit::random_token(32).map_err(Rejection::NoRandomness);
+    let redirect_uri = served.redirect_uri();
     let flow = FlowState {
         state: token()?,
         nonce: token()?,
         pkce_verifier: token()?,
         rd: flow::fit_rd(rd),
+        redirect_uri: Some(redirect_uri.clone()),
         expires: now() + FLOW_LIFETIME.as_secs(),
     };
+    let secure = served.public_url.https;
     let url = state
         .provider
-        .authorization_url(
-            &redirect_uri(rt),
-            &flow.state,
-            &flow.nonce,
-            &flow.pkce_verifier,
-        )
+        .authorization_url(&redirect_uri, &flow.state, &flow.nonce, &flow.pkce_verifier)
         .map_err(Rejection::ProviderUnavailable)?;
     state.metrics.login(LoginEvent::Started);
     let mut resp = respond::found(&url);
@@ -131,7 +150,12 @@ fn start_login(
     for (i, (expires, name)) in live.into_iter().enumerate() {
         // Keep room for the flow being started now.
         if expires == 0 || i >= MAX_PARALLEL_FLOWS - 1 {
-            let gone = host_cookie(state, name.to_string(), String::new(), time::Duration::ZERO);
+            let gone = host_cookie(
+                secure,
+                name.to_string(),
+                String::new(),
+                time::Duration::ZERO,
+            );
             set_cookie(&mut resp, &gone);
         }
     }
@@ -139,7 +163,7 @@ fn start_login(
     let max_age = time::Duration::seconds(FLOW_LIFETIME.as_secs() as i64);
     set_cookie(
         &mut resp,
-        &host_cookie(state, name, flow.seal(&state.keys), max_age),
+        &host_cookie(secure, name, flow.seal(&state.keys), max_age),
     );
     Ok(resp.finish())
 }
@@ -167,9 +191,11 @@ pub(super) async fn callback(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
+    let served = served_domain(&req, &state.runtime);
     match complete_sign_in(
         req.headers(),
         &state,
+        served,
         &params,
         flow_cookie.as_deref(),
         context,
@@ -182,7 +208,12 @@ pub(super) async fn callback(
             let mut resp = refuse(&state, BadRequestEndpoint::Callback, &rejection);
             // A failed callback spends its flow.
             if let Some(name) = flow_cookie {
-                let gone = host_cookie(&state, name, String::new(), time::Duration::ZERO);
+                let gone = host_cookie(
+                    served.public_url.https,
+                    name,
+                    String::new(),
+                    time::Duration::ZERO,
+                );
                 if let Ok(v) = header::HeaderValue::from_str(&gone.to_string()) {
                     resp.headers_mut().append(header::SET_COOKIE, v);
                 }
@@ -193,10 +224,12 @@ pub(super) async fn callback(
 }
 
 /// Check the provider's answer against this browser's flow, exchange the
-/// code, and set the session (replacing any earlier one: no fixation).
+/// code with the flow's redirect URI, and set the session (replacing any
+/// earlier one: no fixation) for the login domain the flow started on.
 async fn complete_sign_in(
     headers: &HeaderMap,
     state: &AppState,
+    served: &LoginDomain,
     params: &CallbackParams<'_>,
     flow_cookie: Option<&str>,
     context: LoginContext,
@@ -222,9 +255,21 @@ async fn complete_sign_in(
         error,
         retry: retry.clone(),
     })?;
+    // The flow cookie is host-only, so it came back to the host it was set
+    // on; its sealed redirect URI names that domain even if the configuration
+    // changed since (then the served one decides the cookie's attributes).
+    let redirect_uri = flow
+        .redirect_uri
+        .clone()
+        .unwrap_or_else(|| rt.login_domains.main().redirect_uri());
+    let domain = rt
+        .login_domains
+        .iter()
+        .find(|d| d.redirect_uri() == redirect_uri)
+        .unwrap_or(served);
     let sign_in = state
         .provider
-        .complete(&redirect_uri(rt), code, &flow.pkce_verifier, &flow.nonce)
+        .complete(&redirect_uri, code, &flow.pkce_verifier, &flow.nonce)
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
     let present = state.session_cookie_names(headers);
@@ -238,6 +283,7 @@ async fn complete_sign_in(
     let cookies = state
         .sessions
         .create(
+            &state.cookie_for(domain),
             sign_in.identity,
             tokens,
             context,
@@ -259,14 +305,20 @@ async fn complete_sign_in(
     let name = flow_cookie_name(&state.cookie.name, &flow.state);
     set_cookie(
         &mut resp,
-        &host_cookie(state, name, String::new(), time::Duration::ZERO),
+        &host_cookie(
+            domain.public_url.https,
+            name,
+            String::new(),
+            time::Duration::ZERO,
+        ),
     );
     Ok(resp.finish())
 }
 
 pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
     let rt = &state.runtime;
-    let rd = match target(rt, q.rd.as_deref()) {
+    let served = served_domain(&req, rt);
+    let rd = match target(rt, served, q.rd.as_deref()) {
         Ok(rd) => rd,
         Err(rejection) => return refuse(&state, BadRequestEndpoint::Logout, &rejection),
     };
@@ -296,9 +348,10 @@ pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery
             )
         }
     };
-    let clear = state
-        .sessions
-        .clearing(&state.session_cookie_names(headers));
+    let clear = state.sessions.clearing(
+        &state.cookie_for(served),
+        &state.session_cookie_names(headers),
+    );
     state.metrics.login(LoginEvent::Logout);
     if let Some(user) = &ended.user {
         tracing::info!(user = %user, "signed out");
@@ -307,11 +360,9 @@ pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery
     let target = ended
         .id_token
         .and_then(|id_token| {
-            state.provider.end_session_url(
-                Some(&id_token),
-                &format!("{}/logout/done", rt.public_url.origin),
-                Some(&rd),
-            )
+            state
+                .provider
+                .end_session_url(Some(&id_token), &served.logout_done_uri(), Some(&rd))
         })
         .unwrap_or(rd);
     let mut resp = respond::found(&target);

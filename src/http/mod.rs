@@ -24,7 +24,7 @@ use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer};
 use arc_swap::ArcSwap;
 
 use crate::config::HeaderNames;
-use crate::config::Runtime;
+use crate::config::{LoginDomain, Runtime};
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
 use crate::session::store::{Store, StoreError};
@@ -94,6 +94,19 @@ impl AppState {
             provider,
             sessions,
             metrics: self.metrics.clone(),
+        }
+    }
+
+    /// The session cookie's attributes on `domain`: its `Domain` and, when
+    /// its public URL is https, `Secure`; name and lifetime as configured.
+    pub(crate) fn cookie_for(&self, domain: &LoginDomain) -> CookieSettings {
+        CookieSettings {
+            domain: domain
+                .cookie_domain
+                .as_ref()
+                .map(|d| d.as_str().to_string()),
+            secure: domain.public_url.https,
+            ..self.cookie.clone()
         }
     }
 

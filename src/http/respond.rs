@@ -252,6 +252,8 @@ fn sign_in_again(rd: Option<&str>) -> String {
 pub(crate) struct Answer<'a> {
     pub endpoint: Endpoint,
     pub client: Client,
+    /// Where the login for the request's host runs: the public URL of the
+    /// login domain whose cookie that host sees.
     pub public_url: &'a PublicUrl,
     pub original: &'a OriginalRequest<'a>,
     pub names: &'a HeaderNames,

@@ -3,7 +3,7 @@
 //! `/callback` belongs to a flow this browser started. The `http` module
 //! extracts the inputs, calls these, and maps the errors to pages.
 
-use crate::config::Runtime;
+use crate::config::{LoginDomain, Runtime};
 use crate::session::FlowState;
 
 /// Why a post-login or post-logout target is refused.
@@ -13,7 +13,8 @@ pub struct BadRedirect(pub &'static str);
 
 /// Validate a post-login/post-logout target: an absolute http(s) URL without
 /// credentials, whitespace, control characters or backslashes, on a host the
-/// configuration covers, and not a downgrade to http when `public_url` is https.
+/// configuration covers, and not a downgrade to http when the public URL of
+/// the target's login domain is https.
 /// Returns the URL re-serialised by the URL parser (what is followed is what was checked).
 pub fn validate_rd(rt: &Runtime, rd: &str) -> Result<String, BadRedirect> {
     if rd.len() > 4096 {
@@ -35,17 +36,33 @@ pub fn validate_rd(rt: &Runtime, rd: &str) -> Result<String, BadRedirect> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(BadRedirect("holds credentials"));
     }
-    if rt.public_url.https && url.scheme() != "https" {
-        return Err(BadRedirect("would downgrade to http"));
-    }
     let host = url.host_str().ok_or(BadRedirect("has no host"))?;
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    if !rt.is_redirect_host(host.trim_start_matches('[').trim_end_matches(']')) {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if !rt.is_redirect_host(host) {
         return Err(BadRedirect(
             "points at a host this configuration does not cover",
         ));
     }
+    // The login domain the target belongs to decides: its cookie is Secure when its public_url is https.
+    if rt.login_domain_for(host).public_url.https && url.scheme() != "https" {
+        return Err(BadRedirect("would downgrade to http"));
+    }
     Ok(url.to_string())
+}
+
+/// The login domain a checked return URL belongs to: the one whose cookie
+/// domain covers its host, else the main one. A login for it has to run on
+/// that domain's public host, or the session cookie would not reach it.
+pub fn rd_login_domain<'r>(rt: &'r Runtime, rd: &str) -> &'r LoginDomain {
+    let host = url::Url::parse(rd).ok().and_then(|u| {
+        u.host_str()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+    });
+    match host {
+        Some(h) => rt.login_domain_for(&h),
+        None => rt.login_domains.main(),
+    }
 }
 
 /// Longest return URL carried through a login: the sealed flow cookie must stay
@@ -221,6 +238,7 @@ mod tests {
             nonce: "n".into(),
             pkce_verifier: "v".into(),
             rd: "https://a.example.com/".into(),
+            redirect_uri: None,
             expires: u64::MAX,
         }
     }

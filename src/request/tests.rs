@@ -515,3 +515,25 @@ fn a_stray_bracket_is_not_part_of_a_host_name() {
         ("::1", "[::1]:8443")
     );
 }
+
+#[rustfmt::skip]
+#[test]
+fn served_host_believes_x_forwarded_host_only_from_trusted_proxies() {
+    for (headers, peer, want) in [
+        (&[("Host", "auth.example.org")][..],                                      "192.0.2.1", Some("auth.example.org")),
+        (&[("Host", "Auth.Example.ORG.:8443")][..],                                 "192.0.2.1", Some("auth.example.org")),
+        (&[("Host", "127.0.0.1:4180"), ("X-Forwarded-Host", "auth.example.org")][..], "127.0.0.1", Some("auth.example.org")),
+        (&[("Host", "127.0.0.1:4180"), ("X-Forwarded-Host", "auth.example.org")][..], "192.0.2.1", Some("127.0.0.1")),
+        (&[("Host", "auth.example.org"), ("X-Forwarded-Host", "a, b")][..],           "127.0.0.1", Some("auth.example.org")),
+        (&[("Host", "a b")][..],                                                      "127.0.0.1", None),
+        (&[][..],                                                                     "127.0.0.1", None),
+    ] {
+        let mut req = TestRequest::default();
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let req = req.to_http_request();
+        let got = served_host(req.headers(), Some(peer.parse().unwrap()), &trusted());
+        assert_eq!(got.as_deref(), want, "{headers:?} from {peer}");
+    }
+}

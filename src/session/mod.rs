@@ -139,6 +139,12 @@ pub struct FlowState {
     pub pkce_verifier: String,
     /// Where to send the user after login (already checked against the configuration).
     pub rd: String,
+    /// The `redirect_uri` of the authorization request, which the code
+    /// exchange must repeat: the callback of the login domain the flow
+    /// started on. `None` in flows started before several domains existed
+    /// (the main domain's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub redirect_uri: Option<String>,
     /// When the flow lapses, in unix seconds.
     pub expires: u64,
 }

@@ -486,10 +486,17 @@ impl Sessions {
         }
     }
 
-    /// Start a session at login; the cookies to set. `present`: the names
-    /// of our cookies the browser sent (stale chunks get removal cookies).
+    /// Start a session at login; the cookies to set, with the attributes of
+    /// `cookie` (the login domain's `Domain` and `Secure`; the name is the
+    /// service's). `present`: the names of our cookies the browser sent
+    /// (stale chunks get removal cookies).
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, every argument named there"
+    )]
     pub async fn create(
         &self,
+        cookie: &CookieSettings,
         identity: Identity,
         tokens: Tokens,
         context: LoginContext,
@@ -506,8 +513,7 @@ impl Sessions {
                     issued: now,
                     expires,
                 };
-                let mut out =
-                    cookies::write_cookies(&self.cookie, &session.seal(&self.keys), present)?;
+                let mut out = cookies::write_cookies(cookie, &session.seal(&self.keys), present)?;
                 // The ID token rides in its own cookie, read only by /logout;
                 // when it does not fit, logout goes without id_token_hint.
                 if let Some(id_token) = tokens.id_token {
@@ -518,7 +524,7 @@ impl Sessions {
                     }
                     .seal(&self.keys);
                     if hint.len() <= cookies::CHUNK_SIZE {
-                        out.push(cookies::cookie(&self.cookie, hint_name, hint));
+                        out.push(cookies::cookie(cookie, hint_name, hint));
                     }
                 }
                 Ok(out)
@@ -545,9 +551,9 @@ impl Sessions {
                 cache.insert(key, Arc::new(record));
                 self.events.created();
                 let sealed = self.keys.seal(Purpose::SessionId, &id);
-                let mut out = cookies::write_cookies(&self.cookie, &sealed, present)?;
+                let mut out = cookies::write_cookies(cookie, &sealed, present)?;
                 if present.contains(&hint_name.as_str()) {
-                    out.push(cookies::removal(&self.cookie, hint_name));
+                    out.push(cookies::removal(cookie, hint_name));
                 }
                 Ok(out)
             }
@@ -615,16 +621,17 @@ impl Sessions {
         }
     }
 
-    /// The cookies that clear every cookie of ours the browser sent.
-    pub fn clearing(&self, present: &[&str]) -> Vec<Cookie<'static>> {
+    /// The cookies that clear every cookie of ours the browser sent, with
+    /// the attributes of `cookie` (the login domain's `Domain`).
+    pub fn clearing(&self, cookie: &CookieSettings, present: &[&str]) -> Vec<Cookie<'static>> {
         let mut names: Vec<&str> = present.to_vec();
         if names.is_empty() {
             // Nothing visible to clear; still expire the main name in case the browser scoped it elsewhere.
-            names.push(self.cookie.name.as_str());
+            names.push(cookie.name.as_str());
         }
-        let mut out = cookies::clear_cookies(&self.cookie, &names);
-        let hint = logout_hint_cookie_name(&self.cookie.name);
-        out.push(cookies::removal(&self.cookie, hint));
+        let mut out = cookies::clear_cookies(cookie, &names);
+        let hint = logout_hint_cookie_name(&cookie.name);
+        out.push(cookies::removal(cookie, hint));
         out
     }
 

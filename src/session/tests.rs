@@ -55,6 +55,7 @@ fn flow() -> FlowState {
         nonce: "n0nce".into(),
         pkce_verifier: "verifier".into(),
         rd: "https://app.example.com/x".into(),
+        redirect_uri: None,
         expires: NOW + 600,
     }
 }

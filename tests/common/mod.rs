@@ -55,8 +55,11 @@ policy = "admins"
 /// A running pocketgate (and maybe a development provider).
 pub struct TestApp {
     pub addr: SocketAddr,
-    /// `http://127.0.0.1:PORT`, also the configured `public_url`.
+    /// `http://127.0.0.1:PORT`, where the app listens (and its `public_url`
+    /// unless `Options::public_host` names another).
     pub base: String,
+    /// The configured `public_url`: `base`, or `http://{public_host}:PORT`.
+    pub public_url: String,
     pub idp: Option<DevIdp>,
     pub runtime: Arc<Runtime>,
     pub keys: SessionKeys,
@@ -86,6 +89,10 @@ pub struct Options {
     pub policies: Option<String>,
     /// Use this provider (another app's development provider) instead of starting one.
     pub issuer: Option<String>,
+    /// `public_url = "http://{public_host}:PORT"` instead of the loopback
+    /// address, so that `session.cookie_domain` can cover it; requests still
+    /// go to `base` (a request naming no login host is served as the main domain).
+    pub public_host: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -99,6 +106,7 @@ impl Default for Options {
             discover: true,
             policies: None,
             issuer: None,
+            public_host: None,
         }
     }
 }
@@ -126,12 +134,16 @@ pub async fn spawn(opts: Options) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let base = format!("http://127.0.0.1:{}", addr.port());
+    let public_url = match opts.public_host {
+        Some(host) => format!("http://{host}:{}", addr.port()),
+        None => base.clone(),
+    };
     let (issuer, idp) = if opts.idp {
         let mut cfg = DevIdpConfig {
             client_id: "pocketgate".into(),
             client_secret: Some("client-secret".into()),
-            redirect_uris: vec![format!("{base}/callback")],
-            post_logout_redirect_uris: vec![format!("{base}/logout/done")],
+            redirect_uris: vec![format!("{public_url}/callback")],
+            post_logout_redirect_uris: vec![format!("{public_url}/logout/done")],
             backchannel_logout_uri: Some(format!("{base}/backchannel-logout")),
             ..DevIdpConfig::default()
         };
@@ -169,7 +181,7 @@ pub async fn spawn(opts: Options) -> TestApp {
         "client_secret = \"client-secret\"\n"
     };
     let toml = format!(
-        "{top}\npublic_url = \"{base}\"\nlisten = \"{addr}\"\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"pocketgate\"\n{client_secret}{oidc}\n[session]\n{secret_line}{session}\n{policies}",
+        "{top}\npublic_url = \"{public_url}\"\nlisten = \"{addr}\"\n[oidc]\nissuer = \"{issuer}\"\nclient_id = \"pocketgate\"\n{client_secret}{oidc}\n[session]\n{secret_line}{session}\n{policies}",
         top = opts.top,
         session = opts.session,
         oidc = opts.oidc,
@@ -202,6 +214,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     TestApp {
         addr,
         base,
+        public_url,
         idp,
         runtime,
         keys,

@@ -153,6 +153,7 @@ pub fn flow() -> FlowState {
         nonce: "bm9uY2U".into(),
         pkce_verifier: "dmVyaWZpZXI".into(),
         rd: "https://app.example.test/dashboard?tab=1".into(),
+        redirect_uri: None,
         expires: NOW + 600,
     }
 }

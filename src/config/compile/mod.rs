@@ -10,7 +10,7 @@ mod session;
 use crate::policy::Rules;
 
 use super::raw::RawConfig;
-use super::{ConfigError, ConfigErrors, Loaded, Runtime, Sources};
+use super::{ConfigError, ConfigErrors, Loaded, LoginDomain, LoginDomains, Runtime, Sources};
 
 /// What compiling found: the errors (any one makes the configuration
 /// unusable) and the warnings `check` prints.
@@ -86,6 +86,7 @@ pub(super) fn runtime(
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
     if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
         session::warn_host_only_cookie(server, session, rules, &mut report);
+        session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
     let runtime = match (server, rules, oidc, session) {
         (Some(server), Some(rules), Some(mut oidc), Some(session)) => Some(Runtime {
@@ -94,6 +95,13 @@ pub(super) fn runtime(
                 oidc
             },
             listen: server.listen,
+            login_domains: LoginDomains::new(
+                LoginDomain {
+                    public_url: server.public_url.clone(),
+                    cookie_domain: session.cookie_domain.clone(),
+                },
+                session.domains.clone(),
+            ),
             public_url: server.public_url,
             trusted_proxies: server.trusted_proxies,
             headers: server.headers,

@@ -29,7 +29,7 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Server> {
         )
     }));
     let public_url = match raw.public_url.as_deref() {
-        Some(u) => report.take(parse_public_url(u)),
+        Some(u) => report.take(parse_public_url("public_url", u)),
         None => {
             report.error(ConfigError::Missing {
                 key: "public_url".into(),
@@ -54,19 +54,23 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Server> {
     })
 }
 
-fn parse_public_url(s: &str) -> Result<PublicUrl, ConfigError> {
-    let relative = || ConfigError::RelativePublicUrl { value: s.into() };
+/// An absolute http(s) origin: `public_url`, or a `[[session.domains]]` entry's (`key` names it).
+pub(super) fn parse_public_url(key: &str, s: &str) -> Result<PublicUrl, ConfigError> {
+    let relative = || ConfigError::RelativePublicUrl {
+        key: key.into(),
+        value: s.into(),
+    };
     let u = url::Url::parse(s).map_err(|_| relative())?;
     if !matches!(u.scheme(), "http" | "https") {
         return Err(relative());
     }
     let host = u.host_str().ok_or_else(relative)?;
     let host = HostName::parse(host.trim_start_matches('[').trim_end_matches(']'))
-        .map_err(|e| invalid("public_url", s, e.reason()))?;
+        .map_err(|e| invalid(key, s, e.reason()))?;
     if u.path() != "/" || u.query().is_some() || u.fragment().is_some() || !u.username().is_empty()
     {
         return Err(invalid(
-            "public_url",
+            key,
             s,
             "must be an origin without path, query or credentials (fix: e.g. \"https://auth.example.com\"; serve pocketgate on its own host name)",
         ));

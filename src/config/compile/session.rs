@@ -7,10 +7,11 @@ use crate::policy::Rules;
 
 use super::super::raw::RawConfig;
 use super::super::{
-    ConfigError, PublicUrl, RedisUrl, SessionSecret, SessionSecrets, SessionSettings, StoreSettings,
+    ConfigError, LoginDomain, PublicUrl, RedisUrl, SessionSecret, SessionSecrets, SessionSettings,
+    StoreSettings,
 };
 use super::rules::is_token;
-use super::server::Server;
+use super::server::{parse_public_url, Server};
 use super::{invalid, Report};
 
 /// The session secret's variable, read directly like the client secret's.
@@ -34,9 +35,12 @@ pub(super) fn compile(
         ));
     }
     let cookie_domain = match s.cookie_domain.as_deref() {
-        Some(d) => cookie_domain(d, public_url, report).map(Some),
+        Some(d) => {
+            cookie_domain("session.cookie_domain", d, "public_url", public_url, report).map(Some)
+        }
         None => Some(None),
     };
+    let domains = domains(raw, cookie_domain.as_ref(), report);
     let lifetime = lifetime(s.lifetime.as_deref(), report);
     let store = store(raw, env, report);
     let refresh_interval = refresh_interval(s.refresh_interval.as_deref(), report);
@@ -56,7 +60,91 @@ pub(super) fn compile(
         lifetime: lifetime?,
         store: store?,
         refresh_interval: refresh_interval?,
+        domains: domains?,
     })
+}
+
+/// `[[session.domains]]`: each entry a public URL and the cookie domain that
+/// covers it, overlapping neither the main `session.cookie_domain` nor another
+/// entry (one covering the other would leave a host under both without a
+/// single login to go to). `main` is the compiled `session.cookie_domain`:
+/// `None` when it failed, `Some(None)` when it is unset.
+fn domains(
+    raw: &RawConfig,
+    main: Option<&Option<CookieDomain>>,
+    report: &mut Report,
+) -> Option<Vec<LoginDomain>> {
+    let entries = &raw.session.domains;
+    if entries.is_empty() {
+        return Some(Vec::new());
+    }
+    if let Some(None) = main {
+        report.error(ConfigError::Missing {
+            key: "session.cookie_domain".into(),
+            fix: "set it (e.g. \"example.com\") when [[session.domains]] is used: each domain's login serves the hosts under its cookie domain, and without one the main login would serve no host but public_url's own".into(),
+        });
+    }
+    // The domains seen so far, with their keys, for the overlap check.
+    let mut seen: Vec<(String, CookieDomain)> = Vec::new();
+    if let Some(Some(d)) = main {
+        seen.push(("session.cookie_domain".into(), d.clone()));
+    }
+    let mut out = Vec::with_capacity(entries.len());
+    let mut ok = true;
+    for (i, e) in entries.iter().enumerate() {
+        let prefix = format!("session.domains[{i}]");
+        let url_key = format!("{prefix}.public_url");
+        let domain_key = format!("{prefix}.cookie_domain");
+        let public_url = match e.public_url.as_deref() {
+            Some(u) => report.take(parse_public_url(&url_key, u)),
+            None => {
+                report.error(ConfigError::Missing {
+                    key: url_key.clone(),
+                    fix: "set it to where browsers of this domain reach pocketgate, e.g. \"https://auth.example.org\"".into(),
+                });
+                None
+            }
+        };
+        let entry = match (public_url, e.cookie_domain.as_deref()) {
+            (Some(url), Some(d)) => {
+                cookie_domain(&domain_key, d, &url_key, &url, report).map(|d| (url, d))
+            }
+            (_, None) => {
+                report.error(ConfigError::Missing {
+                    key: domain_key.clone(),
+                    fix: "set it to the registrable domain this login serves, e.g. \"example.org\""
+                        .into(),
+                });
+                None
+            }
+            (None, Some(_)) => None,
+        };
+        let Some((public_url, domain)) = entry else {
+            ok = false;
+            continue;
+        };
+        if let Some((other_key, other)) = seen
+            .iter()
+            .find(|(_, o)| o.covers(domain.as_str()) || domain.covers(o.as_str()))
+        {
+            report.error(invalid(
+                &domain_key,
+                domain.as_str(),
+                format!(
+                    "overlaps {other_key} = {:?} (one covers the other, so a host under both would have two logins; fix: give each registrable domain one entry)",
+                    other.as_str()
+                ),
+            ));
+            ok = false;
+            continue;
+        }
+        seen.push((domain_key, domain.clone()));
+        out.push(LoginDomain {
+            public_url,
+            cookie_domain: Some(domain),
+        });
+    }
+    ok.then_some(out)
 }
 
 /// The Redis URL's variable: read directly like the secrets, since it may hold a password.
@@ -191,14 +279,21 @@ fn secrets(
     Some(SessionSecrets::new(current, all.collect()))
 }
 
-fn cookie_domain(raw: &str, public_url: &PublicUrl, report: &mut Report) -> Option<CookieDomain> {
-    let d = report.take(
-        CookieDomain::parse(raw)
-            .map_err(|e| invalid("session.cookie_domain", raw.trim(), e.reason())),
-    )?;
+/// A cookie domain (at `key`) that covers the host of the public URL at `url_key`.
+fn cookie_domain(
+    key: &str,
+    raw: &str,
+    url_key: &str,
+    public_url: &PublicUrl,
+    report: &mut Report,
+) -> Option<CookieDomain> {
+    let d =
+        report.take(CookieDomain::parse(raw).map_err(|e| invalid(key, raw.trim(), e.reason())))?;
     let host = public_url.host.as_str();
     if !d.covers(host) {
         report.error(ConfigError::CookieDomainMismatch {
+            key: key.into(),
+            url_key: url_key.into(),
             domain: d.to_string(),
             host: host.to_string(),
             suggestion: host
@@ -252,6 +347,50 @@ pub(super) fn warn_host_only_cookie(
         report.warn(format!(
             "session.cookie_domain is not set: the session cookie belongs to {host} alone, so hosts other than it never see it (fix: set cookie_domain to their common parent domain)"
         ));
+    }
+}
+
+/// With `[[session.domains]]`, a `[[hosts]]` entry under none of the cookie
+/// domains never sees a session cookie (unless it is a login host itself):
+/// its users would sign in and be sent back to sign in again.
+pub(super) fn warn_uncovered_hosts(
+    server: &Server,
+    session: &SessionSettings,
+    rules: &Rules,
+    report: &mut Report,
+) {
+    if session.domains.is_empty() {
+        return;
+    }
+    let domains: Vec<&CookieDomain> = session
+        .cookie_domain
+        .iter()
+        .chain(
+            session
+                .domains
+                .iter()
+                .filter_map(|d| d.cookie_domain.as_ref()),
+        )
+        .collect();
+    let public_hosts: Vec<&str> = std::iter::once(&server.public_url)
+        .chain(session.domains.iter().map(|d| &d.public_url))
+        .map(|u| u.host.as_str())
+        .collect();
+    let covered = |name: &str| domains.iter().any(|d| d.covers(name));
+    for h in rules.hosts() {
+        let ok = match &h.pattern {
+            HostPattern::Exact(n) => public_hosts.contains(&n.as_str()) || covered(n.as_str()),
+            HostPattern::Wildcard(s) => covered(s.as_str()),
+        };
+        if !ok {
+            let listed: Vec<&str> = domains.iter().map(|d| d.as_str()).collect();
+            report.warn(format!(
+                "hosts[{}].host: {} is under none of the cookie domains ({}), so it never sees a session cookie and its users are sent to sign in again and again (fix: add a [[session.domains]] entry for its domain)",
+                h.index,
+                h.pattern,
+                listed.join(", ")
+            ));
+        }
     }
 }
 
