@@ -109,6 +109,69 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
+/// `hosts` hosts with `rules` `[[hosts.rules]]` each: paths, resources,
+/// methods and networks in turn, every action.
+fn rules_runtime(hosts: usize, rules: usize) -> Runtime {
+    let mut toml = format!(
+        "public_url = \"https://auth.example.com\"\n[oidc]\nissuer = \"https://id.example.com\"\nclient_id = \"pg\"\nclient_auth = \"none\"\n[session]\nsecret = \"{SECRET}\"\ncookie_domain = \"example.com\"\n[policies.admins]\nallowed_groups = [\"admins\"]\n[policies.users]\nallowed_groups = [\"admins\", \"users\"]\n"
+    );
+    for i in 0..hosts {
+        toml.push_str(&format!(
+            "[[hosts]]\nhost = \"app{i}.example.com\"\npolicy = \"users\"\n"
+        ));
+        for j in 0..rules {
+            let rule = match j % 4 {
+                0 => format!("paths = [\"/admin{j}\", \"/settings{j}\"]\npolicy = \"admins\""),
+                1 => format!("resources = [\"^/api/v[0-9]+/admin{j}\"]\naction = \"deny\""),
+                2 => format!("paths = [\"/api{j}\"]\nmethods = [\"DELETE\", \"PUT\"]\nnetworks = [\"10.0.0.0/8\"]\npolicy = \"admins\""),
+                _ => format!("paths = [\"/public{j}\"]\nresources = [\"^/static{j}/.*\\\\.png$\"]\naction = \"bypass\""),
+            };
+            toml.push_str(&format!("[[hosts.rules]]\n{rule}\n"));
+        }
+    }
+    load_str(&toml, &|_| None).expect("bench config").value
+}
+
+/// The decision alone (no cookie) for a signed-in user: one host without
+/// rules against 1,000 hosts with 20 rules each, for a path no rule takes, a
+/// path a prefix rule takes (`/admin16` → admins: denied) and one the last
+/// rule's regex takes (bypass). DESIGN's budget: within 2× of no rules.
+fn bench_rules(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rules");
+    let user = Identity {
+        subject: "s".into(),
+        user: "alice".into(),
+        groups: vec!["users".into()],
+        ..Identity::default()
+    };
+    for (hosts, rules) in [(1usize, 0usize), (1000, 0), (1, 20), (1000, 20)] {
+        let rt = rules_runtime(hosts, rules);
+        let host = format!("app{}.example.com", hosts - 1);
+        for (name, path) in [
+            ("no-match", "/d/abc/dashboard"),
+            ("prefix-rule", "/admin16/users"),
+            ("regex-rule", "/static19/a.png"),
+        ] {
+            let facts = RequestFacts {
+                host: &host,
+                path,
+                client: ClientAddr::new("203.0.113.7".parse().unwrap()),
+                method: Some("GET"),
+            };
+            let expected = match (rules, name) {
+                (0, _) | (_, "no-match") => Outcome::Allow,
+                (_, "prefix-rule") => Outcome::Deny,
+                _ => Outcome::Bypass,
+            };
+            assert_eq!(decide(&rt.rules, &facts, Some(&user)).outcome, expected);
+            group.bench_function(BenchmarkId::new(name, format!("{hosts}x{rules}")), |b| {
+                b.iter(|| black_box(decide(&rt.rules, black_box(&facts), Some(&user)).outcome))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn bench_metrics(c: &mut Criterion) {
     let metrics = Metrics::default();
     let took = Duration::from_micros(3);
@@ -123,5 +186,5 @@ fn bench_metrics(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench, bench_metrics);
+criterion_group!(benches, bench, bench_rules, bench_metrics);
 criterion_main!(benches);

@@ -29,6 +29,13 @@ impl<'a> PathReadings<'a> {
     ///   then dot segments removed and empty segments dropped;
     /// - fully decoded, nothing removed.
     pub fn of(path: &'a str) -> PathReadings<'a> {
+        if is_plain(path) {
+            return PathReadings {
+                raw: path,
+                normal: true,
+                others: Vec::new(),
+            };
+        }
         let normal = is_normal_path(path);
         let mut others = Vec::new();
         if !normal || path.contains(['%', ';']) {
@@ -66,6 +73,43 @@ impl<'a> PathReadings<'a> {
         std::iter::once(self.raw).chain(self.others.iter().map(String::as_str))
     }
 }
+
+/// The common case, in one cheap pass: a path in normal form with no `%`
+/// and no `;`, so with one reading only. Starts with `/`; printable ASCII
+/// without `\`, `#`, `%` or `;`; no `//` and no segment starting with a dot.
+/// (False for some normal paths, `/.well-known` for one: those take the
+/// full check.)
+pub fn is_plain(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    if bytes.first() != Some(&b'/') {
+        return false;
+    }
+    let mut prev = 0u8;
+    for &b in bytes {
+        // One table load per byte; `//` and `/.` need the previous byte.
+        let allowed = PLAIN.get(usize::from(b)).copied().unwrap_or(false);
+        if !allowed || (prev == b'/' && (b == b'/' || b == b'.')) {
+            return false;
+        }
+        prev = b;
+    }
+    true
+}
+
+/// The bytes [`is_plain`] lets through: printable ASCII but `\`, `#`, `%`, `;`.
+#[allow(
+    clippy::indexing_slicing,
+    reason = "evaluated at compile time: an index out of range fails the build"
+)]
+const PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0x21;
+    while b < 0x7f {
+        t[b] = !matches!(b as u8, b'\\' | b'#' | b'%' | b';');
+        b += 1;
+    }
+    t
+};
 
 /// RFC 3986 6.2.2 normalisation plus `//` collapsing. Malformed escapes stay as sent.
 fn rfc3986(path: &str) -> String {
@@ -213,6 +257,35 @@ mod tests {
         assert_eq!(resolved("/../.."), "/");
         assert_eq!(decoded("/%E2%82%AC"), "/\u{20ac}");
         assert_eq!(decoded("/%ff"), "/\u{fffd}");
+    }
+
+    #[test]
+    fn the_cheap_check_never_passes_what_the_full_one_refuses() {
+        for p in [
+            "/",
+            "/a",
+            "/a/b/",
+            "/a.b",
+            "/.well-known",
+            "/a//b",
+            "/./a",
+            "/a/..",
+            "/a%41",
+            "/a;b",
+            "/a\\b",
+            "/a#b",
+            "/a b",
+            "a",
+            "",
+            "/\u{e9}",
+            "/~user/x-y_z",
+        ] {
+            if is_plain(p) {
+                assert!(is_normal_path(p) && !p.contains(['%', ';']), "{p:?}");
+            }
+        }
+        assert!(is_plain("/api/v1/users/alice"));
+        assert!(!is_plain("/.well-known/x"));
     }
 
     #[test]

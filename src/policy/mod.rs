@@ -16,11 +16,11 @@ use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{ClientAddr, PathReadings};
+use crate::domain::{is_plain, ClientAddr, PathReadings};
 pub use identity::Identity;
 pub use rules::{
-    ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule, Policy,
-    Resources, RuleAction, Rules, RulesBuilder,
+    anchored_literal, ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule,
+    PathRules, Policy, Resources, RuleAction, Rules, RulesBuilder,
 };
 
 /// What the engine needs to know about the original request.
@@ -280,6 +280,10 @@ fn path_step(h: &HostRule, facts: &RequestFacts<'_>) -> (Step, bool) {
     if h.rules.is_empty() && h.bypass_paths.is_empty() && h.bypass_resources.is_none() {
         return (Step::Host, false);
     }
+    if is_plain(facts.path) {
+        // One reading only, in normal form: the common case, without the loop.
+        return read(h, facts.path, true, facts);
+    }
     let readings = PathReadings::of(facts.path);
     if readings.is_normal() {
         if let Some(agreed) = agree(h, &readings, true, facts) {
@@ -331,7 +335,10 @@ fn read(h: &HostRule, path: &str, may_bypass: bool, facts: &RequestFacts<'_>) ->
             }
         }
     }
-    for (i, rule) in h.rules.iter().enumerate() {
+    for &i in h.rules.candidates(path) {
+        let Some(rule) = h.rules.get(i) else {
+            continue;
+        };
         if !may_bypass && matches!(rule.action, RuleAction::Bypass) {
             continue;
         }

@@ -1,5 +1,9 @@
 //! `[[hosts.rules]]` as a decision table: each row is one request, read in
 //! DESIGN.md's order (host, bypass, rules, trusted network, identity, policy).
+#![allow(
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a failed test"
+)]
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -381,4 +385,34 @@ fn hosts_without_rules_decide_as_before() {
         assert_eq!(d.outcome, Allow, "{path}");
         assert_eq!(d.path_rule, None);
     }
+}
+
+#[test]
+fn a_regex_names_its_literal_start_only_in_whole_segments() {
+    for (regex, literal) in [
+        ("^/api/system/status$", Some("/api/system/status")),
+        ("^/api/v[0-9]+/admin", Some("/api")),
+        ("^/api/.*", Some("/api")),
+        ("^/api", None),
+        ("^/api$|^/other", None),
+        ("^/(?i)admin", None),
+        ("/api/x", None),
+        ("^/[a-z]+/x", None),
+        ("^/a\\.b/c", None),
+    ] {
+        assert_eq!(anchored_literal(regex), literal, "{regex}");
+    }
+}
+
+#[test]
+fn only_rules_that_could_match_are_tried() {
+    let rules = load_rules_str(GITEA).unwrap().value;
+    let h = &rules.hosts()[0];
+    // rules[3]'s regex starts with `/public/`; rules[5] has no path key.
+    assert_eq!(h.rules.candidates("/admin/x"), [0, 5]);
+    assert_eq!(h.rules.candidates("/api"), [1, 2, 5]);
+    assert_eq!(h.rules.candidates("/public/logo.png"), [3, 5]);
+    assert_eq!(h.rules.candidates("/elsewhere"), [5]);
+    assert_eq!(h.rules.candidates("/"), [5]);
+    assert_eq!(h.rules.candidates("/admin;x/y"), [5]);
 }

@@ -30,13 +30,24 @@ pub struct ClaimRole {
     pub role: String,
 }
 
-/// `bypass_resources` of one host: the regex sources (for explanations) and
-/// all of them compiled into one set.
+/// Regexes on the path (`bypass_resources`, `rules.resources`): the sources
+/// (for explanations) and the compiled form. A few regexes are run one by
+/// one (each with its literal-prefix shortcut, which sets lack); many are run
+/// as one set in a single pass.
 #[derive(Debug)]
 pub struct Resources {
     sources: Vec<String>,
-    set: RegexSet,
+    compiled: Compiled,
 }
+
+#[derive(Debug)]
+enum Compiled {
+    Each(Vec<regex::Regex>),
+    Set(RegexSet),
+}
+
+/// Up to this many regexes are run one by one.
+const EACH_MAX: usize = 8;
 
 impl Resources {
     /// Compile the regexes; `None` for an empty list.
@@ -44,13 +55,28 @@ impl Resources {
         if sources.is_empty() {
             return Ok(None);
         }
-        let set = RegexSet::new(&sources)?;
-        Ok(Some(Resources { sources, set }))
+        let compiled = if sources.len() <= EACH_MAX {
+            #[allow(
+                clippy::disallowed_methods,
+                reason = "compiled once when the configuration is, never per request"
+            )]
+            let each = sources
+                .iter()
+                .map(|s| regex::Regex::new(s))
+                .collect::<Result<Vec<_>, _>>()?;
+            Compiled::Each(each)
+        } else {
+            Compiled::Set(RegexSet::new(&sources)?)
+        };
+        Ok(Some(Resources { sources, compiled }))
     }
 
     /// The index of the first regex matching `path`.
     pub fn first_match(&self, path: &str) -> Option<usize> {
-        self.set.matches(path).iter().next()
+        match &self.compiled {
+            Compiled::Each(each) => each.iter().position(|r| r.is_match(path)),
+            Compiled::Set(set) => set.matches(path).iter().next(),
+        }
     }
 
     /// The regex sources, in order.
@@ -136,6 +162,138 @@ impl PathRule {
     }
 }
 
+/// A host's `[[hosts.rules]]`, in order, with an index by the path's first
+/// segment: a request tries only the rules that could match its path (those
+/// whose every path key names that first segment, and those that may match
+/// any path), so the cost does not grow with rules for other parts of the host.
+#[derive(Debug, Default)]
+pub struct PathRules {
+    rules: Vec<PathRule>,
+    /// By first segment: the rules that could match a path with that first
+    /// segment, in rule order (`any` merged in).
+    by_first: foldhash::HashMap<Box<str>, Vec<usize>>,
+    /// Which bytes begin an indexed segment: most paths miss at once.
+    first_bytes: [u64; 4],
+    /// The rules that could match any path.
+    any: Vec<usize>,
+}
+
+impl PathRules {
+    /// Index `rules`.
+    pub fn new(rules: Vec<PathRule>) -> PathRules {
+        let firsts: Vec<Option<Vec<String>>> = rules.iter().map(first_segments).collect();
+        let any: Vec<usize> = firsts
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| f.is_none())
+            .map(|(i, _)| i)
+            .collect();
+        let mut segments: Vec<String> = firsts.iter().flatten().flatten().cloned().collect();
+        segments.sort();
+        segments.dedup();
+        let mut first_bytes = [0u64; 4];
+        for seg in &segments {
+            if let Some(&b) = seg.as_bytes().first() {
+                if let Some(word) = first_bytes.get_mut(usize::from(b / 64)) {
+                    *word |= 1 << (b % 64);
+                }
+            }
+        }
+        let by_first = segments
+            .into_iter()
+            .map(|seg| {
+                let ids = firsts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, f)| f.as_ref().is_none_or(|f| f.contains(&seg)))
+                    .map(|(i, _)| i)
+                    .collect();
+                (seg.into_boxed_str(), ids)
+            })
+            .collect();
+        PathRules {
+            rules,
+            by_first,
+            first_bytes,
+            any,
+        }
+    }
+
+    /// The indices of the rules that could match `path` (one reading of it),
+    /// in order.
+    pub fn candidates(&self, path: &str) -> &[usize] {
+        let rest = path.strip_prefix('/').unwrap_or(path);
+        let first = match rest.bytes().position(|b| b == b'/') {
+            Some(end) => rest.get(..end).unwrap_or(rest),
+            None => rest,
+        };
+        let indexed = first.as_bytes().first().is_some_and(|&b| {
+            self.first_bytes
+                .get(usize::from(b / 64))
+                .is_some_and(|word| word & (1 << (b % 64)) != 0)
+        });
+        if !indexed {
+            return &self.any;
+        }
+        self.by_first.get(first).unwrap_or(&self.any)
+    }
+}
+
+impl std::ops::Deref for PathRules {
+    type Target = [PathRule];
+    fn deref(&self) -> &[PathRule] {
+        &self.rules
+    }
+}
+
+/// The first path segments a rule can match, or `None` when it may match a
+/// path with any first segment (no path key, the prefix `/`, a regex without
+/// a literal first segment).
+fn first_segments(rule: &PathRule) -> Option<Vec<String>> {
+    if rule.paths.is_empty() && rule.resources.is_none() {
+        return None;
+    }
+    let mut out = Vec::new();
+    for p in &rule.paths {
+        out.push(first_segment(p.as_str())?.to_string());
+    }
+    for r in rule.resource_sources() {
+        out.push(first_segment(anchored_literal(r)?)?.to_string());
+    }
+    Some(out)
+}
+
+/// `/api/x` → `api`; `/` → `None`.
+fn first_segment(literal: &str) -> Option<&str> {
+    let rest = literal.strip_prefix('/')?;
+    let seg = rest.split('/').next().unwrap_or(rest);
+    (!seg.is_empty()).then_some(seg)
+}
+
+/// The literal path every match of a regex on paths starts with, in whole
+/// segments: `^/api/v[0-9]+` gives `/api`, `^/api/system/status$` gives
+/// itself, `^/api` gives nothing (it also matches `/apix`). `None` for a
+/// regex that is not anchored with `^/`, or has `|` or inline flags anywhere
+/// (whose literal start cannot be read off this simply).
+pub fn anchored_literal(regex: &str) -> Option<&str> {
+    let body = regex.strip_prefix("^/")?;
+    if regex.contains('|') || regex.contains("(?") {
+        return None;
+    }
+    let special = body
+        .find(|c: char| "\\.+*?()[]{}^$".contains(c))
+        .unwrap_or(body.len());
+    let (lit, rest) = body.split_at(special);
+    let whole = if rest == "$" {
+        lit
+    } else {
+        // The text after the last '/' may go on: cut back to a segment boundary.
+        lit.rfind('/').and_then(|cut| lit.get(..cut))?
+    };
+    // `whole` is the part after `^/`; give it back with its slash.
+    regex.get(1..whole.len() + 2).filter(|l| l.len() > 1)
+}
+
 /// One compiled `[[hosts]]` entry.
 #[derive(Debug)]
 pub struct HostRule {
@@ -149,7 +307,7 @@ pub struct HostRule {
     pub bypass_resources: Option<Resources>,
     pub allowed_networks: Networks,
     /// `[[hosts.rules]]`, in order.
-    pub rules: Vec<PathRule>,
+    pub rules: PathRules,
     /// The include file that defined it, as written relative to the main
     /// file's directory (`conf.d/gitea.toml`); `None` for the main file.
     pub source: Option<Arc<str>>,

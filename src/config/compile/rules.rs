@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use crate::domain::{HostPattern, Networks, PathPrefix};
 use crate::policy::{
-    ClaimNames, ClaimRole, HostRule, PathRule, Policy, Resources, RuleAction, Rules, RulesBuilder,
+    anchored_literal, ClaimNames, ClaimRole, HostRule, PathRule, PathRules, Policy, Resources,
+    RuleAction, Rules, RulesBuilder,
 };
 
 use super::super::raw::{RawConfig, RawHost, RawRule};
@@ -181,7 +182,7 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         bypass_resources: bypass_resources?,
         allowed_networks: allowed_networks?,
         source: h.origin.as_ref().map(|o| o.file.clone()),
-        rules: rules?,
+        rules: PathRules::new(rules?),
     };
     for w in unreachable_rules(&prefix, &host) {
         report.warn(w);
@@ -268,7 +269,7 @@ fn unreachable_rules(prefix: &str, h: &HostRule) -> Vec<String> {
     // The host's bypass keys shadow only when no network condition can let a request past them.
     let bypass_always = h.allowed_networks.is_empty();
     for (j, rule) in h.bypass_resource_sources().iter().enumerate() {
-        if let Some(p) = literal_start(rule).and_then(|l| covering(&h.bypass_paths, &l)) {
+        if let Some(p) = anchored_literal(rule).and_then(|l| covering(&h.bypass_paths, l)) {
             out.push(format!(
                 "{prefix}.bypass_resources[{j}] ({rule:?}) never decides: bypass_paths[{p}] ({:?}) already takes every path it matches",
                 h.bypass_paths.get(p).map(PathPrefix::as_str).unwrap_or_default()
@@ -313,7 +314,7 @@ fn rule_paths_covered(
         first.get_or_insert(i);
     }
     for r in rule.resource_sources() {
-        let i = literal_start(r).and_then(|l| cover(&l))?;
+        let i = anchored_literal(r).and_then(&cover)?;
         first.get_or_insert(i);
     }
     first.map(|i| ("every path it names".to_string(), i))
@@ -346,28 +347,6 @@ fn covers(earlier: &PathRule, later: &PathRule) -> bool {
 /// The index of the first prefix that covers `path` (itself a prefix or a literal regex start).
 fn covering(prefixes: &[PathPrefix], path: &str) -> Option<usize> {
     prefixes.iter().position(|p| p.matches_reading(path))
-}
-
-/// The literal text an anchored regex requires every match to start with, up
-/// to the last `/` before its first special character (`^/api/v[0-9]` gives
-/// `/api`), or the whole of it when it is all literal. `None` when unanchored.
-fn literal_start(regex: &str) -> Option<String> {
-    let body = regex.strip_prefix('^')?;
-    let special = body
-        .find(|c: char| "\\.+*?()|[]{}^$".contains(c))
-        .unwrap_or(body.len());
-    let (lit, rest) = body.split_at(special);
-    if rest.is_empty() || rest == "$" {
-        if !lit.starts_with('/') {
-            return None;
-        }
-        // `^/api/foo$` or `^/api/foo/...`: the literal is whole segments.
-        return Some(lit.to_string());
-    }
-    // Cut back to a segment boundary: the text after the last '/' may continue otherwise.
-    let cut = lit.rfind('/')?;
-    let lit = lit.get(..cut).unwrap_or_default();
-    (!lit.is_empty()).then(|| lit.to_string())
 }
 
 fn claim_roles(prefix: &str, h: &RawHost, report: &mut Report) -> Option<Vec<ClaimRole>> {
