@@ -319,6 +319,7 @@ fn serve(path: &Path) -> ExitCode {
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
+    let sources = loaded.sources;
     let runtime = Arc::new(loaded.value);
     actix_web::rt::System::new().block_on(async move {
         let provider = match Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()) {
@@ -344,9 +345,10 @@ fn serve(path: &Path) -> ExitCode {
             }
         };
         let discovery = provider.spawn_discovery();
+        let reloads = crate::reload::Reloader::new(path, app.live(), Some(discovery)).spawn(sources);
         tracing::info!(listen = %app.addr(), public_url = %runtime.public_url.origin, issuer = %runtime.oidc.issuer, "pocketgate serving");
         let result = app.run().await;
-        discovery.abort();
+        reloads.abort();
         match result {
             Ok(()) => {
                 tracing::info!("stopped");

@@ -12,6 +12,7 @@ pub mod domain;
 pub mod http;
 pub mod oidc;
 pub mod policy;
+pub mod reload;
 pub mod request;
 pub mod session;
 pub mod telemetry;

@@ -268,7 +268,7 @@ impl SessionSecrets {
 }
 
 /// `[oidc]`, resolved: every field the provider client needs is present.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OidcSettings {
     pub issuer: String,
     pub client_id: String,
@@ -400,7 +400,7 @@ impl LogFilter {
 }
 
 /// Logging settings.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogSettings {
     pub format: LogFormat,
     /// `RUST_LOG` overrides it.

@@ -395,6 +395,47 @@ pub struct Metrics {
     latency: Latency,
     provider_ready: Gauge,
     sessions: SessionMetrics,
+    reloads: ReloadMetrics,
+}
+
+/// `pocketgate_config_*`: how configuration reloads went.
+#[derive(Debug)]
+struct ReloadMetrics {
+    /// `result="success"`, `result="error"`.
+    total: [Counter; 2],
+    last_success: Gauge,
+    last_ok: Gauge,
+}
+
+impl ReloadMetrics {
+    fn register(registry: &mut Registry) -> ReloadMetrics {
+        let family = Family::<ResultLabels, Counter>::default();
+        let total =
+            ["success", "error"].map(|result| family.get_or_create_owned(&ResultLabels { result }));
+        registry.register(
+            "pocketgate_config_reloads",
+            "Configuration reloads (SIGHUP or a changed file), by result",
+            family,
+        );
+        let last_success = Gauge::default();
+        registry.register(
+            "pocketgate_config_last_reload_success_timestamp_seconds",
+            "When the configuration in force was loaded (Unix time; the start counts)",
+            last_success.clone(),
+        );
+        let last_ok = Gauge::default();
+        registry.register(
+            "pocketgate_config_last_reload_successful",
+            "Whether the last reload attempt succeeded (1) or the previous configuration stayed (0)",
+            last_ok.clone(),
+        );
+        last_ok.set(1);
+        ReloadMetrics {
+            total,
+            last_success,
+            last_ok,
+        }
+    }
 }
 
 impl Default for Metrics {
@@ -464,8 +505,13 @@ impl Default for Metrics {
         );
 
         let sessions = SessionMetrics::register(&mut registry);
+        let reloads = ReloadMetrics::register(&mut registry);
+        reloads
+            .last_success
+            .set(i64::try_from(kit::unix_now()).unwrap_or(i64::MAX));
 
         Metrics {
+            reloads,
             sessions,
             registry,
             decisions,
@@ -511,6 +557,17 @@ impl Metrics {
     /// Count one login-flow event.
     pub fn login(&self, event: LoginEvent) {
         self.logins[event as usize].inc();
+    }
+
+    /// Count one configuration reload; `at` is its Unix time.
+    pub fn config_reload(&self, ok: bool, at: u64) {
+        self.reloads.total[usize::from(!ok)].inc();
+        self.reloads.last_ok.set(i64::from(ok));
+        if ok {
+            self.reloads
+                .last_success
+                .set(i64::try_from(at).unwrap_or(i64::MAX));
+        }
     }
 
     /// The OpenMetrics text, ending in `# EOF` (serve it as [`CONTENT_TYPE`]).

@@ -14,4 +14,5 @@ mod domains;
 mod forward_auth;
 mod login;
 mod misc;
+mod reload;
 mod store;

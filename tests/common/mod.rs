@@ -70,6 +70,8 @@ pub struct TestApp {
     pub live: actix_web::web::Data<pocketgate::http::LiveState>,
     /// The embedded store's directory, removed with the app.
     pub state_dir: Option<tempfile::TempDir>,
+    /// The configuration text the app runs on (reload tests write it to a file).
+    pub toml: String,
 }
 
 /// Knobs for [`spawn`].
@@ -222,6 +224,7 @@ pub async fn spawn(opts: Options) -> TestApp {
         state,
         live,
         state_dir,
+        toml,
     }
 }
 

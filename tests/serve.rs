@@ -1,0 +1,193 @@
+//! The real binary: `pocketgate serve` reloads its configuration on SIGHUP,
+//! and a broken file leaves the running configuration in force.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a panic is a failed test"
+)]
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pocketgate::config::{SessionSecret, SessionSecrets};
+use pocketgate::policy::Identity;
+use pocketgate::session::{Session, SessionKeys};
+
+const SECRET: &str = "serve-test-secret-0123456789abcdef01234";
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn config(port: u16, extra: &str) -> String {
+    format!(
+        r#"
+listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[oidc]
+issuer = "http://127.0.0.1:9"
+client_id = "pocketgate"
+[session]
+secret = "{SECRET}"
+store = "cookie"
+[policies.users]
+allowed_groups = ["users"]
+[[hosts]]
+host = "app.example.test"
+policy = "users"
+{extra}"#
+    )
+}
+
+fn write(path: &Path, text: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+fn cookie() -> String {
+    let keys = SessionKeys::new(&SessionSecrets::new(
+        SessionSecret::new(SECRET).unwrap(),
+        Vec::new(),
+    ));
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let s = Session {
+        identity: Identity {
+            subject: "sub-bob".into(),
+            user: "bob".into(),
+            groups: vec!["users".into()],
+            ..Identity::default()
+        },
+        issued: now,
+        expires: now + 3600,
+    };
+    format!("pocketgate={}", s.seal(&keys))
+}
+
+async fn status(port: u16, host: &str, cookie: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/forward-auth"))
+        .header("X-Forwarded-Method", "GET")
+        .header("X-Forwarded-Proto", "https")
+        .header("X-Forwarded-Host", host)
+        .header("X-Forwarded-Uri", "/")
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// Poll (bounded: 100 × 100 ms) until `host` gets `want`.
+async fn eventually(port: u16, host: &str, cookie: &str, want: u16) -> bool {
+    for _ in 0..100 {
+        if status(port, host, cookie).await == want {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn metric(port: u16, name: &str) -> String {
+    let text = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find(|l| l.starts_with(name))
+        .unwrap_or_default()
+        .to_string()
+}
+
+fn hangup(server: &Server) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &server.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -HUP failed");
+}
+
+#[tokio::test]
+async fn sighup_reloads_and_a_broken_file_changes_nothing() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    // The configuration is a symlink into another directory, which the file
+    // watcher (watching the link's directory) does not see: only SIGHUP
+    // can reload a change made there.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("real")).unwrap();
+    let real = dir.path().join("real").join("pocketgate.toml");
+    write(&real, &config(port, ""));
+    let path = dir.path().join("pocketgate.toml");
+    std::os::unix::fs::symlink(&real, &path).unwrap();
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let bob = cookie();
+    let started = Instant::now();
+    assert!(
+        eventually(port, "app.example.test", &bob, 200).await,
+        "pocketgate did not answer within 10 s"
+    );
+    assert_eq!(status(port, "new.example.test", &bob).await, 403);
+
+    // SIGHUP puts a new host in force.
+    let new_host = "[[hosts]]\nhost = \"new.example.test\"\npolicy = \"users\"\n";
+    write(&real, &config(port, new_host));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(status(port, "new.example.test", &bob).await, 403);
+    hangup(&server);
+    assert!(eventually(port, "new.example.test", &bob, 200).await);
+
+    // A broken file: the running configuration stays, the error is counted.
+    write(
+        &real,
+        &config(port, &new_host.replace("users\"", "nobody\"")),
+    );
+    hangup(&server);
+    let mut counted = false;
+    for _ in 0..50 {
+        if metric(port, "pocketgate_config_reloads_total{result=\"error\"}")
+            .await
+            .ends_with(" 1")
+        {
+            counted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(counted, "the failed reload was not counted");
+    assert_eq!(status(port, "new.example.test", &bob).await, 200);
+    assert_eq!(status(port, "app.example.test", &bob).await, 200);
+    assert_eq!(
+        metric(port, "pocketgate_config_last_reload_successful ").await,
+        "pocketgate_config_last_reload_successful 0"
+    );
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
