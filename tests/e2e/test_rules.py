@@ -14,7 +14,15 @@ against one stack per proxy for this module: the shipped examples, plus what
   forward-auth wiring), and ``auth.example-org.test`` like its ``auth`` site
   (straight to pocketgate): harness/configs.py adds them as more names of
   those sites;
-- the provider has ``auth.example-org.test``'s ``/callback`` registered.
+- the provider has ``auth.example-org.test``'s ``/callback`` registered;
+- ``conf.d/late.toml`` is a symlink to ``late/late.toml``, a file in a
+  directory pocketgate's file watch does not cover (only SIGHUP reloads
+  it), empty at the start.
+
+The reload tests (section 7) run last and add hosts as they go: each a name
+that ``default_policy`` (users) would send to the login, with a fragment
+that bypasses ``/hello``, so a 200 on ``/hello`` without a session shows the
+fragment in force.
 
 Users: alice (admins, users), bob (users); the include-file test makes a
 user of its own in the fragment's group.
@@ -22,7 +30,11 @@ user of its own in the fragment's group.
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -42,6 +54,10 @@ APP = f"app.{TEST_DOMAIN}"             # host with [[hosts.rules]]
 WIKI = f"wiki.{TEST_DOMAIN}"           # host from conf.d/wiki.toml
 ORG_APP = f"app.{SECOND_DOMAIN}"       # a service under the second cookie domain
 ORG_AUTH = f"auth.{SECOND_DOMAIN}"     # the second domain's login host
+# hosts the reload tests add at run time
+FRESH = f"fresh.{TEST_DOMAIN}"         # a new conf.d file, no SIGHUP
+LATE = f"late.{TEST_DOMAIN}"           # a change only SIGHUP loads
+BROKEN = f"broken.{TEST_DOMAIN}"       # in a broken file: never in force
 
 RULES = f"""
 # --- added by tests/e2e/test_rules.py ---------------------------------------
@@ -90,12 +106,19 @@ def _config(text: str, stack) -> str:
     return text + RULES.format(port=stack.ports.proxy)
 
 
+def _prepare(workdir: Path) -> None:
+    (workdir / "late").mkdir()
+    (workdir / "late" / "late.toml").write_text("# filled in by test_reload_on_sighup\n")
+    (workdir / "conf.d" / "late.toml").symlink_to(Path("..") / "late" / "late.toml")
+
+
 ADDITIONS = Additions(
     name="rules",
     config=_config,
     files={"conf.d/wiki.toml": WIKI_FRAGMENT},
-    aliases={"code": [APP, WIKI, ORG_APP], "auth": [ORG_AUTH]},
+    aliases={"code": [APP, WIKI, ORG_APP, FRESH, LATE, BROKEN], "auth": [ORG_AUTH]},
     login_hosts=[ORG_AUTH],
+    prepare=_prepare,
 )
 
 
@@ -289,3 +312,118 @@ def test_second_domain_signs_in_on_its_own_login_host(stack, bob):
     assert user_of(data) == "bob"
     r = s.get(stack.url(APP, "/"), allow_redirects=False, timeout=T)
     assert_login_required(r, stack, browser_like=True)
+
+
+# --- 7. configuration changes at run time ---------------------------------------------
+
+POLL = 0.1
+RELOAD_WAIT = 5.0   # a reload is in force within this (the watch waits 0.25 s for writes to settle)
+
+
+def hello_fragment(host: str) -> str:
+    return f'[[hosts]]\nhost = "{host}"\npolicy = "users"\nbypass_paths = ["/hello"]\n'
+
+
+def hello(stack, host: str) -> int:
+    """The status of /hello on ``host`` without a session: 200 once its fragment is in force, else 401."""
+    resp = raw_request(stack.ports.proxy, stack.host(host), "/hello", headers=[("Accept", "application/json")])
+    if resp.status == 200:
+        data = raw_echo(resp)
+        assert data and data["path"] == "/hello" and flows.identity_headers(data) == [], resp.body[:300]
+    else:
+        assert resp.status == 401 and not raw_echo(resp), (host, resp.status, resp.body[:200])
+    return resp.status
+
+
+def reloads(stack) -> dict[str, int]:
+    """pocketgate_config_reloads_total by result, from pocketgate's /metrics."""
+    text = requests.get(f"http://127.0.0.1:{stack.ports.auth}/metrics", timeout=T).text
+    found = dict(re.findall(r'^pocketgate_config_reloads_total\{result="(\w+)"\} (\d+)', text, re.M))
+    assert set(found) >= {"success", "error"}, f"no pocketgate_config_reloads_total in /metrics:\n{text[:2000]}"
+    return {k: int(v) for k, v in found.items()}
+
+
+def wait_until(what: str, check, timeout: float = RELOAD_WAIT) -> float:
+    start = time.monotonic()
+    while True:
+        if check():
+            return time.monotonic() - start
+        if time.monotonic() - start >= timeout:
+            raise AssertionError(f"{what}: not within {timeout:g} s")
+        time.sleep(POLL)
+
+
+def reload_log(stack, since: int) -> list[str]:
+    """pocketgate's log records about reloads (a failed one spans several
+    lines: the errors, then the fields), from byte ``since`` of its log."""
+    text = stack.proc("pocketgate").log_path.read_bytes()[since:].decode("utf-8", "replace")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    records = re.split(r"\n(?=\d{4}-\d\d-\d\dT\d\d:)", text)
+    return [r for r in records if "configuration reload" in r]
+
+
+def log_size(stack) -> int:
+    return stack.proc("pocketgate").log_path.stat().st_size
+
+
+def rules_still_work(stack, bob) -> None:
+    """The host with rules answers as configured at the start."""
+    data = echo_json(bob.get(stack.url(APP, "/"), allow_redirects=False, headers=JSON, timeout=T))
+    assert user_of(data) == "bob"
+    denied(bob.get(stack.url(APP, "/admin"), allow_redirects=False, headers=JSON, timeout=T))
+    data = echo_json(api_client().get(stack.url(APP, "/public/x"), allow_redirects=False, timeout=T))
+    assert flows.identity_headers(data) == []
+
+
+def test_reload_on_a_new_include_file(stack, bob):
+    assert hello(stack, FRESH) == 401
+    before = reloads(stack)
+    (stack.workdir / "conf.d" / "fresh.toml").write_text(hello_fragment(FRESH))
+    took = wait_until(f"{FRESH} from a new conf.d file", lambda: hello(stack, FRESH) == 200)
+    print(f"[{stack.proxy}] in force {took:.2f} s after the write")
+    assert reloads(stack)["success"] > before["success"]
+    rules_still_work(stack, bob)
+
+
+def test_reload_on_sighup(stack):
+    # conf.d/late.toml links to late/late.toml, whose directory the watch
+    # does not cover: this change waits for SIGHUP
+    assert hello(stack, LATE) == 401
+    since = log_size(stack)
+    (stack.workdir / "late" / "late.toml").write_text(hello_fragment(LATE))
+    os.kill(stack.proc("pocketgate").popen.pid, signal.SIGHUP)
+    took = wait_until(f"{LATE} after SIGHUP", lambda: hello(stack, LATE) == 200)
+    print(f"[{stack.proxy}] in force {took:.2f} s after SIGHUP")
+    records = reload_log(stack, since)
+    assert any("reloaded" in r and 'trigger="SIGHUP"' in r for r in records), records
+    assert not any("file changed" in r for r in records), f"not SIGHUP alone: {records}"
+
+
+@pytest.mark.parametrize("broken", [
+    "[[hosts]\nhost = ",                                                  # not TOML
+    f'[[hosts]]\nhost = "{BROKEN}"\npolicy = "nobody"\nbypass_paths = ["/hello"]\n',   # no such policy
+], ids=["syntax", "undefined-policy"])
+def test_broken_file_leaves_the_running_configuration(stack, bob, broken):
+    # after the tests above, FRESH and LATE are in force (200), BROKEN is not (401)
+    answers = {host: hello(stack, host) for host in (FRESH, LATE, BROKEN)}
+    path = stack.workdir / "conf.d" / "zz-broken.toml"
+    before = reloads(stack)
+    try:
+        # a file change, then SIGHUP: both attempts fail, nothing changes
+        path.write_text(broken)
+        wait_until("a failed reload after the broken file", lambda: reloads(stack)["error"] > before["error"])
+        since = log_size(stack)
+        os.kill(stack.proc("pocketgate").popen.pid, signal.SIGHUP)
+        wait_until("a failed reload after SIGHUP",
+                   lambda: any("failed" in r and 'trigger="SIGHUP"' in r for r in reload_log(stack, since)))
+        # the log names the file
+        assert all("conf.d/zz-broken.toml" in r for r in reload_log(stack, since)), reload_log(stack, since)
+        assert reloads(stack)["success"] == before["success"]
+        assert {host: hello(stack, host) for host in answers} == answers
+        rules_still_work(stack, bob)
+    finally:
+        path.unlink(missing_ok=True)
+    # once the file is gone, reloads work again
+    wait_until("a successful reload after removing the broken file",
+               lambda: reloads(stack)["success"] > before["success"])
+    assert {host: hello(stack, host) for host in answers} == answers

@@ -59,6 +59,8 @@ class Additions:
     aliases: dict[str, list[str]] = field(default_factory=dict)
     # more login hosts ([[session.domains]] public_url hosts): their /callback is registered
     login_hosts: list[str] = field(default_factory=list)
+    # anything else in the work directory before pocketgate starts (symlinks, ...)
+    prepare: Callable[[Path], None] = lambda workdir: None
 
 
 @dataclass
@@ -227,6 +229,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
             path = workdir / rel
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text)
+        add.prepare(workdir)
         env = {
             "POCKETGATE_SESSION__SECRET": secrets.token_urlsafe(48),
             "POCKETGATE_OIDC__CLIENT_SECRET": client_secret,
