@@ -5,7 +5,8 @@
   stub auth server, once per proxy.
 - ``stack`` (test_scenarios.py): each proxy example in front of the real
   pocketgate (started from examples/pocketgate.toml) and the test provider,
-  once per proxy.
+  once per proxy and module. A module's ``ADDITIONS`` (harness.stack.Additions)
+  adds its own configuration, files and host names (test_rules.py).
 
 On a failing test the logs of every component of that stack (proxy,
 pocketgate or stub, provider, echo) are attached to the report; the test id
@@ -76,7 +77,7 @@ def stub_stack(request, echo, run_dir):
 @pytest.fixture(scope="module", params=_selected_proxies())
 def stack(request, echo, run_dir):
     proc, port = echo
-    stack = start_stack(request.param, proc, port, run_dir)
+    stack = start_stack(request.param, proc, port, run_dir, getattr(request.module, "ADDITIONS", None))
     yield stack
     for p in reversed(stack.procs[1:]):
         p.stop()

@@ -1,5 +1,6 @@
 """What the scenarios check answers with: the echo backend's report, the
-login answer, a browser's cookies, a signed-in browser."""
+login answer, a browser's cookies, a signed-in browser, forged identity
+headers."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 import requests
 
 from harness import flows
-from harness.net import browser
+from harness.net import browser, raw_request
 
 
 def echo_json(resp: requests.Response) -> dict:
@@ -59,3 +60,40 @@ def assert_login_required(resp: requests.Response | object, stack, *, browser_li
         assert loc.startswith(f"{stack.public_url}/login?"), loc
     else:
         assert status == 401, status
+
+
+# --- identity headers sent by the client -------------------------------------
+
+FORGED = [
+    ("X-Remote-User", "mallory"),
+    ("x-remote-user", "mallory-lower"),
+    ("X_Remote_User", "mallory-underscore"),
+    ("X-REMOTE-GROUPS", "admins"),
+    ("X_Remote_Groups", "admins"),
+    ("x-remote_email", "mallory@evil.test"),
+    ("X-Remote-Name", "Mallory"),
+]
+
+
+def forged_get(stack, host, path, *, source_ip=None, cookie=None, accept="application/json"):
+    """``path`` on ``host`` through the proxy, carrying every spelling of ``FORGED``."""
+    headers = [("Accept", accept), *FORGED]
+    if cookie:
+        headers.append(("Cookie", cookie))
+    return raw_request(stack.ports.proxy, stack.host(host), path, headers=headers, source_ip=source_ip)
+
+
+def assert_no_forgery(data: dict, expected: dict[str, str] | None) -> None:
+    """No ``FORGED`` value reached the backend; its identity headers are ``expected`` (None: none at all)."""
+    seen = flows.identity_headers(data)
+    values = {v for _, v in seen}
+    assert not values & {"mallory", "mallory-lower", "mallory-underscore", "mallory@evil.test", "Mallory"}, seen
+    if expected is None:
+        assert seen == [], seen
+    else:
+        for name, value in expected.items():
+            assert flows.header_values(data, name) == [value], (name, seen)
+        # one header per identity name, and only the canonical spelling
+        folded = [flows.fold(k) for k, _ in seen]
+        assert len(folded) == len(set(folded)), seen
+        assert all("_" not in k for k, _ in seen), seen

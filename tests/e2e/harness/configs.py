@@ -7,6 +7,12 @@ ports, network CIDRs, TLS/ACME (off: plain http on one port), log and pid
 locations. Each substitution must match, or ``ExampleDrift`` says which
 pattern vanished from which example, so an edited example cannot silently
 stop being tested.
+
+A test module that needs more host names than the examples have (an include
+file's host, a second cookie domain) gives them as ``aliases``: more names for
+one of the example's own sites (``{"code": ["wiki.example.test"]}``), served
+by that site's configuration exactly as written. Nothing else of the example
+changes.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ EXAMPLES = Path(os.environ.get("E2E_EXAMPLES") or REPO / "examples")
 
 PROD_DOMAIN = "example.com"
 TEST_DOMAIN = "example.test"
+# a second registrable domain ([[session.domains]], test_rules.py); net.py resolves it too
+SECOND_DOMAIN = "example-org.test"
 
 # upstream addresses used in the proxy examples (all answered by the echo backend)
 BACKEND_PORTS = (3000, 8989, 8080, 8081)
@@ -58,6 +66,18 @@ def _sub(pattern: str, repl, text: str, what: str, *, count: int = 0, flags: int
 
 def _test_hosts(text: str, what: str) -> str:
     return _sub(r"\b([a-z0-9-]+(?:\.[a-z0-9-]+)*)\.example\.com\b", rf"\1.{TEST_DOMAIN}", text, what)
+
+
+def _site_name(site: str) -> str:
+    return f"{site}.{TEST_DOMAIN}"
+
+
+def _checked_aliases(aliases: dict[str, list[str]] | None) -> dict[str, list[str]]:
+    for names in (aliases or {}).values():
+        for name in names:
+            if not re.fullmatch(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+", name):
+                raise ValueError(f"alias {name!r} is not a host name")
+    return aliases or {}
 
 
 def _backends(text: str, echo_port: int, what: str) -> str:
@@ -98,7 +118,7 @@ def pocketgate_toml(ports: Ports, issuer: str) -> str:
 
 # --- Caddy ----------------------------------------------------------------
 
-def caddyfile(ports: Ports) -> str:
+def caddyfile(ports: Ports, aliases: dict[str, list[str]] | None = None) -> str:
     what = "examples/caddy/Caddyfile"
     text = (EXAMPLES / "caddy" / "Caddyfile").read_text()
     # the global options block (first block in the file) -> test globals
@@ -109,12 +129,17 @@ def caddyfile(ports: Ports) -> str:
     text = _sub(r"^([a-z0-9-]+)\.example\.com \{", rf"http://\1.{TEST_DOMAIN}:{ports.proxy} {{", text, what)
     text = _sub(re.escape(POCKETGATE_ADDR), f"127.0.0.1:{ports.auth}", text, what)
     text = _backends(text, ports.echo, what)
+    # aliases: more addresses for the site ("http://a:P, http://b:P {")
+    for site, names in _checked_aliases(aliases).items():
+        more = "".join(f", http://{n}:{ports.proxy}" for n in names)
+        text = _sub(rf"^(http://{re.escape(_site_name(site))}:{ports.proxy}) \{{", rf"\1{more} {{",
+                    text, what, count=1)
     return text
 
 
 # --- nginx ----------------------------------------------------------------
 
-def nginx_conf(ports: Ports, workdir: Path) -> tuple[str, str]:
+def nginx_conf(ports: Ports, workdir: Path, aliases: dict[str, list[str]] | None = None) -> tuple[str, str]:
     """(nginx.conf, pocketgate.conf) for a test run under ``workdir``."""
     what = "examples/nginx/nginx.conf"
     snippet_what = "examples/nginx/pocketgate.conf"
@@ -139,6 +164,10 @@ def nginx_conf(ports: Ports, workdir: Path) -> tuple[str, str]:
     conf = _test_hosts(conf, what)
     conf = _sub(re.escape(POCKETGATE_ADDR), f"127.0.0.1:{ports.auth}", conf, what)
     conf = _backends(conf, ports.echo, what)
+    # aliases: more names in the site's server_name
+    for site, names in _checked_aliases(aliases).items():
+        conf = _sub(rf"^(\s*server_name\s+{re.escape(_site_name(site))});", rf"\1 {' '.join(names)};",
+                    conf, what, count=1)
 
     snippet = _test_hosts(snippet, snippet_what) if PROD_DOMAIN in snippet else snippet
     return conf, snippet
@@ -146,7 +175,8 @@ def nginx_conf(ports: Ports, workdir: Path) -> tuple[str, str]:
 
 # --- Traefik --------------------------------------------------------------
 
-def traefik_configs(ports: Ports, workdir: Path) -> tuple[str, str]:
+def traefik_configs(ports: Ports, workdir: Path,
+                    aliases: dict[str, list[str]] | None = None) -> tuple[str, str]:
     """(traefik.yml, dynamic.yml) for a test run under ``workdir``."""
     what = "examples/traefik/traefik.yml"
     dyn_what = "examples/traefik/dynamic.yml"
@@ -181,4 +211,11 @@ def traefik_configs(ports: Ports, workdir: Path) -> tuple[str, str]:
     for router in routers.values():
         router.pop("tls", None)
         router["entryPoints"] = ["websecure"]
+    # aliases: the site's router matches the other names too
+    for site, names in _checked_aliases(aliases).items():
+        rule = f"Host(`{_site_name(site)}`)"
+        found = [r for r in routers.values() if r.get("rule") == rule]
+        if len(found) != 1:
+            raise ExampleDrift(f"{dyn_what}: {len(found)} routers with rule {rule!r} (expected 1)")
+        found[0]["rule"] = " || ".join([rule, *(f"Host(`{n}`)" for n in names)])
     return yaml.safe_dump(static, sort_keys=False), yaml.safe_dump(dyn, sort_keys=False)

@@ -1,8 +1,9 @@
 """Client-side networking: name resolution, source addresses, raw requests.
 
-- ``install_resolver()`` makes every ``*.example.test`` name resolve to
-  127.0.0.1 inside this Python process only (no /etc/hosts), so URLs, Host
-  headers and cookie domains look exactly like a browser's.
+- ``install_resolver()`` makes every ``*.example.test`` name (and
+  ``*.example-org.test``, the second registrable domain of test_rules.py)
+  resolve to 127.0.0.1 inside this Python process only (no /etc/hosts), so
+  URLs, Host headers and cookie domains look exactly like a browser's.
 - ``browser()`` / ``api_client()`` build ``requests`` sessions, optionally
   bound to another loopback source address (127.0.0.0/8 is all local on
   Linux), which is how "the client is in an allowed network" is simulated.
@@ -24,6 +25,7 @@ import requests
 from requests.adapters import HTTPAdapter
 
 TEST_DOMAIN = "example.test"
+TEST_DOMAINS = (TEST_DOMAIN, "example-org.test")
 _real_getaddrinfo = socket.getaddrinfo
 
 
@@ -32,7 +34,7 @@ def _resolve(host, *args, **kwargs):
         host = host.decode()
     if isinstance(host, str):
         h = host.rstrip(".").lower()
-        if h == TEST_DOMAIN or h.endswith("." + TEST_DOMAIN):
+        if any(h == d or h.endswith("." + d) for d in TEST_DOMAINS):
             host = "127.0.0.1"
     return _real_getaddrinfo(host, *args, **kwargs)
 

@@ -33,22 +33,24 @@ def _binary(name: str) -> str:
     return found
 
 
-def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path) -> Proc:
+def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
+                aliases: dict[str, list[str]] | None = None) -> Proc:
+    """The proxy from its example; ``aliases``: more names for the example's sites (configs.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     if kind == "caddy":
         path = workdir / "Caddyfile"
-        path.write_text(configs.caddyfile(ports))
+        path.write_text(configs.caddyfile(ports, aliases))
         proc = Proc("caddy", [_binary("caddy"), "run", "--config", path, "--adapter", "caddyfile"], log_dir,
                     env={"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config"),
                          "HOME": str(workdir)})
     elif kind == "nginx":
-        conf, snippet = configs.nginx_conf(ports, workdir)
+        conf, snippet = configs.nginx_conf(ports, workdir, aliases)
         (workdir / "nginx.conf").write_text(conf)
         (workdir / "pocketgate.conf").write_text(snippet)
         proc = Proc("nginx", [_binary("nginx"), "-p", f"{workdir}/", "-e", f"{workdir}/error.log",
                               "-c", workdir / "nginx.conf", "-g", f"daemon off; pid {workdir}/nginx.pid;"], log_dir)
     elif kind == "traefik":
-        static, dynamic = configs.traefik_configs(ports, workdir)
+        static, dynamic = configs.traefik_configs(ports, workdir, aliases)
         (workdir / "traefik.yml").write_text(static)
         (workdir / "dynamic.yml").write_text(dynamic)
         proc = Proc("traefik", [_binary("traefik"), f"--configFile={workdir / 'traefik.yml'}"], log_dir)

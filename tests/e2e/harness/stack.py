@@ -4,6 +4,12 @@ A ``Stack`` is: the echo backend (shared by the session), the auth server
 (real pocketgate with the test identity provider, or the stub), and one of
 Caddy / nginx / Traefik started from the shipped example. All on loopback,
 all on ports chosen at run time.
+
+A test module that needs more than the shipped setup (test_rules.py: rules,
+include files, a second cookie domain) passes ``Additions``: its own lines for
+pocketgate.toml, files next to it, more host names routed like one of the
+example's sites, more login hosts registered at the provider. The examples
+themselves stay as shipped.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import requests
 
@@ -41,6 +48,22 @@ _direct.trust_env = False
 
 
 @dataclass
+class Additions:
+    """What a test module adds to the shipped setup, under its own work directory."""
+    name: str                                   # work directory: <run dir>/<name>-<proxy>
+    # the substituted examples/pocketgate.toml and the stack -> the file to run
+    config: Callable[[str, "Stack"], str] = lambda text, stack: text
+    # more files next to pocketgate.toml (relative path -> text), e.g. conf.d/*.toml
+    files: dict[str, str] = field(default_factory=dict)
+    # more host names routed like one of the example's sites: {"code": ["wiki.example.test"]}
+    aliases: dict[str, list[str]] = field(default_factory=dict)
+    # more login hosts ([[session.domains]] public_url hosts): their /callback is registered
+    login_hosts: list[str] = field(default_factory=list)
+    # anything else in the work directory before pocketgate starts (symlinks, ...)
+    prepare: Callable[[Path], None] = lambda workdir: None
+
+
+@dataclass
 class Stack:
     proxy: str
     ports: configs.Ports
@@ -55,7 +78,9 @@ class Stack:
         return configs.public_url(self.ports)
 
     def host(self, name: str) -> str:
-        return f"{name}.{configs.TEST_DOMAIN}:{self.ports.proxy}"
+        """``name`` is a site of the example ("grafana") or a full host name ("app.example-org.test")."""
+        full = name if "." in name else f"{name}.{configs.TEST_DOMAIN}"
+        return f"{full}:{self.ports.proxy}"
 
     def url(self, name: str, path: str = "/") -> str:
         return f"http://{self.host(name)}{path}"
@@ -153,9 +178,10 @@ def start_stub_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stac
     return stack
 
 
-def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path) -> Proc:
+def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path,
+                 aliases: dict[str, list[str]] | None = None) -> Proc:
     # proxies.start_proxy registers the Proc before waiting; find it on failure
-    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir)
+    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases)
 
 
 def pocketgate_binary() -> Path:
@@ -165,9 +191,11 @@ def pocketgate_binary() -> Path:
     return path
 
 
-def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
+def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
+                additions: Additions | None = None) -> Stack:
     """Provider + pocketgate (from examples/pocketgate.toml) + the proxy example."""
-    workdir = root / proxy
+    add = additions or Additions(name="")
+    workdir = root / (f"{add.name}-{proxy}" if add.name else proxy)
     workdir.mkdir(parents=True, exist_ok=True)
     ports = configs.Ports(proxy=free_port(), auth=free_port(), echo=echo_port)
     alg = os.environ.get("E2E_IDP_ALG") or IDP_ALG[proxy]
@@ -175,11 +203,12 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
     client_secret = secrets.token_urlsafe(24)
     try:
         origins = [f"http://{stack.host(h)}" for h in HOSTS]
+        login_origins = [stack.public_url, *(f"http://{stack.host(h)}" for h in add.login_hosts)]
         idp_config = {
             "alg": alg,
             "client_id": CLIENT_ID,
             "client_secret": client_secret,
-            "redirect_uris": [f"{stack.public_url}/callback"],
+            "redirect_uris": [f"{o}/callback" for o in login_origins],
             "post_logout_redirect_uris": [f"{o}/" for o in origins],
             "post_logout_redirect_prefixes": [f"{o}/" for o in origins],
             # straight to pocketgate, as a provider next to it would post
@@ -195,7 +224,12 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
         idp.wait_http(f"{stack.issuer}/.well-known/openid-configuration", timeout=30)
 
         config_path = workdir / "pocketgate.toml"
-        config_path.write_text(configs.pocketgate_toml(ports, stack.issuer))
+        config_path.write_text(add.config(configs.pocketgate_toml(ports, stack.issuer), stack))
+        for rel, text in add.files.items():
+            path = workdir / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        add.prepare(workdir)
         env = {
             "POCKETGATE_SESSION__SECRET": secrets.token_urlsafe(48),
             "POCKETGATE_OIDC__CLIENT_SECRET": client_secret,
@@ -211,7 +245,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stack:
         pg.wait_port(ports.auth, timeout=60)
         pg.wait_http(f"http://127.0.0.1:{ports.auth}/readyz", timeout=60)
 
-        stack.procs.append(_start_proxy(proxy, ports, workdir))
+        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases))
     except Exception as exc:
         for p in stack.procs[1:]:
             p.stop()
