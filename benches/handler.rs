@@ -79,9 +79,31 @@ fn sealed_session(keys: &SessionKeys) -> String {
     .seal(keys)
 }
 
+/// `CONFIG` with `n` `[[hosts.rules]]` on the Grafana host (`BENCH_RULES=20`),
+/// to compare the signed-in handler with and without rules in force. One rule
+/// shares the benchmarked path's first segment, so the index is exercised.
+fn config_with_rules(n: usize) -> String {
+    let mut config = CONFIG.to_string();
+    for j in 0..n {
+        let rule = match j % 4 {
+            0 => format!("paths = [\"/d/admin{j}\"]\npolicy = \"admins\""),
+            1 => format!("resources = [\"^/api/v[0-9]+/admin{j}\"]\naction = \"deny\""),
+            2 => format!("paths = [\"/api{j}\"]\nmethods = [\"DELETE\"]\nnetworks = [\"10.0.0.0/8\"]\npolicy = \"admins\""),
+            _ => format!("paths = [\"/public{j}\"]\naction = \"bypass\""),
+        };
+        config.push_str(&format!("[[hosts.rules]]\n{rule}\n"));
+    }
+    config
+}
+
 fn bench(c: &mut Criterion) {
     let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
-    let runtime = Arc::new(load_str(CONFIG, &env).unwrap().value);
+    let rules: usize = std::env::var("BENCH_RULES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    println!("[[hosts.rules]] on the benchmarked host: {rules} (BENCH_RULES)");
+    let runtime = Arc::new(load_str(&config_with_rules(rules), &env).unwrap().value);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
     let state = AppState::new(runtime.clone(), provider, None);
     let session = sealed_session(&state.keys);
