@@ -487,6 +487,13 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             h.claim_roles.len(),
             h.source.as_deref().map(|f| format!("  (from {f})")).unwrap_or_default()
         );
+        if let Some(names) = rt.host_headers.get(&h.index) {
+            let _ = writeln!(
+                s,
+                "  headers user {} email {} name {} groups {}",
+                names.user, names.email, names.name, names.groups
+            );
+        }
         for (j, r) in h.rules.iter().enumerate() {
             let mut when = Vec::new();
             if !r.paths.is_empty() {
@@ -513,6 +520,12 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             );
         }
     }
+    let all: Vec<&str> = rt.all_header_names().iter().map(|n| n.as_str()).collect();
+    let _ = writeln!(
+        s,
+        "identity headers (every protected site's proxy takes these from the answer and strips the client's): {}",
+        all.join(", ")
+    );
     match rt.rules.default_policy() {
         Some(p) => {
             let _ = writeln!(s, "other hosts: policy {}", p.name);

@@ -133,6 +133,9 @@ fn rules_unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
                     }
                 }
             }
+            if let Some(Value::Dict(_, hd)) = d.get("headers") {
+                check_table(hd, &format!("{prefix}.headers"), keys::HEADERS, errors);
+            }
             if let Some(Value::Array(_, rules)) = d.get("rules") {
                 for (j, r) in rules.iter().enumerate() {
                     if let Value::Dict(_, rd) = r {

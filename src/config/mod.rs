@@ -12,6 +12,7 @@ mod include;
 mod load;
 mod raw;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -42,13 +43,41 @@ pub struct Runtime {
     pub oidc: OidcSettings,
     /// Session cookie settings and keys.
     pub session: SessionSettings,
-    /// Names of the identity headers.
+    /// Names of the identity headers (`[headers]`).
     pub headers: HeaderNames,
+    /// `[hosts.headers]`, resolved key by key over `headers`: by the
+    /// `index` of the host entry that has one. See [`Runtime::headers_for`].
+    pub host_headers: BTreeMap<usize, HeaderNames>,
     /// Logging output.
     pub log: LogSettings,
 }
 
 impl Runtime {
+    /// The identity header names for a request that matched `host`: the
+    /// entry's `[hosts.headers]` when it has one, else `[headers]`.
+    pub fn headers_for(&self, host: &HostMatch<'_>) -> &HeaderNames {
+        match host {
+            HostMatch::Entry(h) => self.host_headers.get(&h.index).unwrap_or(&self.headers),
+            HostMatch::Default(_) | HostMatch::Unknown => &self.headers,
+        }
+    }
+
+    /// Every identity header name in use (`[headers]` and every
+    /// `[hosts.headers]`), each once, in configuration order: the names a
+    /// proxy must take from pocketgate's answer and strip from the client's
+    /// request on every protected site.
+    pub fn all_header_names(&self) -> Vec<&HeaderName> {
+        let mut out: Vec<&HeaderName> = Vec::new();
+        for names in std::iter::once(&self.headers).chain(self.host_headers.values()) {
+            for n in [&names.user, &names.email, &names.name, &names.groups] {
+                if !out.contains(&n) {
+                    out.push(n);
+                }
+            }
+        }
+        out
+    }
+
     /// Whether `host` (normalised) may be a post-login or post-logout target:
     /// a configured host entry, the public URL's host of any login domain, or
     /// a name under any configured cookie domain. `default_policy` does not
@@ -365,7 +394,7 @@ impl fmt::Display for RedisUrl {
     }
 }
 
-/// `[headers]`: the identity header names, parsed (lower case).
+/// `[headers]` (or a host's `[hosts.headers]`): the identity header names, parsed (lower case).
 #[derive(Debug, Clone)]
 pub struct HeaderNames {
     pub user: HeaderName,

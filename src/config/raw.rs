@@ -147,6 +147,8 @@ pub(crate) struct RawHost {
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
     pub rules: Vec<RawRule>,
+    /// `[hosts.headers]`: this host's identity header names, key by key over `[headers]`.
+    pub headers: Option<RawHeaders>,
     /// Where it was written (`None`: the main file).
     #[serde(skip)]
     pub origin: Option<HostOrigin>,
@@ -368,6 +370,7 @@ pub(crate) mod keys {
         "bypass_resources",
         "allowed_networks",
         "rules",
+        "headers",
     ];
     pub(crate) const RULE: &[&str] = &[
         "paths",

@@ -86,7 +86,8 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
         // A login for this host runs where its session cookie will be set.
         public_url: &rt.login_domain_for(&original.host).public_url,
         original: &original,
-        names: &state.headers,
+        // The matched host entry's `[hosts.headers]`, else `[headers]`.
+        names: rt.headers_for(&decision.host),
         identity,
     };
     respond::decision(decision.outcome, &answer, || {

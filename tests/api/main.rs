@@ -12,6 +12,7 @@ mod common;
 
 mod domains;
 mod forward_auth;
+mod headers;
 mod login;
 mod misc;
 mod reload;

@@ -81,6 +81,9 @@ pub(super) fn runtime(
     let server = server::compile(raw, &mut report);
     let rules = rules::compile(raw, &mut report);
     let oidc = oidc::compile(raw, env, rules.as_ref(), &mut report);
+    let host_headers = server
+        .as_ref()
+        .and_then(|s| server::host_headers(raw, &s.headers, &mut report));
     let session = server
         .as_ref()
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
@@ -88,27 +91,30 @@ pub(super) fn runtime(
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
-    let runtime = match (server, rules, oidc, session) {
-        (Some(server), Some(rules), Some(mut oidc), Some(session)) => Some(Runtime {
-            oidc: {
-                oidc.offline_access = session.refresh_interval.is_some();
-                oidc
-            },
-            listen: server.listen,
-            login_domains: LoginDomains::new(
-                LoginDomain {
-                    public_url: server.public_url.clone(),
-                    cookie_domain: session.cookie_domain.clone(),
+    let runtime = match (server, rules, oidc, session, host_headers) {
+        (Some(server), Some(rules), Some(mut oidc), Some(session), Some(host_headers)) => {
+            Some(Runtime {
+                oidc: {
+                    oidc.offline_access = session.refresh_interval.is_some();
+                    oidc
                 },
-                session.domains.clone(),
-            ),
-            public_url: server.public_url,
-            trusted_proxies: server.trusted_proxies,
-            headers: server.headers,
-            log: server.log,
-            rules,
-            session,
-        }),
+                listen: server.listen,
+                login_domains: LoginDomains::new(
+                    LoginDomain {
+                        public_url: server.public_url.clone(),
+                        cookie_domain: session.cookie_domain.clone(),
+                    },
+                    session.domains.clone(),
+                ),
+                public_url: server.public_url,
+                trusted_proxies: server.trusted_proxies,
+                headers: server.headers,
+                host_headers,
+                log: server.log,
+                rules,
+                session,
+            })
+        }
         _ => None,
     };
     report.finish(runtime)

@@ -1,12 +1,14 @@
-//! `listen`, `public_url`, `trusted_proxies`, `[headers]`, `log_*`.
+//! `listen`, `public_url`, `trusted_proxies`, `[headers]` (and each host's
+//! `[hosts.headers]`), `log_*`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use http::HeaderName;
 
 use crate::domain::{HostName, Networks};
 
-use super::super::raw::RawConfig;
+use super::super::raw::{RawConfig, RawHeaders};
 use super::super::{ConfigError, HeaderNames, LogFilter, LogFormat, LogSettings, PublicUrl};
 use super::{invalid, rules::networks, Report};
 
@@ -97,16 +99,63 @@ const RESERVED_HEADERS: &[&str] = &[
     "upgrade",
 ];
 
+/// The built-in names, for the keys `[headers]` leaves out.
+const DEFAULT_HEADERS: [&str; 4] = [
+    "X-Remote-User",
+    "X-Remote-Email",
+    "X-Remote-Name",
+    "X-Remote-Groups",
+];
+
 fn headers(raw: &RawConfig, report: &mut Report) -> Option<HeaderNames> {
-    let h = &raw.headers;
-    let mut pick = |key: &str, v: &Option<String>, default: &str| {
+    let [user, email, name, groups] = DEFAULT_HEADERS;
+    let defaults = [user, email, name, groups].map(String::from);
+    header_names("headers", &raw.headers, &defaults, report)
+}
+
+/// `[hosts.headers]` of every host entry that has one, by its position in
+/// `raw.hosts` (the `index` of its compiled `HostRule`): each key it leaves
+/// out is the `[headers]` one. `None` when any entry is wrong (each mistake
+/// reported).
+pub(super) fn host_headers(
+    raw: &RawConfig,
+    global: &HeaderNames,
+    report: &mut Report,
+) -> Option<BTreeMap<usize, HeaderNames>> {
+    let fallback =
+        [&global.user, &global.email, &global.name, &global.groups].map(|n| n.as_str().to_string());
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (i, h) in raw.hosts.iter().enumerate() {
+        let Some(table) = &h.headers else { continue };
+        match header_names(&format!("{}.headers", h.key(i)), table, &fallback, report) {
+            Some(names) => {
+                out.insert(i, names);
+            }
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// One table of identity header names (`key` names it in messages), each
+/// key left out taken from `fallback` (user, email, name, groups); no name
+/// may serve two fields.
+fn header_names(
+    key: &str,
+    table: &RawHeaders,
+    fallback: &[String; 4],
+    report: &mut Report,
+) -> Option<HeaderNames> {
+    let [d_user, d_email, d_name, d_groups] = fallback;
+    let mut pick = |field: &str, v: &Option<String>, default: &str| {
         let name = v.as_deref().unwrap_or(default);
-        report.take(header_name(&format!("headers.{key}"), name))
+        report.take(header_name(&format!("{key}.{field}"), name))
     };
-    let user = pick("user", &h.user, "X-Remote-User");
-    let email = pick("email", &h.email, "X-Remote-Email");
-    let name = pick("name", &h.name, "X-Remote-Name");
-    let groups = pick("groups", &h.groups, "X-Remote-Groups");
+    let user = pick("user", &table.user, d_user);
+    let email = pick("email", &table.email, d_email);
+    let name = pick("name", &table.name, d_name);
+    let groups = pick("groups", &table.groups, d_groups);
     let names = HeaderNames {
         user: user?,
         email: email?,
@@ -116,11 +165,7 @@ fn headers(raw: &RawConfig, report: &mut Report) -> Option<HeaderNames> {
     let all = [&names.user, &names.email, &names.name, &names.groups];
     for (i, a) in all.iter().enumerate() {
         if all.iter().take(i).any(|b| b == a) {
-            report.error(invalid(
-                "headers",
-                a.as_str(),
-                "is used for two identity fields",
-            ));
+            report.error(invalid(key, a.as_str(), "is used for two identity fields"));
             return None;
         }
     }
