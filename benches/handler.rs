@@ -83,7 +83,7 @@ fn bench(c: &mut Criterion) {
     let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
     let runtime = Arc::new(load_str(CONFIG, &env).unwrap().value);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
-    let state = AppState::new(runtime.clone(), provider, None);
+    let state = AppState::new(runtime.clone(), provider, None).unwrap();
     let session = sealed_session(&state.keys);
     // What a browser sends to grafana.example.com: the app's own cookies around ours.
     let cookie = format!(

@@ -153,7 +153,7 @@ policy = "admins"
     let store = Store::open(&runtime.session.store)
         .await
         .map_err(|e| e.to_string())?;
-    let state = AppState::new(runtime, provider, store);
+    let state = AppState::new(runtime, provider, store).map_err(|e| e.to_string())?;
     let app = Application::with_listener(
         state,
         listener,
@@ -310,6 +310,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         original: &original,
         names: &state.headers,
         identity,
+        assertion: None,
     };
     let reply = respond::decision(decision.outcome, &answer, || reason.clone());
     let status = reply.status();

@@ -21,6 +21,7 @@ use figment::Figment;
 
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
+pub use compile::assertion::{AssertionSettings, KeyFile};
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HeaderName;
 
@@ -46,6 +47,8 @@ pub struct Runtime {
     pub headers: HeaderNames,
     /// Logging output.
     pub log: LogSettings,
+    /// `[assertion]`: `None` unless `assertion.header` is set.
+    pub assertion: Option<AssertionSettings>,
 }
 
 impl Runtime {

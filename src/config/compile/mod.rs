@@ -2,6 +2,7 @@
 //! section is compiled even when an earlier one failed, so that one `check`
 //! run names every mistake of a file.
 
+pub(super) mod assertion;
 mod oidc;
 mod rules;
 mod server;
@@ -84,31 +85,40 @@ pub(super) fn runtime(
     let session = server
         .as_ref()
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
+    let assertion = assertion::compile(
+        raw,
+        server.as_ref().map(|s| &s.headers),
+        session.as_ref().map(|s| &s.store),
+        &mut report,
+    );
     if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
-    let runtime = match (server, rules, oidc, session) {
-        (Some(server), Some(rules), Some(mut oidc), Some(session)) => Some(Runtime {
-            oidc: {
-                oidc.offline_access = session.refresh_interval.is_some();
-                oidc
-            },
-            listen: server.listen,
-            login_domains: LoginDomains::new(
-                LoginDomain {
-                    public_url: server.public_url.clone(),
-                    cookie_domain: session.cookie_domain.clone(),
+    let runtime = match (server, rules, oidc, session, assertion) {
+        (Some(server), Some(rules), Some(mut oidc), Some(session), Some(assertion)) => {
+            Some(Runtime {
+                oidc: {
+                    oidc.offline_access = session.refresh_interval.is_some();
+                    oidc
                 },
-                session.domains.clone(),
-            ),
-            public_url: server.public_url,
-            trusted_proxies: server.trusted_proxies,
-            headers: server.headers,
-            log: server.log,
-            rules,
-            session,
-        }),
+                listen: server.listen,
+                login_domains: LoginDomains::new(
+                    LoginDomain {
+                        public_url: server.public_url.clone(),
+                        cookie_domain: session.cookie_domain.clone(),
+                    },
+                    session.domains.clone(),
+                ),
+                public_url: server.public_url,
+                trusted_proxies: server.trusted_proxies,
+                headers: server.headers,
+                log: server.log,
+                rules,
+                session,
+                assertion,
+            })
+        }
         _ => None,
     };
     report.finish(runtime)
