@@ -129,6 +129,10 @@ pub struct DemoArgs {
     /// With `--store redis`: the Redis or Valkey URL.
     #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+    /// Sign an identity assertion on every allow (`[assertion] header =
+    /// "X-Pocketgate-Assertion"`, key generated into the demo's state directory).
+    #[arg(long)]
+    pub assertion: bool,
 }
 
 /// Parse arguments and run; the process exit code.
