@@ -105,7 +105,7 @@ fn bench(c: &mut Criterion) {
     println!("[[hosts.rules]] on the benchmarked host: {rules} (BENCH_RULES)");
     let runtime = Arc::new(load_str(&config_with_rules(rules), &env).unwrap().value);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
-    let state = AppState::new(runtime.clone(), provider, None);
+    let state = AppState::new(runtime.clone(), provider, None).unwrap();
     let session = sealed_session(&state.keys);
     // What a browser sends to grafana.example.com: the app's own cookies around ours.
     let cookie = format!(

@@ -2,7 +2,8 @@
 # HTTP load with wrk against `pocketgate demo` (release build), all on loopback.
 #
 # Direct: /forward-auth with a signed-in request (real session from the demo's
-# login flow) and with a bypass path.
+# login flow), the same with the signed identity assertion on (a second demo,
+# `demo --assertion`), and with a bypass path.
 #
 # Through nginx: how much a protected site slows down. One nginx (the shipped
 # examples/nginx/pocketgate.conf snippet, included unchanged) serves a tiny
@@ -55,13 +56,14 @@ if [ -z "$BIN" ]; then
     BIN=target/release/pocketgate
 fi
 
-PID="" NGX_PID=""
-JAR=$(mktemp)
+PID="" PID2="" NGX_PID=""
+JAR=$(mktemp) JAR2=$(mktemp)
 NGX=$(mktemp -d)
 cleanup() {
     [ -z "$NGX_PID" ] || { kill "$NGX_PID" 2>/dev/null || true; wait "$NGX_PID" 2>/dev/null || true; }
     [ -z "$PID" ] || { kill "$PID" 2>/dev/null || true; wait "$PID" 2>/dev/null || true; }
-    rm -rf "$JAR" "$NGX"
+    [ -z "$PID2" ] || { kill "$PID2" 2>/dev/null || true; wait "$PID2" 2>/dev/null || true; }
+    rm -rf "$JAR" "$JAR2" "$NGX"
 }
 trap cleanup EXIT
 
@@ -71,14 +73,27 @@ RUST_LOG=warn "$BIN" demo --port "$P" --idp-port "$Q" >/dev/null 2>&1 &
 PID=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$P/healthz" >/dev/null && break; sleep 0.1; done
 
-# Sign in as alice through the real flow (login -> provider approval -> callback).
+# The same demo with the signed identity assertion on.
+P2=$(port); Q2=$(port)
+RUST_LOG=warn "$BIN" demo --assertion --port "$P2" --idp-port "$Q2" >/dev/null 2>&1 &
+PID2=$!
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$P2/healthz" >/dev/null && break; sleep 0.1; done
+
+# sign_in BASE JAR: sign in as alice through the real flow (login -> provider
+# approval -> callback); prints the Cookie header value.
+sign_in() {
+    local L A C
+    L=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$2" -b "$2" "$1/login?rd=$1/demo")
+    A="${L/\/authorize\?//authorize/approve?}&user=alice"
+    C=$(curl -s -o /dev/null -w '%{redirect_url}' "$A")
+    curl -s -o /dev/null -c "$2" -b "$2" "$C"
+    awk '$6 ~ /^pocketgate/ && $6 !~ /_flow_/ {printf "%s=%s; ", $6, $7}' "$2"
+}
 B="http://127.0.0.1:$P"
-L=$(curl -s -o /dev/null -w '%{redirect_url}' -c "$JAR" -b "$JAR" "$B/login?rd=$B/demo")
-A="${L/\/authorize\?//authorize/approve?}&user=alice"
-C=$(curl -s -o /dev/null -w '%{redirect_url}' "$A")
-curl -s -o /dev/null -c "$JAR" -b "$JAR" "$C"
-COOKIE=$(awk '$6 ~ /^pocketgate/ && $6 !~ /_flow_/ {printf "%s=%s; ", $6, $7}' "$JAR")
-[ -n "$COOKIE" ] || { echo "login failed" >&2; exit 1; }
+B2="http://127.0.0.1:$P2"
+COOKIE=$(sign_in "$B" "$JAR")
+COOKIE2=$(sign_in "$B2" "$JAR2")
+[ -n "$COOKIE" ] && [ -n "$COOKIE2" ] || { echo "login failed" >&2; exit 1; }
 
 
 # --- through nginx: setup --------------------------------------------------------
@@ -147,10 +162,12 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -H "Host: admin.demo.test" "http:/
 [ "$code" = 401 ] || { echo "nginx -> pocketgate without a session answered $code, not 401" >&2; exit 1; }
 
 # --- the cases ---------------------------------------------------------------------
-CASES=(fa_allow fa_bypass nginx_pg nginx_floor nginx_none)
+CASES=(fa_allow fa_assert fa_bypass nginx_pg nginx_floor nginx_none)
 declare -A LABEL URL
 LABEL[fa_allow]="/forward-auth direct: signed in, allowed"
 URL[fa_allow]="$B/forward-auth"
+LABEL[fa_assert]="/forward-auth direct: signed in, allowed, assertion on"
+URL[fa_assert]="$B2/forward-auth"
 LABEL[fa_bypass]="/forward-auth direct: bypass path"
 URL[fa_bypass]="$B/forward-auth"
 LABEL[nginx_pg]="nginx auth_request -> pocketgate (signed in, allowed)"
@@ -164,6 +181,8 @@ args_of() {
     case $1 in
         fa_allow) ARGS=(-H "X-Forwarded-Host: admin.demo.test" -H "X-Forwarded-Uri: /dashboard"
                         -H "X-Forwarded-Proto: https" -H "X-Forwarded-Method: GET" -H "Cookie: $COOKIE") ;;
+        fa_assert) ARGS=(-H "X-Forwarded-Host: admin.demo.test" -H "X-Forwarded-Uri: /dashboard"
+                         -H "X-Forwarded-Proto: https" -H "X-Forwarded-Method: GET" -H "Cookie: $COOKIE2") ;;
         fa_bypass) ARGS=(-H "X-Forwarded-Host: app.demo.test" -H "X-Forwarded-Uri: /public/status"
                          -H "X-Forwarded-Proto: https" -H "X-Forwarded-Method: GET") ;;
         # The same site request for all three nginx cases.
@@ -220,3 +239,6 @@ awk -v a="${MED_RPS[nginx_pg]}" -v b="${MED_RPS[nginx_floor]}" -v a50="${MED_P50
     -v b50="${MED_P50[nginx_floor]}" -v a99="${MED_P99[nginx_pg]}" -v b99="${MED_P99[nginx_floor]}" 'BEGIN {
     printf "pocketgate vs the floor: %.0f%% of its req/s (%.0f%% fewer), p50 %+.2f ms, p99 %+.2f ms\n",
         100 * a / b, 100 * (1 - a / b), a50 - b50, a99 - b99 }'
+awk -v a="${MED_RPS[fa_assert]}" -v b="${MED_RPS[fa_allow]}" 'BEGIN {
+    printf "assertion on vs off (signed in, /forward-auth direct): %.0f%% of its req/s (%+.0f%%)\n",
+        100 * a / b, 100 * (a / b - 1) }'

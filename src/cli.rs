@@ -129,6 +129,10 @@ pub struct DemoArgs {
     /// With `--store redis`: the Redis or Valkey URL.
     #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+    /// Sign an identity assertion on every allow (`[assertion] header =
+    /// "X-Pocketgate-Assertion"`, key generated into the demo's state directory).
+    #[arg(long)]
+    pub assertion: bool,
 }
 
 /// Parse arguments and run; the process exit code.
@@ -336,7 +340,13 @@ fn serve(path: &Path) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store);
+        let state = match AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         let app = match Application::build(state, ServeOptions::default()) {
             Ok(a) => a,
             Err(e) => {
@@ -360,6 +370,35 @@ fn serve(path: &Path) -> ExitCode {
             }
         }
     })
+}
+
+/// `check`'s line about `[assertion]`: header, lifetime, where the key comes from.
+fn assertion_line(rt: &config::Runtime) -> String {
+    let Some(a) = &rt.assertion else {
+        return "assertion: off (set [assertion] header to sign one)".into();
+    };
+    let keys = match (&a.key_file, &rt.session.store) {
+        (Some(f), _) => {
+            let kids: Vec<&str> = f.keys.iter().map(|k| k.kid()).collect();
+            format!(
+                "keys from {} (signs with {}; {} published)",
+                f.path.display(),
+                kids.first().copied().unwrap_or_default(),
+                kids.len()
+            )
+        }
+        (None, StoreSettings::Embedded { state_dir }) => format!(
+            "key generated once and kept in {}",
+            state_dir.join(crate::assertion::KEY_FILE).display()
+        ),
+        (None, _) => "key generated in memory at start (changes on restart)".into(),
+    };
+    format!(
+        "assertion: header {}, ES256, lifetime {}, {keys}; public keys at {}/.well-known/jwks.json",
+        a.header,
+        humantime::format_duration(a.lifetime),
+        rt.public_url.origin
+    )
 }
 
 fn check(path: &Path) -> ExitCode {
@@ -458,6 +497,7 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         None => "no identity refresh".into(),
     };
     let _ = writeln!(s, "sessions: store {store}, {refresh}");
+    let _ = writeln!(s, "{}", assertion_line(rt));
     for p in rt.rules.policies() {
         let mut parts = Vec::new();
         if !p.allowed_groups.is_empty() {

@@ -41,6 +41,10 @@ pub struct DemoArgs {
     /// With `--store redis`: the Redis or Valkey URL.
     #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
     pub redis_url: String,
+    /// Sign an identity assertion on every allow (`[assertion] header =
+    /// "X-Pocketgate-Assertion"`, its key generated into the demo's state directory).
+    #[arg(long)]
+    pub assertion: bool,
 }
 
 /// The demo's session store settings, as `[session]` lines.
@@ -84,15 +88,19 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
 
 /// Start the provider and prepare the sidecar. Ports that are taken fall back to free ones.
 pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, String> {
-    start_with(port, idp_port, signals, &store_lines("embedded", "")).await
+    start_with(port, idp_port, signals, &store_lines("embedded", ""), "").await
 }
 
-/// [`start`] with the `[session]` store lines given.
+/// `[assertion]` for `demo --assertion`: the documented default header.
+const ASSERTION_TABLE: &str = "[assertion]\nheader = \"X-Pocketgate-Assertion\"\n";
+
+/// [`start`] with the `[session]` store lines and more tables given.
 async fn start_with(
     port: u16,
     idp_port: u16,
     signals: bool,
     store_lines: &str,
+    more_tables: &str,
 ) -> Result<Demo, String> {
     let listener = bind(port).map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -138,7 +146,7 @@ bypass_paths = ["/public"]
 [[hosts]]
 host = "admin.demo.test"
 policy = "admins"
-"#,
+{more_tables}"#,
         issuer = idp.issuer(),
         session_secret = random(32)?,
     );
@@ -153,7 +161,7 @@ policy = "admins"
     let store = Store::open(&runtime.session.store)
         .await
         .map_err(|e| e.to_string())?;
-    let state = AppState::new(runtime, provider, store);
+    let state = AppState::new(runtime, provider, store).map_err(|e| e.to_string())?;
     let app = Application::with_listener(
         state,
         listener,
@@ -176,7 +184,8 @@ pub fn run(args: &DemoArgs) -> ExitCode {
     crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
         let lines = store_lines(&args.store, &args.redis_url);
-        let demo = match start_with(args.port, args.idp_port, true, &lines).await {
+        let more = if args.assertion { ASSERTION_TABLE } else { "" };
+        let demo = match start_with(args.port, args.idp_port, true, &lines, more).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -310,6 +319,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         original: &original,
         names: &state.headers,
         identity,
+        assertion: None,
     };
     let reply = respond::decision(decision.outcome, &answer, || reason.clone());
     let status = reply.status();

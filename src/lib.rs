@@ -4,6 +4,7 @@
 //! Dependencies point one way: [`config`] → [`policy`] → [`session`] / [`oidc`]
 //! → [`http`] → [`cli`]. See DESIGN.md for the contract.
 
+pub mod assertion;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]

@@ -36,6 +36,8 @@ pub enum ReloadError {
     Config(#[from] config::ConfigErrors),
     #[error("oidc: the changed provider settings do not work: {0}")]
     Provider(String),
+    #[error("{0}")]
+    State(#[from] crate::http::BuildError),
 }
 
 /// What a successful reload did.
@@ -111,7 +113,7 @@ impl Reloader {
                 }
             }
         };
-        let next = old.rebuilt(Arc::new(runtime), provider.clone());
+        let next = old.rebuilt(Arc::new(runtime), provider.clone())?;
         self.live.replace(next);
         if !same_provider {
             if let Some(old) = self.discovery.replace(provider.spawn_discovery()) {

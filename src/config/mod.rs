@@ -22,6 +22,7 @@ use figment::Figment;
 
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
+pub use compile::assertion::{AssertionSettings, KeyFile};
 pub use error::{ConfigError, ConfigErrors};
 pub use http::HeaderName;
 
@@ -50,6 +51,8 @@ pub struct Runtime {
     pub host_headers: BTreeMap<usize, HeaderNames>,
     /// Logging output.
     pub log: LogSettings,
+    /// `[assertion]`: `None` unless `assertion.header` is set.
+    pub assertion: Option<AssertionSettings>,
 }
 
 impl Runtime {

@@ -30,6 +30,7 @@ pub(crate) struct RawConfig {
     pub oidc: RawOidc,
     pub session: RawSession,
     pub headers: RawHeaders,
+    pub assertion: RawAssertion,
     pub policies: BTreeMap<String, RawPolicy>,
     pub hosts: Vec<RawHost>,
     /// The main file's name, once include files were merged (for messages
@@ -107,6 +108,18 @@ pub(crate) struct RawHeaders {
     pub name: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub groups: Option<String>,
+}
+
+/// `[assertion]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawAssertion {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub header: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub lifetime: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub key_file: Option<String>,
 }
 
 /// `[policies.NAME]`.
@@ -334,6 +347,7 @@ pub(crate) mod keys {
         "oidc",
         "session",
         "headers",
+        "assertion",
         "policies",
         "hosts",
     ];
@@ -361,6 +375,7 @@ pub(crate) mod keys {
     ];
     pub(crate) const SESSION_DOMAIN: &[&str] = &["cookie_domain", "public_url"];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
+    pub(crate) const ASSERTION: &[&str] = &["header", "lifetime", "key_file"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[
         "host",

@@ -624,3 +624,72 @@ fn every_unknown_key_is_reported_with_type_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn assertion_is_off_unless_a_header_is_set() {
+    assert!(load(&base("")).unwrap().value.assertion.is_none());
+    let a = load(&base("[assertion]\nheader = \"X-Pocketgate-Assertion\""))
+        .unwrap()
+        .value
+        .assertion
+        .unwrap();
+    assert_eq!(a.header.as_str(), "x-pocketgate-assertion");
+    assert_eq!(a.lifetime, Duration::from_secs(60));
+    assert!(a.key_file.is_none());
+}
+
+#[rustfmt::skip]
+#[test]
+fn assertion_mistakes_name_the_key_and_the_fix() {
+    let cases = [
+        ("header = \"X-Remote-User\"", "assertion.header: \"X-Remote-User\" is already an identity header"),
+        ("header = \"Cookie\"", "assertion.header"),
+        ("header = \"X-A\"\nlifetime = \"1s\"", "must be between 2 seconds and 1 day"),
+        ("header = \"X-A\"\nlifetime = \"soon\"", "assertion.lifetime: \"soon\" is not a duration"),
+        ("header = \"X-A\"\nkey_file = \"/nonexistent/assertion.pem\"", "assertion.key_file"),
+        ("header = \"X-A\"\nlifetme = \"5s\"", "lifetme"),
+    ];
+    for (extra, want) in cases {
+        let e = err(&base(&format!("[assertion]\n{extra}")));
+        assert!(e.contains(want), "{extra}: {e}");
+    }
+}
+
+#[test]
+fn assertion_with_redis_needs_a_shared_key_file_and_cookies_warn() {
+    let redis = base("[assertion]\nheader = \"X-A\"").replace(
+        "[session]\n",
+        "[session]\nstore = \"redis\"\nredis_url = \"redis://127.0.0.1:6379\"\n",
+    );
+    assert!(
+        err(&redis).contains("assertion.key_file"),
+        "{}",
+        err(&redis)
+    );
+    let cookie = base("[assertion]\nheader = \"X-A\"")
+        .replace("[session]\n", "[session]\nstore = \"cookie\"\n");
+    let loaded = load(&cookie).unwrap();
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("generated in memory")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn a_key_file_that_holds_no_p256_key_is_refused() {
+    let mut f = tempfile::NamedTempFile::new().unwrap();
+    writeln!(
+        f,
+        "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
+    )
+    .unwrap();
+    let e = err(&base(&format!(
+        "[assertion]\nheader = \"X-A\"\nkey_file = {:?}",
+        f.path().display().to_string()
+    )));
+    assert!(e.contains("CERTIFICATE"), "{e}");
+}

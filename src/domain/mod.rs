@@ -8,11 +8,13 @@
 #![deny(clippy::indexing_slicing)]
 
 mod host;
+mod key;
 mod net;
 mod path;
 mod readings;
 
 pub use host::{is_hostname, CookieDomain, HostName, HostPattern};
+pub use key::SigningKey;
 pub use net::{ClientAddr, Networks};
 pub use path::{is_normal_path, NormalPath, PathPrefix};
 pub use readings::{is_plain, PathReadings};

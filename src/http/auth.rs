@@ -80,6 +80,19 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
             tracing::debug!(host = %original.host, path = %original.path, client = %original.client, user, outcome = decision.outcome.as_str(), rule, "decision");
         }
     }
+    // The assertion is signed (or taken from the cache) only for an allow
+    // with identity: a bypass or a trusted network never carries one.
+    let assertion = match (&state.assertion, identity, decision.outcome) {
+        (Some(a), Some(user), Outcome::Allow) => {
+            let audience =
+                crate::assertion::audience(original.scheme == Scheme::Https, &original.authority);
+            match a.assertion(user, &audience, super::now()) {
+                Ok(value) => Some((a.header(), value)),
+                Err(e) => return respond::reject(&Rejection::Assertion(e), client),
+            }
+        }
+        _ => None,
+    };
     let answer = Answer {
         endpoint,
         client,
@@ -89,6 +102,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
         // The matched host entry's `[hosts.headers]`, else `[headers]`.
         names: rt.headers_for(&decision.host),
         identity,
+        assertion,
     };
     respond::decision(decision.outcome, &answer, || {
         decision.reason(&rt.rules, &facts, identity)

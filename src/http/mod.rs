@@ -23,6 +23,7 @@ use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer};
 use arc_swap::ArcSwap;
 
+use crate::assertion::{AssertionError, Assertions};
 use crate::config::HeaderNames;
 use crate::config::{LoginDomain, Runtime};
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
     pub metrics: Arc<Metrics>,
+    /// The signed identity assertion, when `[assertion]` is set.
+    pub assertion: Option<Arc<Assertions>>,
 }
 
 /// Why the application could not be built.
@@ -49,13 +52,21 @@ pub struct AppState {
 pub enum BuildError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("assertion: {0}")]
+    Assertion(#[from] AssertionError),
 }
 
 impl AppState {
     /// Derive keys and cookie settings from the runtime configuration, which
     /// has already checked everything that could be wrong with them. `store`
-    /// is the opened `session.store` (`None` for stateless cookies).
-    pub fn new(runtime: Arc<Runtime>, provider: Arc<Provider>, store: Option<Store>) -> AppState {
+    /// is the opened `session.store` (`None` for stateless cookies). Fails
+    /// only when a generated assertion key cannot be kept in `state_dir`.
+    pub fn new(
+        runtime: Arc<Runtime>,
+        provider: Arc<Provider>,
+        store: Option<Store>,
+    ) -> Result<AppState, BuildError> {
+        let assertion = assertions(&runtime, None)?;
         let (keys, cookie) = keys_and_cookie(&runtime);
         let metrics = Arc::new(Metrics::default());
         let sessions = Sessions::new(
@@ -65,7 +76,7 @@ impl AppState {
             runtime.session.refresh_interval,
             metrics.clone(),
         );
-        AppState {
+        Ok(AppState {
             headers: runtime.headers.clone(),
             runtime,
             keys,
@@ -73,20 +84,28 @@ impl AppState {
             provider,
             sessions,
             metrics,
-        }
+            assertion,
+        })
     }
 
     /// The state for a reloaded configuration: `runtime` and `provider` are
     /// the new ones; the store (a restart-only setting) and the metrics carry
-    /// over, so counters and sessions survive the reload.
-    pub fn rebuilt(&self, runtime: Arc<Runtime>, provider: Arc<Provider>) -> AppState {
+    /// over, so counters and sessions survive the reload; so do the
+    /// assertion keys (a generated one, and a replaced one stays published
+    /// until its last assertion expired).
+    pub fn rebuilt(
+        &self,
+        runtime: Arc<Runtime>,
+        provider: Arc<Provider>,
+    ) -> Result<AppState, BuildError> {
+        let assertion = assertions(&runtime, self.assertion.as_deref())?;
         let (keys, cookie) = keys_and_cookie(&runtime);
         let sessions = self.sessions.reconfigured(
             keys.clone(),
             cookie.clone(),
             runtime.session.refresh_interval,
         );
-        AppState {
+        Ok(AppState {
             headers: runtime.headers.clone(),
             runtime,
             keys,
@@ -94,7 +113,8 @@ impl AppState {
             provider,
             sessions,
             metrics: self.metrics.clone(),
-        }
+            assertion,
+        })
     }
 
     /// The session cookie's attributes on `domain`: its `Domain` and, when
@@ -131,6 +151,26 @@ impl AppState {
             .map(|(n, _)| n)
             .collect()
     }
+}
+
+fn assertions(
+    runtime: &Runtime,
+    previous: Option<&Assertions>,
+) -> Result<Option<Arc<Assertions>>, AssertionError> {
+    runtime
+        .assertion
+        .as_ref()
+        .map(|settings| {
+            Assertions::new(
+                settings,
+                &runtime.public_url.origin,
+                &runtime.session.store,
+                previous,
+                now(),
+            )
+            .map(Arc::new)
+        })
+        .transpose()
 }
 
 fn keys_and_cookie(runtime: &Runtime) -> (SessionKeys, CookieSettings) {
@@ -216,6 +256,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(healthz))
         .route("/readyz", web::get().to(readyz))
         .route("/metrics", web::get().to(metrics_page))
+        .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/login", web::get().to(login::login))
         .route("/callback", web::get().to(login::callback))
         .route("/logout", web::get().to(login::logout))
@@ -257,6 +298,19 @@ async fn readyz(state: State) -> HttpResponse {
                     .unwrap_or_default()
             ))
     }
+}
+
+/// The public keys of the identity assertion; an empty set when it is off.
+/// Backends may cache it briefly: a new key is published before it signs
+/// only when it comes with a reload, so a backend refetches on an unknown `kid`.
+async fn jwks(state: State) -> HttpResponse {
+    let body = match &state.assertion {
+        Some(a) => a.jwks(now()),
+        None => serde_json::json!({ "keys": [] }),
+    };
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .json(body)
 }
 
 async fn metrics_page(state: State) -> HttpResponse {

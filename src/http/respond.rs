@@ -4,12 +4,13 @@
 //! gets a small HTML page with a plain message; an API client gets JSON; the
 //! log gets the detail. Provider-supplied text never reaches a page.
 
-use actix_web::http::header::{self, HeaderMap, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, HttpResponseBuilder};
 
 use super::metrics::{BadRequestReason, Endpoint};
 use super::pages;
+use crate::assertion::AssertionError;
 use crate::config::{HeaderNames, PublicUrl};
 use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
 use crate::oidc::OidcError;
@@ -86,6 +87,9 @@ pub(crate) enum Rejection {
     /// The OS random source failed: no state, nonce or verifier can be drawn.
     #[error("the operating system's random source failed: {0}")]
     NoRandomness(getrandom::Error),
+    /// The identity assertion could not be signed.
+    #[error(transparent)]
+    Assertion(#[from] AssertionError),
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
@@ -115,7 +119,8 @@ impl Rejection {
             Rejection::ProviderUnavailable(_)
             | Rejection::NoRandomness(_)
             | Rejection::StoreUnavailable(_)
-            | Rejection::SessionNotStored(_) => StatusCode::SERVICE_UNAVAILABLE,
+            | Rejection::SessionNotStored(_)
+            | Rejection::Assertion(_) => StatusCode::SERVICE_UNAVAILABLE,
             Rejection::SessionTooLarge(_) | Rejection::UnsendableIdentity(_) => {
                 StatusCode::FORBIDDEN
             }
@@ -172,6 +177,10 @@ impl Rejection {
             Rejection::NoRandomness(_) => (
                 "Sign-in unavailable",
                 "pocketgate cannot start a sign-in right now (see its log).".into(),
+            ),
+            Rejection::Assertion(_) => (
+                "Access unavailable",
+                "pocketgate cannot sign your identity for the application right now (see its log).".into(),
             ),
             Rejection::SessionTooLarge(_) => (
                 "Sign-in failed",
@@ -258,6 +267,8 @@ pub(crate) struct Answer<'a> {
     pub original: &'a OriginalRequest<'a>,
     pub names: &'a HeaderNames,
     pub identity: Option<&'a Identity>,
+    /// The signed assertion for an allow, with its header name.
+    pub assertion: Option<(&'a HeaderName, HeaderValue)>,
 }
 
 /// The response for a decision: 200 (with identity headers on allow), a
@@ -280,6 +291,9 @@ pub(crate) fn decision(
                     let mut resp = no_store(HttpResponse::Ok());
                     for (name, value) in headers {
                         resp.insert_header((name, value));
+                    }
+                    if let Some((name, value)) = &answer.assertion {
+                        resp.insert_header(((*name).clone(), value.clone()));
                     }
                     resp.finish()
                 }

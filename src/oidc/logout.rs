@@ -414,11 +414,13 @@ mod tests {
     }
 
     fn ec_key(kid: &str) -> (EncodingKey, Value) {
-        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        use p256::elliptic_curve::sec1::ToSec1Point;
         use p256::pkcs8::EncodePrivateKey;
 
-        let secret = p256::SecretKey::random(&mut rand_core::OsRng);
-        let point = secret.public_key().to_encoded_point(false);
+        let mut bytes = [0u8; 32];
+        getrandom::getrandom(&mut bytes).unwrap();
+        let secret = p256::SecretKey::from_slice(&bytes).unwrap();
+        let point = secret.public_key().to_sec1_point(false);
         let jwk = json!({
             "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
             "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),

@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod assertion;
 mod domains;
 mod forward_auth;
 mod headers;

@@ -199,7 +199,7 @@ pub async fn spawn(opts: Options) -> TestApp {
     let store = pocketgate::session::store::Store::open(&runtime.session.store)
         .await
         .unwrap();
-    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store);
+    let state = AppState::new(Arc::clone(&runtime), Arc::clone(&provider), store).unwrap();
     let app = Application::with_listener(
         state,
         listener,

@@ -2,6 +2,7 @@
 //! section is compiled even when an earlier one failed, so that one `check`
 //! run names every mistake of a file.
 
+pub(super) mod assertion;
 mod oidc;
 mod rules;
 mod server;
@@ -87,12 +88,25 @@ pub(super) fn runtime(
     let session = server
         .as_ref()
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
+    let assertion = assertion::compile(
+        raw,
+        server.as_ref().map(|s| &s.headers),
+        session.as_ref().map(|s| &s.store),
+        &mut report,
+    );
     if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
-    let runtime = match (server, rules, oidc, session, host_headers) {
-        (Some(server), Some(rules), Some(mut oidc), Some(session), Some(host_headers)) => {
+    let runtime = match (server, rules, oidc, session, host_headers, assertion) {
+        (
+            Some(server),
+            Some(rules),
+            Some(mut oidc),
+            Some(session),
+            Some(host_headers),
+            Some(assertion),
+        ) => {
             Some(Runtime {
                 oidc: {
                     oidc.offline_access = session.refresh_interval.is_some();
@@ -113,6 +127,7 @@ pub(super) fn runtime(
                 log: server.log,
                 rules,
                 session,
+                assertion,
             })
         }
         _ => None,

@@ -172,7 +172,7 @@ fn header_names(
     Some(names)
 }
 
-fn header_name(key: &str, name: &str) -> Result<HeaderName, ConfigError> {
+pub(super) fn header_name(key: &str, name: &str) -> Result<HeaderName, ConfigError> {
     if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(invalid(
             key,

@@ -11,7 +11,16 @@ port and prints ``{"port": N}`` on stdout.
   path: ``101 Switching Protocols`` with the RFC 6455 ``Sec-WebSocket-Accept``,
   then one text frame carrying the same JSON, then a close frame.
 
-Standard library only.
+- Every identity assertion it receives (any header whose name folds to
+  ``x-pocketgate-assertion``) it verifies like a real backend would: ES256
+  with PyJWT against the JWKS at ``{iss}/.well-known/jwks.json`` (fetched
+  through the proxy, refetched on an unknown ``kid``), ``aud`` = its own
+  origin (``http://`` + the ``Host`` it was asked for), ``exp``/``iat``.
+  Only issuers under ``.example.test`` are fetched from. The outcome is in
+  ``"assertions"``: ``[{"ok": true, "claims": {...}}`` or ``{"ok": false,
+  "error": "..."}]``, one entry per header received.
+
+Standard library, plus PyJWT for the assertion.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import base64
 import hashlib
 import json
 import sys
+import threading
+import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -44,6 +55,56 @@ def ws_frame(opcode: int, payload: bytes) -> bytes:
     return head + payload
 
 
+ASSERTION_HEADER = "x-pocketgate-assertion"
+_jwks: dict[str, dict] = {}
+_jwks_lock = threading.Lock()
+
+
+def _fetch_jwks(issuer: str) -> dict:
+    """The issuer's JWKS, asked of the proxy on loopback under the issuer's host name."""
+    from urllib.parse import urlsplit
+
+    u = urlsplit(issuer)
+    req = urllib.request.Request(f"http://127.0.0.1:{u.port or 80}/.well-known/jwks.json",
+                                 headers={"Host": u.netloc})
+    with urllib.request.urlopen(req, timeout=5) as r:
+        return json.load(r)
+
+
+def _key_for(issuer: str, kid: str):
+    import jwt
+
+    for refresh in (False, True):
+        with _jwks_lock:
+            if refresh or issuer not in _jwks:
+                _jwks[issuer] = _fetch_jwks(issuer)
+            data = _jwks[issuer]
+        for k in data.get("keys", []):
+            if k.get("kid") == kid:
+                return jwt.PyJWK.from_dict(k).key
+    raise LookupError(f"kid {kid!r} not in {issuer}/.well-known/jwks.json")
+
+
+def verify_assertion(token: str, host: str) -> dict:
+    """Verify one assertion as the backend at ``http://{host}``."""
+    import jwt
+    from urllib.parse import urlsplit
+
+    try:
+        header = jwt.get_unverified_header(token)
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss", "")
+        if not (urlsplit(issuer).hostname or "").endswith(".example.test"):
+            raise ValueError(f"untrusted issuer {issuer!r}")
+        if header.get("alg") != "ES256":
+            raise ValueError(f"alg {header.get('alg')!r}")
+        claims = jwt.decode(token, _key_for(issuer, header.get("kid", "")), algorithms=["ES256"],
+                            audience=f"http://{host.lower()}", issuer=issuer,
+                            options={"require": ["exp", "iat", "iss", "aud", "sub"]})
+        return {"ok": True, "kid": header.get("kid"), "claims": claims}
+    except Exception as e:  # noqa: BLE001 - every failure is a refusal, reported
+        return {"ok": False, "error": f"{type(e).__name__}: {e}"}
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "e2e-echo"
@@ -54,6 +115,11 @@ class Handler(BaseHTTPRequestHandler):
             "method": self.command,
             "path": self.path,
             "headers": [[k, v] for k, v in self.headers.items()],
+            "assertions": [
+                verify_assertion(v, self.headers.get("Host") or "")
+                for k, v in self.headers.items()
+                if k.lower().replace("_", "-") == ASSERTION_HEADER
+            ],
         }
 
     def _handle(self) -> None:
