@@ -93,6 +93,7 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
         ("oidc", keys::OIDC),
         ("session", keys::SESSION),
         ("headers", keys::HEADERS),
+        ("bearer", keys::BEARER),
     ] {
         if let Some(Value::Dict(_, d)) = tree.get(table) {
             check_table(d, table, allowed, errors);

@@ -44,6 +44,8 @@ pub struct Runtime {
     pub session: SessionSettings,
     /// Names of the identity headers.
     pub headers: HeaderNames,
+    /// `[bearer]`: `Some` when API clients may present provider-issued tokens.
+    pub bearer: Option<BearerSettings>,
     /// Logging output.
     pub log: LogSettings,
 }
@@ -280,6 +282,13 @@ pub struct OidcSettings {
     /// Ask for `offline_access` (when the provider lists it): sessions are
     /// kept in a store and re-checked every `refresh_interval`.
     pub offline_access: bool,
+}
+
+/// `[bearer] enabled = true`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerSettings {
+    /// A token's `aud` must share one of these (default: `[oidc.client_id]`).
+    pub audiences: Vec<String>,
 }
 
 /// `[session]`, resolved.

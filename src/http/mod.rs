@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 
 use crate::config::HeaderNames;
 use crate::config::{LoginDomain, Runtime};
+use crate::oidc::bearer::BearerAuth;
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
 use crate::session::store::{Store, StoreError};
@@ -42,6 +43,8 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
     pub metrics: Arc<Metrics>,
+    /// `[bearer]`: bearer-token authentication and its caches, when enabled.
+    pub bearer: Option<Arc<BearerAuth>>,
 }
 
 /// Why the application could not be built.
@@ -65,6 +68,10 @@ impl AppState {
             runtime.session.refresh_interval,
             metrics.clone(),
         );
+        let bearer = runtime
+            .bearer
+            .as_ref()
+            .map(|b| Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())));
         AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -73,6 +80,7 @@ impl AppState {
             provider,
             sessions,
             metrics,
+            bearer,
         }
     }
 
@@ -86,6 +94,11 @@ impl AppState {
             cookie.clone(),
             runtime.session.refresh_interval,
         );
+        // The token caches carry over unless what they depend on changed.
+        let bearer = runtime.bearer.as_ref().map(|b| match &self.bearer {
+            Some(old) if old.serves(&provider, &b.audiences) => old.clone(),
+            _ => Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())),
+        });
         AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -94,6 +107,7 @@ impl AppState {
             provider,
             sessions,
             metrics: self.metrics.clone(),
+            bearer,
         }
     }
 

@@ -2,6 +2,7 @@
 //! section is compiled even when an earlier one failed, so that one `check`
 //! run names every mistake of a file.
 
+mod bearer;
 mod oidc;
 mod rules;
 mod server;
@@ -81,6 +82,7 @@ pub(super) fn runtime(
     let server = server::compile(raw, &mut report);
     let rules = rules::compile(raw, &mut report);
     let oidc = oidc::compile(raw, env, rules.as_ref(), &mut report);
+    let bearer = bearer::compile(raw, oidc.as_ref(), &mut report);
     let session = server
         .as_ref()
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
@@ -88,8 +90,8 @@ pub(super) fn runtime(
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
-    let runtime = match (server, rules, oidc, session) {
-        (Some(server), Some(rules), Some(mut oidc), Some(session)) => Some(Runtime {
+    let runtime = match (server, rules, oidc, session, bearer) {
+        (Some(server), Some(rules), Some(mut oidc), Some(session), Some(bearer)) => Some(Runtime {
             oidc: {
                 oidc.offline_access = session.refresh_interval.is_some();
                 oidc
@@ -105,6 +107,7 @@ pub(super) fn runtime(
             public_url: server.public_url,
             trusted_proxies: server.trusted_proxies,
             headers: server.headers,
+            bearer,
             log: server.log,
             rules,
             session,
