@@ -10,6 +10,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bearer;
 mod domains;
 mod forward_auth;
 mod login;
