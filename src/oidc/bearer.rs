@@ -455,7 +455,7 @@ pub(super) fn userinfo_timeout() -> Duration {
 /// The claims of an unverified JWT, for `explain --bearer` only: nothing
 /// here is trusted, and nothing else may use it.
 pub fn unverified_claims(token: &str) -> Result<Map<String, Value>, String> {
-    let jws = Jws::parse(token.trim()).map_err(|e| e.to_string())?;
+    let jws = Jws::parse(token.trim()).map_err(|e| TokenError::from(e).to_string())?;
     serde_json::from_slice(&jws.payload).map_err(|_| "the payload is not a JSON object".into())
 }
 

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClientAuth, OidcSettings};
 use crate::policy::Identity;
-pub use claims::identity_from_claims;
+pub use claims::{identity_from_claim_names, identity_from_claims};
 
 /// Provider metadata fields `openidconnect` does not model by default.
 #[derive(Clone, Debug, Deserialize, Serialize)]

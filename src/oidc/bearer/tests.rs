@@ -207,7 +207,7 @@ refused! {
     unknown_kid:           rs(json!({"alg": "RS256", "kid": "rsa-9"}), valid()) => TokenError::UnknownKey,
     crit_header:           rs(json!({"alg": "RS256", "kid": "rsa-1", "crit": ["x"]}), valid()) => TokenError::CriticalHeader,
     payload_not_json:      jws(&rs_header(), "not json", Algorithm::RS256, &keys().rsa) => TokenError::Malformed(_),
-    garbage:               "not.a.jwt".to_string()                        => TokenError::Malformed(_),
+    garbage:               String::from("not.a.jwt")                      => TokenError::Malformed(_),
 }
 
 #[test]
