@@ -22,10 +22,9 @@
 //! never a refusal, never cached, a 503 and not a 401 for the caller.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use moka::sync::Cache;
-use moka::Expiry;
 use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
 use openidconnect::{JsonWebKey as _, JsonWebTokenType};
 use serde_json::{Map, Value};
@@ -297,22 +296,6 @@ struct Verified {
     until: u64,
 }
 
-/// Each cached identity lives until its own `until`.
-struct UntilExpiry;
-
-impl Expiry<[u8; 32], Arc<Verified>> for UntilExpiry {
-    fn expire_after_create(
-        &self,
-        _: &[u8; 32],
-        value: &Arc<Verified>,
-        _: Instant,
-    ) -> Option<Duration> {
-        Some(Duration::from_secs(
-            value.until.saturating_sub(kit::unix_now()),
-        ))
-    }
-}
-
 /// Bearer-token authentication with its caches: one per configuration (a
 /// reload that changes the provider or the audiences starts empty caches).
 pub struct BearerAuth {
@@ -338,9 +321,12 @@ impl BearerAuth {
         BearerAuth {
             provider,
             audiences,
+            // One time-to-live for all (cheaper per read than moka's
+            // per-entry expiry); each entry's own `until` (the token's
+            // `exp`) is checked on every read.
             verified: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
-                .expire_after(UntilExpiry)
+                .time_to_live(MAX_CACHE_TTL)
                 .build(),
             refused: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
