@@ -206,10 +206,79 @@ fn bench(c: &mut Criterion) {
             black_box(resp.status())
         })
     });
+    // The same request with a bearer JWT instead of the cookie: the token is
+    // verified once, then answered from the cache (keyed by its SHA-256).
+    let (bearer_state, token, _idp) = rt.block_on(bearer_app());
+    let bearer_app = rt.block_on(test::init_service(
+        App::new()
+            .app_data(web::Data::new(LiveState::new(bearer_state)))
+            .configure(routes),
+    ));
+    let bearer = |token: &str| {
+        test::TestRequest::get()
+            .uri("/forward-auth")
+            .peer_addr(peer)
+            .insert_header(("X-Forwarded-Method", "GET"))
+            .insert_header(("X-Forwarded-Proto", "https"))
+            .insert_header(("X-Forwarded-Host", "grafana.example.com"))
+            .insert_header(("X-Forwarded-Uri", "/d/abc/dashboard"))
+            .insert_header(("X-Forwarded-For", OUTSIDE))
+            .insert_header(("Accept", "application/json"))
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .to_request()
+    };
+    println!("bearer token: {} bytes", token.len());
+    let first = rt.block_on(test::call_service(&bearer_app, bearer(&token)));
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers().get("x-remote-user").unwrap(), "alice");
+    group.bench_function("forward-auth bearer JWT (cached)", |b| {
+        b.iter(|| {
+            let resp = rt.block_on(test::call_service(&bearer_app, bearer(&token)));
+            black_box(resp.status())
+        })
+    });
+    group.bench_function("building the bearer test request alone (subtract)", |b| {
+        b.iter(|| black_box(bearer(&token)))
+    });
     group.bench_function("building the test request alone (subtract)", |b| {
         b.iter(|| black_box(caddy("/d/abc/dashboard", Some(&cookie), OUTSIDE)))
     });
     group.finish();
+}
+
+/// The bench configuration with `[bearer]` on, against a running development
+/// provider (discovered), and an access token for alice carrying her groups.
+async fn bearer_app() -> (AppState, String, dev_idp::DevIdp) {
+    let mut users = dev_idp::default_users();
+    users[0].groups = ["admins", "users", "media", "grafana-admins", "family"]
+        .map(String::from)
+        .to_vec();
+    let idp = dev_idp::DevIdp::start(dev_idp::DevIdpConfig {
+        client_id: "pg".into(),
+        client_secret: None,
+        redirect_uris: vec!["https://auth.example.com/callback".into()],
+        users,
+        ..dev_idp::DevIdpConfig::default()
+    })
+    .await
+    .unwrap();
+    let config = format!(
+        "{}\n[bearer]\nenabled = true\n",
+        CONFIG.replace("https://id.example.com", idp.issuer())
+    );
+    let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
+    let runtime = Arc::new(load_str(&config, &env).unwrap().value);
+    let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
+    provider.discover().await.unwrap();
+    let state = AppState::new(runtime, provider, None).unwrap();
+    let token = idp
+        .access_token(&dev_idp::AccessTokenOptions {
+            with_user_claims: true,
+            ..dev_idp::AccessTokenOptions::new("alice")
+        })
+        .await
+        .unwrap();
+    (state, token, idp)
 }
 
 criterion_group!(benches, bench);

@@ -105,6 +105,11 @@ pub struct ExplainArgs {
     /// The simulated user's groups, comma-separated.
     #[arg(long, value_delimiter = ',')]
     pub groups: Vec<String>,
+    /// Simulate a bearer token: its claims (read, NOT verified) make the
+    /// identity, as `username_claim` and `groups_claim` say. `-` reads the
+    /// token from standard input (keeps it out of the shell history).
+    #[arg(long, conflicts_with_all = ["user", "groups"])]
+    pub bearer: Option<String>,
     /// Print JSON: {"outcome", "host", "policy", "rule", "reason"}.
     #[arg(long)]
     pub json: bool,
@@ -498,6 +503,18 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
     };
     let _ = writeln!(s, "sessions: store {store}, {refresh}");
     let _ = writeln!(s, "{}", assertion_line(rt));
+    match &rt.bearer {
+        Some(b) => {
+            let _ = writeln!(
+                s,
+                "bearer: on (Authorization: Bearer on /forward-auth and /auth-request), audiences {}",
+                b.audiences.join(",")
+            );
+        }
+        None => {
+            let _ = writeln!(s, "bearer: off");
+        }
+    }
     for p in rt.rules.policies() {
         let mut parts = Vec::new();
         if !p.allowed_groups.is_empty() {
@@ -588,26 +605,60 @@ fn explain(path: &Path, args: &ExplainArgs) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: --url: {e}");
+            eprintln!("error: {e}");
             ExitCode::from(2)
         }
     }
 }
 
+/// The identity a bearer token's claims would make (`-`: the token from
+/// standard input). The signature and the standard claims are not checked
+/// here: pocketgate does that when serving.
+fn bearer_identity(rules: &Rules, token: &str) -> Result<Identity, String> {
+    let token = if token == "-" {
+        let mut t = String::new();
+        std::io::Read::read_to_string(
+            &mut std::io::Read::take(std::io::stdin(), 64 * 1024),
+            &mut t,
+        )
+        .map_err(|e| format!("--bearer -: {e}"))?;
+        t
+    } else {
+        token.to_string()
+    };
+    let claims = crate::oidc::bearer::unverified_claims(token.trim()).map_err(|e| {
+        format!("--bearer: {e} (an opaque token has no claims: only the provider's userinfo endpoint can say who it is)")
+    })?;
+    let names = rules.claim_names();
+    crate::oidc::identity_from_claim_names(
+        &names.username,
+        &names.groups,
+        &rules.role_claims(),
+        &claims,
+    )
+    .map_err(|e| format!("--bearer: {e}"))
+}
+
 /// The `explain` output for one simulated request.
 pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String> {
-    let url = crate::request::parse_absolute_url(&args.url).map_err(|e| e.to_string())?;
+    let url = crate::request::parse_absolute_url(&args.url).map_err(|e| format!("--url: {e}"))?;
     let client = ClientAddr::new(args.ip.unwrap_or(IpAddr::from([192, 0, 2, 1])));
-    let identity = args.user.as_ref().map(|u| Identity {
-        subject: u.clone(),
-        user: u.clone(),
-        groups: args
-            .groups
-            .iter()
-            .map(|g| g.trim().to_string())
-            .filter(|g| !g.is_empty())
-            .collect(),
-        ..Identity::default()
+    let bearer = match args.bearer.as_deref() {
+        Some(token) => Some(bearer_identity(rules, token)?),
+        None => None,
+    };
+    let identity = bearer.or_else(|| {
+        args.user.as_ref().map(|u| Identity {
+            subject: u.clone(),
+            user: u.clone(),
+            groups: args
+                .groups
+                .iter()
+                .map(|g| g.trim().to_string())
+                .filter(|g| !g.is_empty())
+                .collect(),
+            ..Identity::default()
+        })
     });
     let method = args.method.to_ascii_uppercase();
     let facts = RequestFacts {
@@ -641,6 +692,15 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
         return Ok(format!("{v}\n"));
     }
     let who = match &identity {
+        Some(i) if args.bearer.is_some() => format!(
+            "bearer token (claims not verified) of user {} (groups {})",
+            i.user,
+            if i.groups.is_empty() {
+                "none".into()
+            } else {
+                i.groups.join(",")
+            }
+        ),
         Some(i) if i.groups.is_empty() => format!("user {} (no groups)", i.user),
         Some(i) => format!("user {} (groups {})", i.user, i.groups.join(",")),
         None => "no session".into(),

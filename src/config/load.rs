@@ -94,6 +94,7 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
         ("session", keys::SESSION),
         ("headers", keys::HEADERS),
         ("assertion", keys::ASSERTION),
+        ("bearer", keys::BEARER),
     ] {
         if let Some(Value::Dict(_, d)) = tree.get(table) {
             check_table(d, table, allowed, errors);

@@ -49,6 +49,8 @@ pub struct Runtime {
     /// `[hosts.headers]`, resolved key by key over `headers`: by the
     /// `index` of the host entry that has one. See [`Runtime::headers_for`].
     pub host_headers: BTreeMap<usize, HeaderNames>,
+    /// `[bearer]`: `Some` when API clients may present provider-issued tokens.
+    pub bearer: Option<BearerSettings>,
     /// Logging output.
     pub log: LogSettings,
     /// `[assertion]`: `None` unless `assertion.header` is set.
@@ -312,6 +314,13 @@ pub struct OidcSettings {
     /// Ask for `offline_access` (when the provider lists it): sessions are
     /// kept in a store and re-checked every `refresh_interval`.
     pub offline_access: bool,
+}
+
+/// `[bearer] enabled = true`, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BearerSettings {
+    /// A token's `aud` must share one of these (default: `[oidc.client_id]`).
+    pub audiences: Vec<String>,
 }
 
 /// `[session]`, resolved.

@@ -31,6 +31,7 @@ pub(crate) struct RawConfig {
     pub session: RawSession,
     pub headers: RawHeaders,
     pub assertion: RawAssertion,
+    pub bearer: RawBearer,
     pub policies: BTreeMap<String, RawPolicy>,
     pub hosts: Vec<RawHost>,
     /// The main file's name, once include files were merged (for messages
@@ -94,6 +95,15 @@ pub(crate) struct RawSessionDomain {
     pub cookie_domain: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub public_url: Option<String>,
+}
+
+/// `[bearer]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawBearer {
+    pub enabled: Option<bool>,
+    #[serde(deserialize_with = "lenient::opt_strings")]
+    pub audiences: Option<Vec<String>>,
 }
 
 /// `[headers]`.
@@ -348,6 +358,7 @@ pub(crate) mod keys {
         "session",
         "headers",
         "assertion",
+        "bearer",
         "policies",
         "hosts",
     ];
@@ -376,6 +387,7 @@ pub(crate) mod keys {
     pub(crate) const SESSION_DOMAIN: &[&str] = &["cookie_domain", "public_url"];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
     pub(crate) const ASSERTION: &[&str] = &["header", "lifetime", "key_file"];
+    pub(crate) const BEARER: &[&str] = &["enabled", "audiences"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[
         "host",

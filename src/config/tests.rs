@@ -7,6 +7,7 @@ use figment::providers::{Format, Toml};
 use super::*;
 use crate::policy::HostMatch;
 
+mod bearer;
 mod domains;
 mod include;
 

@@ -1,13 +1,20 @@
 //! `/forward-auth` (Caddy, Traefik), `/auth-request` (nginx) and `/whoami`.
+//!
+//! Identity, when the decision needs one: the session cookie, else (with
+//! `[bearer]`) an `Authorization: Bearer` token. A request carrying both is
+//! decided by its session.
 
+use std::sync::Arc;
 use std::time::Instant;
 
+use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::metrics::Endpoint;
+use super::metrics::{BearerResult, Endpoint};
 use super::respond::{self, Answer, Client, Rejection};
 use super::{peer_ip, State};
-use crate::policy::{self, Outcome};
+use crate::oidc::bearer::{self, BearerAuth, BearerError, Credential, Source};
+use crate::policy::{self, Identity, Outcome};
 use crate::request::{self, Scheme};
 
 pub(super) async fn forward_auth(req: HttpRequest, state: State) -> HttpResponse {
@@ -52,6 +59,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     let facts = original.facts();
     let mut decision = policy::decide(&rt.rules, &facts, None);
     let mut current = None;
+    let mut token_identity = None;
     if decision.outcome == Outcome::Login {
         current = match state.session(req.headers()).await {
             Ok(c) => c,
@@ -65,9 +73,23 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
             if c.refresh_due {
                 super::refresh::spawn(state, c);
             }
+        } else if let Some(bearer) = &state.bearer {
+            // The session wins: a token is only looked at without one.
+            match bearer_identity(req, bearer, state).await {
+                Ok(Some(identity)) => {
+                    decision = policy::decide(&rt.rules, &facts, Some(&identity));
+                    token_identity = Some(identity);
+                }
+                Ok(None) => {}
+                // A script, whatever its Accept header says: never a login page.
+                Err(rejection) => return respond::reject(&rejection, Client::Api),
+            }
         }
     }
-    let identity = current.as_ref().map(|c| &c.session.identity);
+    let identity = current
+        .as_ref()
+        .map(|c| &c.session.identity)
+        .or(token_identity.as_deref());
     state
         .metrics
         .decision(endpoint, decision.outcome, started.elapsed());
@@ -107,6 +129,46 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     respond::decision(decision.outcome, &answer, || {
         decision.reason(&rt.rules, &facts, identity)
     })
+}
+
+/// The identity of the request's `Authorization: Bearer` token; `None`
+/// without one (or with another scheme), a rejection for a refused token or
+/// one the provider cannot check now.
+async fn bearer_identity(
+    req: &HttpRequest,
+    bearer: &BearerAuth,
+    state: &State,
+) -> Result<Option<Arc<Identity>>, Rejection> {
+    let values = req
+        .headers()
+        .get_all(header::AUTHORIZATION)
+        .map(|v| v.as_bytes());
+    let token = match bearer::credential(values) {
+        Credential::None => return Ok(None),
+        Credential::Bearer(token) => token,
+        Credential::Malformed(e) => {
+            state.metrics.bearer(BearerResult::Invalid);
+            return Err(Rejection::BearerInvalid(e));
+        }
+    };
+    match bearer.authenticate(token).await {
+        Ok((identity, source)) => {
+            state.metrics.bearer(match source {
+                Source::Cache => BearerResult::Cached,
+                Source::Jwt => BearerResult::Jwt,
+                Source::Userinfo => BearerResult::Userinfo,
+            });
+            Ok(Some(identity))
+        }
+        Err(BearerError::Invalid(e)) => {
+            state.metrics.bearer(BearerResult::Invalid);
+            Err(Rejection::BearerInvalid(e))
+        }
+        Err(BearerError::Unavailable(e)) => {
+            state.metrics.bearer(BearerResult::Unavailable);
+            Err(Rejection::BearerUnavailable(e))
+        }
+    }
 }
 
 pub(super) async fn whoami(req: HttpRequest, state: State) -> HttpResponse {

@@ -223,6 +223,43 @@ impl EncodeLabelValue for LoginEvent {
     }
 }
 
+/// How a bearer token was answered: the `result` label of
+/// `pocketgate_bearer_tokens_total`. A closed set, whatever tokens arrive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum BearerResult {
+    /// Accepted from the in-memory cache.
+    Cached = 0,
+    /// Accepted: a JWT verified, identity from its claims.
+    Jwt = 1,
+    /// Accepted: the provider's userinfo endpoint answered for it.
+    Userinfo = 2,
+    /// Refused: 401 `invalid_token`.
+    Invalid = 3,
+    /// Not checked: the provider could not answer (503).
+    Unavailable = 4,
+}
+
+impl BearerResult {
+    const ALL: [BearerResult; 5] = [
+        BearerResult::Cached,
+        BearerResult::Jwt,
+        BearerResult::Userinfo,
+        BearerResult::Invalid,
+        BearerResult::Unavailable,
+    ];
+
+    /// The `result` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BearerResult::Cached => "cached",
+            BearerResult::Jwt => "jwt",
+            BearerResult::Userinfo => "userinfo",
+            BearerResult::Invalid => "invalid",
+            BearerResult::Unavailable => "unavailable",
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct DecisionLabels {
     endpoint: Endpoint,
@@ -396,6 +433,7 @@ pub struct Metrics {
     provider_ready: Gauge,
     sessions: SessionMetrics,
     reloads: ReloadMetrics,
+    bearer: [Counter; BearerResult::ALL.len()],
 }
 
 /// `pocketgate_config_*`: how configuration reloads went.
@@ -504,6 +542,15 @@ impl Default for Metrics {
             build_info,
         );
 
+        let bearer_family = Family::<ResultLabels, Counter>::default();
+        let bearer = BearerResult::ALL
+            .map(|r| bearer_family.get_or_create_owned(&ResultLabels { result: r.as_str() }));
+        registry.register(
+            "pocketgate_bearer_tokens",
+            "Bearer tokens on the auth endpoints, by result",
+            bearer_family,
+        );
+
         let sessions = SessionMetrics::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         reloads
@@ -511,6 +558,7 @@ impl Default for Metrics {
             .set(i64::try_from(kit::unix_now()).unwrap_or(i64::MAX));
 
         Metrics {
+            bearer,
             reloads,
             sessions,
             registry,
@@ -552,6 +600,11 @@ impl Metrics {
                     .inc();
             }
         }
+    }
+
+    /// Count one bearer token's answer.
+    pub fn bearer(&self, result: BearerResult) {
+        self.bearer[result as usize].inc();
     }
 
     /// Count one login-flow event.

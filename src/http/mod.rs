@@ -26,6 +26,7 @@ use arc_swap::ArcSwap;
 use crate::assertion::{AssertionError, Assertions};
 use crate::config::HeaderNames;
 use crate::config::{LoginDomain, Runtime};
+use crate::oidc::bearer::BearerAuth;
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
 use crate::session::store::{Store, StoreError};
@@ -45,6 +46,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The signed identity assertion, when `[assertion]` is set.
     pub assertion: Option<Arc<Assertions>>,
+    /// `[bearer]`: bearer-token authentication and its caches, when enabled.
+    pub bearer: Option<Arc<BearerAuth>>,
 }
 
 /// Why the application could not be built.
@@ -76,6 +79,10 @@ impl AppState {
             runtime.session.refresh_interval,
             metrics.clone(),
         );
+        let bearer = runtime
+            .bearer
+            .as_ref()
+            .map(|b| Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())));
         Ok(AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -85,6 +92,7 @@ impl AppState {
             sessions,
             metrics,
             assertion,
+            bearer,
         })
     }
 
@@ -105,6 +113,11 @@ impl AppState {
             cookie.clone(),
             runtime.session.refresh_interval,
         );
+        // The token caches carry over unless what they depend on changed.
+        let bearer = runtime.bearer.as_ref().map(|b| match &self.bearer {
+            Some(old) if old.serves(&provider, &b.audiences) => old.clone(),
+            _ => Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())),
+        });
         Ok(AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -114,6 +127,7 @@ impl AppState {
             sessions,
             metrics: self.metrics.clone(),
             assertion,
+            bearer,
         })
     }
 

@@ -12,6 +12,7 @@ use super::metrics::{BadRequestReason, Endpoint};
 use super::pages;
 use crate::assertion::AssertionError;
 use crate::config::{HeaderNames, PublicUrl};
+use crate::oidc::bearer::TokenError;
 use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
 use crate::oidc::OidcError;
 use crate::policy::{Identity, Outcome};
@@ -90,6 +91,13 @@ pub(crate) enum Rejection {
     /// The identity assertion could not be signed.
     #[error(transparent)]
     Assertion(#[from] AssertionError),
+    /// `Authorization: Bearer` with a token that is refused: 401
+    /// `invalid_token`, never a redirect.
+    #[error(transparent)]
+    BearerInvalid(TokenError),
+    /// The provider cannot answer for a bearer token now (keys, userinfo): 503.
+    #[error("bearer token not checked: {0}")]
+    BearerUnavailable(String),
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
@@ -116,7 +124,9 @@ impl Rejection {
                 OidcError::IdToken(_) => StatusCode::UNAUTHORIZED,
                 OidcError::Claims(_) => StatusCode::FORBIDDEN,
             },
+            Rejection::BearerInvalid(_) => StatusCode::UNAUTHORIZED,
             Rejection::ProviderUnavailable(_)
+            | Rejection::BearerUnavailable(_)
             | Rejection::NoRandomness(_)
             | Rejection::StoreUnavailable(_)
             | Rejection::SessionNotStored(_)
@@ -166,6 +176,14 @@ impl Rejection {
                 OidcError::IdToken(_) => "The identity provider's answer could not be verified.".into(),
                 OidcError::Claims(_) => "The identity the provider sent cannot be used (see pocketgate's log).".into(),
             }),
+            Rejection::BearerInvalid(_) => (
+                "Invalid token",
+                "The bearer token is invalid, expired or not meant for this service.".into(),
+            ),
+            Rejection::BearerUnavailable(_) => (
+                "Token not checked",
+                "The identity provider cannot be reached right now to check the bearer token. Try again in a minute.".into(),
+            ),
             Rejection::ProviderUnavailable(_) => (
                 "Sign-in unavailable",
                 "The identity provider cannot be reached right now, so you cannot sign in. Try again in a minute.".into(),
@@ -209,6 +227,8 @@ impl Rejection {
                 tracing::warn!(error = %self, "cannot reconstruct the original request")
             }
             Rejection::Redirect { .. } => tracing::info!(error = %self, "refused return address"),
+            // The reason only: a token is never logged.
+            Rejection::BearerInvalid(_) => tracing::info!(error = %self, "bearer token refused"),
             _ => tracing::warn!(error = %self, "request refused"),
         }
     }
@@ -226,7 +246,7 @@ pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
     rejection.log();
     let status = rejection.status();
     let (title, message) = rejection.public();
-    match (rejection, client) {
+    let mut response = match (rejection, client) {
         // A proxy misconfiguration: plain text for whoever reads the proxy's error.
         (Rejection::Request(_) | Rejection::NoPeer, _) => text(status, format!("{message}\n")),
         (_, Client::Browser) => {
@@ -237,10 +257,21 @@ pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
             html(status, title, &body)
         }
         (_, Client::Api) => no_store(HttpResponse::build(status)).json(serde_json::json!({
-            "error": status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
+            "error": match rejection {
+                Rejection::BearerInvalid(_) => "invalid_token".to_string(),
+                _ => status.canonical_reason().unwrap_or("error").to_ascii_lowercase().replace(' ', "_"),
+            },
             "message": message,
         })),
+    };
+    // RFC 6750 section 3: the scheme and the error code, nothing about the token.
+    if let Rejection::BearerInvalid(_) = rejection {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer error=\"invalid_token\""),
+        );
     }
+    response
 }
 
 fn sign_in_again(rd: Option<&str>) -> String {

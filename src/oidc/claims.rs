@@ -51,6 +51,22 @@ pub fn identity_from_claims(
     role_claims: &[String],
     claims: &Map<String, Value>,
 ) -> Result<Identity, String> {
+    identity_from_claim_names(
+        &settings.username_claim,
+        &settings.groups_claim,
+        role_claims,
+        claims,
+    )
+}
+
+/// [`identity_from_claims`] with the two claim names given directly
+/// (`explain`, which reads no `[oidc]` settings).
+pub fn identity_from_claim_names(
+    username_claim: &str,
+    groups_claim: &str,
+    role_claims: &[String],
+    claims: &Map<String, Value>,
+) -> Result<Identity, String> {
     let subject = claims
         .get("sub")
         .and_then(Value::as_str)
@@ -70,10 +86,10 @@ pub fn identity_from_claims(
     // An unverified e-mail address never becomes the user name: anyone could
     // claim one. Fall back to `sub` instead.
     let user = claims
-        .get(&settings.username_claim)
+        .get(username_claim)
         .and_then(Value::as_str)
         .filter(|s| !s.trim().is_empty())
-        .filter(|_| settings.username_claim != "email" || email_verified)
+        .filter(|_| username_claim != "email" || email_verified)
         .map(str::to_string)
         .unwrap_or_else(|| subject.clone());
     let name = claims
@@ -94,10 +110,7 @@ pub fn identity_from_claims(
             let full = format!("{given} {family}").trim().to_string();
             (!full.is_empty()).then_some(full)
         });
-    let mut groups = claims
-        .get(&settings.groups_claim)
-        .map(values_of)
-        .unwrap_or_default();
+    let mut groups = claims.get(groups_claim).map(values_of).unwrap_or_default();
     groups.retain(|g| !g.is_empty());
     groups.truncate(MAX_GROUPS);
     let mut extra = std::collections::BTreeMap::new();
@@ -117,10 +130,7 @@ pub fn identity_from_claims(
     };
     let fields = [
         ("sub", Some(identity.subject.as_str())),
-        (
-            settings.username_claim.as_str(),
-            Some(identity.user.as_str()),
-        ),
+        (username_claim, Some(identity.user.as_str())),
         ("email", identity.email.as_deref()),
         ("name", identity.name.as_deref()),
     ];
@@ -136,7 +146,7 @@ pub fn identity_from_claims(
     {
         return Err(format!(
             "the {} claim holds control characters",
-            settings.groups_claim
+            groups_claim
         ));
     }
     Ok(identity)

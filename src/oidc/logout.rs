@@ -155,16 +155,16 @@ pub fn verify(
 }
 
 /// A compact JWS split and decoded, nothing verified yet.
-struct Jws<'a> {
-    header: Map<String, Value>,
-    payload: Vec<u8>,
-    signature: Vec<u8>,
+pub(super) struct Jws<'a> {
+    pub(super) header: Map<String, Value>,
+    pub(super) payload: Vec<u8>,
+    pub(super) signature: Vec<u8>,
     /// `header.payload` as sent: what the signature covers.
-    signing_input: &'a str,
+    pub(super) signing_input: &'a str,
 }
 
 impl<'a> Jws<'a> {
-    fn parse(token: &'a str) -> Result<Jws<'a>, LogoutTokenError> {
+    pub(super) fn parse(token: &'a str) -> Result<Jws<'a>, LogoutTokenError> {
         if token.len() > MAX_TOKEN_LEN {
             return Err(E::TooLarge);
         }
@@ -192,7 +192,7 @@ impl<'a> Jws<'a> {
 }
 
 /// The header's `alg`, if the caller allows it and it is asymmetric.
-fn allowed_alg(
+pub(super) fn allowed_alg(
     header: &Map<String, Value>,
     algs: &[CoreJwsSigningAlgorithm],
 ) -> Result<CoreJwsSigningAlgorithm, LogoutTokenError> {
@@ -234,7 +234,7 @@ fn check_type(header: &Map<String, Value>) -> Result<(), LogoutTokenError> {
 /// The key named by `kid` that fits `alg`, or without `kid` the only key that
 /// fits `alg`. Keys embedded in or pointed to by the header (`jwk`, `jku`,
 /// `x5u`, `x5c`) are never used: only the provider's JWKS counts.
-fn select_key<'k>(
+pub(super) fn select_key<'k>(
     jwks: &'k CoreJsonWebKeySet,
     kid: Option<&str>,
     alg: &CoreJwsSigningAlgorithm,
@@ -326,7 +326,7 @@ fn check_claims(
 }
 
 /// A string claim; absent is `None`, any other JSON type (null too) an error.
-fn string_claim<'c>(
+pub(super) fn string_claim<'c>(
     claims: &'c Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<&'c str>, LogoutTokenError> {
@@ -338,7 +338,7 @@ fn string_claim<'c>(
 }
 
 /// A NumericDate claim (RFC 7519: seconds, possibly fractional); absent is `None`.
-fn numeric_date(
+pub(super) fn numeric_date(
     claims: &Map<String, Value>,
     name: &'static str,
 ) -> Result<Option<u64>, LogoutTokenError> {

@@ -8,6 +8,7 @@
 //! never HMAC), a JWKS refetch on an unknown `kid` (rate-limited), and the
 //! mapping of claims to an [`Identity`]. It knows nothing of HTTP requests.
 
+pub mod bearer;
 mod claims;
 pub mod flow;
 pub mod logout;
@@ -32,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{ClientAuth, OidcSettings};
 use crate::policy::Identity;
-pub use claims::identity_from_claims;
+pub use claims::{identity_from_claim_names, identity_from_claims};
 
 /// Provider metadata fields `openidconnect` does not model by default.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -595,22 +596,123 @@ impl Provider {
         endpoint: &str,
         access_token: &str,
     ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
-        let resp = self
+        self.userinfo_answer(endpoint, access_token, None)
+            .await
+            .map_err(|e| match e {
+                bearer::UserinfoError::Refused(status) => format!("userinfo answered {status}"),
+                bearer::UserinfoError::Failed(why) => why,
+            })
+    }
+
+    /// The userinfo endpoint's claims for `access_token`; a refusal (400,
+    /// 401, 403) told apart from a failure (anything else).
+    async fn userinfo_answer(
+        &self,
+        endpoint: &str,
+        access_token: &str,
+        timeout: Option<Duration>,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, bearer::UserinfoError> {
+        use bearer::UserinfoError as E;
+        let mut request = self
             .http
             .get(endpoint)
             .bearer_auth(access_token)
-            .header("accept", "application/json")
+            .header("accept", "application/json");
+        if let Some(t) = timeout {
+            request = request.timeout(t);
+        }
+        let resp = request
             .send()
             .await
-            .map_err(|e| describe_chain(&e))?;
-        if !resp.status().is_success() {
-            return Err(format!("userinfo answered {}", resp.status()));
+            .map_err(|e| E::Failed(describe_chain(&e)))?;
+        let status = resp.status();
+        if matches!(status.as_u16(), 400 | 401 | 403) {
+            return Err(E::Refused(status.as_u16()));
         }
-        let body = resp.bytes().await.map_err(|e| describe_chain(&e))?;
+        if !status.is_success() {
+            return Err(E::Failed(format!("userinfo answered {status}")));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| E::Failed(describe_chain(&e)))?;
         if body.len() > 64 * 1024 {
-            return Err("userinfo answer too large".into());
+            return Err(E::Failed("userinfo answer too large".into()));
         }
-        serde_json::from_slice(&body).map_err(|e| format!("userinfo is not a JSON object: {e}"))
+        serde_json::from_slice(&body)
+            .map_err(|e| E::Failed(format!("userinfo is not a JSON object: {e}")))
+    }
+
+    /// The userinfo claims for a bearer token (see [`bearer`]).
+    async fn bearer_userinfo(
+        &self,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, bearer::BearerError> {
+        let d = self
+            .current()
+            .map_err(|e| bearer::BearerError::Unavailable(e.to_string()))?;
+        let endpoint = d
+            .metadata
+            .userinfo_endpoint()
+            .ok_or(bearer::TokenError::NoUserinfo)?;
+        Ok(self
+            .userinfo_answer(
+                endpoint.url().as_str(),
+                token,
+                Some(bearer::userinfo_timeout()),
+            )
+            .await?)
+    }
+
+    /// Verify a bearer JWT with the provider's current keys and algorithms
+    /// (see [`bearer`]); on an unknown `kid`, refetch the keys once
+    /// (rate-limited) and retry, as for ID tokens.
+    async fn verify_bearer_jwt(
+        &self,
+        jws: &logout::Jws<'_>,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, bearer::BearerError> {
+        use bearer::{BearerError, TokenError};
+        let d = self
+            .current()
+            .map_err(|e| BearerError::Unavailable(e.to_string()))?;
+        let issuer = d.metadata.issuer().as_str();
+        match bearer::verify_jwt(jws, &d.jwks, &d.algs, issuer, audiences, now) {
+            Err(TokenError::UnknownKey) => {}
+            verified => return Ok(verified?),
+        }
+        let latest = self
+            .current()
+            .map_err(|e| BearerError::Unavailable(e.to_string()))?;
+        let refetched;
+        let jwks = if Arc::ptr_eq(&latest, &d) {
+            refetched = match self.refresh_jwks(&d).await {
+                Ok(jwks) => jwks,
+                // Refetched moments ago: the key is still unknown.
+                Err(OidcError::IdToken(_)) => return Err(TokenError::UnknownKey.into()),
+                Err(e) => return Err(BearerError::Unavailable(e.to_string())),
+            };
+            &refetched
+        } else {
+            &latest.jwks
+        };
+        Ok(bearer::verify_jwt(
+            jws, jwks, &d.algs, issuer, audiences, now,
+        )?)
+    }
+
+    /// The configured groups claim.
+    pub(crate) fn groups_claim(&self) -> &str {
+        &self.settings.groups_claim
+    }
+
+    /// Claims (verified, or the provider's userinfo answer) → an identity.
+    pub(crate) fn identity_of(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<Identity, String> {
+        identity_from_claims(&self.settings, &self.role_claims, claims)
     }
 
     /// The provider's RP-initiated logout URL, if it offers one.

@@ -11,6 +11,7 @@
 mod common;
 
 mod assertion;
+mod bearer;
 mod domains;
 mod forward_auth;
 mod headers;

@@ -61,6 +61,7 @@
 //! pocketgate itself: pocketgate uses it as a dev-dependency (tests) and behind its default
 //! `demo` feature, so a production build (`--no-default-features`) carries none of it.
 
+mod access;
 mod handlers;
 mod keys;
 mod logout;
@@ -263,6 +264,51 @@ pub enum Fault {
     TokenHangs,
 }
 
+/// One way to break an access token built by [`DevIdp::access_token`]; everything else about
+/// the token stays valid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AccessTokenFlaw {
+    /// Signed by a different key that carries the real key's `kid`.
+    WrongSignature,
+    /// Unsigned: header `{"alg":"none","typ":"JWT"}`, empty signature.
+    AlgNone,
+    /// HS256 with the real `kid`, keyed with the bytes of [`DevIdp::public_key_pem`].
+    Hs256WithPublicKey,
+    /// `iss` is `http://wrong-issuer.example.test`.
+    WrongIssuer,
+    /// `aud` is `some-other-client`.
+    WrongAudience,
+    /// Issued two hours ago, expired an hour ago.
+    Expired,
+}
+
+/// What [`DevIdp::access_token`] issues.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessTokenOptions {
+    /// The user it is issued to.
+    pub username: String,
+    /// Add the user's claims (`groups`, `preferred_username`, `email`...) to the JWT; Pocket
+    /// ID's own access tokens carry none, so a relying party must ask userinfo.
+    pub with_user_claims: bool,
+    /// `aud` instead of the client id.
+    pub audience: Option<String>,
+    /// An opaque token (32 random bytes, base64url) instead of a JWT.
+    pub opaque: bool,
+    /// Break the JWT in this one way.
+    pub flaw: Option<AccessTokenFlaw>,
+}
+
+impl AccessTokenOptions {
+    /// A valid JWT access token for `username`, as Pocket ID issues it (no user claims).
+    pub fn new(username: &str) -> Self {
+        AccessTokenOptions {
+            username: username.to_owned(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Who [`DevIdp::backchannel_logout`] logs out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogoutTarget<'a> {
@@ -411,6 +457,8 @@ struct Shared {
     discovery: web::Bytes,
     store: Mutex<Store>,
     fault: RwLock<Option<Fault>>,
+    /// Requests to `/api/oidc/userinfo` so far (answered or refused).
+    userinfo_calls: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -537,6 +585,7 @@ impl DevIdp {
             discovery: web::Bytes::from(discovery.to_string()),
             store: Mutex::new(Store::default()),
             fault: RwLock::new(None),
+            userinfo_calls: std::sync::atomic::AtomicU64::new(0),
         });
 
         let data = web::Data::from(Arc::clone(&shared));
@@ -772,6 +821,23 @@ impl DevIdp {
         logout_token: &str,
     ) -> Result<u16, BackchannelLogoutError> {
         logout::send(&self.shared, logout_token).await
+    }
+
+    /// Issues an access token as `options` say (see [`AccessTokenOptions`]); `/userinfo`
+    /// answers for it until it expires.
+    ///
+    /// # Errors
+    ///
+    /// An unknown user, or a token that cannot be signed.
+    pub async fn access_token(&self, options: &AccessTokenOptions) -> Result<String, String> {
+        access::issue(&self.shared, options).await
+    }
+
+    /// How many requests `/api/oidc/userinfo` has received (while not [`Fault::Unavailable`]).
+    pub fn userinfo_calls(&self) -> u64 {
+        self.shared
+            .userinfo_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Stops accepting connections, finishes in-flight requests (for at most a second) and

@@ -177,6 +177,12 @@ impl Store {
         Ok(())
     }
 
+    /// Registers an access token issued outside the code flow (by its `jti`, or the opaque
+    /// token itself).
+    pub(super) fn insert_access_token(&mut self, key: String, token: TokenGrant, now: u64) {
+        self.insert_token(key, token, now);
+    }
+
     fn insert_token(&mut self, jti: String, token: TokenGrant, now: u64) {
         make_room(&mut self.tokens, now, |t| t.expires_at);
         self.tokens.insert(jti, token);

@@ -3,6 +3,7 @@
 //! run names every mistake of a file.
 
 pub(super) mod assertion;
+mod bearer;
 mod oidc;
 mod rules;
 mod server;
@@ -85,6 +86,7 @@ pub(super) fn runtime(
     let host_headers = server
         .as_ref()
         .and_then(|s| server::host_headers(raw, &s.headers, &mut report));
+    let bearer = bearer::compile(raw, oidc.as_ref(), &mut report);
     let session = server
         .as_ref()
         .and_then(|s| session::compile(raw, env, &s.public_url, &mut report));
@@ -98,7 +100,15 @@ pub(super) fn runtime(
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
     }
-    let runtime = match (server, rules, oidc, session, host_headers, assertion) {
+    let runtime = match (
+        server,
+        rules,
+        oidc,
+        session,
+        host_headers,
+        assertion,
+        bearer,
+    ) {
         (
             Some(server),
             Some(rules),
@@ -106,30 +116,30 @@ pub(super) fn runtime(
             Some(session),
             Some(host_headers),
             Some(assertion),
-        ) => {
-            Some(Runtime {
-                oidc: {
-                    oidc.offline_access = session.refresh_interval.is_some();
-                    oidc
+            Some(bearer),
+        ) => Some(Runtime {
+            oidc: {
+                oidc.offline_access = session.refresh_interval.is_some();
+                oidc
+            },
+            listen: server.listen,
+            login_domains: LoginDomains::new(
+                LoginDomain {
+                    public_url: server.public_url.clone(),
+                    cookie_domain: session.cookie_domain.clone(),
                 },
-                listen: server.listen,
-                login_domains: LoginDomains::new(
-                    LoginDomain {
-                        public_url: server.public_url.clone(),
-                        cookie_domain: session.cookie_domain.clone(),
-                    },
-                    session.domains.clone(),
-                ),
-                public_url: server.public_url,
-                trusted_proxies: server.trusted_proxies,
-                headers: server.headers,
-                host_headers,
-                log: server.log,
-                rules,
-                session,
-                assertion,
-            })
-        }
+                session.domains.clone(),
+            ),
+            public_url: server.public_url,
+            trusted_proxies: server.trusted_proxies,
+            headers: server.headers,
+            host_headers,
+            bearer,
+            log: server.log,
+            rules,
+            session,
+            assertion,
+        }),
         _ => None,
     };
     report.finish(runtime)

@@ -16,7 +16,13 @@
 //   - OIDC Back-Channel Logout: a logout here POSTs a logout token (with the
 //     session's `sid`, also in the ID token) to the client's
 //     backchannel_logout_uri;
-//   - a confidential client using client_secret_basic.
+//   - a confidential client using client_secret_basic;
+//   - for bearer-token tests, script clients `e2e-alice` and `e2e-bob`
+//     (secret `e2e-script-secret`) with the client_credentials grant: their
+//     access tokens are JWTs (typ at+jwt, signed like ID tokens) for the
+//     resource `urn:pocketgate:api`, `aud` = `pocketgate`, carrying the
+//     groups and preferred_username of the user the client is named after.
+//     (The code flow's access tokens stay opaque, answered by userinfo.)
 //
 // Pocket ID logs users in with passkeys; here the interaction is a plain HTML
 // form that a test client fills in with a user name (no password), and consent
@@ -38,7 +44,7 @@
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
-import { Provider, interactionPolicy } from 'oidc-provider';
+import { Provider, errors, interactionPolicy } from 'oidc-provider';
 
 import { State } from './state.mjs';
 
@@ -64,6 +70,10 @@ const USERS = state.users || {
   dave: { name: 'Dave Dunn', email: 'dave@example.test', groups: ['grafana-admins'] },
 };
 state.users = USERS;
+
+// Script clients (client_credentials, JWT access tokens) and the user each acts as.
+const SCRIPT_CLIENTS = { 'e2e-alice': 'alice', 'e2e-bob': 'bob' };
+const API_RESOURCE = 'urn:pocketgate:api';
 
 // Back-channel logouts sent, for GET /_test/backchannel.
 const BACKCHANNEL = [];
@@ -148,7 +158,20 @@ function buildProvider(issuer) {
         // the logout token, and the ID token, carry the provider session's sid
         backchannel_logout_session_required: true,
       } : {}),
-    }],
+    }, ...['alice', 'bob'].map((user) => ({
+      client_id: `e2e-${user}`,
+      client_secret: 'e2e-script-secret',
+      token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['client_credentials'],
+      response_types: [],
+      redirect_uris: [],
+      id_token_signed_response_alg: config.alg,
+    }))],
+    extraTokenClaims: async (ctx, token) => {
+      const user = SCRIPT_CLIENTS[token.clientId];
+      if (token.kind !== 'ClientCredentials' || !user) return undefined;
+      return { preferred_username: user, groups: USERS[user]?.groups || [] };
+    },
     jwks: { keys: [state.keys.signing] },
     enabledAlgorithms: { idTokenSigningAlgValues: [config.alg] },
     cookies: { keys: state.keys.cookies },
@@ -185,6 +208,23 @@ function buildProvider(issuer) {
     conformIdTokenClaims: false,
     features: {
       devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        // Only the script clients get a resource (hence JWT access tokens).
+        defaultResource: async (ctx, client, oneOf) => oneOf
+          || (SCRIPT_CLIENTS[client.clientId] ? API_RESOURCE : undefined),
+        getResourceServerInfo: async (ctx, resource) => {
+          if (resource !== API_RESOURCE) throw new errors.InvalidTarget();
+          return {
+            scope: 'api',
+            audience: config.client_id,
+            accessTokenTTL: 600,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: config.alg } },
+          };
+        },
+      },
       backchannelLogout: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,

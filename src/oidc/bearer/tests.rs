@@ -1,0 +1,278 @@
+//! Every refusal of [`verify_jwt`] and [`credential`], one row each.
+
+use std::sync::OnceLock;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey};
+use serde_json::json;
+
+use super::*;
+use CoreJwsSigningAlgorithm as A;
+
+const ISS: &str = "https://id.example.com";
+const NOW: u64 = 1_700_000_000;
+const ALGS: &[CoreJwsSigningAlgorithm] = &[A::RsaSsaPkcs1V15Sha256, A::EcdsaP256Sha256];
+
+struct Keys {
+    rsa: EncodingKey,
+    rsa_pem: String,
+    ec: EncodingKey,
+    impostor: EncodingKey,
+    jwks: CoreJsonWebKeySet,
+}
+
+fn b64(bytes: impl AsRef<[u8]>) -> String {
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn rsa_key(kid: &str) -> (EncodingKey, Value, String) {
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    use rsa::pkcs8::{EncodePublicKey, LineEnding};
+    use rsa::traits::PublicKeyParts;
+
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    let public = private.to_public_key();
+    let jwk = json!({
+        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
+        "n": b64(public.n().to_bytes_be()), "e": b64(public.e().to_bytes_be()),
+    });
+    let der = private.to_pkcs1_der().unwrap();
+    let pem = public.to_public_key_pem(LineEnding::LF).unwrap();
+    (EncodingKey::from_rsa_der(der.as_bytes()), jwk, pem)
+}
+
+fn ec_key(kid: &str) -> (EncodingKey, Value) {
+    use p256_v013::elliptic_curve::sec1::ToEncodedPoint;
+    use p256_v013::pkcs8::EncodePrivateKey;
+
+    let secret = p256_v013::SecretKey::random(&mut rand_core::OsRng);
+    let point = secret.public_key().to_encoded_point(false);
+    let jwk = json!({
+        "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
+        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
+    });
+    let der = secret.to_pkcs8_der().unwrap();
+    (EncodingKey::from_ec_der(der.as_bytes()), jwk)
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let (rsa, rsa_jwk, rsa_pem) = rsa_key("rsa-1");
+        let (ec, ec_jwk) = ec_key("ec-1");
+        let (impostor, _, _) = rsa_key("rsa-1");
+        let jwks = serde_json::from_value(json!({ "keys": [rsa_jwk, ec_jwk] })).unwrap();
+        Keys {
+            rsa,
+            rsa_pem,
+            ec,
+            impostor,
+            jwks,
+        }
+    })
+}
+
+/// An access token as Pocket ID issues one (plus groups), valid at `NOW`.
+fn valid() -> Value {
+    json!({
+        "iss": ISS, "aud": "pocketgate", "sub": "u-1", "iat": NOW - 5, "exp": NOW + 3600,
+        "jti": "j-1", "type": "oauth-access-token", "groups": ["admins"],
+    })
+}
+
+fn with(name: &str, value: Value) -> Value {
+    let mut claims = valid();
+    match value {
+        Value::Null => {
+            claims.as_object_mut().unwrap().remove(name);
+        }
+        value => claims[name] = value,
+    }
+    claims
+}
+
+fn jws(header: &Value, payload: &str, alg: Algorithm, key: &EncodingKey) -> String {
+    let input = format!("{}.{}", b64(header.to_string()), b64(payload));
+    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
+    format!("{input}.{signature}")
+}
+
+fn rs_header() -> Value {
+    json!({ "alg": "RS256", "kid": "rsa-1", "typ": "JWT" })
+}
+
+fn rs(header: Value, claims: Value) -> String {
+    jws(&header, &claims.to_string(), Algorithm::RS256, &keys().rsa)
+}
+
+fn rs256(claims: Value) -> String {
+    rs(rs_header(), claims)
+}
+
+fn es256(claims: Value) -> String {
+    let header = json!({ "alg": "ES256", "kid": "ec-1", "typ": "at+jwt" });
+    jws(&header, &claims.to_string(), Algorithm::ES256, &keys().ec)
+}
+
+fn typed(typ: &str) -> String {
+    rs(
+        json!({ "alg": "RS256", "kid": "rsa-1", "typ": typ }),
+        valid(),
+    )
+}
+
+fn impostor(claims: Value) -> String {
+    jws(
+        &rs_header(),
+        &claims.to_string(),
+        Algorithm::RS256,
+        &keys().impostor,
+    )
+}
+
+fn unsigned(claims: Value) -> String {
+    let header = json!({ "alg": "none", "typ": "JWT" });
+    format!("{}.{}.", b64(header.to_string()), b64(claims.to_string()))
+}
+
+fn hs256_with_rsa_pem(claims: Value) -> String {
+    let header = json!({ "alg": "HS256", "kid": "rsa-1", "typ": "JWT" });
+    let secret = EncodingKey::from_secret(keys().rsa_pem.as_bytes());
+    jws(&header, &claims.to_string(), Algorithm::HS256, &secret)
+}
+
+fn ps256(claims: Value) -> String {
+    let header = json!({ "alg": "PS256", "kid": "rsa-1" });
+    jws(&header, &claims.to_string(), Algorithm::PS256, &keys().rsa)
+}
+
+fn check(token: &str) -> Result<Map<String, Value>, TokenError> {
+    let jws = Jws::parse(token).map_err(TokenError::from)?;
+    let audiences = [
+        "pocketgate".to_string(),
+        "https://api.example.com".to_string(),
+    ];
+    verify_jwt(&jws, &keys().jwks, ALGS, ISS, &audiences, NOW)
+}
+
+#[test]
+fn valid_tokens_yield_their_claims() {
+    assert_eq!(check(&rs256(valid())).unwrap()["sub"], json!("u-1"));
+    assert_eq!(check(&es256(valid())).unwrap()["sub"], json!("u-1"));
+    // aud as a list sharing one value; within the leeway of exp, nbf, iat.
+    let ok = [
+        with("aud", json!(["other", "https://api.example.com"])),
+        with("exp", json!(NOW - 30)),
+        with("nbf", json!(NOW + 30)),
+        with("iat", json!(NOW + 30)),
+        with("type", Value::Null),
+    ];
+    for claims in ok {
+        assert!(check(&rs256(claims.clone())).is_ok(), "{claims}");
+    }
+}
+
+macro_rules! refused {
+    ($($name:ident: $token:expr => $error:pat,)*) => {$(
+        #[test]
+        fn $name() {
+            let result = check(&$token);
+            assert!(matches!(result, Err($error)), "{result:?}");
+        }
+    )*};
+}
+
+#[rustfmt::skip]
+refused! {
+    bad_signature:         impostor(valid())                              => TokenError::BadSignature,
+    alg_none:              unsigned(valid())                              => TokenError::Unsigned,
+    hs256_with_public_key: hs256_with_rsa_pem(valid())                    => TokenError::SymmetricAlgorithm,
+    alg_not_advertised:    ps256(valid())                                 => TokenError::AlgorithmNotAllowed(_),
+    wrong_issuer:          rs256(with("iss", json!("https://evil.example"))) => TokenError::WrongIssuer,
+    no_issuer:             rs256(with("iss", Value::Null))                => TokenError::WrongIssuer,
+    wrong_audience:        rs256(with("aud", json!("some-other-client"))) => TokenError::WrongAudience,
+    wrong_audience_list:   rs256(with("aud", json!(["a", "b"])))          => TokenError::WrongAudience,
+    no_audience:           rs256(with("aud", Value::Null))                => TokenError::WrongAudience,
+    expired:               rs256(with("exp", json!(NOW - 61)))            => TokenError::Expired,
+    no_expiry:             rs256(with("exp", Value::Null))                => TokenError::NoExpiry,
+    exp_not_a_number:      rs256(with("exp", json!("soon")))              => TokenError::ClaimType("exp"),
+    not_yet_valid:         rs256(with("nbf", json!(NOW + 120)))           => TokenError::NotYetValid,
+    issued_in_future:      rs256(with("iat", json!(NOW + 120)))           => TokenError::IssuedInFuture,
+    logout_token_by_typ:   typed("logout+jwt")                            => TokenError::LogoutToken,
+    logout_token_by_claim: rs256(with("events", json!({"http://schemas.openid.net/event/backchannel-logout": {}}))) => TokenError::LogoutToken,
+    id_token_by_nonce:     rs256(with("nonce", json!("n")))               => TokenError::IdToken,
+    pocket_id_id_token:    rs256(with("type", json!("id-token")))         => TokenError::IdToken,
+    other_typ:             typed("secevent+jwt")                          => TokenError::BadType,
+    unknown_kid:           rs(json!({"alg": "RS256", "kid": "rsa-9"}), valid()) => TokenError::UnknownKey,
+    crit_header:           rs(json!({"alg": "RS256", "kid": "rsa-1", "crit": ["x"]}), valid()) => TokenError::CriticalHeader,
+    payload_not_json:      jws(&rs_header(), "not json", Algorithm::RS256, &keys().rsa) => TokenError::Malformed(_),
+    garbage:               String::from("not.a.jwt")                      => TokenError::Malformed(_),
+}
+
+#[test]
+fn every_truncation_of_a_valid_token_is_refused() {
+    let token = rs256(valid());
+    for end in (0..token.len()).step_by(7) {
+        assert!(
+            check(&token[..end]).is_err(),
+            "accepted a prefix of {end} bytes"
+        );
+    }
+}
+
+fn header(values: &[&str]) -> Credential<'static> {
+    let leaked: Vec<&'static [u8]> = values
+        .iter()
+        .map(|v| &*Box::leak(v.as_bytes().to_vec().into_boxed_slice()))
+        .collect();
+    credential(leaked.into_iter())
+}
+
+#[test]
+fn the_header_is_read_as_rfc_6750_says() {
+    assert_eq!(header(&[]), Credential::None);
+    assert_eq!(header(&["Basic YWxpY2U6cGFzcw=="]), Credential::None);
+    assert_eq!(
+        header(&["Bearer abc.DEF-_~+/=="]),
+        Credential::Bearer("abc.DEF-_~+/==")
+    );
+    assert_eq!(header(&["bearer abc"]), Credential::Bearer("abc"));
+    assert_eq!(header(&["BEARER abc"]), Credential::Bearer("abc"));
+    for bad in [
+        "Bearer",
+        "Bearer ",
+        "Bearer  abc",
+        "Bearer abc ",
+        "Bearer a b",
+        "Bearer a=b",
+        "Bearer ===",
+        "Bearer a,b",
+        "Bearer a\"b",
+        "Bearer ä",
+    ] {
+        assert!(
+            matches!(header(&[bad]), Credential::Malformed(_)),
+            "{bad:?}"
+        );
+    }
+    let long = format!("Bearer {}", "a".repeat(MAX_TOKEN_LEN + 1));
+    assert_eq!(
+        header(&[&long]),
+        Credential::Malformed(TokenError::TooLarge)
+    );
+    assert!(matches!(
+        header(&["Bearer abc", "Bearer def"]),
+        Credential::Malformed(_)
+    ));
+}
+
+#[test]
+fn errors_never_repeat_the_token() {
+    let token = rs256(with("iss", json!("https://evil.example/SECRET")));
+    let message = check(&token).unwrap_err().to_string();
+    assert!(
+        !message.contains("SECRET") && !message.contains(&token[..20]),
+        "{message}"
+    );
+}
