@@ -577,7 +577,10 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             );
         }
     }
-    let all: Vec<&str> = rt.all_header_names().iter().map(|n| n.as_str()).collect();
+    let mut all: Vec<&str> = rt.all_header_names().iter().map(|n| n.as_str()).collect();
+    if let Some(a) = &rt.assertion {
+        all.push(a.header.as_str());
+    }
     let _ = writeln!(
         s,
         "identity headers (every protected site's proxy takes these from the answer and strips the client's): {}",
