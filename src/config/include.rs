@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use figment::providers::{Format, Toml};
+use figment::providers::{Format, Json, Toml};
 use figment::Figment;
 
 use super::load;
@@ -184,14 +184,21 @@ fn fragment(path: &Path, label: &str) -> Result<RawFragment, Vec<ConfigError>> {
             reason: e.to_string(),
         }]
     })?;
-    load::extract_fragment(&Figment::from(Toml::string(&text))).map_err(|errors| {
+    let figment = if load::is_json(path) {
+        Figment::from(Json::string(&text))
+    } else {
+        Figment::from(Toml::string(&text))
+    };
+    load::extract_fragment(&figment).map_err(|errors| {
         errors
             .into_iter()
             .map(|e| match e {
                 // figment says where the text came from; the file name says it better.
-                ConfigError::Syntax(s) => {
-                    ConfigError::Syntax(s.trim_end_matches(" in TOML source string").to_string())
-                }
+                ConfigError::Syntax(s) => ConfigError::Syntax(
+                    s.trim_end_matches(" in TOML source string")
+                        .trim_end_matches(" in JSON source string")
+                        .to_string(),
+                ),
                 e => e,
             })
             .map(|e| e.in_file(label))

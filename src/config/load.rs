@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Json, Toml};
 use figment::value::{Dict, Value};
 use figment::Figment;
 use serde::de::DeserializeOwned;
@@ -16,7 +16,12 @@ use super::ConfigError;
 /// secret variables are read directly (so a secret that looks like a number
 /// stays text), and `POCKETGATE_CONFIG` names the file, not a key.
 pub(super) fn figment_for(path: &Path) -> Figment {
-    Figment::new().merge(Toml::file_exact(path)).merge(
+    let file = if is_json(path) {
+        Figment::new().merge(Json::file_exact(path))
+    } else {
+        Figment::new().merge(Toml::file_exact(path))
+    };
+    file.merge(
         Env::prefixed("POCKETGATE_")
             .filter(|k| {
                 let k = k.as_str();
@@ -26,6 +31,14 @@ pub(super) fn figment_for(path: &Path) -> Figment {
             })
             .split("__"),
     )
+}
+
+/// Whether a configuration file is JSON (by its `.json` extension; anything
+/// else is TOML). Same keys either way, so generators without a TOML writer
+/// (Nix's `builtins.toJSON`, Ansible, Helm) can write it.
+pub(super) fn is_json(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
 }
 
 /// The figment for TOML text alone (tests, `demo`).

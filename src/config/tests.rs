@@ -10,6 +10,7 @@ use crate::policy::HostMatch;
 mod bearer;
 mod domains;
 mod include;
+mod json;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 
