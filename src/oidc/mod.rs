@@ -12,6 +12,8 @@ pub mod bearer;
 mod claims;
 pub mod flow;
 pub mod logout;
+#[cfg(test)]
+mod test_keys;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};

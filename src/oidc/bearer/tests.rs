@@ -2,12 +2,11 @@
 
 use std::sync::OnceLock;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::json;
 
 use super::*;
+use crate::oidc::test_keys::{b64, ec_key, rsa_key};
 use CoreJwsSigningAlgorithm as A;
 
 const ISS: &str = "https://id.example.com";
@@ -20,40 +19,6 @@ struct Keys {
     ec: EncodingKey,
     impostor: EncodingKey,
     jwks: CoreJsonWebKeySet,
-}
-
-fn b64(bytes: impl AsRef<[u8]>) -> String {
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn rsa_key(kid: &str) -> (EncodingKey, Value, String) {
-    use rsa::pkcs1::EncodeRsaPrivateKey;
-    use rsa::pkcs8::{EncodePublicKey, LineEnding};
-    use rsa::traits::PublicKeyParts;
-
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-    let public = private.to_public_key();
-    let jwk = json!({
-        "kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid,
-        "n": b64(public.n().to_bytes_be()), "e": b64(public.e().to_bytes_be()),
-    });
-    let der = private.to_pkcs1_der().unwrap();
-    let pem = public.to_public_key_pem(LineEnding::LF).unwrap();
-    (EncodingKey::from_rsa_der(der.as_bytes()), jwk, pem)
-}
-
-fn ec_key(kid: &str) -> (EncodingKey, Value) {
-    use p256_v013::elliptic_curve::sec1::ToEncodedPoint;
-    use p256_v013::pkcs8::EncodePrivateKey;
-
-    let secret = p256_v013::SecretKey::random(&mut rand_core::OsRng);
-    let point = secret.public_key().to_encoded_point(false);
-    let jwk = json!({
-        "kty": "EC", "use": "sig", "alg": "ES256", "kid": kid, "crv": "P-256",
-        "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap()),
-    });
-    let der = secret.to_pkcs8_der().unwrap();
-    (EncodingKey::from_ec_der(der.as_bytes()), jwk)
 }
 
 fn keys() -> &'static Keys {
