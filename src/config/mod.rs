@@ -485,7 +485,18 @@ pub struct Sources {
 /// and include files).
 pub fn load(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
     let (raw, included) = read(path)?;
-    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok())?;
+    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok(), false)?;
+    Ok(included.attach(loaded))
+}
+
+/// [`load`] without opening the secret and key files (`session.secret_file`,
+/// `oidc.client_secret_file`, `assertion.key_file`): `check --offline`, for
+/// build sandboxes (Nix) that cannot see the serving machine's secrets. Every
+/// other key, include file and cross-reference is checked as by [`load`];
+/// the result must never serve, as it holds stand-ins for those files.
+pub fn load_offline(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
+    let (raw, included) = read(path)?;
+    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok(), true)?;
     Ok(included.attach(loaded))
 }
 
@@ -526,7 +537,7 @@ fn load_figment(
 ) -> Result<Loaded<Runtime>, ConfigErrors> {
     let raw = load::extract(figment).map_err(errors)?;
     no_include(&raw)?;
-    compile::runtime(&raw, env)
+    compile::runtime(&raw, env, false)
 }
 
 /// Text that is not a file has no directory for `include` to be relative

@@ -11,6 +11,7 @@ mod bearer;
 mod domains;
 mod include;
 mod json;
+mod offline;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
 

@@ -36,6 +36,7 @@ pub(super) fn compile(
         o.client_secret.as_deref(),
         o.client_secret_file.as_deref(),
         env(ENV_CLIENT_SECRET),
+        || "not read (--offline)".into(),
         report,
     );
     let client_secret = match secret {

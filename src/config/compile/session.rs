@@ -244,6 +244,7 @@ fn secrets(
         s.secret.as_deref(),
         s.secret_file.as_deref(),
         env(ENV_SESSION_SECRET),
+        random_secret,
         report,
     );
     let lines = match lines {
@@ -395,12 +396,14 @@ pub(super) fn warn_uncovered_hosts(
 }
 
 /// A secret from (in order of precedence) the environment, the file, or inline
-/// TOML. Several non-empty lines are several secrets (rotation).
+/// TOML. Several non-empty lines are several secrets (rotation). `stand_in`
+/// replaces the file's text offline ([`Report::file_text`]).
 pub(super) fn resolve_secret(
     key: &str,
     inline: Option<&str>,
     file: Option<&str>,
     env_value: Option<String>,
+    stand_in: fn() -> String,
     report: &mut Report,
 ) -> Result<Option<Vec<String>>, ConfigError> {
     let text = if let Some(v) = env_value {
@@ -413,12 +416,7 @@ pub(super) fn resolve_secret(
                 format!("is set together with {key}_file (fix: keep only one)"),
             ));
         }
-        report.read_file(path);
-        std::fs::read_to_string(path).map_err(|e| ConfigError::UnreadableSecretFile {
-            key: format!("{key}_file"),
-            path: path.into(),
-            reason: e.to_string(),
-        })?
+        report.file_text(&format!("{key}_file"), path, stand_in)?
     } else if let Some(v) = inline {
         report.warn(format!(
             "{key} is written inline in the configuration file; prefer {key}_file or the environment"
@@ -434,4 +432,14 @@ pub(super) fn resolve_secret(
         .map(String::from)
         .collect();
     Ok((!lines.is_empty()).then_some(lines))
+}
+
+/// `check --offline`: a fresh secret of the right form in place of the unread
+/// `secret_file`.
+fn random_secret() -> String {
+    use base64::Engine as _;
+    let mut bytes = [0u8; 32];
+    // With no OS random source the stand-in stays zero: it is never used to seal.
+    let _ = getrandom::getrandom(&mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
