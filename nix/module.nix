@@ -1,0 +1,518 @@
+# services.pocketgate: pocketgate as a NixOS service.
+#
+# The options speak the seed's words in NixOS's camelCase (policy, claimRoles,
+# bypassPaths, bypassResources, allowedNetworks, allowedGroups) and map onto
+# pocketgate's snake_case keys; `settings` takes every other key as it is
+# written in pocketgate.toml. Because NixOS merges options from every module,
+# each service's own module can add its host:
+#
+#   services.pocketgate.hosts."grafana.${domain}" = {
+#     policy = "admins";
+#     bypassPaths = [ "/api/health" ];
+#   };
+#
+# The configuration is written as JSON (pocketgate reads JSON by its .json
+# extension) and checked at build time with `pocketgate check --offline`, so a
+# host that names an undefined policy fails `nixos-rebuild`, with pocketgate's
+# own message. Secrets are only ever files, handed to the service by systemd
+# (LoadCredential); never the Nix store.
+#
+# caddy.enable / nginx.enable wire the proxy: the forward-auth snippet comes
+# from this repository's examples/ (the same text operators paste by hand),
+# with only the names this configuration uses put in: the listen address,
+# identity header names, the assertion header and the cookie name.
+{ config, lib, pkgs, ... }:
+
+let
+  inherit (lib)
+    mkOption mkEnableOption mkIf mkMerge mkDefault mkBefore types
+    literalExpression optional optionals optionalAttrs filterAttrs mapAttrs
+    mapAttrsToList concatMap concatMapStrings concatStringsSep attrNames
+    attrValues elem filter unique toLower hasPrefix hasInfix replaceStrings
+    splitString escapeRegex;
+
+  cfg = config.services.pocketgate;
+
+  # --- the JSON value type of `settings` (pkgs.formats.json's, written out so
+  # the module needs nothing of pkgs to evaluate) ------------------------------
+  jsonValue = types.nullOr (types.oneOf [
+    types.bool types.int types.float types.str types.path
+    (types.attrsOf jsonValue) (types.listOf jsonValue)
+  ]) // { description = "JSON value"; };
+
+  strList = types.listOf types.str;
+
+  # Drop nulls and empty lists: pocketgate's own defaults apply to what is unset.
+  clean = attrs: filterAttrs (_: v: v != null && v != [ ]) attrs;
+
+  # --- typed options -> pocketgate keys ----------------------------------------
+  policyOptions = {
+    options = {
+      allowedGroups = mkOption { type = strList; default = [ ]; description = "Groups (or claim-mapped roles) that pass."; };
+      allowedUsers = mkOption { type = strList; default = [ ]; description = "User names that pass."; };
+      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Client networks (CIDR) that pass without a login."; };
+    };
+  };
+  policyKeys = p: clean {
+    allowed_groups = p.allowedGroups;
+    allowed_users = p.allowedUsers;
+    allowed_networks = p.allowedNetworks;
+  };
+
+  claimRoleOptions = {
+    options = {
+      claim = mkOption { type = types.str; default = "groups"; description = "The ID token claim to look at."; };
+      value = mkOption { type = types.str; description = "The value the claim must hold."; };
+      role = mkOption { type = types.str; description = "The role (group) it counts as for this host."; };
+    };
+  };
+
+  ruleOptions = {
+    options = {
+      paths = mkOption { type = strList; default = [ ]; description = "Path prefixes on segment boundaries."; };
+      resources = mkOption { type = strList; default = [ ]; description = "Regexes on the path (paths OR resources)."; };
+      methods = mkOption { type = strList; default = [ ]; description = "AND the method is one of these."; };
+      networks = mkOption { type = strList; default = [ ]; description = "AND the client address is in one of these."; };
+      policy = mkOption { type = types.nullOr types.str; default = null; description = "This policy decides instead of the host's."; };
+      action = mkOption { type = types.nullOr (types.enum [ "bypass" "deny" ]); default = null; description = "Or: pass without identity, or 403."; };
+    };
+  };
+  ruleKeys = r: clean { inherit (r) paths resources methods networks policy action; };
+
+  headerOptions = {
+    options = lib.genAttrs [ "user" "email" "name" "groups" ] (field: mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "This host's header for the ${field} (the rest come from [headers]).";
+    });
+  };
+
+  hostOptions = { name, ... }: {
+    options = {
+      policy = mkOption { type = types.nullOr types.str; default = null; description = "The policy for ${name} (null: default_policy)."; };
+      claimRoles = mkOption { type = types.listOf (types.submodule claimRoleOptions); default = [ ]; description = "Claim values that count as roles here."; };
+      bypassPaths = mkOption { type = strList; default = [ ]; description = "Path prefixes that pass without a login."; };
+      bypassResources = mkOption { type = strList; default = [ ]; description = "Path regexes that pass without a login."; };
+      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Bypasses apply only from these networks."; };
+      rules = mkOption { type = types.listOf (types.submodule ruleOptions); default = [ ]; description = "Ordered per-path rules ([[hosts.rules]])."; };
+      headers = mkOption { type = types.submodule headerOptions; default = { }; description = "Header names for this host's backend."; };
+    };
+  };
+  hostKeys = host: h: clean {
+    inherit host;
+    inherit (h) policy;
+    claim_roles = map (c: { inherit (c) claim value role; }) h.claimRoles;
+    bypass_paths = h.bypassPaths;
+    bypass_resources = h.bypassResources;
+    allowed_networks = h.allowedNetworks;
+    rules = map ruleKeys h.rules;
+  } // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
+
+  # --- secrets: files only, handed over by systemd -----------------------------
+  credentialsDir = "/run/credentials/pocketgate.service";
+  credentials = filterAttrs (_: file: file != null) {
+    client_secret = cfg.oidc.clientSecretFile;
+    session_secret = cfg.session.secretFile;
+    assertion_key = cfg.assertion.keyFile;
+  };
+  stateDir = "/var/lib/pocketgate";
+
+  # The configuration as written, and the same file once `check --offline` has
+  # passed it (the unit runs only the checked one).
+  final = cfg.settings;
+  rawFile = pkgs.writeText "pocketgate.json" (builtins.toJSON final);
+  # Secrets an environmentFile may carry: the build-time check stands a
+  # placeholder in for each one no file option sets.
+  placeholderEnv = optionals (cfg.environmentFile != null) (
+    optional (cfg.oidc.clientSecretFile == null) "POCKETGATE_OIDC__CLIENT_SECRET=placeholder-of-the-build-time-check"
+    ++ optional (cfg.session.secretFile == null) "POCKETGATE_SESSION__SECRET=cGxhY2Vob2xkZXItb2YtdGhlLWJ1aWxkLXRpbWUtY2hlY2sh"
+  );
+  checkedFile = pkgs.runCommand "pocketgate.json" { config = rawFile; } ''
+    ${concatMapStrings (e: "export ${e}\n") placeholderEnv}${cfg.package}/bin/pocketgate check --offline -c "$config"
+    cp "$config" "$out"
+  '';
+
+  # --- what the proxies need to know ------------------------------------------
+  listen = final.listen or "127.0.0.1:4180";
+  lowPort = lib.toInt (lib.last (splitString ":" listen)) < 1024;
+  cookieName = (final.session or { }).cookie_name or "pocketgate";
+  settingsHosts = final.hosts or [ ];
+  globalHeaders = {
+    user = "X-Remote-User"; email = "X-Remote-Email"; name = "X-Remote-Name"; groups = "X-Remote-Groups";
+  } // (final.headers or { });
+  globalNames = map (f: globalHeaders.${f}) [ "user" "email" "name" "groups" ];
+  assertionHeader = (final.assertion or { }).header or "X-Pocketgate-Assertion";
+  uniqueCi = names: lib.foldl' (acc: n: if elem (toLower n) (map toLower acc) then acc else acc ++ [ n ]) [ ] names;
+  hostHeaderNames = concatMap (h: attrValues (h.headers or { })) settingsHosts;
+  # Names a host uses besides the global four and the assertion: stripped and
+  # copied on every protected site (one list, as the examples explain).
+  extraNames = filter
+    (n: !(elem (toLower n) (map toLower (globalNames ++ [ assertionHeader ]))))
+    (uniqueCi hostHeaderNames);
+  # Stripped by name: everything `X-Remote-*` does not already cover.
+  stripNames = uniqueCi (filter (n: !(hasPrefix "x-remote-" (toLower n))) globalNames ++ extraNames);
+
+  # The origin's host (and port when it is not the scheme's own) as the site
+  # address, as examples/ writes `auth.example.com {`.
+  urlAddress = url:
+    let m = builtins.match "(https?)://([^/]+)/?" url;
+    in if m == null then throw "services.pocketgate: ${url} is not an http(s) origin"
+       else if builtins.elemAt m 0 == "https" then builtins.elemAt m 1 else url;
+  urlHost = url: builtins.head (splitString ":" (lib.removePrefix "http://" (lib.removePrefix "https://" (lib.removeSuffix "/" url))));
+  loginUrls = optional (final ? public_url) final.public_url
+    ++ map (d: d.public_url) ((final.session or { }).domains or [ ]);
+  protectedHosts = map (h: h.host) settingsHosts;
+
+  # --- the examples, with this configuration's names put in --------------------
+  examples = ../examples;
+  # `replace` insists that the example still holds what it replaces, so an
+  # edited example fails evaluation here instead of generating something else.
+  replace = file: from: to: text:
+    if hasInfix from text then replaceStrings [ from ] [ to ] text
+    else throw "services.pocketgate: ${file} no longer contains ${builtins.toJSON from}; nix/module.nix must follow the example";
+  between = file: start: end: text:
+    let
+      after = splitString start text;
+      rest = if builtins.length after == 2 then builtins.elemAt after 1
+        else throw "services.pocketgate: ${file} must contain ${builtins.toJSON start} exactly once";
+      parts = splitString end rest;
+    in if builtins.length parts >= 2 then builtins.head parts
+       else throw "services.pocketgate: ${file} has no ${builtins.toJSON end} after ${builtins.toJSON start}";
+  cookieRegex = escapeRegex cookieName;
+  underscored = replaceStrings [ "-" ] [ "_" ];
+
+  caddyFile = "examples/caddy/Caddyfile";
+  caddyExample = builtins.readFile (examples + "/caddy/Caddyfile");
+  caddySnippet = lib.pipe (between caddyFile "\n(pocketgate) {\n" "\n}\n" caddyExample) [
+    (replace caddyFile "forward_auth 127.0.0.1:4180 {" "forward_auth ${listen} {")
+    (replace caddyFile "\t\trequest_header -X-WEBAUTH-USER\n\t\trequest_header -X_WEBAUTH_USER\n"
+      (concatMapStrings (n: "\t\trequest_header -${n}\n\t\trequest_header -${underscored n}\n") stripNames))
+    (replace caddyFile "\t\trequest_header -X-Pocketgate-Assertion\n\t\trequest_header -X_Pocketgate_Assertion\n"
+      "\t\trequest_header -${assertionHeader}\n\t\trequest_header -${underscored assertionHeader}\n")
+    (replace caddyFile
+      "\t\t\tcopy_headers X-Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Pocketgate-Assertion\n\t\t\tcopy_headers X-WEBAUTH-USER\n"
+      ("\t\t\tcopy_headers ${concatStringsSep " " (globalNames ++ [ assertionHeader ])}\n"
+        + lib.optionalString (extraNames != [ ]) "\t\t\tcopy_headers ${concatStringsSep " " extraNames}\n"))
+    (replace caddyFile "pocketgate(?:_[0-7]" "${cookieRegex}(?:_[0-7]")
+  ];
+  caddyPublic = replace caddyFile "127.0.0.1:4180" listen
+    (between caddyFile "\nauth.example.com {\n" "\n}\n" caddyExample);
+
+  nginxFile = "examples/nginx/nginx.conf";
+  snippetFile = "examples/nginx/pocketgate.conf";
+  nginxExample = builtins.readFile (examples + "/nginx/nginx.conf");
+  # $pg_<name> for a header's value; never one of the snippet's own variables.
+  ownVars = [ "user" "email" "name" "groups" "assertion" "location" "auth_status" "backend_cookie" ];
+  nginxVar = n:
+    let v = lib.removePrefix "x_" (underscored (toLower n));
+    in "$pg_" + (if elem v ownVars || hasPrefix "cookie_" v then "header_${v}" else v);
+  upstreamVar = n: "$upstream_http_${underscored (toLower n)}";
+  nginxHttp = lib.pipe (between nginxFile "    # BEGIN pocketgate-http" "    # END pocketgate-http\n" nginxExample) [
+    (t: "    # BEGIN pocketgate-http" + t)
+    (replace nginxFile "server 127.0.0.1:4180;" "server ${listen};")
+    (replace nginxFile "pocketgate(?:_[0-7]" "${cookieRegex}(?:_[0-7]")
+  ];
+  nginxPublic = between nginxFile "        # BEGIN pocketgate-public-url\n" "        # END pocketgate-public-url\n" nginxExample;
+  headerField = f: default: text: lib.pipe text [
+    (replace snippetFile (upstreamVar default + ";") (upstreamVar globalHeaders.${f} + ";"))
+    (replace snippetFile "proxy_set_header ${default} " "proxy_set_header ${globalHeaders.${f}} ")
+  ];
+  nginxSnippet = lib.pipe (builtins.readFile (examples + "/nginx/pocketgate.conf")) [
+    (headerField "user" "X-Remote-User")
+    (headerField "email" "X-Remote-Email")
+    (headerField "name" "X-Remote-Name")
+    (headerField "groups" "X-Remote-Groups")
+    (replace snippetFile "auth_request_set $pg_webauth_user $upstream_http_x_webauth_user;\n"
+      (concatMapStrings (n: "auth_request_set ${nginxVar n} ${upstreamVar n};\n") extraNames))
+    (replace snippetFile "proxy_set_header X-WEBAUTH-USER    $pg_webauth_user;\n"
+      (concatMapStrings (n: "proxy_set_header ${n}    ${nginxVar n};\n") extraNames))
+    (replace snippetFile "$upstream_http_x_pocketgate_assertion;" "${upstreamVar assertionHeader};")
+    (replace snippetFile "proxy_set_header X-Pocketgate-Assertion $pg_assertion;" "proxy_set_header ${assertionHeader} $pg_assertion;")
+  ];
+
+  # --- checks that NixOS reports before anything is built -----------------------
+  policyNames = attrNames (final.policies or { });
+  policyCheck = where: name: {
+    assertion = name == null || elem name policyNames;
+    message = "${where} = \"${toString name}\": no such policy (defined: ${concatStringsSep ", " policyNames}); "
+      + "define services.pocketgate.policies.\"${toString name}\" or name one of those";
+  };
+  hostWhere = i: h:
+    if cfg.hosts ? ${h.host} then "services.pocketgate.hosts.\"${h.host}\""
+    else "services.pocketgate.settings.hosts.${toString i} (${h.host})";
+  indexed = lib.imap0 (i: h: { inherit i h; }) settingsHosts;
+  hostPolicyChecks = concatMap ({ i, h }:
+    [ (policyCheck "${hostWhere i h}.policy" (h.policy or null)) ]
+    ++ lib.imap0 (j: r: policyCheck "${hostWhere i h}.rules.${toString j}.policy" (r.policy or null)) (h.rules or [ ]))
+    indexed;
+  duplicateHosts = let lowered = map (h: toLower (lib.removeSuffix "." h)) protectedHosts;
+    in filter (h: lib.count (x: x == h) lowered > 1) (unique lowered);
+  inline = path: lib.attrByPath path null final;
+  inlineSecret = path: fix: {
+    assertion = inline path == null;
+    message = "services.pocketgate.settings.${concatStringsSep "." path}: a secret written in the configuration "
+      + "ends up in the world-readable Nix store; ${fix}";
+  };
+  storePath = name: file: {
+    assertion = !(builtins.isPath file);
+    message = "services.pocketgate.${name} is a Nix path (${toString file}), which copies the secret into the "
+      + "world-readable Nix store; give its location as a string: \"/run/secrets/...\"";
+  };
+  redisUrl = (final.session or { }).redis_url or null;
+  # A location that sets any proxy_set_header of its own makes nginx drop every
+  # one the snippet sets for the server: the identity headers too, so the
+  # client's X-Remote-User would reach the backend.
+  nginxLocationChecks = concatMap (host:
+    let vhost = config.services.nginx.virtualHosts.${host} or { locations = { }; };
+    in mapAttrsToList (path: loc: {
+      assertion = !((loc.recommendedProxySettings or false) || (loc.proxyWebsockets or false)
+        || hasInfix "proxy_set_header" (loc.extraConfig or ""));
+      message = "services.nginx.virtualHosts.\"${host}\".locations.\"${path}\" sets its own proxy_set_header "
+        + "(recommendedProxySettings, proxyWebsockets or extraConfig), so nginx drops the identity headers "
+        + "pocketgate's snippet sets for the server and a client's forged X-Remote-User would reach the backend; "
+        + "set recommendedProxySettings = false and proxyWebsockets = false there (the snippet already sends "
+        + "Host, X-Forwarded-* and the WebSocket headers)";
+    }) (vhost.locations or { }))
+    protectedHosts;
+in
+{
+  options.services.pocketgate = {
+    enable = mkEnableOption "pocketgate, the forward-auth sidecar for Pocket ID";
+
+    package = mkOption {
+      type = types.package;
+      default = pkgs.callPackage ./package.nix { };
+      defaultText = literalExpression "pkgs.callPackage ./package.nix { }";
+      description = "The pocketgate package (built from this repository).";
+    };
+
+    settings = mkOption {
+      type = types.submodule { freeformType = types.attrsOf jsonValue; };
+      default = { };
+      example = literalExpression ''{ log_format = "json"; bearer.enabled = true; }'';
+      description = ''
+        pocketgate's configuration, every key as in pocketgate.toml (snake_case).
+        The typed options below write into it; set here what they do not cover.
+      '';
+    };
+
+    listen = mkOption {
+      type = types.str;
+      default = "127.0.0.1:4180";
+      description = "Address pocketgate listens on (and the proxies ask).";
+    };
+    publicUrl = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "https://auth.example.com";
+      description = "Where browsers reach /login, /callback and /logout.";
+    };
+    defaultPolicy = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      description = "Policy for hosts not listed in `hosts` (null: they are denied).";
+    };
+    trustedProxies = mkOption {
+      type = types.nullOr strList;
+      default = null;
+      description = "Peers whose X-Forwarded-* are believed (null: pocketgate's default, loopback).";
+    };
+
+    oidc = {
+      issuer = mkOption { type = types.nullOr types.str; default = null; description = "Pocket ID's URL (its APP_URL)."; };
+      clientId = mkOption { type = types.nullOr types.str; default = null; description = "The OIDC client's ID."; };
+      clientSecretFile = mkOption {
+        type = types.nullOr (types.either types.path types.str);
+        default = null;
+        example = "/run/secrets/pocketgate-client-secret";
+        description = "File holding the client secret, read by systemd at start (LoadCredential); never in the store.";
+      };
+    };
+
+    session = {
+      secretFile = mkOption {
+        type = types.nullOr (types.either types.path types.str);
+        default = null;
+        example = "/run/secrets/pocketgate-session-secret";
+        description = "File with the session secret(s) (`pocketgate gen-secret`), read by systemd at start.";
+      };
+      cookieDomain = mkOption { type = types.nullOr types.str; default = null; description = "Parent domain of every protected host."; };
+      lifetime = mkOption { type = types.nullOr types.str; default = null; example = "12h"; description = "Session lifetime."; };
+      store = mkOption { type = types.nullOr (types.enum [ "embedded" "cookie" "redis" ]); default = null; description = "Session store (pocketgate's default: embedded, in the state directory)."; };
+      redisUrl = mkOption { type = types.nullOr types.str; default = null; description = "Redis URL for store = redis (a password belongs in environmentFile)."; };
+      refreshInterval = mkOption { type = types.nullOr types.str; default = null; example = "5m"; description = "How often the identity is refreshed at the provider (\"off\": never)."; };
+    };
+
+    assertion = {
+      enable = mkEnableOption "the signed identity assertion header for backends";
+      keyFile = mkOption {
+        type = types.nullOr (types.either types.path types.str);
+        default = null;
+        description = "P-256 PEM key file (LoadCredential). Unset: a key generated once in the state directory.";
+      };
+    };
+
+    environmentFile = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "/run/secrets/pocketgate.env";
+      description = "systemd EnvironmentFile, e.g. POCKETGATE_OIDC__CLIENT_SECRET or POCKETGATE_SESSION__REDIS_URL.";
+    };
+
+    policies = mkOption {
+      type = types.attrsOf (types.submodule policyOptions);
+      default = { };
+      description = "Named policies (groups, users, networks).";
+    };
+
+    hosts = mkOption {
+      type = types.attrsOf (types.submodule hostOptions);
+      default = { };
+      description = "Protected hosts; any module may add one (exact name or \"*.example.com\").";
+    };
+
+    caddy.enable = mkEnableOption "the forward-auth wiring in services.caddy for every host";
+    nginx.enable = mkEnableOption "the auth_request wiring in services.nginx for every host";
+
+    configFile = mkOption {
+      type = types.unspecified;
+      readOnly = true;
+      description = "The configuration file the service runs, after `pocketgate check --offline` passed it.";
+    };
+  };
+
+  config = mkMerge [
+    {
+      # Typed options -> keys. A key set both here and in `settings` is a
+      # conflict the module system reports with both places.
+      services.pocketgate.settings = mkMerge [
+        {
+          listen = cfg.listen;
+          hosts = mapAttrsToList hostKeys cfg.hosts;
+          policies = mapAttrs (_: policyKeys) cfg.policies;
+        }
+        (clean {
+          public_url = cfg.publicUrl;
+          default_policy = cfg.defaultPolicy;
+          trusted_proxies = cfg.trustedProxies;
+        })
+        { oidc = clean {
+            inherit (cfg.oidc) issuer;
+            client_id = cfg.oidc.clientId;
+            client_secret_file = if cfg.oidc.clientSecretFile != null then "${credentialsDir}/client_secret" else null;
+          }; }
+        { session = clean {
+            secret_file = if cfg.session.secretFile != null then "${credentialsDir}/session_secret" else null;
+            cookie_domain = cfg.session.cookieDomain;
+            inherit (cfg.session) lifetime store;
+            redis_url = cfg.session.redisUrl;
+            refresh_interval = cfg.session.refreshInterval;
+          } // { state_dir = mkDefault stateDir; }; }
+        (mkIf cfg.assertion.enable { assertion = clean {
+          header = mkDefault "X-Pocketgate-Assertion";
+          key_file = if cfg.assertion.keyFile != null then "${credentialsDir}/assertion_key" else null;
+        }; })
+      ];
+      services.pocketgate.configFile = checkedFile;
+    }
+
+    (mkIf cfg.enable {
+      assertions = [
+        (inlineSecret [ "oidc" "client_secret" ] "set services.pocketgate.oidc.clientSecretFile (or POCKETGATE_OIDC__CLIENT_SECRET in environmentFile)")
+        (inlineSecret [ "session" "secret" ] "set services.pocketgate.session.secretFile (or POCKETGATE_SESSION__SECRET in environmentFile)")
+        {
+          assertion = redisUrl == null || builtins.match ".*://[^/@]*@.*" redisUrl == null;
+          message = "services.pocketgate.session.redisUrl carries a password, which would end up in the world-readable "
+            + "Nix store; put POCKETGATE_SESSION__REDIS_URL in services.pocketgate.environmentFile instead";
+        }
+        (storePath "oidc.clientSecretFile" cfg.oidc.clientSecretFile)
+        (storePath "session.secretFile" cfg.session.secretFile)
+        (storePath "assertion.keyFile" cfg.assertion.keyFile)
+        (policyCheck "services.pocketgate.defaultPolicy" (final.default_policy or null))
+        {
+          assertion = duplicateHosts == [ ];
+          message = "services.pocketgate: host ${concatStringsSep ", " duplicateHosts} is defined twice "
+            + "(host names compare case-insensitively; settings.hosts and hosts together)";
+        }
+      ] ++ hostPolicyChecks
+        ++ optionals cfg.nginx.enable nginxLocationChecks;
+
+      systemd.services.pocketgate = {
+        description = "pocketgate forward-auth for Pocket ID";
+        wantedBy = [ "multi-user.target" ];
+        wants = [ "network-online.target" ];
+        after = [ "network-online.target" ];
+        # A changed configuration is reloaded (SIGHUP, validated first); the
+        # keys pocketgate applies only at start restart it.
+        reloadTriggers = [ checkedFile ];
+        restartTriggers = [ (builtins.toJSON {
+          inherit listen;
+          session = lib.getAttrs (lib.intersectLists [ "store" "state_dir" "redis_url" ] (attrNames (final.session or { }))) (final.session or { });
+          log = lib.getAttrs (lib.intersectLists [ "log_level" "log_format" ] (attrNames final)) final;
+        }) ];
+        serviceConfig = {
+          ExecStartPre = "${cfg.package}/bin/pocketgate check -c ${checkedFile}";
+          ExecStart = "${cfg.package}/bin/pocketgate serve -c ${checkedFile}";
+          ExecReload = [
+            "${cfg.package}/bin/pocketgate check -c ${checkedFile}"
+            "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
+          ];
+          Restart = "on-failure";
+          RestartSec = "2s";
+          LoadCredential = mapAttrsToList (id: file: "${id}:${toString file}") credentials;
+          EnvironmentFile = mkIf (cfg.environmentFile != null) cfg.environmentFile;
+
+          DynamicUser = true;
+          StateDirectory = "pocketgate";
+          StateDirectoryMode = "0700";
+          WorkingDirectory = stateDir;
+          UMask = "0077";
+
+          # Only a port below 1024 needs a capability (and a user namespace
+          # would take it away again).
+          AmbientCapabilities = if lowPort then [ "CAP_NET_BIND_SERVICE" ] else "";
+          CapabilityBoundingSet = if lowPort then [ "CAP_NET_BIND_SERVICE" ] else "";
+          PrivateUsers = !lowPort;
+          NoNewPrivileges = true;
+          ProtectSystem = "strict";
+          ProtectHome = true;
+          PrivateTmp = true;
+          PrivateDevices = true;
+          ProtectClock = true;
+          ProtectHostname = true;
+          ProtectKernelLogs = true;
+          ProtectKernelModules = true;
+          ProtectKernelTunables = true;
+          ProtectControlGroups = true;
+          ProtectProc = "invisible";
+          ProcSubset = "pid";
+          RestrictAddressFamilies = [ "AF_INET" "AF_INET6" "AF_UNIX" ];
+          RestrictNamespaces = true;
+          RestrictRealtime = true;
+          RestrictSUIDSGID = true;
+          LockPersonality = true;
+          MemoryDenyWriteExecute = true;
+          RemoveIPC = true;
+          SystemCallArchitectures = "native";
+          SystemCallFilter = [ "@system-service" "~@privileged" "~@resources" ];
+        };
+      };
+    })
+
+    (mkIf (cfg.enable && cfg.caddy.enable) {
+      services.caddy.extraConfig = "(pocketgate) {\n${caddySnippet}\n}\n";
+      services.caddy.virtualHosts = lib.listToAttrs (
+        map (url: lib.nameValuePair (urlAddress url) { extraConfig = caddyPublic; }) loginUrls
+        ++ map (host: lib.nameValuePair host { extraConfig = mkBefore "import pocketgate"; }) protectedHosts
+      );
+    })
+
+    (mkIf (cfg.enable && cfg.nginx.enable) {
+      services.nginx.appendHttpConfig = nginxHttp;
+      services.nginx.virtualHosts = lib.listToAttrs (
+        map (url: lib.nameValuePair (urlHost url) { extraConfig = nginxPublic; }) loginUrls
+        ++ map (host: lib.nameValuePair host { extraConfig = mkBefore nginxSnippet; }) protectedHosts
+      );
+    })
+  ];
+}
