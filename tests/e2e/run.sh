@@ -9,7 +9,7 @@
 #   E2E_SKIP_BUILD=1 / E2E_POCKETGATE_BIN=... # use an existing binary
 #
 # Idempotent: installs what is missing (Python venv with the pinned
-# requirements, nginx from apt, the provider's npm packages) and caches it under
+# requirements, nginx and nix-bin from apt, the provider's npm packages) and caches it under
 # tests/e2e/.cache/ and tests/e2e/idp/node_modules/ (both git-ignored).
 # Exits non-zero on any failure.
 set -euo pipefail
@@ -58,6 +58,16 @@ fi
 "$NGINX" -V 2>&1 | grep -q -- '--with-http_auth_request_module' \
     || die "$NGINX lacks the auth_request module (install nginx-light, nginx-core or nginx-full)"
 export E2E_NGINX="$NGINX"
+
+# --- Nix, to evaluate nix/module.nix (test_nixos.py) ----------------------------
+# Evaluation only (nix-instantiate --eval): nothing is built or downloaded.
+if ! command -v nix-instantiate >/dev/null 2>&1; then
+    log "installing Nix (apt-get install nix-bin)"
+    export DEBIAN_FRONTEND=noninteractive
+    as_root apt-get install -y -q nix-bin >/dev/null \
+        || { as_root apt-get update -q >/dev/null && as_root apt-get install -y -q nix-bin >/dev/null; } \
+        || die "could not install nix-bin"
+fi
 
 # --- the provider: npm oidc-provider, pinned by package-lock.json ---------------
 command -v node >/dev/null || die "node (>= 20) is required"

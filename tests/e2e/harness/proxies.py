@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from harness import configs
 from harness.net import raw_request
@@ -34,12 +35,17 @@ def _binary(name: str) -> str:
 
 
 def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
-                aliases: dict[str, list[str]] | None = None) -> Proc:
-    """The proxy from its example; ``aliases``: more names for the example's sites (configs.py)."""
+                aliases: dict[str, list[str]] | None = None,
+                caddyfile: Callable[[configs.Ports], str] | None = None) -> Proc:
+    """The proxy from its example; ``aliases``: more names for the example's
+    sites (configs.py); ``caddyfile``: Caddy's configuration from elsewhere
+    (the NixOS module's, test_nixos.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
+    if caddyfile is not None and kind != "caddy":
+        raise ValueError(f"a Caddyfile for {kind}")
     if kind == "caddy":
         path = workdir / "Caddyfile"
-        path.write_text(configs.caddyfile(ports, aliases))
+        path.write_text(caddyfile(ports) if caddyfile else configs.caddyfile(ports, aliases))
         proc = Proc("caddy", [_binary("caddy"), "run", "--config", path, "--adapter", "caddyfile"], log_dir,
                     env={"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config"),
                          "HOME": str(workdir)})

@@ -61,6 +61,10 @@ class Additions:
     login_hosts: list[str] = field(default_factory=list)
     # anything else in the work directory before pocketgate starts (symlinks, ...)
     prepare: Callable[[Path], None] = lambda workdir: None
+    # the configuration's file name (its extension picks TOML or JSON)
+    config_name: str = "pocketgate.toml"
+    # Caddy only: the Caddyfile to run instead of the example's (test_nixos.py)
+    caddyfile: Callable[[configs.Ports], str] | None = None
 
 
 @dataclass
@@ -179,9 +183,10 @@ def start_stub_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stac
 
 
 def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path,
-                 aliases: dict[str, list[str]] | None = None) -> Proc:
+                 aliases: dict[str, list[str]] | None = None,
+                 caddyfile: Callable[[configs.Ports], str] | None = None) -> Proc:
     # proxies.start_proxy registers the Proc before waiting; find it on failure
-    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases)
+    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases, caddyfile)
 
 
 def pocketgate_binary() -> Path:
@@ -223,7 +228,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
         stack.issuer = idp.first_json_line(timeout=30)["issuer"]
         idp.wait_http(f"{stack.issuer}/.well-known/openid-configuration", timeout=30)
 
-        config_path = workdir / "pocketgate.toml"
+        config_path = workdir / add.config_name
         config_path.write_text(add.config(configs.pocketgate_toml(ports, stack.issuer), stack))
         for rel, text in add.files.items():
             path = workdir / rel
@@ -245,7 +250,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
         pg.wait_port(ports.auth, timeout=60)
         pg.wait_http(f"http://127.0.0.1:{ports.auth}/readyz", timeout=60)
 
-        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases))
+        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases, add.caddyfile))
     except Exception as exc:
         for p in stack.procs[1:]:
             p.stop()

@@ -1,0 +1,434 @@
+"""services.pocketgate (nix/module.nix), evaluated by the real NixOS module
+system (nixpkgs' lib.evalModules) with stand-ins for the options it touches.
+
+- The seed's NixOS example (examples/nixos: the global part plus one module
+  per service) generates a configuration that passes the module's own
+  build-time check (``pocketgate check --offline``, run as the module's
+  runCommand script) and makes the seed's decisions (``pocketgate explain
+  --json``, a table of cases).
+- The Caddy and nginx wiring it generates is what examples/ ships, and
+  follows the configuration's names when they differ.
+- Evaluation fails with a clear message on an inline secret, a secret given
+  as a Nix path, a host or rule naming an undefined policy, two modules
+  defining one host differently, an nginx location that would drop the
+  identity headers.
+- The unit is hardened, reloads by SIGHUP and checks the configuration first.
+- Last, the generated configuration and Caddyfile run: real Caddy in front of
+  pocketgate and the test provider, the seed's scenarios through it.
+
+Needs nix-instantiate (run.sh installs Debian's nix-bin) and nixpkgs' lib
+(harness/nixos.py says where it is looked for); without the lib these tests
+are skipped, saying what to install.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from harness import configs, flows, nixos
+from harness.checks import assert_login_required, cookie_header, logged_in, raw_echo
+from harness.configs import ADDR_LAN, ADDR_MONITORING, ADDR_OUTSIDE_2, ADDR_PRIVATE, TEST_DOMAIN
+from harness.net import browser, raw_request
+from harness.stack import Additions, pocketgate_binary, start_stack
+
+SEED = [nixos.EXAMPLES / name for name in nixos.SEED_MODULES]
+
+
+@pytest.fixture(scope="module")
+def nix_lib() -> str:
+    if not nixos.nix_instantiate():
+        pytest.fail(f"nix-instantiate not found: {nixos.INSTALL_HINT}")
+    lib = nixos.nixpkgs_lib()
+    if lib is None:
+        pytest.skip(f"nixpkgs' lib not found: {nixos.INSTALL_HINT}")
+    return lib
+
+
+@pytest.fixture
+def evaluate(nix_lib, tmp_path):
+    """``evaluate(*modules)``: the seed example plus ``modules`` (Nix text or files)."""
+    def run(*modules, seed=True):
+        return nixos.evaluate([*(SEED if seed else []), *modules], tmp_path / "store", pocketgate_binary(), nix_lib)
+    return run
+
+
+def eval_error(evaluate, *modules) -> str:
+    with pytest.raises(nixos.EvalError) as err:
+        evaluate(*modules)
+    return str(err.value)
+
+
+def pocketgate(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(pocketgate_binary()), *args], capture_output=True, text=True, timeout=30,
+                          env={"PATH": "/usr/bin:/bin"})
+
+
+# --- the generated configuration --------------------------------------------
+
+def test_the_seed_configuration_passes_the_build_time_check(evaluate, tmp_path):
+    ev = evaluate()
+    out = tmp_path / "checked.json"
+    built = nixos.build_config(ev, out)
+    assert built.returncode == 0, built.stderr
+    assert "configuration OK" in built.stdout and "offline:" in built.stdout, built.stdout
+    assert out.read_text() == ev.config_text
+    s = ev.settings
+    # Typed camelCase options became pocketgate's keys, hosts from three modules.
+    assert [h["host"] for h in s["hosts"]] == ["grafana.example.com", "lan.example.com", "sonarr.example.com"]
+    grafana = s["hosts"][0]
+    assert grafana["claim_roles"] == [{"claim": "groups", "value": "grafana-admins", "role": "admins"}]
+    assert grafana["bypass_paths"] == ["/api/health"] and grafana["allowed_networks"] == ["10.50.0.0/16"]
+    assert grafana["headers"] == {"user": "X-WEBAUTH-USER"}
+    assert s["hosts"][2]["bypass_resources"] == ["^/api/system/status$"]
+    assert s["policies"]["bypass"] == {"allowed_networks": ["10.0.0.0/8", "192.168.0.0/16"]}
+    # Secrets: only the credential paths systemd fills in, never a value.
+    assert s["oidc"] == {"issuer": "https://id.example.com", "client_id": "pocketgate",
+                         "client_secret_file": "/run/credentials/pocketgate.service/client_secret"}
+    assert s["session"]["secret_file"] == "/run/credentials/pocketgate.service/session_secret"
+    assert s["session"]["state_dir"] == "/var/lib/pocketgate"
+
+
+def test_the_service_refuses_to_start_without_its_credentials(evaluate, tmp_path):
+    """ExecStartPre's check (not offline) reads the credentials: missing ones stop the start."""
+    ev = evaluate()
+    out = tmp_path / "checked.json"
+    assert nixos.build_config(ev, out).returncode == 0
+    r = pocketgate("check", "-c", str(out))
+    assert r.returncode == 1
+    assert "oidc.client_secret_file" in r.stderr and "/run/credentials/pocketgate.service/client_secret" in r.stderr
+
+
+# (url, client address, user groups or None for no session) -> outcome, rule
+DECISIONS = [
+    ("https://grafana.example.com/", None, ["admins"], "allow", "policies.admins.allowed_groups[0]"),
+    ("https://grafana.example.com/", None, ["grafana-admins"], "allow", "policies.admins.allowed_groups[0]"),
+    ("https://grafana.example.com/", None, ["users"], "deny", "policies.admins.allowed_groups"),
+    ("https://grafana.example.com/", None, None, "login", "no session"),
+    ("https://grafana.example.com/api/health", "10.50.3.4", None, "bypass", "hosts[0].bypass_paths[0]"),
+    ("https://grafana.example.com/api/health", "192.168.1.20", None, "login", "no session"),
+    ("https://sonarr.example.com/api/v3/series", "192.168.1.20", None, "bypass", "hosts[2].bypass_paths[0]"),
+    ("https://sonarr.example.com/feed/calendar.ics", "192.168.1.20", None, "bypass", "hosts[2].bypass_paths[1]"),
+    ("https://sonarr.example.com/api/system/status", "192.168.1.20", None, "bypass", "hosts[2].bypass_paths[0]"),
+    ("https://sonarr.example.com/api/v3/series", "203.0.113.9", None, "login", "no session"),
+    ("https://sonarr.example.com/", None, ["users"], "allow", "policies.users.allowed_groups[1]"),
+    ("https://lan.example.com/", "10.1.2.3", None, "bypass", "policies.bypass.allowed_networks[0]"),
+    ("https://lan.example.com/", "203.0.113.9", None, "login", "no session"),
+    ("https://wiki.example.com/", None, ["users"], "allow", "policies.users.allowed_groups[1]"),
+]
+
+
+@pytest.fixture
+def seed_file(evaluate, tmp_path) -> Path:
+    ev = evaluate()
+    out = tmp_path / "pocketgate.json"
+    assert nixos.build_config(ev, out).returncode == 0
+    return out
+
+
+def _explain(config: Path, url: str, ip: str | None, groups: list[str] | None) -> dict:
+    args = ["explain", "-c", str(config), "--url", url, "--json"]
+    if ip:
+        args += ["--ip", ip]
+    if groups is not None:
+        args += ["--user", "alice", "--groups", ",".join(groups)]
+    r = pocketgate(*args)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+@pytest.mark.parametrize("url,ip,groups,outcome,rule", DECISIONS)
+def test_the_generated_configuration_decides_as_the_seed(seed_file, url, ip, groups, outcome, rule):
+    got = _explain(seed_file, url, ip, groups)
+    assert (got["outcome"], got["rule"]) == (outcome, rule), got
+    # and as the TOML example, which says the same in pocketgate.toml's words
+    toml = _explain(configs.EXAMPLES / "pocketgate.toml", url, ip, groups)
+    assert (toml["outcome"], toml["policy"]) == (got["outcome"], got["policy"]), toml
+
+
+def test_the_build_time_check_rejects_what_evaluation_cannot_know(evaluate, tmp_path):
+    ev = evaluate('{ services.pocketgate.hosts."wiki.example.com" = '
+                  '{ policy = "users"; allowedNetworks = [ "10.0.0.0/33" ]; }; }')
+    built = nixos.build_config(ev, tmp_path / "out.json")
+    assert built.returncode != 0
+    assert "allowed_networks" in built.stderr and "10.0.0.0/33" in built.stderr, built.stderr
+    assert not (tmp_path / "out.json").exists()
+
+
+def test_secrets_from_an_environment_file_pass_the_build_time_check(evaluate, tmp_path):
+    without_files = ('{ lib, ... }: { services.pocketgate.oidc.clientSecretFile = lib.mkForce null; '
+                     'services.pocketgate.session.secretFile = lib.mkForce null; }')
+    ev = evaluate(without_files)
+    built = nixos.build_config(ev, tmp_path / "a.json")
+    assert built.returncode != 0 and "session.secret: missing" in built.stderr, built.stderr
+    ev = evaluate(without_files, '{ services.pocketgate.environmentFile = "/run/secrets/pocketgate.env"; }')
+    built = nixos.build_config(ev, tmp_path / "b.json")
+    assert built.returncode == 0, built.stderr
+    assert ev.unit["serviceConfig"]["EnvironmentFile"] == "/run/secrets/pocketgate.env"
+    assert ev.unit["serviceConfig"]["LoadCredential"] == []
+    assert "secret" not in json.dumps(ev.settings["session"])
+
+
+def test_every_module_adds_to_a_host(evaluate):
+    ev = evaluate('{ services.pocketgate.hosts."grafana.example.com".bypassPaths = [ "/public" ]; }',
+                  '{ services.pocketgate.hosts."wiki.example.com" = { policy = "users"; '
+                  'rules = [ { paths = [ "/admin" ]; policy = "admins"; } { methods = [ "DELETE" ]; action = "deny"; } ]; }; }')
+    hosts = {h["host"]: h for h in ev.settings["hosts"]}
+    assert sorted(hosts["grafana.example.com"]["bypass_paths"]) == ["/api/health", "/public"]
+    assert hosts["wiki.example.com"]["rules"] == [{"paths": ["/admin"], "policy": "admins"},
+                                                  {"methods": ["DELETE"], "action": "deny"}]
+
+
+# --- clear failures ------------------------------------------------------------
+
+FAILURES = [
+    ("inline client secret", ['{ services.pocketgate.settings.oidc.client_secret = "hunter2"; }'],
+     ["settings.oidc.client_secret", "world-readable Nix store", "clientSecretFile"]),
+    ("inline session secret", ['{ services.pocketgate.settings.session.secret = "hunter2hunter2"; }'],
+     ["settings.session.secret", "world-readable Nix store", "secretFile"]),
+    ("secret file as a Nix path", ['{ lib, ... }: { services.pocketgate.session.secretFile = lib.mkForce ./session-secret; }'],
+     ["services.pocketgate.session.secretFile is a Nix path", "world-readable Nix store"]),
+    ("redis password", ['{ services.pocketgate.session = { store = "redis"; redisUrl = "redis://:pw@10.0.0.5:6379/0"; }; }'],
+     ["services.pocketgate.session.redisUrl carries a password", "environmentFile"]),
+    ("undefined host policy", ['{ services.pocketgate.hosts."wiki.example.com".policy = "admin"; }'],
+     ['services.pocketgate.hosts."wiki.example.com".policy = "admin": no such policy (defined: admins, bypass, users)']),
+    ("undefined rule policy", ['{ services.pocketgate.hosts."wiki.example.com".rules = [ { paths = [ "/x" ]; policy = "staff"; } ]; }'],
+     ['services.pocketgate.hosts."wiki.example.com".rules.0.policy = "staff": no such policy']),
+    ("undefined default policy", ['{ lib, ... }: { services.pocketgate.defaultPolicy = lib.mkForce "everyone"; }'],
+     ['services.pocketgate.defaultPolicy = "everyone": no such policy']),
+    ("one host twice, by case", ['{ services.pocketgate.hosts."Grafana.example.com".policy = "users"; }'],
+     ["host grafana.example.com is defined twice"]),
+    ("nginx location that drops the identity headers",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."sonarr.example.com".locations."/" = '
+      '{ proxyPass = "http://127.0.0.1:8989"; recommendedProxySettings = true; }; }'],
+     ['services.nginx.virtualHosts."sonarr.example.com".locations."/" sets its own proxy_set_header',
+      "recommendedProxySettings = false"]),
+]
+
+
+@pytest.mark.parametrize("what,modules,messages", FAILURES, ids=[f[0] for f in FAILURES])
+def test_evaluation_fails_with_a_clear_message(evaluate, what, modules, messages):
+    err = eval_error(evaluate, *modules)
+    assert "Failed assertions:" in err, err
+    for m in messages:
+        assert m in err, err
+
+
+def test_two_modules_defining_one_host_differently_is_a_conflict(evaluate):
+    err = eval_error(evaluate, '{ services.pocketgate.hosts."grafana.example.com".policy = "users"; }')
+    assert 'services.pocketgate.hosts."grafana.example.com".policy' in err, err
+    assert "conflicting definition values" in err, err
+    # both places are named: the service's module and the other one
+    assert "grafana.nix': \"admins\"" in err and "module-3.nix': \"users\"" in err, err
+
+
+# --- the proxies' wiring is the examples' ------------------------------------------
+
+def _caddy_block(text: str, start: str) -> str:
+    m = re.search(rf"^{re.escape(start)} \{{\n(.*?)^\}}\n", text, re.M | re.S)
+    assert m, start
+    return m.group(1).removesuffix("\n")
+
+
+def _marked(text: str, name: str, indent: str) -> str:
+    m = re.search(rf"^({indent}# BEGIN {name}[^\n]*\n.*?)^{indent}# END {name}\n", text, re.M | re.S)
+    assert m, name
+    return m.group(1)
+
+
+def test_the_caddy_wiring_is_the_example(evaluate):
+    ev = evaluate()
+    example = (configs.EXAMPLES / "caddy" / "Caddyfile").read_text()
+    caddy = ev.data["caddy"]
+    assert caddy["extraConfig"] == f"(pocketgate) {{\n{_caddy_block(example, '(pocketgate)')}\n}}\n"
+    vhosts = caddy["virtualHosts"]
+    assert vhosts["auth.example.com"] == _caddy_block(example, "auth.example.com")
+    for host, backend in [("grafana", 3000), ("sonarr", 8989), ("lan", 8080)]:
+        assert vhosts[f"{host}.example.com"] == f"import pocketgate\nreverse_proxy 127.0.0.1:{backend}"
+        assert f"{host}.example.com {{\n\timport pocketgate\n" in example
+
+
+def test_the_nginx_wiring_is_the_example(evaluate):
+    ev = evaluate("{ services.pocketgate.nginx.enable = true; }")
+    conf = (configs.EXAMPLES / "nginx" / "nginx.conf").read_text()
+    snippet = (configs.EXAMPLES / "nginx" / "pocketgate.conf").read_text()
+    nginx = ev.data["nginx"]
+    assert nginx["appendHttpConfig"] == _marked(conf, "pocketgate-http", "    ")
+    for host in ["grafana.example.com", "sonarr.example.com", "lan.example.com"]:
+        assert nginx["virtualHosts"][host] == snippet
+    public = _marked(conf, "pocketgate-public-url", "        ")
+    assert nginx["virtualHosts"]["auth.example.com"] == public.split("\n", 1)[1]
+
+
+def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
+    ev = evaluate("""{ lib, ... }: {
+      services.pocketgate = {
+        listen = "127.0.0.1:9090";
+        nginx.enable = true;
+        settings.headers.user = "Remote-User";
+        settings.session.cookie_name = "pg_sess";
+        settings.assertion.header = "X-Identity-Assertion";
+        hosts."grafana.example.com".headers.user = lib.mkForce null;
+        hosts."wiki.example.com" = { policy = "users"; headers.email = "X-Mail"; headers.name = "X-Name"; };
+      };
+    }""")
+    assert nixos.build_config(ev, tmp_path / "out.json").returncode == 0
+    caddy = ev.data["caddy"]["extraConfig"]
+    assert "WEBAUTH" not in caddy
+    for line in ["forward_auth 127.0.0.1:9090 {",
+                 "request_header -Remote-User\n", "request_header -Remote_User\n",
+                 "request_header -X-Mail\n", "request_header -X_Mail\n",
+                 "request_header -X-Identity-Assertion\n",
+                 "copy_headers Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Identity-Assertion\n",
+                 "copy_headers X-Mail X-Name\n",
+                 r'"(?:^|;\s*)pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
+        assert line in caddy, line
+    assert ev.data["caddy"]["virtualHosts"]["auth.example.com"] == "\treverse_proxy 127.0.0.1:9090"
+    nginx = ev.data["nginx"]
+    snippet = nginx["virtualHosts"]["wiki.example.com"]
+    assert "WEBAUTH" not in snippet
+    for line in ["auth_request_set $pg_user     $upstream_http_remote_user;",
+                 "proxy_set_header Remote-User     $pg_user;",
+                 "auth_request_set $pg_mail $upstream_http_x_mail;",
+                 "proxy_set_header X-Mail    $pg_mail;",
+                 # $pg_name is the snippet's own: a host's X-Name gets a variable of its own
+                 "auth_request_set $pg_header_name $upstream_http_x_name;",
+                 "proxy_set_header X-Name    $pg_header_name;",
+                 "auth_request_set $pg_assertion $upstream_http_x_identity_assertion;",
+                 "proxy_set_header X-Identity-Assertion $pg_assertion;"]:
+        assert line in snippet, line
+    assert "server 127.0.0.1:9090;" in nginx["appendHttpConfig"]
+    assert r"pg_sess(?:_[0-7]" in nginx["appendHttpConfig"] and ")pocketgate(" not in nginx["appendHttpConfig"]
+
+
+# --- the unit ---------------------------------------------------------------------
+
+def test_the_unit_is_hardened_and_reloads_by_sighup(evaluate):
+    ev = evaluate()
+    unit, sc = ev.unit, ev.unit["serviceConfig"]
+    checked = ev.data["config"]["checked"]
+    binary = f"{ev.store}/pocketgate-package/bin/pocketgate"
+    assert sc["ExecStart"] == f"{binary} serve -c {checked}"
+    assert sc["ExecStartPre"] == f"{binary} check -c {checked}"
+    assert sc["ExecReload"] == [f"{binary} check -c {checked}", "/stand-in/coreutils/bin/kill -HUP $MAINPID"]
+    assert unit["reloadTriggers"] == [checked]
+    assert sorted(sc["LoadCredential"]) == ["client_secret:/run/secrets/pocketgate-client-secret",
+                                            "session_secret:/run/secrets/pocketgate-session-secret"]
+    expected = {
+        "DynamicUser": True, "StateDirectory": "pocketgate", "ProtectSystem": "strict", "ProtectHome": True,
+        "NoNewPrivileges": True, "PrivateTmp": True, "PrivateDevices": True, "Restart": "on-failure",
+        "RestrictAddressFamilies": ["AF_INET", "AF_INET6", "AF_UNIX"], "CapabilityBoundingSet": "",
+        "MemoryDenyWriteExecute": True, "SystemCallArchitectures": "native",
+    }
+    for key, value in expected.items():
+        assert sc[key] == value, key
+    assert sc["SystemCallFilter"][0] == "@system-service"
+    assert "multi-user.target" in unit["wantedBy"]
+
+
+def test_the_package_expression_builds_from_this_checkout(nix_lib):
+    expr = (f"let lib = {nix_lib}; p = import {configs.REPO}/nix/package.nix "
+            "{ inherit lib; rustPlatform.buildRustPackage = args: args; }; in "
+            "{ inherit (p) pname version buildNoDefaultFeatures cargoBuildFlags; lock = toString p.cargoLock.lockFile; "
+            'kept = map (d: p.src.filter "${toString p.src.origSrc}/${d}" "directory") '
+            '[ "src" "crates" "benches" "target" "fuzz" ]; }')
+    r = subprocess.run([nixos.nix_instantiate(), "--eval", "--strict", "--json", "-E", expr],
+                       capture_output=True, text=True, env=nixos._env(), timeout=60)
+    assert r.returncode == 0, r.stderr
+    p = json.loads(r.stdout)
+    version = re.search(r'^version = "([^"]+)"', (configs.REPO / "Cargo.toml").read_text(), re.M).group(1)
+    assert (p["pname"], p["version"]) == ("pocketgate", version)
+    assert p["lock"] == str(configs.REPO / "Cargo.lock") and p["buildNoDefaultFeatures"] is True
+    assert p["kept"] == [True, True, True, False, False]
+
+
+# --- real Caddy from the generated configuration --------------------------------------
+
+@pytest.fixture(scope="module")
+def nix_stack(nix_lib, echo, run_dir):
+    proc, port = echo
+    store = run_dir / "nixos-store"
+    generated = {}
+
+    def config(_toml: str, stack) -> str:
+        work = run_dir / "nixos-modules"
+        work.mkdir(parents=True, exist_ok=True)
+        modules = nixos.seed_copy(work, port)
+        local = f"""{{ lib, ... }}: {{
+          services.pocketgate = {{
+            listen = lib.mkForce "127.0.0.1:{stack.ports.auth}";
+            publicUrl = lib.mkForce "{stack.public_url}";
+            oidc.issuer = lib.mkForce "{stack.issuer}";
+            settings.session.state_dir = lib.mkForce "{stack.workdir / 'state'}";
+          }};
+        }}"""
+        ev = nixos.evaluate([*modules, local], store, pocketgate_binary(), nix_lib)
+        built = nixos.build_config(ev, store / "built.json")
+        assert built.returncode == 0, built.stderr
+        generated["caddy"] = ev.data["caddy"]
+        return (store / "built.json").read_text()
+
+    add = Additions(name="nixos", config=config, config_name="pocketgate.json",
+                    caddyfile=lambda ports: nixos.caddyfile(generated["caddy"], ports))
+    stack = start_stack("caddy", proc, port, run_dir, add)
+    yield stack
+    for p in reversed(stack.procs[1:]):
+        p.stop()
+
+
+def _through(stack, host, path, *, source_ip=None, session=None, extra=()):
+    headers = [("Accept", "application/json"), *extra]
+    if session is not None:
+        headers.append(("Cookie", cookie_header(session, f"{host}.{TEST_DOMAIN}")))
+    return raw_request(stack.ports.proxy, stack.host(host), path, headers=headers, source_ip=source_ip)
+
+
+def test_nixos_caddy_sends_anonymous_browsers_to_the_login(nix_stack):
+    r = browser().get(nix_stack.url("grafana"), allow_redirects=False, timeout=10)
+    assert_login_required(r, nix_stack, browser_like=True)
+
+
+def test_nixos_caddy_lets_admins_into_grafana_with_its_header(nix_stack):
+    user = nix_stack.new_user(["admins"])
+    s = logged_in(nix_stack, user, first_host="grafana")
+    r = _through(nix_stack, "grafana", "/dashboards", session=s,
+                 extra=[("X-WEBAUTH-USER", "mallory"), ("X_WEBAUTH_USER", "mallory")])
+    data = raw_echo(r)
+    assert r.status == 200 and data, r.status
+    assert flows.header_values(data, "X-WEBAUTH-USER") == [user]
+    # the host's own name replaces X-Remote-User; the others keep theirs
+    assert flows.header_values(data, "X-Remote-User") == []
+    assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
+    assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), "a pocketgate cookie reached the backend"
+
+
+def test_nixos_caddy_denies_users_grafana_but_not_sonarr(nix_stack):
+    user = nix_stack.new_user(["users"])
+    s = logged_in(nix_stack, user, first_host="sonarr")
+    assert _through(nix_stack, "grafana", "/", session=s).status == 403
+    r = _through(nix_stack, "sonarr", "/", session=s)
+    assert r.status == 200 and flows.header_values(raw_echo(r), "X-Remote-User") == [user]
+
+
+@pytest.mark.parametrize("host,path,source,reached", [
+    ("grafana", "/api/health", ADDR_MONITORING, True),
+    ("grafana", "/api/health", ADDR_OUTSIDE_2, False),
+    ("sonarr", "/api/v3/series", ADDR_LAN, True),
+    ("sonarr", "/api/system/status", ADDR_LAN, True),
+    ("sonarr", "/api/v3/series", ADDR_OUTSIDE_2, False),
+    ("lan", "/", ADDR_PRIVATE, True),
+    ("lan", "/", ADDR_OUTSIDE_2, False),
+])
+def test_nixos_caddy_bypasses_as_the_seed(nix_stack, host, path, source, reached):
+    r = _through(nix_stack, host, path, source_ip=source, extra=[("X-Remote-User", "mallory")])
+    if reached:
+        data = raw_echo(r)
+        assert r.status == 200 and data, r.status
+        assert flows.identity_headers(data) == [], "a bypass carries no identity, and no forged one"
+        assert flows.header_values(data, "X-WEBAUTH-USER") == []
+    else:
+        assert r.status == 401, r.status
