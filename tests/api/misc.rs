@@ -426,6 +426,9 @@ fn the_readme_shows_every_example_exactly_as_shipped() {
         "examples/nginx/nginx.conf",
         "examples/traefik/traefik.yml",
         "examples/traefik/dynamic.yml",
+        "examples/nixos/pocketgate.nix",
+        "examples/nixos/grafana.nix",
+        "examples/nixos/sonarr.nix",
     ] {
         let text = std::fs::read_to_string(format!("{root}/{example}")).unwrap();
         assert!(
