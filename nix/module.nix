@@ -116,6 +116,9 @@ let
     assertion_key = cfg.assertion.keyFile;
   };
   stateDir = "/var/lib/pocketgate";
+  # A stable path: a new configuration changes only the unit's reload
+  # trigger, so a switch reloads (SIGHUP) instead of restarting.
+  configPath = "/etc/pocketgate/pocketgate.json";
 
   # The configuration as written, and the same file once `check --offline` has
   # passed it (the unit runs only the checked one).
@@ -437,6 +440,8 @@ in
       ] ++ hostPolicyChecks
         ++ optionals cfg.nginx.enable nginxLocationChecks;
 
+      environment.etc."pocketgate/pocketgate.json".source = checkedFile;
+
       systemd.services.pocketgate = {
         description = "pocketgate forward-auth for Pocket ID";
         wantedBy = [ "multi-user.target" ];
@@ -445,16 +450,17 @@ in
         # A changed configuration is reloaded (SIGHUP, validated first); the
         # keys pocketgate applies only at start restart it.
         reloadTriggers = [ checkedFile ];
+        restartIfChanged = true;
         restartTriggers = [ (builtins.toJSON {
           inherit listen;
           session = lib.getAttrs (lib.intersectLists [ "store" "state_dir" "redis_url" ] (attrNames (final.session or { }))) (final.session or { });
           log = lib.getAttrs (lib.intersectLists [ "log_level" "log_format" ] (attrNames final)) final;
         }) ];
         serviceConfig = {
-          ExecStartPre = "${cfg.package}/bin/pocketgate check -c ${checkedFile}";
-          ExecStart = "${cfg.package}/bin/pocketgate serve -c ${checkedFile}";
+          ExecStartPre = "${cfg.package}/bin/pocketgate check -c ${configPath}";
+          ExecStart = "${cfg.package}/bin/pocketgate serve -c ${configPath}";
           ExecReload = [
-            "${cfg.package}/bin/pocketgate check -c ${checkedFile}"
+            "${cfg.package}/bin/pocketgate check -c ${configPath}"
             "${pkgs.coreutils}/bin/kill -HUP $MAINPID"
           ];
           Restart = "on-failure";

@@ -13,8 +13,10 @@ system (nixpkgs' lib.evalModules) with stand-ins for the options it touches.
   defining one host differently, an nginx location that would drop the
   identity headers.
 - The unit is hardened, reloads by SIGHUP and checks the configuration first.
-- Last, the generated configuration and Caddyfile run: real Caddy in front of
-  pocketgate and the test provider, the seed's scenarios through it.
+- Last, the generated configuration and proxy wiring run: real Caddy and
+  real nginx, each rendered from services.caddy / services.nginx as NixOS's
+  modules write them, in front of pocketgate and the test provider, with the
+  seed's scenarios through them.
 
 Needs nix-instantiate (run.sh installs Debian's nix-bin) and nixpkgs' lib
 (harness/nixos.py says where it is looked for); without the lib these tests
@@ -259,9 +261,9 @@ def test_the_nginx_wiring_is_the_example(evaluate):
     nginx = ev.data["nginx"]
     assert nginx["appendHttpConfig"] == _marked(conf, "pocketgate-http", "    ")
     for host in ["grafana.example.com", "sonarr.example.com", "lan.example.com"]:
-        assert nginx["virtualHosts"][host] == snippet
+        assert nginx["virtualHosts"][host]["extraConfig"] == snippet
     public = _marked(conf, "pocketgate-public-url", "        ")
-    assert nginx["virtualHosts"]["auth.example.com"] == public.split("\n", 1)[1]
+    assert nginx["virtualHosts"]["auth.example.com"]["extraConfig"] == public.split("\n", 1)[1]
 
 
 def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
@@ -289,7 +291,7 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
         assert line in caddy, line
     assert ev.data["caddy"]["virtualHosts"]["auth.example.com"] == "\treverse_proxy 127.0.0.1:9090"
     nginx = ev.data["nginx"]
-    snippet = nginx["virtualHosts"]["wiki.example.com"]
+    snippet = nginx["virtualHosts"]["wiki.example.com"]["extraConfig"]
     assert "WEBAUTH" not in snippet
     for line in ["auth_request_set $pg_user     $upstream_http_remote_user;",
                  "proxy_set_header Remote-User     $pg_user;",
@@ -312,10 +314,15 @@ def test_the_unit_is_hardened_and_reloads_by_sighup(evaluate):
     unit, sc = ev.unit, ev.unit["serviceConfig"]
     checked = ev.data["config"]["checked"]
     binary = f"{ev.store}/pocketgate-package/bin/pocketgate"
-    assert sc["ExecStart"] == f"{binary} serve -c {checked}"
-    assert sc["ExecStartPre"] == f"{binary} check -c {checked}"
-    assert sc["ExecReload"] == [f"{binary} check -c {checked}", "/stand-in/coreutils/bin/kill -HUP $MAINPID"]
+    # The unit names a stable path, so a new configuration only changes the
+    # reload trigger: a switch reloads (SIGHUP) instead of restarting.
+    assert ev.data["etc"]["pocketgate/pocketgate.json"] == checked
+    path = "/etc/pocketgate/pocketgate.json"
+    assert sc["ExecStart"] == f"{binary} serve -c {path}"
+    assert sc["ExecStartPre"] == f"{binary} check -c {path}"
+    assert sc["ExecReload"] == [f"{binary} check -c {path}", "/stand-in/coreutils/bin/kill -HUP $MAINPID"]
     assert unit["reloadTriggers"] == [checked]
+    assert json.loads(unit["restartTriggers"][0])["listen"] == "127.0.0.1:4180"
     assert sorted(sc["LoadCredential"]) == ["client_secret:/run/secrets/pocketgate-client-secret",
                                             "session_secret:/run/secrets/pocketgate-session-secret"]
     expected = {
@@ -346,16 +353,25 @@ def test_the_package_expression_builds_from_this_checkout(nix_lib):
     assert p["kept"] == [True, True, True, False, False]
 
 
-# --- real Caddy from the generated configuration --------------------------------------
+# --- real Caddy and nginx from the generated configuration ------------------------------
 
-@pytest.fixture(scope="module")
-def nix_stack(nix_lib, echo, run_dir):
+@pytest.fixture(scope="module", params=["caddy", "nginx"])
+def nix_stack(request, nix_lib, echo, run_dir):
+    """The generated configuration and proxy wiring, running: pocketgate, the
+    test provider, and Caddy or nginx rendered from services.caddy /
+    services.nginx as NixOS would."""
+    proxy = request.param
     proc, port = echo
-    store = run_dir / "nixos-store"
+    store = run_dir / f"nixos-store-{proxy}"
     generated = {}
+    # the backends as a NixOS operator would add them for nginx (the example
+    # adds Caddy's in each service's module)
+    nginx_backends = "".join(
+        f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/".proxyPass = "http://127.0.0.1:{port}";\n'
+        for site in ("grafana", "sonarr", "lan"))
 
     def config(_toml: str, stack) -> str:
-        work = run_dir / "nixos-modules"
+        work = run_dir / f"nixos-modules-{proxy}"
         work.mkdir(parents=True, exist_ok=True)
         modules = nixos.seed_copy(work, port)
         local = f"""{{ lib, ... }}: {{
@@ -364,17 +380,24 @@ def nix_stack(nix_lib, echo, run_dir):
             publicUrl = lib.mkForce "{stack.public_url}";
             oidc.issuer = lib.mkForce "{stack.issuer}";
             settings.session.state_dir = lib.mkForce "{stack.workdir / 'state'}";
+            caddy.enable = lib.mkForce {str(proxy == "caddy").lower()};
+            nginx.enable = {str(proxy == "nginx").lower()};
           }};
+          {nginx_backends if proxy == "nginx" else ""}
         }}"""
         ev = nixos.evaluate([*modules, local], store, pocketgate_binary(), nix_lib)
         built = nixos.build_config(ev, store / "built.json")
         assert built.returncode == 0, built.stderr
-        generated["caddy"] = ev.data["caddy"]
+        generated.update(ev.data)
         return (store / "built.json").read_text()
 
-    add = Additions(name="nixos", config=config, config_name="pocketgate.json",
-                    caddyfile=lambda ports: nixos.caddyfile(generated["caddy"], ports))
-    stack = start_stack("caddy", proc, port, run_dir, add)
+    def files(ports, workdir):
+        if proxy == "caddy":
+            return {"Caddyfile": nixos.caddyfile(generated["caddy"], ports)}
+        return {"nginx.conf": nixos.nginx_conf(generated["nginx"], ports, workdir)}
+
+    add = Additions(name="nixos", config=config, config_name="pocketgate.json", proxy_files=files)
+    stack = start_stack(proxy, proc, port, run_dir, add)
     yield stack
     for p in reversed(stack.procs[1:]):
         p.stop()
@@ -387,12 +410,12 @@ def _through(stack, host, path, *, source_ip=None, session=None, extra=()):
     return raw_request(stack.ports.proxy, stack.host(host), path, headers=headers, source_ip=source_ip)
 
 
-def test_nixos_caddy_sends_anonymous_browsers_to_the_login(nix_stack):
+def test_nixos_sends_anonymous_browsers_to_the_login(nix_stack):
     r = browser().get(nix_stack.url("grafana"), allow_redirects=False, timeout=10)
     assert_login_required(r, nix_stack, browser_like=True)
 
 
-def test_nixos_caddy_lets_admins_into_grafana_with_its_header(nix_stack):
+def test_nixos_lets_admins_into_grafana_with_its_header(nix_stack):
     user = nix_stack.new_user(["admins"])
     s = logged_in(nix_stack, user, first_host="grafana")
     r = _through(nix_stack, "grafana", "/dashboards", session=s,
@@ -406,7 +429,7 @@ def test_nixos_caddy_lets_admins_into_grafana_with_its_header(nix_stack):
     assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), "a pocketgate cookie reached the backend"
 
 
-def test_nixos_caddy_denies_users_grafana_but_not_sonarr(nix_stack):
+def test_nixos_denies_users_grafana_but_not_sonarr(nix_stack):
     user = nix_stack.new_user(["users"])
     s = logged_in(nix_stack, user, first_host="sonarr")
     assert _through(nix_stack, "grafana", "/", session=s).status == 403
@@ -423,7 +446,7 @@ def test_nixos_caddy_denies_users_grafana_but_not_sonarr(nix_stack):
     ("lan", "/", ADDR_PRIVATE, True),
     ("lan", "/", ADDR_OUTSIDE_2, False),
 ])
-def test_nixos_caddy_bypasses_as_the_seed(nix_stack, host, path, source, reached):
+def test_nixos_bypasses_as_the_seed(nix_stack, host, path, source, reached):
     r = _through(nix_stack, host, path, source_ip=source, extra=[("X-Remote-User", "mallory")])
     if reached:
         data = raw_echo(r)

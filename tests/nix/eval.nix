@@ -35,12 +35,16 @@ else {
     build = checked.script;
   };
   unit = config.systemd.services.pocketgate or null;
+  etc = lib.mapAttrs (_: e: e.source.outPath or e.source) config.environment.etc;
   caddy = {
     inherit (config.services.caddy) extraConfig;
     virtualHosts = lib.mapAttrs (_: v: v.extraConfig) config.services.caddy.virtualHosts;
   };
   nginx = {
     inherit (config.services.nginx) appendHttpConfig;
-    virtualHosts = lib.mapAttrs (_: v: v.extraConfig) config.services.nginx.virtualHosts;
+    virtualHosts = lib.mapAttrs (_: v: {
+      inherit (v) extraConfig;
+      locations = lib.mapAttrs (_: l: { inherit (l) proxyPass extraConfig; }) v.locations;
+    }) config.services.nginx.virtualHosts;
   };
 }

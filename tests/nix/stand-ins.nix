@@ -20,6 +20,14 @@ in
     };
     warnings = mkOption { type = types.listOf types.str; default = [ ]; };
 
+    # nixos/modules/system/etc/etc.nix
+    environment.etc = mkOption {
+      type = types.attrsOf (types.submodule {
+        options.source = mkOption { type = types.unspecified; };
+      });
+      default = { };
+    };
+
     # nixos/modules/system/boot/systemd.nix (the keys the module sets)
     systemd.services = mkOption {
       type = types.attrsOf (types.submodule {
@@ -30,6 +38,7 @@ in
           after = mkOption { type = types.listOf types.str; default = [ ]; };
           reloadTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
           restartTriggers = mkOption { type = types.listOf types.unspecified; default = [ ]; };
+          restartIfChanged = mkOption { type = types.bool; default = true; };
           serviceConfig = mkOption { type = anyAttrs; default = { }; };
         };
       });

@@ -173,3 +173,24 @@ def caddyfile(caddy: dict, ports: configs.Ports) -> str:
     )
     return ("{\n\tadmin off\n\tauto_https off\n\tpersist_config off\n}\n\n"
             f"{caddy['extraConfig']}\n{sites}")
+
+
+def nginx_conf(nginx: dict, ports: configs.Ports, workdir: Path) -> str:
+    """The nginx.conf NixOS's nginx module writes from services.nginx: the
+    http block with its own `$connection_upgrade` map, one server per virtual
+    host (locations first, then extraConfig), then appendHttpConfig; every
+    server on the proxy port, logs in ``workdir``."""
+    servers = []
+    for name, vhost in sorted(nginx["virtualHosts"].items()):
+        locations = "".join(
+            f"    location {path} {{\n"
+            + (f"      proxy_pass {loc['proxyPass']};\n" if loc["proxyPass"] else "")
+            + f"      {loc['extraConfig']}\n    }}\n"
+            for path, loc in sorted(vhost["locations"].items())
+        )
+        servers.append(f"  server {{\n    listen 127.0.0.1:{ports.proxy};\n    server_name {name};\n"
+                       f"{locations}{vhost['extraConfig']}\n  }}\n")
+    return (f"error_log {workdir}/error.log info;\nevents {{\n  worker_connections 256;\n}}\n"
+            f"http {{\n  access_log {workdir}/access.log;\n"
+            "  map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n  }\n"
+            f"{''.join(servers)}\n{nginx['appendHttpConfig']}\n}}\n")

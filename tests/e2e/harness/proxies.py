@@ -36,23 +36,30 @@ def _binary(name: str) -> str:
 
 def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
                 aliases: dict[str, list[str]] | None = None,
-                caddyfile: Callable[[configs.Ports], str] | None = None) -> Proc:
+                files: Callable[[configs.Ports, Path], dict[str, str]] | None = None) -> Proc:
     """The proxy from its example; ``aliases``: more names for the example's
-    sites (configs.py); ``caddyfile``: Caddy's configuration from elsewhere
-    (the NixOS module's, test_nixos.py)."""
+    sites (configs.py); ``files``: the proxy's configuration from elsewhere
+    (the NixOS module's, test_nixos.py), as {file name: text} in its work
+    directory: ``Caddyfile`` or ``nginx.conf``."""
     workdir.mkdir(parents=True, exist_ok=True)
-    if caddyfile is not None and kind != "caddy":
-        raise ValueError(f"a Caddyfile for {kind}")
+    given = files(ports, workdir) if files else None
+    if given is not None:
+        if kind not in ("caddy", "nginx"):
+            raise ValueError(f"configuration files for {kind}")
+        for name, text in given.items():
+            (workdir / name).write_text(text)
     if kind == "caddy":
         path = workdir / "Caddyfile"
-        path.write_text(caddyfile(ports) if caddyfile else configs.caddyfile(ports, aliases))
+        if given is None:
+            path.write_text(configs.caddyfile(ports, aliases))
         proc = Proc("caddy", [_binary("caddy"), "run", "--config", path, "--adapter", "caddyfile"], log_dir,
                     env={"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config"),
                          "HOME": str(workdir)})
     elif kind == "nginx":
-        conf, snippet = configs.nginx_conf(ports, workdir, aliases)
-        (workdir / "nginx.conf").write_text(conf)
-        (workdir / "pocketgate.conf").write_text(snippet)
+        if given is None:
+            conf, snippet = configs.nginx_conf(ports, workdir, aliases)
+            (workdir / "nginx.conf").write_text(conf)
+            (workdir / "pocketgate.conf").write_text(snippet)
         proc = Proc("nginx", [_binary("nginx"), "-p", f"{workdir}/", "-e", f"{workdir}/error.log",
                               "-c", workdir / "nginx.conf", "-g", f"daemon off; pid {workdir}/nginx.pid;"], log_dir)
     elif kind == "traefik":

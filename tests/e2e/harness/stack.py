@@ -63,8 +63,9 @@ class Additions:
     prepare: Callable[[Path], None] = lambda workdir: None
     # the configuration's file name (its extension picks TOML or JSON)
     config_name: str = "pocketgate.toml"
-    # Caddy only: the Caddyfile to run instead of the example's (test_nixos.py)
-    caddyfile: Callable[[configs.Ports], str] | None = None
+    # the proxy's own files instead of the example's (test_nixos.py: what the
+    # NixOS module generates): {"Caddyfile": ...} or {"nginx.conf": ...}
+    proxy_files: Callable[[configs.Ports, Path], dict[str, str]] | None = None
 
 
 @dataclass
@@ -184,9 +185,9 @@ def start_stub_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stac
 
 def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path,
                  aliases: dict[str, list[str]] | None = None,
-                 caddyfile: Callable[[configs.Ports], str] | None = None) -> Proc:
+                 files: Callable[[configs.Ports, Path], dict[str, str]] | None = None) -> Proc:
     # proxies.start_proxy registers the Proc before waiting; find it on failure
-    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases, caddyfile)
+    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases, files)
 
 
 def pocketgate_binary() -> Path:
@@ -250,7 +251,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
         pg.wait_port(ports.auth, timeout=60)
         pg.wait_http(f"http://127.0.0.1:{ports.auth}/readyz", timeout=60)
 
-        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases, add.caddyfile))
+        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases, add.proxy_files))
     except Exception as exc:
         for p in stack.procs[1:]:
             p.stop()
