@@ -185,6 +185,19 @@ def test_every_module_adds_to_a_host(evaluate):
                                                   {"methods": ["DELETE"], "action": "deny"}]
 
 
+def test_settings_take_any_other_key_and_hosts_in_pocketgate_toml_form(evaluate):
+    ev = evaluate('{ services.pocketgate.settings = { log_format = "json"; bearer.enabled = true; '
+                  'hosts = [ { host = "git.example.com"; policy = "users"; bypass_paths = [ "/api/healthz" ]; } ]; }; }')
+    s = ev.settings
+    assert s["log_format"] == "json" and s["bearer"] == {"enabled": True}
+    # typed hosts and settings.hosts together, and both wired
+    assert [h["host"] for h in s["hosts"]][-1] == "git.example.com"
+    assert ev.data["caddy"]["virtualHosts"]["git.example.com"] == "import pocketgate"
+    # a key both typed and in settings is a conflict naming both
+    err = eval_error(evaluate, '{ services.pocketgate.settings.public_url = "https://login.example.com"; }')
+    assert "services.pocketgate.settings.public_url" in err and "conflicting definition values" in err, err
+
+
 # --- clear failures ------------------------------------------------------------
 
 FAILURES = [
