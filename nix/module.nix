@@ -29,16 +29,17 @@ let
     literalExpression optional optionals optionalAttrs filterAttrs mapAttrs
     mapAttrsToList concatMap concatMapStrings concatStringsSep attrNames
     attrValues elem filter unique toLower hasPrefix hasInfix replaceStrings
-    splitString escapeRegex;
+    splitString escapeRegex concatMapStringsSep;
 
   cfg = config.services.pocketgate;
 
   # --- the JSON value type of `settings` (pkgs.formats.json's, written out so
-  # the module needs nothing of pkgs to evaluate) ------------------------------
+  # the module needs nothing of pkgs to evaluate). No Nix paths: toJSON would
+  # copy the file into the world-readable store; files are named as strings.
   jsonValue = types.nullOr (types.oneOf [
-    types.bool types.int types.float types.str types.path
+    types.bool types.int types.float types.str
     (types.attrsOf jsonValue) (types.listOf jsonValue)
-  ]) // { description = "JSON value"; };
+  ]) // { description = "JSON value (files as strings, never Nix paths)"; };
 
   strList = types.listOf types.str;
 
@@ -116,6 +117,7 @@ let
     assertion_key = cfg.assertion.keyFile;
   };
   stateDir = "/var/lib/pocketgate";
+  stateDirSetting = (final.session or { }).state_dir or stateDir;
   # A stable path: a new configuration changes only the unit's reload
   # trigger, so a switch reloads (SIGHUP) instead of restarting.
   configPath = "/etc/pocketgate/pocketgate.json";
@@ -256,27 +258,90 @@ let
     message = "services.pocketgate.settings.${concatStringsSep "." path}: a secret written in the configuration "
       + "ends up in the world-readable Nix store; ${fix}";
   };
+  # A secret file named by a Nix path (./secret), an interpolated path or a
+  # derivation is (or will be) a copy in the world-readable store.
+  inStore = file: builtins.isPath file
+    || (builtins.isString file && (builtins.hasContext file || hasPrefix "${builtins.storeDir}/" file));
   storePath = name: file: {
-    assertion = !(builtins.isPath file);
-    message = "services.pocketgate.${name} is a Nix path (${toString file}), which copies the secret into the "
-      + "world-readable Nix store; give its location as a string: \"/run/secrets/...\"";
+    assertion = file == null || !(inStore file);
+    message = "services.pocketgate.${name} (${toString file}) is in the Nix store, or would be copied there, "
+      + "where every user can read it; give the location of a file outside it as a plain string: \"/run/secrets/...\"";
+  };
+  # Secret files named in `settings` would skip LoadCredential: the service's
+  # dynamic user could not read them, and their path may be a store path.
+  fileKey = path: option: {
+    assertion = let v = inline path; in v == null || hasPrefix "${credentialsDir}/" v;
+    message = "services.pocketgate.settings.${concatStringsSep "." path}: name the file with "
+      + "services.pocketgate.${option} instead, which hands it to the service through systemd's LoadCredential";
   };
   redisUrl = (final.session or { }).redis_url or null;
-  # A location that sets any proxy_set_header of its own makes nginx drop every
-  # one the snippet sets for the server: the identity headers too, so the
-  # client's X-Remote-User would reach the backend.
-  nginxLocationChecks = concatMap (host:
-    let vhost = config.services.nginx.virtualHosts.${host} or { locations = { }; };
-    in mapAttrsToList (path: loc: {
-      assertion = !((loc.recommendedProxySettings or false) || (loc.proxyWebsockets or false)
-        || hasInfix "proxy_set_header" (loc.extraConfig or ""));
-      message = "services.nginx.virtualHosts.\"${host}\".locations.\"${path}\" sets its own proxy_set_header "
+  # userinfo (redis://user:pw@host) or a password parameter (redis+unix:///s?pass=...)
+  redisPassword = url: builtins.match ".*://[^/@]*@.*" url != null
+    || builtins.match ".*[?&](pass|password)=.*" url != null;
+  # nginx: what would let a request past the snippet's identity headers.
+  # - A location that sets any proxy_set_header of its own makes nginx drop
+  #   every one the snippet sets for the server (the identity headers too), so
+  #   the client's X-Remote-User would reach the backend. NixOS adds such
+  #   lines for recommendedProxySettings (on a location with proxyPass; its
+  #   default is the global setting) and proxyWebsockets.
+  # - fastcgi/uwsgi/scgi/grpc backends get the client's headers as they are
+  #   (HTTP_X_REMOTE_USER): the snippet's proxy_set_header lines never apply.
+  # - Another virtual host serving the same name (serverName/serverAliases
+  #   under another attribute name) may be the one nginx picks.
+  passes = [ "fastcgi_pass" "uwsgi_pass" "scgi_pass" "grpc_pass" ];
+  nginxVhosts = config.services.nginx.virtualHosts;
+  nginxChecks = concatMap (host:
+    let
+      vhost = nginxVhosts.${host} or { locations = { }; extraConfig = ""; };
+      where = "services.nginx.virtualHosts.\"${host}\"";
+      # the operator's own lines: the merged extraConfig without the snippet
+      own = replaceStrings [ nginxSnippet ] [ "" ] (vhost.extraConfig or "");
+      others = lib.attrNames (filterAttrs (name: v: name != host
+        && (elem (toLower host) (map toLower (optional ((v.serverName or null) != null) v.serverName ++ (v.serverAliases or [ ])))))
+        nginxVhosts);
+    in
+    mapAttrsToList (path: loc: {
+      assertion = !(((loc.proxyPass or null) != null && (loc.recommendedProxySettings or false))
+        || (loc.proxyWebsockets or false) || hasInfix "proxy_set_header" (loc.extraConfig or ""));
+      message = "${where}.locations.\"${path}\" sets its own proxy_set_header "
         + "(recommendedProxySettings, proxyWebsockets or extraConfig), so nginx drops the identity headers "
         + "pocketgate's snippet sets for the server and a client's forged X-Remote-User would reach the backend; "
         + "set recommendedProxySettings = false and proxyWebsockets = false there (the snippet already sends "
         + "Host, X-Forwarded-* and the WebSocket headers)";
-    }) (vhost.locations or { }))
+    }) (vhost.locations or { })
+    ++ mapAttrsToList (path: loc: {
+      assertion = (loc.fastcgiParams or { }) == { } && !(lib.any (p: hasInfix p (loc.extraConfig or "")) passes);
+      message = "${where}.locations.\"${path}\" passes requests to a FastCGI/uwsgi/SCGI/gRPC backend, which "
+        + "gets the client's own X-Remote-* headers: pocketgate's snippet protects proxy_pass backends only; "
+        + "put the application behind proxy_pass (e.g. php-fpm behind a local nginx or Caddy server)";
+    }) (vhost.locations or { })
+    ++ [
+      {
+        assertion = !(lib.any (p: hasInfix p own) passes) && !(hasInfix "location" own && hasInfix "proxy_set_header" own);
+        message = "${where}.extraConfig holds a location with its own proxy_set_header, or a FastCGI/uwsgi/SCGI/gRPC "
+          + "pass, where the identity headers of pocketgate's snippet do not apply; use locations.<path> with "
+          + "proxyPass (and recommendedProxySettings = false) instead";
+      }
+      {
+        assertion = others == [ ];
+        message = "services.nginx.virtualHosts.${concatMapStringsSep ", " (n: "\"${n}\"") others} also serve "
+          + "${host} (serverName or serverAliases), and nginx may answer from that server, which pocketgate's "
+          + "wiring does not reach; define the site as ${where} instead";
+      }
+    ])
     protectedHosts;
+
+  # A site of its own under a protected wildcard ("*.example.com") is matched
+  # by the proxy before the wildcard site, so it gets no wiring.
+  wildcardSuffixes = map (h: lib.removePrefix "*" (toLower h)) (filter (hasPrefix "*.") protectedHosts);
+  loginHosts = map (u: toLower (urlHost u)) loginUrls;
+  unwired = names: filter (n: let l = toLower n; in
+      !(elem l (map toLower protectedHosts)) && !(elem l loginHosts) && !(hasPrefix "*." l)
+      && lib.any (suffix: lib.hasSuffix suffix l) wildcardSuffixes)
+    names;
+  wildcardWarning = proxy: name: "services.${proxy}.virtualHosts.\"${name}\" falls under a protected wildcard "
+    + "host but is a site of its own, which pocketgate's wiring does not reach: its requests are never checked; "
+    + "add services.pocketgate.hosts.\"${name}\" (it may just name the wildcard's policy)";
 in
 {
   options.services.pocketgate = {
@@ -397,8 +462,9 @@ in
         (clean {
           public_url = cfg.publicUrl;
           default_policy = cfg.defaultPolicy;
-          trusted_proxies = cfg.trustedProxies;
         })
+        # [] is a choice (trust no proxy), not "unset".
+        (optionalAttrs (cfg.trustedProxies != null) { trusted_proxies = cfg.trustedProxies; })
         { oidc = clean {
             inherit (cfg.oidc) issuer;
             client_id = cfg.oidc.clientId;
@@ -424,13 +490,17 @@ in
         (inlineSecret [ "oidc" "client_secret" ] "set services.pocketgate.oidc.clientSecretFile (or POCKETGATE_OIDC__CLIENT_SECRET in environmentFile)")
         (inlineSecret [ "session" "secret" ] "set services.pocketgate.session.secretFile (or POCKETGATE_SESSION__SECRET in environmentFile)")
         {
-          assertion = redisUrl == null || builtins.match ".*://[^/@]*@.*" redisUrl == null;
+          assertion = redisUrl == null || !(redisPassword redisUrl);
           message = "services.pocketgate.session.redisUrl carries a password, which would end up in the world-readable "
             + "Nix store; put POCKETGATE_SESSION__REDIS_URL in services.pocketgate.environmentFile instead";
         }
         (storePath "oidc.clientSecretFile" cfg.oidc.clientSecretFile)
         (storePath "session.secretFile" cfg.session.secretFile)
         (storePath "assertion.keyFile" cfg.assertion.keyFile)
+        (storePath "environmentFile" cfg.environmentFile)
+        (fileKey [ "oidc" "client_secret_file" ] "oidc.clientSecretFile")
+        (fileKey [ "session" "secret_file" ] "session.secretFile")
+        (fileKey [ "assertion" "key_file" ] "assertion.keyFile")
         (policyCheck "services.pocketgate.defaultPolicy" (final.default_policy or null))
         {
           assertion = duplicateHosts == [ ];
@@ -438,7 +508,16 @@ in
             + "(host names compare case-insensitively; settings.hosts and hosts together)";
         }
       ] ++ hostPolicyChecks
-        ++ optionals cfg.nginx.enable nginxLocationChecks;
+        ++ optionals cfg.nginx.enable nginxChecks;
+
+      warnings =
+        optionals cfg.caddy.enable (map (wildcardWarning "caddy")
+          (unwired (lib.unique (concatMap (v: [ v.hostName ] ++ (v.serverAliases or [ ]))
+            (attrValues config.services.caddy.virtualHosts)))))
+        ++ optionals cfg.nginx.enable (map (wildcardWarning "nginx")
+          (unwired (lib.unique (concatMap (n: let v = nginxVhosts.${n}; in
+            [ (if (v.serverName or null) != null then v.serverName else n) ] ++ (v.serverAliases or [ ]))
+            (attrNames nginxVhosts)))));
 
       environment.etc."pocketgate/pocketgate.json".source = checkedFile;
 
@@ -472,6 +551,8 @@ in
           StateDirectory = "pocketgate";
           StateDirectoryMode = "0700";
           WorkingDirectory = stateDir;
+          # A state_dir set elsewhere must stay writable under ProtectSystem=strict.
+          ReadWritePaths = optional (stateDirSetting != stateDir) stateDirSetting;
           UMask = "0077";
 
           # Only a port below 1024 needs a capability (and a user namespace

@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -36,9 +37,14 @@ from harness import configs, flows, nixos
 from harness.checks import assert_login_required, cookie_header, logged_in, raw_echo
 from harness.configs import ADDR_LAN, ADDR_MONITORING, ADDR_OUTSIDE_2, ADDR_PRIVATE, TEST_DOMAIN
 from harness.net import browser, raw_request
+from harness.proxies import _binary
 from harness.stack import Additions, pocketgate_binary, start_stack
 
 SEED = [nixos.EXAMPLES / name for name in nixos.SEED_MODULES]
+
+
+def nginx_binary() -> str:
+    return _binary("nginx")
 
 
 @pytest.fixture(scope="module")
@@ -206,9 +212,19 @@ FAILURES = [
     ("inline session secret", ['{ services.pocketgate.settings.session.secret = "hunter2hunter2"; }'],
      ["settings.session.secret", "world-readable Nix store", "secretFile"]),
     ("secret file as a Nix path", ['{ lib, ... }: { services.pocketgate.session.secretFile = lib.mkForce ./session-secret; }'],
-     ["services.pocketgate.session.secretFile is a Nix path", "world-readable Nix store"]),
+     ["services.pocketgate.session.secretFile (", "/session-secret) is in the Nix store, or would be copied there",
+      '"/run/secrets/..."']),
     ("redis password", ['{ services.pocketgate.session = { store = "redis"; redisUrl = "redis://:pw@10.0.0.5:6379/0"; }; }'],
      ["services.pocketgate.session.redisUrl carries a password", "environmentFile"]),
+    ("redis password parameter", ['{ services.pocketgate.session = { store = "redis"; redisUrl = "redis+unix:///run/redis/redis.sock?pass=pw"; }; }'],
+     ["services.pocketgate.session.redisUrl carries a password"]),
+    ("secret file in the store", ['{ lib, ... }: { services.pocketgate.oidc.clientSecretFile = lib.mkForce "/nix/store/0000-client-secret"; }'],
+     ["services.pocketgate.oidc.clientSecretFile (/nix/store/0000-client-secret) is in the Nix store"]),
+    ("environment file in the store", ['{ services.pocketgate.environmentFile = "/nix/store/0000-pocketgate.env"; }'],
+     ["services.pocketgate.environmentFile (/nix/store/0000-pocketgate.env) is in the Nix store"]),
+    ("secret file named in settings", ['{ services.pocketgate.settings.assertion.key_file = "/run/secrets/assertion.pem"; }'],
+     ["services.pocketgate.settings.assertion.key_file: name the file with services.pocketgate.assertion.keyFile",
+      "LoadCredential"]),
     ("undefined host policy", ['{ services.pocketgate.hosts."wiki.example.com".policy = "admin"; }'],
      ['services.pocketgate.hosts."wiki.example.com".policy = "admin": no such policy (defined: admins, bypass, users)']),
     ("undefined rule policy", ['{ services.pocketgate.hosts."wiki.example.com".rules = [ { paths = [ "/x" ]; policy = "staff"; } ]; }'],
@@ -217,6 +233,27 @@ FAILURES = [
      ['services.pocketgate.defaultPolicy = "everyone": no such policy']),
     ("one host twice, by case", ['{ services.pocketgate.hosts."Grafana.example.com".policy = "users"; }'],
      ["host grafana.example.com is defined twice"]),
+    ("nginx global recommendedProxySettings",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
+      'services.nginx.virtualHosts."grafana.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; }'],
+     ['services.nginx.virtualHosts."grafana.example.com".locations."/" sets its own proxy_set_header']),
+    ("nginx websocket location",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."grafana.example.com".locations."/api/live" = '
+      '{ proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; }'],
+     ['services.nginx.virtualHosts."grafana.example.com".locations."/api/live" sets its own proxy_set_header']),
+    ("nginx FastCGI backend",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".locations."~ \\\\.php$".extraConfig = '
+      '"fastcgi_pass unix:/run/phpfpm/app.sock;"; }'],
+     ["passes requests to a FastCGI/uwsgi/SCGI/gRPC backend", "proxy_pass backends only"]),
+    ("nginx location in the host's own extraConfig",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".extraConfig = '
+      '"location /x { proxy_pass http://127.0.0.1:1; proxy_set_header X-A b; }"; }'],
+     ['services.nginx.virtualHosts."lan.example.com".extraConfig holds a location with its own proxy_set_header']),
+    ("nginx host served by another virtual host",
+     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts.grafana = '
+      '{ serverName = "grafana.example.com"; locations."/".proxyPass = "http://127.0.0.1:3000"; }; }'],
+     ['services.nginx.virtualHosts."grafana" also serve grafana.example.com',
+      'define the site as services.nginx.virtualHosts."grafana.example.com" instead']),
     ("nginx location that drops the identity headers",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."sonarr.example.com".locations."/" = '
       '{ proxyPass = "http://127.0.0.1:8989"; recommendedProxySettings = true; }; }'],
@@ -231,6 +268,36 @@ def test_evaluation_fails_with_a_clear_message(evaluate, what, modules, messages
     assert "Failed assertions:" in err, err
     for m in messages:
         assert m in err, err
+
+
+def test_a_nix_path_in_settings_is_refused_by_type(evaluate):
+    err = eval_error(evaluate, "{ services.pocketgate.settings.assertion.key_file = ./assertion.pem; }")
+    assert "services.pocketgate.settings.assertion.key_file" in err, err
+    assert "JSON value (files as strings, never Nix paths)" in err, err
+
+
+def test_nginx_locations_that_keep_the_identity_headers_pass(evaluate):
+    ev = evaluate('{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
+                  'services.nginx.virtualHosts."grafana.example.com".locations = { '
+                  '"/".proxyPass = "http://127.0.0.1:3000"; "/".recommendedProxySettings = false; '
+                  '"/static/".extraConfig = "alias /srv/static/;"; }; }')
+    assert ev.data["nginx"]["virtualHosts"]["grafana.example.com"]["locations"]["/"]["proxyPass"]
+
+
+def test_a_site_under_a_protected_wildcard_gets_a_warning(evaluate):
+    ev = evaluate('{ services.pocketgate.hosts."*.apps.example.com".policy = "users"; '
+                  'services.caddy.virtualHosts."*.apps.example.com".extraConfig = "reverse_proxy 127.0.0.1:9000"; '
+                  'services.caddy.virtualHosts."wiki.apps.example.com".extraConfig = "reverse_proxy 127.0.0.1:9001"; }')
+    assert ev.data["warnings"] == [
+        'services.caddy.virtualHosts."wiki.apps.example.com" falls under a protected wildcard host but is a site '
+        "of its own, which pocketgate's wiring does not reach: its requests are never checked; add "
+        'services.pocketgate.hosts."wiki.apps.example.com" (it may just name the wildcard\'s policy)']
+    assert evaluate().data["warnings"] == []
+
+
+def test_an_empty_trusted_proxies_list_is_kept(evaluate):
+    assert "trusted_proxies" not in evaluate().settings
+    assert evaluate("{ services.pocketgate.trustedProxies = [ ]; }").settings["trusted_proxies"] == []
 
 
 def test_two_modules_defining_one_host_differently_is_a_conflict(evaluate):
@@ -277,6 +344,21 @@ def test_the_nginx_wiring_is_the_example(evaluate):
         assert nginx["virtualHosts"][host]["extraConfig"] == snippet
     public = _marked(conf, "pocketgate-public-url", "        ")
     assert nginx["virtualHosts"]["auth.example.com"]["extraConfig"] == public.split("\n", 1)[1]
+
+
+def test_the_nginx_wiring_passes_the_checks_nixos_runs(evaluate, tmp_path):
+    """NixOS builds nginx.conf through gixy (and nginx parses it at start)."""
+    backends = "".join(f'services.nginx.virtualHosts."{h}.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; '
+                       for h in ("grafana", "sonarr", "lan"))
+    ev = evaluate(f"{{ services.pocketgate.nginx.enable = true; {backends}}}")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(nixos.nginx_conf(ev.data["nginx"], configs.Ports(proxy=18080, auth=0, echo=0), tmp_path))
+    gixy = subprocess.run([str(Path(sys.executable).parent / "gixy"), str(conf)], capture_output=True, text=True,
+                          timeout=60)
+    assert gixy.returncode == 0, gixy.stdout + gixy.stderr
+    nginx = subprocess.run([nginx_binary(), "-t", "-p", f"{tmp_path}/", "-c", str(conf), "-g",
+                            f"pid {tmp_path}/nginx.pid;"], capture_output=True, text=True, timeout=30)
+    assert nginx.returncode == 0, nginx.stderr
 
 
 def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
@@ -432,13 +514,16 @@ def test_nixos_lets_admins_into_grafana_with_its_header(nix_stack):
     user = nix_stack.new_user(["admins"])
     s = logged_in(nix_stack, user, first_host="grafana")
     r = _through(nix_stack, "grafana", "/dashboards", session=s,
-                 extra=[("X-WEBAUTH-USER", "mallory"), ("X_WEBAUTH_USER", "mallory")])
+                 extra=[("X-WEBAUTH-USER", "mallory"), ("X_WEBAUTH_USER", "mallory"), ("X-Remote-User", "mallory"),
+                        ("X-Remote-Groups", "mallory"), ("X-Pocketgate-Assertion", "mallory")])
     data = raw_echo(r)
     assert r.status == 200 and data, r.status
     assert flows.header_values(data, "X-WEBAUTH-USER") == [user]
     # the host's own name replaces X-Remote-User; the others keep theirs
     assert flows.header_values(data, "X-Remote-User") == []
     assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
+    assert "mallory" not in json.dumps(data["headers"]), data["headers"]
+    assert len(flows.header_values(data, "X-Pocketgate-Assertion")) == 1
     assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), "a pocketgate cookie reached the backend"
 
 

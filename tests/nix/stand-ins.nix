@@ -2,7 +2,7 @@
 # the types NixOS gives them (nixos/modules/...), so that lib.evalModules
 # merges definitions from several modules exactly as a NixOS system would
 # without the rest of nixpkgs.
-{ lib, ... }:
+{ config, lib, ... }:
 
 let
   inherit (lib) mkOption types;
@@ -52,6 +52,7 @@ in
       virtualHosts = mkOption {
         type = types.attrsOf (types.submodule ({ name, ... }: {
           options.hostName = mkOption { type = types.str; default = name; };
+          options.serverAliases = mkOption { type = types.listOf types.str; default = [ ]; };
           options.extraConfig = mkOption { type = types.lines; default = ""; };
         }));
         default = { };
@@ -64,18 +65,25 @@ in
       recommendedProxySettings = mkOption { type = types.bool; default = false; };
       appendHttpConfig = mkOption { type = types.lines; default = ""; };
       virtualHosts = mkOption {
-        type = types.attrsOf (types.submodule ({ config, ... }: {
+        type = types.attrsOf (types.submodule {
+          options.serverName = mkOption { type = types.nullOr types.str; default = null; };
+          options.serverAliases = mkOption { type = types.listOf types.str; default = [ ]; };
           options.extraConfig = mkOption { type = types.lines; default = ""; };
           options.locations = mkOption {
             type = types.attrsOf (types.submodule {
               options.proxyPass = mkOption { type = types.nullOr types.str; default = null; };
               options.proxyWebsockets = mkOption { type = types.bool; default = false; };
-              options.recommendedProxySettings = mkOption { type = types.bool; default = false; };
+              # as NixOS: a location follows the global setting unless it says otherwise
+              options.recommendedProxySettings = mkOption {
+                type = types.bool;
+                default = config.services.nginx.recommendedProxySettings;
+              };
+              options.fastcgiParams = mkOption { type = types.attrsOf types.str; default = { }; };
               options.extraConfig = mkOption { type = types.lines; default = ""; };
             });
             default = { };
           };
-        }));
+        });
         default = { };
       };
     };

@@ -15,7 +15,9 @@ port and prints ``{"port": N}`` on stdout.
   ``x-pocketgate-assertion``) it verifies like a real backend would: ES256
   with PyJWT against the JWKS at ``{iss}/.well-known/jwks.json`` (fetched
   through the proxy, refetched on an unknown ``kid``), ``aud`` = its own
-  origin (``http://`` + the ``Host`` it was asked for), ``exp``/``iat``.
+  origin (``http://`` + the host and port it was asked for: the proxy's
+  ``X-Forwarded-Host``, else ``Host``; the nginx example sends ``$host``,
+  without the port, as Host), ``exp``/``iat``.
   Only issuers under ``.example.test`` are fetched from. The outcome is in
   ``"assertions"``: ``[{"ok": true, "claims": {...}}`` or ``{"ok": false,
   "error": "..."}]``, one entry per header received.
@@ -116,7 +118,7 @@ class Handler(BaseHTTPRequestHandler):
             "path": self.path,
             "headers": [[k, v] for k, v in self.headers.items()],
             "assertions": [
-                verify_assertion(v, self.headers.get("Host") or "")
+                verify_assertion(v, self.headers.get("X-Forwarded-Host") or self.headers.get("Host") or "")
                 for k, v in self.headers.items()
                 if k.lower().replace("_", "-") == ASSERTION_HEADER
             ],
