@@ -140,6 +140,11 @@ let
   # --- what the proxies need to know ------------------------------------------
   listen = final.listen or "127.0.0.1:4180";
   lowPort = lib.toInt (lib.last (splitString ":" listen)) < 1024;
+  # Where the proxies reach it: a wildcard listen address is asked on loopback.
+  target =
+    if hasPrefix "0.0.0.0:" listen then "127.0.0.1:" + lib.removePrefix "0.0.0.0:" listen
+    else if hasPrefix "[::]:" listen then "[::1]:" + lib.removePrefix "[::]:" listen
+    else listen;
   cookieName = (final.session or { }).cookie_name or "pocketgate";
   settingsHosts = final.hosts or [ ];
   globalHeaders = {
@@ -189,7 +194,7 @@ let
   caddyFile = "examples/caddy/Caddyfile";
   caddyExample = builtins.readFile (examples + "/caddy/Caddyfile");
   caddySnippet = lib.pipe (between caddyFile "\n(pocketgate) {\n" "\n}\n" caddyExample) [
-    (replace caddyFile "forward_auth 127.0.0.1:4180 {" "forward_auth ${listen} {")
+    (replace caddyFile "forward_auth 127.0.0.1:4180 {" "forward_auth ${target} {")
     (replace caddyFile "\t\trequest_header -X-WEBAUTH-USER\n\t\trequest_header -X_WEBAUTH_USER\n"
       (concatMapStrings (n: "\t\trequest_header -${n}\n\t\trequest_header -${underscored n}\n") stripNames))
     (replace caddyFile "\t\trequest_header -X-Pocketgate-Assertion\n\t\trequest_header -X_Pocketgate_Assertion\n"
@@ -200,7 +205,7 @@ let
         + lib.optionalString (extraNames != [ ]) "\t\t\tcopy_headers ${concatStringsSep " " extraNames}\n"))
     (replace caddyFile "pocketgate(?:_[0-7]" "${cookieRegex}(?:_[0-7]")
   ];
-  caddyPublic = replace caddyFile "127.0.0.1:4180" listen
+  caddyPublic = replace caddyFile "127.0.0.1:4180" target
     (between caddyFile "\nauth.example.com {\n" "\n}\n" caddyExample);
 
   nginxFile = "examples/nginx/nginx.conf";
@@ -214,7 +219,7 @@ let
   upstreamVar = n: "$upstream_http_${underscored (toLower n)}";
   nginxHttp = lib.pipe (between nginxFile "    # BEGIN pocketgate-http" "    # END pocketgate-http\n" nginxExample) [
     (t: "    # BEGIN pocketgate-http" + t)
-    (replace nginxFile "server 127.0.0.1:4180;" "server ${listen};")
+    (replace nginxFile "server 127.0.0.1:4180;" "server ${target};")
     (replace nginxFile "pocketgate(?:_[0-7]" "${cookieRegex}(?:_[0-7]")
   ];
   nginxPublic = between nginxFile "        # BEGIN pocketgate-public-url\n" "        # END pocketgate-public-url\n" nginxExample;

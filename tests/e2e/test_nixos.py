@@ -399,6 +399,12 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
                  "proxy_set_header X-Identity-Assertion $pg_assertion;"]:
         assert line in snippet, line
     assert "server 127.0.0.1:9090;" in nginx["appendHttpConfig"]
+    # a wildcard listen address is asked on loopback
+    wild = evaluate('{ services.pocketgate = { listen = "0.0.0.0:4180"; nginx.enable = true; }; }').data
+    assert "forward_auth 127.0.0.1:4180 {" in wild["caddy"]["extraConfig"]
+    assert "server 127.0.0.1:4180;" in wild["nginx"]["appendHttpConfig"]
+    wild6 = evaluate('{ services.pocketgate.listen = "[::]:4180"; }').data
+    assert "forward_auth [::1]:4180 {" in wild6["caddy"]["extraConfig"]
     assert r"pg_sess(?:_[0-7]" in nginx["appendHttpConfig"] and ")pocketgate(" not in nginx["appendHttpConfig"]
 
 
