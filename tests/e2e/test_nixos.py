@@ -295,6 +295,17 @@ def test_a_site_under_a_protected_wildcard_gets_a_warning(evaluate):
     assert evaluate().data["warnings"] == []
 
 
+def test_every_login_host_gets_a_site(evaluate, tmp_path):
+    ev = evaluate('{ services.pocketgate = { nginx.enable = true; settings.session.domains = [ '
+                  '{ cookie_domain = "example.org"; public_url = "https://auth.example.org"; } ]; '
+                  'hosts."wiki.example.org".policy = "users"; }; }')
+    assert nixos.build_config(ev, tmp_path / "out.json").returncode == 0
+    for name in ("auth.example.com", "auth.example.org"):
+        assert ev.data["caddy"]["virtualHosts"][name] == "\treverse_proxy 127.0.0.1:4180"
+        assert "proxy_pass http://pocketgate;" in ev.data["nginx"]["virtualHosts"][name]["extraConfig"]
+    assert ev.data["caddy"]["virtualHosts"]["wiki.example.org"] == "import pocketgate"
+
+
 def test_an_empty_trusted_proxies_list_is_kept(evaluate):
     assert "trusted_proxies" not in evaluate().settings
     assert evaluate("{ services.pocketgate.trustedProxies = [ ]; }").settings["trusted_proxies"] == []
