@@ -366,7 +366,7 @@ fn serve(path: &Path) -> ExitCode {
         };
         let discovery = provider.spawn_discovery();
         let reloads = crate::reload::Reloader::new(path, app.live(), Some(discovery)).spawn(sources);
-        tracing::info!(listen = %app.addr(), public_url = %runtime.public_url.origin, issuer = %runtime.oidc.issuer, "pocketgate serving");
+        tracing::info!(listen = %app.addr(), metrics_listen = ?app.metrics_addr(), public_url = %runtime.public_url.origin, issuer = %runtime.oidc.issuer, "pocketgate serving");
         let result = app.run().await;
         reloads.abort();
         match result {
@@ -483,6 +483,9 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         rt.oidc.client_id,
         rt.oidc.client_auth.as_str()
     );
+    if let Some(m) = rt.metrics_listen {
+        let _ = writeln!(s, "metrics_listen {m}: /metrics and /readyz");
+    }
     let _ = writeln!(
         s,
         "session: cookie {} on {}, lifetime {}, {} secret(s)",

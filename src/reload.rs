@@ -5,7 +5,7 @@
 //! is not used: the running one stays and the error is logged with its file,
 //! key and fix.
 //!
-//! Keys that cannot change under a running server (`listen`, `session.store`
+//! Keys that cannot change under a running server (`listen`, `metrics_listen`, `session.store`
 //! with its `state_dir` / `redis_url`, the log settings) keep their running
 //! values, and the log says so. A changed `[oidc]` gets a new provider client,
 //! which must discover the provider before it is put in force.
@@ -202,6 +202,14 @@ fn keep_restart_only(running: &Runtime, next: &mut Runtime) -> Vec<String> {
             next.listen, running.listen
         ));
         next.listen = running.listen;
+    }
+    if next.metrics_listen != running.metrics_listen {
+        notes.push(format!(
+            "metrics_listen: changed to {}, not applied: /metrics and /readyz stay on {} until restarted",
+            next.metrics_listen.map_or("(none)".into(), |a| a.to_string()),
+            running.metrics_listen.map_or("(none)".into(), |a| a.to_string())
+        ));
+        next.metrics_listen = running.metrics_listen;
     }
     if next.session.store != running.session.store {
         notes.push(format!(

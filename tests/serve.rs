@@ -191,3 +191,121 @@ async fn sighup_reloads_and_a_broken_file_changes_nothing() {
     );
     assert!(started.elapsed() < Duration::from_secs(60));
 }
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn get(port: u16, path: &str) -> u16 {
+    reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}{path}"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
+
+/// `metrics_listen`: a second listener with `/metrics` and `/readyz` only;
+/// `check` names it; an address that cannot be bound stops the start with
+/// the key and the address in the message.
+#[tokio::test]
+async fn metrics_listen_serves_metrics_and_readyz_only() {
+    let (port, metrics) = (free_port(), free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    write(
+        &path,
+        &format!(
+            "metrics_listen = \"127.0.0.1:{metrics}\"\n{}",
+            config(port, "")
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+        .args(["check", "--offline", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("metrics_listen 127.0.0.1:{metrics}")),
+        "{stdout}"
+    );
+
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut up = false;
+    for _ in 0..100 {
+        if get(metrics, "/metrics").await == 200 {
+            up = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(up, "no /metrics on metrics_listen within 10 s");
+    let text = reqwest::get(format!("http://127.0.0.1:{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("pocketgate_"), "{text}");
+    // Not ready (the provider is unreachable), but answered there.
+    assert_eq!(get(metrics, "/readyz").await, 503);
+    for path in [
+        "/forward-auth",
+        "/auth-request",
+        "/login",
+        "/healthz",
+        "/whoami",
+        "/",
+    ] {
+        assert_eq!(get(metrics, path).await, 404, "{path} on metrics_listen");
+    }
+    // The main listener is unchanged.
+    assert_eq!(get(port, "/healthz").await, 200);
+
+    // Taken: the start fails and says which key and address.
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_port = taken.local_addr().unwrap().port();
+    let path2 = dir.path().join("taken.toml");
+    write(
+        &path2,
+        &format!(
+            "metrics_listen = \"127.0.0.1:{taken_port}\"\n{}",
+            config(free_port(), "")
+        ),
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+        .args(["serve", "-c"])
+        .arg(&path2)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "metrics_listen: cannot listen on 127.0.0.1:{taken_port}"
+        )),
+        "{stderr}"
+    );
+    drop(taken);
+}

@@ -31,6 +31,8 @@ pub use http::HeaderName;
 pub struct Runtime {
     /// Address the server binds.
     pub listen: SocketAddr,
+    /// `metrics_listen`: a second address serving only `/metrics` and `/readyz`.
+    pub metrics_listen: Option<SocketAddr>,
     /// Where browsers reach `/login`, `/callback`, `/logout` (the main login domain's).
     pub public_url: PublicUrl,
     /// Every login domain: the main one (`public_url`, `session.cookie_domain`)

@@ -14,6 +14,9 @@ use serde::Deserialize;
 pub(crate) struct RawConfig {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub listen: Option<String>,
+    /// A second listener serving only `/metrics` and `/readyz`.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub metrics_listen: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub public_url: Option<String>,
     #[serde(deserialize_with = "lenient::opt_strings")]
@@ -348,6 +351,7 @@ mod lenient {
 pub(crate) mod keys {
     pub(crate) const TOP: &[&str] = &[
         "listen",
+        "metrics_listen",
         "public_url",
         "trusted_proxies",
         "default_policy",

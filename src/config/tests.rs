@@ -696,3 +696,36 @@ fn a_key_file_that_holds_no_p256_key_is_refused() {
     )));
     assert!(e.contains("CERTIFICATE"), "{e}");
 }
+
+#[test]
+fn metrics_listen_is_a_second_address_other_than_listen() {
+    assert_eq!(load(&base("")).unwrap().value.metrics_listen, None);
+    let rt = load(&format!(
+        "metrics_listen = \"127.0.0.1:9180\"\n{}",
+        base("")
+    ))
+    .unwrap()
+    .value;
+    assert_eq!(
+        rt.metrics_listen.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9180")
+    );
+    let e = err(&format!("metrics_listen = \"localhost\"\n{}", base("")));
+    assert!(
+        e.contains("metrics_listen") && e.contains("is not an IP:port address"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "listen = \"127.0.0.1:4180\"\nmetrics_listen = \"127.0.0.1:4180\"\n{}",
+        base("")
+    ));
+    assert!(
+        e.contains("metrics_listen") && e.contains("`listen`'s address"),
+        "{e}"
+    );
+    // Misspelt or camelCase (the NixOS option's spelling): the key is named.
+    for wrong in ["metrics_listn", "metricsListen"] {
+        let e = err(&format!("{wrong} = \"127.0.0.1:9180\"\n{}", base("")));
+        assert!(e.contains("did you mean `metrics_listen`"), "{wrong}: {e}");
+    }
+}

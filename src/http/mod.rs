@@ -55,6 +55,8 @@ pub struct AppState {
 pub enum BuildError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error("metrics_listen: cannot listen on {addr}: {source}")]
+    MetricsBind { addr: SocketAddr, source: io::Error },
     #[error("assertion: {0}")]
     Assertion(#[from] AssertionError),
 }
@@ -333,10 +335,18 @@ async fn metrics_page(state: State) -> HttpResponse {
         .body(state.metrics.render(state.provider.is_ready()))
 }
 
+/// The routes of `metrics_listen`: what a scraper or an orchestrator asks.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(metrics_page))
+        .route("/readyz", web::get().to(readyz));
+}
+
 /// A bound, not yet running server.
 pub struct Application {
     server: Server,
     addr: SocketAddr,
+    /// The `metrics_listen` server, stopped when the main one stops.
+    metrics: Option<(Server, SocketAddr)>,
     live: web::Data<LiveState>,
 }
 
@@ -381,7 +391,11 @@ impl Application {
             addr: state.runtime.listen,
             source,
         })?;
+        let metrics_listen = state.runtime.metrics_listen;
         let live = web::Data::new(LiveState::new(state));
+        let metrics = metrics_listen
+            .map(|addr| metrics_server(addr, live.clone()))
+            .transpose()?;
         let data = live.clone();
         let extra_routes = options.extra_routes;
         let mut server = HttpServer::new(move || {
@@ -414,6 +428,7 @@ impl Application {
         Ok(Application {
             server: server.run(),
             addr,
+            metrics,
             live,
         })
     }
@@ -421,6 +436,11 @@ impl Application {
     /// The bound address.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The bound `metrics_listen` address, when there is one.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
     }
 
     /// The state in force now (tests read metrics through it).
@@ -438,10 +458,40 @@ impl Application {
         self.server.handle()
     }
 
-    /// Run until stopped (signal or handle).
+    /// Run until stopped (signal or handle); the `metrics_listen` server
+    /// stops with the main one.
     pub async fn run(self) -> io::Result<()> {
-        self.server.await
+        let Some((metrics, _)) = self.metrics else {
+            return self.server.await;
+        };
+        let metrics_handle = metrics.handle();
+        let metrics_task = actix_web::rt::spawn(metrics);
+        let result = self.server.await;
+        metrics_handle.stop(true).await;
+        // The metrics server's own outcome matters no more once the main one ended.
+        let _ = metrics_task.await;
+        result
     }
+}
+
+/// Bind `addr` and prepare the server of [`metrics_routes`] on it: one
+/// worker, no signal handling of its own (it stops with the main server).
+fn metrics_server(
+    addr: SocketAddr,
+    live: web::Data<LiveState>,
+) -> Result<(Server, SocketAddr), BuildError> {
+    let bind = |source| BuildError::MetricsBind { addr, source };
+    let listener = TcpListener::bind(addr).map_err(bind)?;
+    let bound = listener.local_addr().map_err(bind)?;
+    let server =
+        HttpServer::new(move || App::new().app_data(live.clone()).configure(metrics_routes))
+            .workers(1)
+            .disable_signals()
+            .shutdown_timeout(1)
+            .listen(listener)
+            .map_err(bind)?
+            .run();
+    Ok((server, bound))
 }
 
 /// How long a login flow may take.

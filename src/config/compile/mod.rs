@@ -146,6 +146,7 @@ pub(super) fn runtime(
                 oidc
             },
             listen: server.listen,
+            metrics_listen: server.metrics_listen,
             login_domains: LoginDomains::new(
                 LoginDomain {
                     public_url: server.public_url.clone(),

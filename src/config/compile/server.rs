@@ -15,6 +15,7 @@ use super::{invalid, rules::networks, Report};
 /// The serving part of the top level.
 pub(super) struct Server {
     pub listen: SocketAddr,
+    pub metrics_listen: Option<SocketAddr>,
     pub public_url: PublicUrl,
     pub trusted_proxies: Networks,
     pub headers: HeaderNames,
@@ -30,6 +31,10 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Server> {
             "is not an IP:port address (fix: e.g. \"127.0.0.1:4180\" or \"0.0.0.0:4180\")",
         )
     }));
+    let metrics_listen = match raw.metrics_listen.as_deref() {
+        None => Some(None),
+        Some(m) => report.take(metrics_listen(m, listen)).map(Some),
+    };
     let public_url = match raw.public_url.as_deref() {
         Some(u) => report.take(parse_public_url("public_url", u)),
         None => {
@@ -49,11 +54,31 @@ pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Server> {
     let log = log(raw, report);
     Some(Server {
         listen: listen?,
+        metrics_listen: metrics_listen?,
         public_url: public_url?,
         trusted_proxies: trusted_proxies?,
         headers: headers?,
         log: log?,
     })
+}
+
+/// `metrics_listen`: an IP:port other than `listen`'s.
+fn metrics_listen(s: &str, listen: Option<SocketAddr>) -> Result<SocketAddr, ConfigError> {
+    let addr = s.parse::<SocketAddr>().map_err(|_| {
+        invalid(
+            "metrics_listen",
+            s,
+            "is not an IP:port address (fix: e.g. \"127.0.0.1:9180\")",
+        )
+    })?;
+    if addr.port() != 0 && Some(addr) == listen {
+        return Err(invalid(
+            "metrics_listen",
+            s,
+            "is `listen`'s address (fix: another port, e.g. \"127.0.0.1:9180\", or remove the key)",
+        ));
+    }
+    Ok(addr)
 }
 
 /// An absolute http(s) origin: `public_url`, or a `[[session.domains]]` entry's (`key` names it).
