@@ -161,6 +161,18 @@ let
     (uniqueCi hostHeaderNames);
   # Stripped by name: everything `X-Remote-*` does not already cover.
   stripNames = uniqueCi (filter (n: !(hasPrefix "x-remote-" (toLower n))) globalNames ++ extraNames);
+  # Caddy strips every spelling of a name (X_Remote-User, X.Remote.User) by
+  # one of its words: `request_header -*word*` removes each header whose name
+  # contains it, in any case. The longest word (the last of equals) is used;
+  # a word that the headers the wiring relies on contain would strip them too.
+  nameWords = n: filter (w: builtins.isString w && w != "") (builtins.split "[^a-z0-9]+" (toLower n));
+  stripWord = n: lib.foldl' (a: w: if builtins.stringLength w >= builtins.stringLength a then w else a) "" (nameWords n);
+  neededHeaders = [ "accept" "accept-encoding" "accept-language" "authorization" "cache-control" "connection"
+    "content-length" "content-type" "cookie" "host" "if-modified-since" "if-none-match" "origin" "range" "referer"
+    "sec-fetch-dest" "sec-fetch-mode" "sec-fetch-site" "sec-websocket-extensions" "sec-websocket-key"
+    "sec-websocket-protocol" "sec-websocket-version" "upgrade" "user-agent" "x-requested-with" ];
+  wordClashes = n: filter (h: hasInfix (stripWord n) h) neededHeaders;
+  caddyStripWords = filter (w: w != "remote") (lib.unique (map stripWord (stripNames ++ [ assertionHeader ])));
 
   # The origin's host (and port when it is not the scheme's own) as the site
   # address, as examples/ writes `auth.example.com {`.
@@ -195,10 +207,10 @@ let
   caddyExample = builtins.readFile (examples + "/caddy/Caddyfile");
   caddySnippet = lib.pipe (between caddyFile "\n(pocketgate) {\n" "\n}\n" caddyExample) [
     (replace caddyFile "forward_auth 127.0.0.1:4180 {" "forward_auth ${target} {")
-    (replace caddyFile "\t\trequest_header -X-WEBAUTH-USER\n\t\trequest_header -X_WEBAUTH_USER\n"
-      (concatMapStrings (n: "\t\trequest_header -${n}\n\t\trequest_header -${underscored n}\n") stripNames))
-    (replace caddyFile "\t\trequest_header -X-Pocketgate-Assertion\n\t\trequest_header -X_Pocketgate_Assertion\n"
-      "\t\trequest_header -${assertionHeader}\n\t\trequest_header -${underscored assertionHeader}\n")
+    (replace caddyFile "\t\trequest_header -*webauth*\n"
+      (concatMapStrings (w: "\t\trequest_header -*${w}*\n") (filter (w: w != stripWord assertionHeader) caddyStripWords)))
+    (replace caddyFile "\t\trequest_header -*pocketgate*\n"
+      (lib.optionalString (stripWord assertionHeader != "remote") "\t\trequest_header -*${stripWord assertionHeader}*\n"))
     (replace caddyFile
       "\t\t\tcopy_headers X-Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Pocketgate-Assertion\n\t\t\tcopy_headers X-WEBAUTH-USER\n"
       ("\t\t\tcopy_headers ${concatStringsSep " " (globalNames ++ [ assertionHeader ])}\n"
@@ -336,6 +348,36 @@ let
     ])
     protectedHosts;
 
+  # Caddy: a protected site whose backend is FastCGI (php_fastcgi, or
+  # reverse_proxy with `transport fastcgi`) is refused as nginx's FastCGI
+  # passes are: CGI variables are where header spellings fold together, and
+  # the wiring is proven with HTTP backends only. Header words that would
+  # strip a needed header are refused too.
+  caddyVhosts = config.services.caddy.virtualHosts;
+  caddyTokens = text: filter builtins.isString (builtins.split "[[:space:]]+" text);
+  caddyFastcgi = text: let t = caddyTokens text; in hasInfix "php_fastcgi" text
+    || lib.any (i: builtins.elemAt t i == "transport" && builtins.elemAt t (i + 1) == "fastcgi")
+      (lib.range 0 (builtins.length t - 2));
+  caddyChecks = concatMap (name:
+    let
+      v = caddyVhosts.${name};
+      served = map toLower ([ (v.hostName or name) ] ++ (v.serverAliases or [ ]));
+      hosts = filter (h: elem (toLower h) served) protectedHosts;
+    in optional (hosts != [ ]) {
+      assertion = !(caddyFastcgi (v.extraConfig or ""));
+      message = "services.caddy.virtualHosts.\"${name}\" serves ${concatStringsSep ", " hosts}, which pocketgate "
+        + "protects, through FastCGI (php_fastcgi or transport fastcgi), where a client's header spellings fold "
+        + "into CGI variables beside the identity headers; pocketgate's Caddy wiring protects HTTP backends only: "
+        + "serve the application over HTTP on loopback (e.g. php-fpm behind a local web server) and reverse_proxy to it";
+    }) (attrNames caddyVhosts)
+    ++ map (n: {
+      assertion = wordClashes n == [ ];
+      message = "services.pocketgate: the Caddy wiring strips every spelling of the identity header ${n} by its "
+        + "word \"${stripWord n}\", which the request headers ${concatStringsSep ", " (wordClashes n)} contain, "
+        + "so they would be stripped too; give the header a name whose longest word is distinctive "
+        + "(e.g. X-Pocketgate-User)";
+    }) (stripNames ++ [ assertionHeader ]);
+
   # A site of its own under a protected wildcard ("*.example.com") is matched
   # by the proxy before the wildcard site, so it gets no wiring.
   wildcardSuffixes = map (h: lib.removePrefix "*" (toLower h)) (filter (hasPrefix "*.") protectedHosts);
@@ -373,6 +415,16 @@ in
       type = types.str;
       default = "127.0.0.1:4180";
       description = "Address pocketgate listens on (and the proxies ask).";
+    };
+    metricsListen = mkOption {
+      type = types.nullOr types.str;
+      default = null;
+      example = "127.0.0.1:9180";
+      description = ''
+        A second address serving only /metrics and /readyz (`metrics_listen`),
+        for a scraper that reaches pocketgate from elsewhere; the proxies'
+        public site never forwards those paths. Applied at restart.
+      '';
     };
     publicUrl = mkOption {
       type = types.nullOr types.str;
@@ -465,6 +517,7 @@ in
           policies = mapAttrs (_: policyKeys) cfg.policies;
         }
         (clean {
+          metrics_listen = cfg.metricsListen;
           public_url = cfg.publicUrl;
           default_policy = cfg.defaultPolicy;
         })
@@ -513,7 +566,8 @@ in
             + "(host names compare case-insensitively; settings.hosts and hosts together)";
         }
       ] ++ hostPolicyChecks
-        ++ optionals cfg.nginx.enable nginxChecks;
+        ++ optionals cfg.nginx.enable nginxChecks
+        ++ optionals cfg.caddy.enable caddyChecks;
 
       warnings =
         optionals cfg.caddy.enable (map (wildcardWarning "caddy")
@@ -537,6 +591,7 @@ in
         restartIfChanged = true;
         restartTriggers = [ (builtins.toJSON {
           inherit listen;
+          metrics_listen = final.metrics_listen or null;
           session = lib.getAttrs (lib.intersectLists [ "store" "state_dir" "redis_url" ] (attrNames (final.session or { }))) (final.session or { });
           log = lib.getAttrs (lib.intersectLists [ "log_level" "log_format" ] (attrNames final)) final;
         }) ];

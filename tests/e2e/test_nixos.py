@@ -245,6 +245,20 @@ FAILURES = [
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".locations."~ \\\\.php$".extraConfig = '
       '"fastcgi_pass unix:/run/phpfpm/app.sock;"; }'],
      ["passes requests to a FastCGI/uwsgi/SCGI/gRPC backend", "proxy_pass backends only"]),
+    ("Caddy php_fastcgi on a protected site",
+     ['{ services.pocketgate.caddy.enable = true; services.caddy.virtualHosts."lan.example.com".extraConfig = '
+      '"root * /srv/app\\nphp_fastcgi unix//run/phpfpm/app.sock"; }'],
+     ['services.caddy.virtualHosts."lan.example.com" serves lan.example.com, which pocketgate protects, through '
+      'FastCGI', "reverse_proxy to it"]),
+    ("Caddy fastcgi transport on a protected site",
+     ['{ services.pocketgate.caddy.enable = true; services.caddy.virtualHosts.lan = { hostName = "lan.example.com"; '
+      'extraConfig = "reverse_proxy unix//run/app.sock {\\n\\ttransport  fastcgi {\\n\\t\\tsplit .php\\n\\t}\\n}"; }; }'],
+     ['services.caddy.virtualHosts."lan" serves lan.example.com, which pocketgate protects, through FastCGI']),
+    ("Caddy strip word that needed headers contain",
+     ['{ services.pocketgate.caddy.enable = true; services.pocketgate.hosts."wiki.example.com" = '
+      '{ policy = "users"; headers.user = "X-Auth-User"; }; }'],
+     ['the Caddy wiring strips every spelling of the identity header X-Auth-User by its word "user"',
+      "user-agent"]),
     ("nginx location in the host's own extraConfig",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".extraConfig = '
       '"location /x { proxy_pass http://127.0.0.1:1; proxy_set_header X-A b; }"; }'],
@@ -300,10 +314,19 @@ def test_every_login_host_gets_a_site(evaluate, tmp_path):
                   '{ cookie_domain = "example.org"; public_url = "https://auth.example.org"; } ]; '
                   'hosts."wiki.example.org".policy = "users"; }; }')
     assert nixos.build_config(ev, tmp_path / "out.json").returncode == 0
+    example = (configs.EXAMPLES / "caddy" / "Caddyfile").read_text()
     for name in ("auth.example.com", "auth.example.org"):
-        assert ev.data["caddy"]["virtualHosts"][name] == "\treverse_proxy 127.0.0.1:4180"
+        assert ev.data["caddy"]["virtualHosts"][name] == _caddy_block(example, "auth.example.com")
         assert "proxy_pass http://pocketgate;" in ev.data["nginx"]["virtualHosts"][name]["extraConfig"]
     assert ev.data["caddy"]["virtualHosts"]["wiki.example.org"] == "import pocketgate"
+
+
+def test_metrics_listen_is_a_typed_option_the_check_accepts(evaluate, tmp_path):
+    assert "metrics_listen" not in evaluate().settings
+    ev = evaluate('{ services.pocketgate.metricsListen = "127.0.0.1:9180"; }')
+    assert ev.settings["metrics_listen"] == "127.0.0.1:9180"
+    built = nixos.build_config(ev, tmp_path / "out.json")
+    assert built.returncode == 0, built.stdout + built.stderr
 
 
 def test_an_empty_trusted_proxies_list_is_kept(evaluate):
@@ -388,14 +411,15 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
     caddy = ev.data["caddy"]["extraConfig"]
     assert "WEBAUTH" not in caddy
     for line in ["forward_auth 127.0.0.1:9090 {",
-                 "request_header -Remote-User\n", "request_header -Remote_User\n",
-                 "request_header -X-Mail\n", "request_header -X_Mail\n",
-                 "request_header -X-Identity-Assertion\n",
+                 # every spelling of a name goes by one of its words (Remote-User: by *remote*)
+                 "request_header -*remote*\n", "request_header -*mail*\n", "request_header -*name*\n",
+                 "request_header -*assertion*\n",
                  "copy_headers Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Identity-Assertion\n",
                  "copy_headers X-Mail X-Name\n",
                  r'"(?:^|;\s*)pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
         assert line in caddy, line
-    assert ev.data["caddy"]["virtualHosts"]["auth.example.com"] == "\treverse_proxy 127.0.0.1:9090"
+    assert "\t\treverse_proxy 127.0.0.1:9090\n" in ev.data["caddy"]["virtualHosts"]["auth.example.com"]
+    assert "*webauth*" not in caddy and "*pocketgate*" not in caddy and "*identity*" not in caddy
     nginx = ev.data["nginx"]
     snippet = nginx["virtualHosts"]["wiki.example.com"]["extraConfig"]
     assert "WEBAUTH" not in snippet
@@ -570,3 +594,29 @@ def test_nixos_bypasses_as_the_seed(nix_stack, host, path, source, reached):
         assert flows.header_values(data, "X-WEBAUTH-USER") == []
     else:
         assert r.status == 401, r.status
+
+
+def test_nixos_decides_for_the_host_it_serves(nix_stack):
+    """Absolute form with another host's Host header (issue 16, finding 1):
+    the generated wiring asks about the host the proxy serves."""
+    def absolute(served, claimed, path, **kw):
+        headers = [("Accept", "application/json")]
+        if "session" in kw:
+            headers.append(("Cookie", cookie_header(kw.pop("session"), f"{served}.{TEST_DOMAIN}")))
+        return raw_request(nix_stack.ports.proxy, nix_stack.host(claimed), f"http://{nix_stack.host(served)}{path}",
+                           headers=headers, **kw)
+
+    user = nix_stack.new_user(["users"])
+    s = logged_in(nix_stack, user, first_host="sonarr")
+    r = absolute("grafana", "sonarr", "/", session=s)
+    assert r.status == 403 and raw_echo(r) is None, (r.status, r.body[:200])
+    # sonarr bypasses /api from the LAN; grafana does not
+    r = absolute("grafana", "sonarr", "/api/v3/series", source_ip=ADDR_LAN)
+    assert r.status == 401 and raw_echo(r) is None, (r.status, r.body[:200])
+
+
+def test_nixos_public_site_keeps_metrics_private(nix_stack):
+    for path in ("/metrics", "/readyz", "/forward-auth", "/auth-request"):
+        r = raw_request(nix_stack.ports.proxy, nix_stack.host("auth"), path)
+        assert r.status == 404, (path, r.status, r.body[:200])
+    assert raw_request(nix_stack.ports.proxy, nix_stack.host("auth"), "/healthz").status == 200

@@ -9,6 +9,7 @@ to keep client-sent descriptions of "the original request" away from it.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -151,3 +152,77 @@ def test_examples_cover_every_host():
         text = (configs.EXAMPLES / path).read_text()
         missing = [h for h in hosts | {"auth.example.com"} if h not in text]
         assert not missing, f"examples/{path} lacks {missing}"
+
+
+# --- alias spellings of identity headers (issue 16, finding 4) --------------
+
+# Every identity name of the shipped setup: the global four, the example's
+# [hosts.headers] name and the assertion header.
+IDENTITY_NAMES = ("X-Remote-User", "X-Remote-Email", "X-Remote-Name", "X-Remote-Groups",
+                  "X-WEBAUTH-USER", "X-Pocketgate-Assertion")
+
+
+def squash(name: str) -> str:
+    """A header name as the most forgiving backend folds it: case gone, every
+    character but letters and digits made "_" (Apache's CGI variables; PHP
+    turns "." into "_", CGI "-" into "_")."""
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
+
+
+def _alias_spellings() -> list[tuple[str, str]]:
+    """Each identity name with every mix of "-", "_", "." between its words,
+    and with other token characters, in mixed case."""
+    out = []
+    for name in IDENTITY_NAMES:
+        words = name.split("-")
+        joins = [*itertools.product("-_.", repeat=len(words) - 1),
+                 ("~",) * (len(words) - 1), ("!", "+", "#", "'")[: len(words) - 1]]
+        for n, seps in enumerate(joins):
+            spelled = words[0] + "".join(s + w for s, w in zip(seps, words[1:]))
+            spelled = spelled.upper() if n % 3 == 1 else spelled.lower() if n % 3 == 2 else spelled
+            out.append((spelled, f"forged-{len(out)}"))
+    return out
+
+
+ALIASES = _alias_spellings()
+
+
+def _no_alias_arrived(data: dict, *, bypass: bool) -> None:
+    folded = {squash(n) for n in IDENTITY_NAMES}
+    forged = [(k, v) for k, v in data["headers"] if v.startswith("forged-")]
+    assert forged == [], forged
+    seen = [(k, v) for k, v in data["headers"] if squash(k) in folded]
+    if bypass:
+        assert seen == [], seen
+    else:
+        # only the auth server's answer, under its own names
+        assert sorted(k.lower() for k, _ in seen) == [
+            "x-remote-email", "x-remote-groups", "x-remote-name", "x-remote-user"], seen
+
+
+def test_no_alias_spelling_of_an_identity_header_reaches_the_backend(stub_stack):
+    assert len(ALIASES) > 60
+    for path, bypass in (("/allow/alias", False), ("/bypass/alias", True)):
+        resp = raw_request(stub_stack.ports.proxy, stub_stack.host("grafana"), path,
+                           headers=[("Accept", "application/json"), *ALIASES], source_ip=CLIENT)
+        _no_alias_arrived(_echo(resp), bypass=bypass)
+
+
+# --- the public login host (issue 16, finding 11) ---------------------------
+
+PUBLIC_PATHS = ("/", "/login?rd=x", "/callback?code=c&state=s", "/logout", "/logout/done", "/whoami",
+                "/backchannel-logout", "/.well-known/jwks.json", "/healthz")
+PRIVATE_PATHS = ("/metrics", "/readyz", "/forward-auth", "/auth-request", "/metrics/", "/METRICS",
+                 "/%6detrics", "/login/../metrics", "//metrics", "/login/../readyz", "/forward-auth?x=1",
+                 "/demo", "/anything")
+
+
+def test_public_host_forwards_only_what_browsers_and_the_provider_need(stub_stack):
+    for path in PUBLIC_PATHS:
+        resp = raw_request(stub_stack.ports.proxy, stub_stack.host("auth"), path, source_ip=CLIENT)
+        assert resp.status == 200, (path, resp.status, resp.body[:200])
+        assert json.loads(resp.body)["stub"] == "pocketgate", (path, resp.body[:200])
+    for path in PRIVATE_PATHS:
+        resp = raw_request(stub_stack.ports.proxy, stub_stack.host("auth"), path, source_ip=CLIENT)
+        assert resp.status == 404, (path, resp.status, resp.body[:200])
+        assert b"pocketgate" not in resp.body, (path, resp.body[:200])

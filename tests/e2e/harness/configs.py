@@ -214,8 +214,10 @@ def traefik_configs(ports: Ports, workdir: Path,
     # aliases: the site's router matches the other names too
     for site, names in _checked_aliases(aliases).items():
         rule = f"Host(`{_site_name(site)}`)"
-        found = [r for r in routers.values() if r.get("rule") == rule]
+        found = [r for r in routers.values()
+                 if r.get("rule") == rule or str(r.get("rule", "")).startswith(rule + " && ")]
         if len(found) != 1:
             raise ExampleDrift(f"{dyn_what}: {len(found)} routers with rule {rule!r} (expected 1)")
-        found[0]["rule"] = " || ".join([rule, *(f"Host(`{n}`)" for n in names)])
+        hosts = "(" + " || ".join([rule, *(f"Host(`{n}`)" for n in names)]) + ")"
+        found[0]["rule"] = hosts + found[0]["rule"][len(rule):]
     return yaml.safe_dump(static, sort_keys=False), yaml.safe_dump(dyn, sort_keys=False)
