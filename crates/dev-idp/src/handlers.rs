@@ -787,12 +787,12 @@ fn introspection(shared: &Shared, token: &str) -> Value {
         return json!({ "active": false });
     };
     let claim = |name: &str| claims.as_ref().and_then(|c| c.get(name)).cloned();
-    let audience = claim("aud").unwrap_or_else(|| {
-        json!([grant
-            .audience
-            .clone()
-            .unwrap_or_else(|| shared.client.id.clone())])
-    });
+    // The client it was issued to: ours, unless the test named another.
+    let client_id = grant
+        .audience
+        .clone()
+        .unwrap_or_else(|| shared.client.id.clone());
+    let audience = claim("aud").unwrap_or_else(|| json!([client_id]));
     json!({
         "active": true,
         "token_type": "access_token",
@@ -802,7 +802,7 @@ fn introspection(shared: &Shared, token: &str) -> Value {
         "sub": user.user.subject(),
         "aud": audience,
         "iss": shared.issuer,
-        "client_id": shared.client.id,
+        "client_id": client_id,
     })
 }
 
