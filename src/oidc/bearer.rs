@@ -429,6 +429,30 @@ struct Verified {
 /// The answer of one check, shared by every request that waited for it.
 type Checked = Result<(Arc<Identity>, Source), BearerError>;
 
+/// Checks running now, by token hash.
+type RunningChecks = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>;
+
+/// One request's interest in a running check: dropping the last one takes
+/// the check out of the map (a later request finds its answer in the caches,
+/// or starts afresh).
+struct Running<'a> {
+    running: &'a RunningChecks,
+    key: [u8; 32],
+    cell: &'a Arc<tokio::sync::OnceCell<Checked>>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's reference and ours: no other request waits for it.
+        if running.get(&self.key).is_some_and(|c| {
+            Arc::ptr_eq(c, self.cell) && (self.cell.initialized() || Arc::strong_count(c) <= 2)
+        }) {
+            running.remove(&self.key);
+        }
+    }
+}
+
 /// Bearer-token authentication with its caches: one per configuration (a
 /// reload that changes the provider or `[bearer]` starts empty caches).
 pub struct BearerAuth {
@@ -438,7 +462,7 @@ pub struct BearerAuth {
     refused: Cache<[u8; 32], TokenError>,
     /// Checks running now, by token hash: a second request with the same
     /// token waits for the first one's answer instead of asking again.
-    running: Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>,
+    running: RunningChecks,
     limits: Limits,
 }
 
@@ -506,16 +530,17 @@ impl BearerAuth {
             .entry(key)
             .or_default()
             .clone();
+        // Removes the entry however this ends, a dropped request included,
+        // so the map holds only checks that are running.
+        let _running = Running {
+            running: &self.running,
+            key,
+            cell: &cell,
+        };
         // If the request running the check goes away, a waiting one runs it.
-        let checked = cell
-            .get_or_init(|| self.check_and_remember(token, key, now, client))
+        cell.get_or_init(|| self.check_and_remember(token, key, now, client))
             .await
-            .clone();
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        if running.get(&key).is_some_and(|c| Arc::ptr_eq(c, &cell)) {
-            running.remove(&key);
-        }
-        checked
+            .clone()
     }
 
     /// Check `token` and remember the answer in the caches.
