@@ -464,6 +464,8 @@ pub struct BearerAuth {
     /// token waits for the first one's answer instead of asking again.
     running: RunningChecks,
     limits: Limits,
+    /// Whether the missing introspection endpoint was logged (once per configuration).
+    said_no_introspection: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for BearerAuth {
@@ -496,6 +498,7 @@ impl BearerAuth {
                 .build(),
             running: Mutex::new(HashMap::new()),
             limits,
+            said_no_introspection: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -624,6 +627,12 @@ impl BearerAuth {
             return Ok((self.identity(&claims)?, cap, Source::Userinfo));
         }
         let Some(endpoint) = self.provider.bearer_introspection_endpoint()? else {
+            if !self
+                .said_no_introspection
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(issuer = %self.provider.issuer(), "opaque bearer tokens are refused: the provider's discovery lists no introspection_endpoint (bearer.opaque = \"userinfo\" would accept them, with no audience check)");
+            }
             return Err(TokenError::NoIntrospection.into());
         };
         let _permit = self.limits.admit(client)?;
