@@ -526,8 +526,14 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         Some(b) => {
             let _ = writeln!(
                 s,
-                "bearer: on (Authorization: Bearer on /forward-auth and /auth-request), audiences {}",
-                b.audiences.join(",")
+                "bearer: on (Authorization: Bearer on /forward-auth and /auth-request), audiences {}; {}; at most {} provider lookups in flight, {} per client and minute",
+                b.audiences.join(","),
+                match b.opaque {
+                    crate::config::OpaqueTokens::Introspection => "opaque tokens by the provider's introspection endpoint (refused when discovery lists none)",
+                    crate::config::OpaqueTokens::Userinfo => "opaque tokens by userinfo (NO audience check)",
+                },
+                b.lookups_in_flight,
+                b.lookups_per_minute,
             );
         }
         None => {
@@ -649,7 +655,7 @@ fn bearer_identity(rules: &Rules, token: &str) -> Result<Identity, String> {
         token.to_string()
     };
     let claims = crate::oidc::bearer::unverified_claims(token.trim()).map_err(|e| {
-        format!("--bearer: {e} (an opaque token has no claims: only the provider's userinfo endpoint can say who it is)")
+        format!("--bearer: {e} (an opaque token has no claims: only the provider (introspection, userinfo) can say who it is)")
     })?;
     let names = rules.claim_names();
     crate::oidc::identity_from_claim_names(

@@ -323,6 +323,32 @@ pub struct OidcSettings {
 pub struct BearerSettings {
     /// A token's `aud` must share one of these (default: `[oidc.client_id]`).
     pub audiences: Vec<String>,
+    /// How a token that is no JWT is checked.
+    pub opaque: OpaqueTokens,
+    /// Most provider lookups (introspection, userinfo) in flight at once; past it, 503.
+    pub lookups_in_flight: u32,
+    /// Most provider lookups for unknown tokens per client address and minute; past it, 503.
+    pub lookups_per_minute: u32,
+}
+
+/// `[bearer] opaque`: who vouches for a token that is no JWT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpaqueTokens {
+    /// The provider's introspection endpoint (RFC 7662), audience checked (the default).
+    Introspection,
+    /// The provider's userinfo endpoint, which checks no audience: any token the provider
+    /// issued to any client is accepted. An explicit opt-in.
+    Userinfo,
+}
+
+impl OpaqueTokens {
+    /// The configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpaqueTokens::Introspection => "introspection",
+            OpaqueTokens::Userinfo => "userinfo",
+        }
+    }
 }
 
 /// `[session]`, resolved.

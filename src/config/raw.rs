@@ -107,6 +107,12 @@ pub(crate) struct RawBearer {
     pub enabled: Option<bool>,
     #[serde(deserialize_with = "lenient::opt_strings")]
     pub audiences: Option<Vec<String>>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub opaque: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub lookups_in_flight: Option<String>,
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub lookups_per_minute: Option<String>,
 }
 
 /// `[headers]`.
@@ -391,7 +397,13 @@ pub(crate) mod keys {
     pub(crate) const SESSION_DOMAIN: &[&str] = &["cookie_domain", "public_url"];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
     pub(crate) const ASSERTION: &[&str] = &["header", "lifetime", "key_file"];
-    pub(crate) const BEARER: &[&str] = &["enabled", "audiences"];
+    pub(crate) const BEARER: &[&str] = &[
+        "enabled",
+        "audiences",
+        "opaque",
+        "lookups_in_flight",
+        "lookups_per_minute",
+    ];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[
         "host",

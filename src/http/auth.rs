@@ -4,6 +4,7 @@
 //! `[bearer]`) an `Authorization: Bearer` token. A request carrying both is
 //! decided by its session.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -75,7 +76,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
             }
         } else if let Some(bearer) = &state.bearer {
             // The session wins: a token is only looked at without one.
-            match bearer_identity(req, bearer, state).await {
+            match bearer_identity(req, bearer, original.client.ip(), state).await {
                 Ok(Some(identity)) => {
                     decision = policy::decide(&rt.rules, &facts, Some(&identity));
                     token_identity = Some(identity);
@@ -137,6 +138,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
 async fn bearer_identity(
     req: &HttpRequest,
     bearer: &BearerAuth,
+    client: IpAddr,
     state: &State,
 ) -> Result<Option<Arc<Identity>>, Rejection> {
     let values = req
@@ -151,12 +153,13 @@ async fn bearer_identity(
             return Err(Rejection::BearerInvalid(e));
         }
     };
-    match bearer.authenticate(token).await {
+    match bearer.authenticate(token, client).await {
         Ok((identity, source)) => {
             state.metrics.bearer(match source {
                 Source::Cache => BearerResult::Cached,
                 Source::Jwt => BearerResult::Jwt,
                 Source::Userinfo => BearerResult::Userinfo,
+                Source::Introspection => BearerResult::Introspection,
             });
             Ok(Some(identity))
         }
@@ -167,6 +170,10 @@ async fn bearer_identity(
         Err(BearerError::Unavailable(e)) => {
             state.metrics.bearer(BearerResult::Unavailable);
             Err(Rejection::BearerUnavailable(e))
+        }
+        Err(BearerError::Throttled(t)) => {
+            state.metrics.bearer_throttled(t);
+            Err(Rejection::BearerThrottled(t))
         }
     }
 }

@@ -29,6 +29,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use prometheus_client::metrics::histogram::Histogram;
 
+use crate::oidc::bearer::Throttle;
 use crate::policy::Outcome;
 use crate::request::RequestError;
 use crate::session::{EndReason, RefreshOutcome, SessionEvents};
@@ -237,15 +238,21 @@ pub enum BearerResult {
     Invalid = 3,
     /// Not checked: the provider could not answer (503).
     Unavailable = 4,
+    /// Accepted: the provider's introspection endpoint vouched for it.
+    Introspection = 5,
+    /// Not checked: the bounds on provider lookups were reached (503).
+    Throttled = 6,
 }
 
 impl BearerResult {
-    const ALL: [BearerResult; 5] = [
+    const ALL: [BearerResult; 7] = [
         BearerResult::Cached,
         BearerResult::Jwt,
         BearerResult::Userinfo,
         BearerResult::Invalid,
         BearerResult::Unavailable,
+        BearerResult::Introspection,
+        BearerResult::Throttled,
     ];
 
     /// The `result` label value.
@@ -256,6 +263,8 @@ impl BearerResult {
             BearerResult::Userinfo => "userinfo",
             BearerResult::Invalid => "invalid",
             BearerResult::Unavailable => "unavailable",
+            BearerResult::Introspection => "introspection",
+            BearerResult::Throttled => "throttled",
         }
     }
 }
@@ -434,6 +443,8 @@ pub struct Metrics {
     sessions: SessionMetrics,
     reloads: ReloadMetrics,
     bearer: [Counter; BearerResult::ALL.len()],
+    /// `pocketgate_bearer_throttled_total{reason="in_flight"|"client_budget"}`.
+    bearer_throttled: [Counter; 2],
 }
 
 /// `pocketgate_config_*`: how configuration reloads went.
@@ -550,6 +561,14 @@ impl Default for Metrics {
             "Bearer tokens on the auth endpoints, by result",
             bearer_family,
         );
+        let throttled_family = Family::<ReasonLabels, Counter>::default();
+        let bearer_throttled = [Throttle::InFlight(0), Throttle::ClientBudget(0)]
+            .map(|t| throttled_family.get_or_create_owned(&ReasonLabels { reason: t.as_str() }));
+        registry.register(
+            "pocketgate_bearer_throttled",
+            "Bearer tokens not checked because provider lookups were at their bound, by reason",
+            throttled_family,
+        );
 
         let sessions = SessionMetrics::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
@@ -559,6 +578,7 @@ impl Default for Metrics {
 
         Metrics {
             bearer,
+            bearer_throttled,
             reloads,
             sessions,
             registry,
@@ -605,6 +625,16 @@ impl Metrics {
     /// Count one bearer token's answer.
     pub fn bearer(&self, result: BearerResult) {
         self.bearer[result as usize].inc();
+    }
+
+    /// Count one bearer token not checked for `reason`.
+    pub fn bearer_throttled(&self, reason: Throttle) {
+        self.bearer[BearerResult::Throttled as usize].inc();
+        let i = match reason {
+            Throttle::InFlight(_) => 0,
+            Throttle::ClientBudget(_) => 1,
+        };
+        self.bearer_throttled[i].inc();
     }
 
     /// Count one login-flow event.

@@ -84,7 +84,7 @@ impl AppState {
         let bearer = runtime
             .bearer
             .as_ref()
-            .map(|b| Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())));
+            .map(|b| Arc::new(BearerAuth::new(provider.clone(), b.clone())));
         Ok(AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -117,8 +117,8 @@ impl AppState {
         );
         // The token caches carry over unless what they depend on changed.
         let bearer = runtime.bearer.as_ref().map(|b| match &self.bearer {
-            Some(old) if old.serves(&provider, &b.audiences) => old.clone(),
-            _ => Arc::new(BearerAuth::new(provider.clone(), b.audiences.clone())),
+            Some(old) if old.serves(&provider, b) => old.clone(),
+            _ => Arc::new(BearerAuth::new(provider.clone(), b.clone())),
         });
         Ok(AppState {
             headers: runtime.headers.clone(),

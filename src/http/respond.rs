@@ -12,7 +12,7 @@ use super::metrics::{BadRequestReason, Endpoint};
 use super::pages;
 use crate::assertion::AssertionError;
 use crate::config::{HeaderNames, PublicUrl};
-use crate::oidc::bearer::TokenError;
+use crate::oidc::bearer::{Throttle, TokenError};
 use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
 use crate::oidc::OidcError;
 use crate::policy::{Identity, Outcome};
@@ -98,6 +98,10 @@ pub(crate) enum Rejection {
     /// The provider cannot answer for a bearer token now (keys, userinfo): 503.
     #[error("bearer token not checked: {0}")]
     BearerUnavailable(String),
+    /// A bearer token needs a provider lookup past the bounds on lookups:
+    /// 503 with `Retry-After`.
+    #[error("bearer token not checked: {0}")]
+    BearerThrottled(Throttle),
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
@@ -127,6 +131,7 @@ impl Rejection {
             Rejection::BearerInvalid(_) => StatusCode::UNAUTHORIZED,
             Rejection::ProviderUnavailable(_)
             | Rejection::BearerUnavailable(_)
+            | Rejection::BearerThrottled(_)
             | Rejection::NoRandomness(_)
             | Rejection::StoreUnavailable(_)
             | Rejection::SessionNotStored(_)
@@ -179,6 +184,10 @@ impl Rejection {
             Rejection::BearerInvalid(_) => (
                 "Invalid token",
                 "The bearer token is invalid, expired or not meant for this service.".into(),
+            ),
+            Rejection::BearerThrottled(t) => (
+                "Token not checked",
+                format!("Too many bearer tokens are waiting for the identity provider's answer right now. Try again in {} seconds.", t.retry_after()),
             ),
             Rejection::BearerUnavailable(_) => (
                 "Token not checked",
@@ -270,6 +279,11 @@ pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
             header::WWW_AUTHENTICATE,
             HeaderValue::from_static("Bearer error=\"invalid_token\""),
         );
+    }
+    if let Rejection::BearerThrottled(t) = rejection {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after()));
     }
     response
 }

@@ -2,26 +2,41 @@
 //! <token>` on `/forward-auth` and `/auth-request`, turned into an
 //! [`Identity`] or refused. Free of any HTTP framework.
 //!
-//! A JWT is verified as an ID token is: the provider's keys (an unknown `kid`
-//! refetches them, rate-limited), only the asymmetric algorithms the provider
-//! advertises (never `none`, never HMAC), `iss` the issuer, `aud` sharing a
-//! value with the configured audiences, `exp` (required), `nbf` and `iat` with
-//! the usual leeway. Logout tokens (`typ: logout+jwt` or an `events` claim)
-//! and ID tokens (a `nonce`, or Pocket ID's `type: id-token`) are refused: a
-//! token meant for something else never becomes a credential here. The
-//! identity comes from the token's claims; a token without the groups claim
-//! (Pocket ID's access tokens carry none) and a token that is no JWT at all
-//! are answered by the provider's userinfo endpoint.
+//! A token with two dots or more is a JWT or nothing: it must parse strictly
+//! as a compact JWS (unpadded base64url, as RFC 7515 says), or it is a 401
+//! and no provider is asked (Pocket ID's userinfo reads padded and
+//! standard-alphabet tokens too, and checks no audience). A JWT is verified
+//! as an ID token is: the provider's keys (an unknown `kid` refetches them,
+//! rate-limited), only the asymmetric algorithms the provider advertises
+//! (never `none`, never HMAC), `iss` the issuer, `aud` sharing a value with
+//! the configured audiences, `exp` (required), `nbf` and `iat` with the usual
+//! leeway. It must also be an access token, by an allowlist: `typ` `at+jwt`
+//! (RFC 9068), or `typ` `JWT`/absent with what an access token carries
+//! (`sub`, and Pocket ID's `type` marker, if any, `oauth-access-token`) and
+//! nothing only ID or logout tokens carry (`nonce`, `at_hash`, `c_hash`,
+//! `auth_time`... no: see [`check_access_token`]). The identity comes from the
+//! token's claims; a token without the groups claim (Pocket ID's access tokens
+//! carry none) is completed by the provider's userinfo endpoint.
+//!
+//! Any other token is opaque: by default the provider's introspection
+//! endpoint (RFC 7662) vouches for it (`active`, `exp`, `aud` or `client_id`
+//! in the audiences), and userinfo then says who it is when the answer lacks
+//! the groups claim; without an introspection endpoint it is refused.
+//! `bearer.opaque = "userinfo"` asks userinfo alone, which checks no audience.
 //!
 //! Answers are cached in memory, keyed by the SHA-256 of the token (the token
 //! itself is never kept, logged or repeated): an identity until the token's
 //! `exp` and at most [`MAX_CACHE_TTL`], so the hot path verifies no signature
-//! and asks no provider; a refusal for [`REFUSAL_TTL`], so a flood of one bad
-//! token is not a flood on the provider. Both caches are bounded. A provider
-//! that cannot answer (down, 5xx, timeout) is [`BearerError::Unavailable`]:
-//! never a refusal, never cached, a 503 and not a 401 for the caller.
+//! and asks no provider; a refusal for [`REFUSAL_TTL`]. Both caches are
+//! bounded. Concurrent requests with one token share one check
+//! (single-flight), and provider lookups are bounded ([`limits`]): past the
+//! bounds, [`BearerError::Throttled`], a 503. A provider that cannot answer
+//! (down, 5xx, timeout) is [`BearerError::Unavailable`]: never a refusal,
+//! never cached, a 503 and not a 401 for the caller.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -32,7 +47,12 @@ use sha2::{Digest, Sha256};
 
 use super::logout::{self, Jws, LogoutTokenError};
 use super::{Provider, LEEWAY};
+use crate::config::{BearerSettings, OpaqueTokens};
 use crate::policy::Identity;
+
+mod limits;
+use limits::Limits;
+pub use limits::Throttle;
 
 /// Longest token accepted in the header; provider tokens are well under 4 KiB.
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -42,10 +62,21 @@ pub const MAX_CACHE_TTL: Duration = Duration::from_secs(60);
 pub const REFUSAL_TTL: Duration = Duration::from_secs(10);
 /// Most tokens remembered by each cache (verified, refused).
 const CACHE_CAPACITY: u64 = 10_000;
-/// How long a forward-auth request waits for the userinfo endpoint.
-const USERINFO_TIMEOUT: Duration = Duration::from_secs(5);
-/// Pocket ID's marker claim on its ID tokens (`type: id-token`).
-const POCKET_ID_ID_TOKEN_TYPE: &str = "id-token";
+/// How long a forward-auth request waits for introspection or userinfo.
+const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pocket ID's marker claim on its access tokens (`type: oauth-access-token`);
+/// its ID tokens say `id-token`.
+const POCKET_ID_ACCESS_TOKEN_TYPE: &str = "oauth-access-token";
+/// Claims only ID tokens (OpenID Connect Core 2, 3.1.3.6, 3.3.2.11) or
+/// logout tokens (Back-Channel Logout 2.4) carry: an access token without a
+/// `typ` of its own must have none of them.
+const NOT_IN_ACCESS_TOKENS: &[&str] = &["nonce", "at_hash", "c_hash", "s_hash", "events"];
+/// `token_type` values of an introspection answer that name an access token.
+const ACCESS_TOKEN_TYPES: &[&str] = &[
+    "access_token",
+    "bearer",
+    "urn:ietf:params:oauth:token-type:access_token",
+];
 
 /// What the `Authorization` header holds.
 #[derive(Debug, PartialEq, Eq)]
@@ -112,6 +143,12 @@ pub enum TokenError {
     AlgorithmNotAllowed(String),
     #[error("the bearer token's typ is none of JWT, at+jwt")]
     BadType,
+    #[error("the bearer token is a JWT that does not parse strictly as a compact JWS: {0}")]
+    NotStrictJws(&'static str),
+    #[error(
+        "the bearer token is a JWT without typ at+jwt and lacks what an access token carries: {0}"
+    )]
+    NotAccessToken(&'static str),
     #[error("the bearer token has critical header parameters (crit), none of which are supported")]
     CriticalHeader,
     #[error("no key of the provider matches the bearer token's kid and alg")]
@@ -126,7 +163,7 @@ pub enum TokenError {
     IdToken,
     #[error("the bearer token's iss is not the configured issuer")]
     WrongIssuer,
-    #[error("the bearer token's aud names none of bearer.audiences")]
+    #[error("the bearer token's aud (or introspected client_id) names none of bearer.audiences")]
     WrongAudience,
     #[error("claim {0} of the bearer token has the wrong JSON type")]
     ClaimType(&'static str),
@@ -140,6 +177,12 @@ pub enum TokenError {
     IssuedInFuture,
     #[error("the provider's userinfo endpoint refused the bearer token ({0})")]
     Refused(u16),
+    #[error("the provider's introspection endpoint says the bearer token is not active")]
+    Inactive,
+    #[error("the introspection answer names another token type than an access token")]
+    IntrospectedType,
+    #[error("opaque bearer tokens are refused: the provider lists no introspection_endpoint (bearer.opaque = \"userinfo\" would accept them without an audience check)")]
+    NoIntrospection,
     #[error("the bearer token needs the provider's userinfo endpoint, and the provider has none")]
     NoUserinfo,
     #[error("the userinfo answer is about another subject than the bearer token")]
@@ -161,7 +204,7 @@ impl From<LogoutTokenError> for TokenError {
         use LogoutTokenError as L;
         match e {
             L::TooLarge => TokenError::TooLarge,
-            L::Malformed(why) => TokenError::Malformed(why),
+            L::Malformed(why) => TokenError::NotStrictJws(why),
             L::UnknownAlgorithm => TokenError::UnknownAlgorithm,
             L::Unsigned => TokenError::Unsigned,
             L::SymmetricAlgorithm => TokenError::SymmetricAlgorithm,
@@ -176,14 +219,24 @@ impl From<LogoutTokenError> for TokenError {
 }
 
 /// Why a bearer token did not yield an identity.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BearerError {
     /// The token is refused: 401 `invalid_token`.
     #[error(transparent)]
     Invalid(#[from] TokenError),
-    /// The provider could not answer for it (keys or userinfo): 503, retry.
+    /// The provider could not answer for it (keys, introspection, userinfo): 503, retry.
     #[error("the bearer token cannot be checked now: {0}")]
     Unavailable(String),
+    /// The token needs a provider lookup and the bounds on lookups are
+    /// reached: 503 with `Retry-After`, not cached.
+    #[error("the bearer token is not checked now: {0}")]
+    Throttled(Throttle),
+}
+
+impl From<Throttle> for BearerError {
+    fn from(t: Throttle) -> BearerError {
+        BearerError::Throttled(t)
+    }
 }
 
 /// Where an accepted token's identity came from, for the metrics.
@@ -193,8 +246,11 @@ pub enum Source {
     Cache,
     /// Verified JWT, identity from its claims.
     Jwt,
-    /// Asked the provider's userinfo endpoint (opaque token, or a JWT without groups).
+    /// Asked the provider's userinfo endpoint (a JWT without groups, or an
+    /// opaque token with `bearer.opaque = "userinfo"`).
     Userinfo,
+    /// Vouched for by the provider's introspection endpoint (opaque token).
+    Introspection,
 }
 
 /// Verify a compact JWS bearer token against the provider's `jwks` and
@@ -209,7 +265,7 @@ pub(super) fn verify_jwt(
     now: u64,
 ) -> Result<Map<String, Value>, TokenError> {
     let alg = logout::allowed_alg(&jws.header, algs)?;
-    check_type(&jws.header)?;
+    let typ = check_type(&jws.header)?;
     if jws.header.contains_key("crit") {
         return Err(TokenError::CriticalHeader);
     }
@@ -224,15 +280,24 @@ pub(super) fn verify_jwt(
     // Only now is the payload the provider's word.
     let claims: Map<String, Value> = serde_json::from_slice(&jws.payload)
         .map_err(|_| TokenError::Malformed("the payload is not a JSON object"))?;
-    check_claims(&claims, issuer, audiences, now)?;
+    check_claims(&claims, typ, issuer, audiences, now)?;
     Ok(claims)
 }
 
-/// `typ`, if present, is `JWT` or `at+jwt` (RFC 9068); `logout+jwt` is a
-/// logout token.
-fn check_type(header: &Map<String, Value>) -> Result<(), TokenError> {
+/// What the header's `typ` says the token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Typ {
+    /// `at+jwt` (or `application/at+jwt`): an access token by RFC 9068.
+    AccessToken,
+    /// `JWT` or no `typ`: the claims must show an access token.
+    Generic,
+}
+
+/// `typ`, by an allowlist: `at+jwt`, `JWT` or absent (any case, with or
+/// without `application/`); `logout+jwt` is named, anything else refused.
+fn check_type(header: &Map<String, Value>) -> Result<Typ, TokenError> {
     let typ = match header.get("typ") {
-        None => return Ok(()),
+        None => return Ok(Typ::Generic),
         Some(Value::String(typ)) => typ,
         Some(_) => return Err(TokenError::BadType),
     };
@@ -240,41 +305,58 @@ fn check_type(header: &Map<String, Value>) -> Result<(), TokenError> {
         .normalize()
         .map_err(|_| TokenError::BadType)?;
     match normalized.as_str() {
-        "application/jwt" | "application/at+jwt" => Ok(()),
+        "application/at+jwt" => Ok(Typ::AccessToken),
+        "application/jwt" => Ok(Typ::Generic),
         "application/logout+jwt" => Err(TokenError::LogoutToken),
         _ => Err(TokenError::BadType),
     }
 }
 
-/// The claim checks, on a payload whose signature verified; the token's `exp`.
-fn check_claims(
-    claims: &Map<String, Value>,
-    issuer: &str,
-    audiences: &[String],
-    now: u64,
-) -> Result<u64, TokenError> {
-    if claims.contains_key("events") {
-        return Err(TokenError::LogoutToken);
+/// The positive requirements of an access token, on verified claims: a
+/// string `sub`; Pocket ID's `type` marker, if present, is
+/// `oauth-access-token` (its ID tokens say `id-token`); and, for a `typ`
+/// that does not say "access token" itself, none of the claims only ID and
+/// logout tokens carry.
+fn check_access_token(claims: &Map<String, Value>, typ: Typ) -> Result<(), TokenError> {
+    match logout::string_claim(claims, "type")? {
+        None | Some(POCKET_ID_ACCESS_TOKEN_TYPE) => {}
+        Some("id-token") => return Err(TokenError::IdToken),
+        Some(_) => {
+            return Err(TokenError::NotAccessToken(
+                "Pocket ID's type claim is not oauth-access-token",
+            ))
+        }
     }
-    let pocket_id_type = logout::string_claim(claims, "type").unwrap_or(None);
-    if claims.contains_key("nonce") || pocket_id_type == Some(POCKET_ID_ID_TOKEN_TYPE) {
-        return Err(TokenError::IdToken);
+    if logout::string_claim(claims, "sub")?.is_none_or(str::is_empty) {
+        return Err(TokenError::NotAccessToken("no sub"));
     }
-    if logout::string_claim(claims, "iss")? != Some(issuer) {
-        return Err(TokenError::WrongIssuer);
+    if typ == Typ::Generic {
+        if claims.contains_key("events") {
+            return Err(TokenError::LogoutToken);
+        }
+        if NOT_IN_ACCESS_TOKENS.iter().any(|c| claims.contains_key(*c)) {
+            return Err(TokenError::IdToken);
+        }
     }
+    Ok(())
+}
+
+/// Whether one of `aud` (a string or an array of strings) is in `audiences`.
+fn audience_named(aud: Option<&Value>, audiences: &[String]) -> bool {
     let named = |aud: &Value| {
         aud.as_str()
             .is_some_and(|a| audiences.iter().any(|x| x == a))
     };
-    let audience_ok = match claims.get("aud") {
+    match aud {
         Some(aud @ Value::String(_)) => named(aud),
         Some(Value::Array(auds)) => auds.iter().any(named),
         _ => false,
-    };
-    if !audience_ok {
-        return Err(TokenError::WrongAudience);
     }
+}
+
+/// `exp` (required, not passed), `nbf` and `iat` (not in the future), with
+/// [`LEEWAY`]; the `exp`.
+fn check_times(claims: &Map<String, Value>, now: u64) -> Result<u64, TokenError> {
     let leeway = LEEWAY.as_secs();
     let exp = logout::numeric_date(claims, "exp")?.ok_or(TokenError::NoExpiry)?;
     if now >= exp.saturating_add(leeway) {
@@ -289,6 +371,54 @@ fn check_claims(
     Ok(exp)
 }
 
+/// The claim checks, on a payload whose signature verified; the token's `exp`.
+fn check_claims(
+    claims: &Map<String, Value>,
+    typ: Typ,
+    issuer: &str,
+    audiences: &[String],
+    now: u64,
+) -> Result<u64, TokenError> {
+    check_access_token(claims, typ)?;
+    if logout::string_claim(claims, "iss")? != Some(issuer) {
+        return Err(TokenError::WrongIssuer);
+    }
+    if !audience_named(claims.get("aud"), audiences) {
+        return Err(TokenError::WrongAudience);
+    }
+    check_times(claims, now)
+}
+
+/// RFC 7662 section 2.2: what an introspection answer must say for its
+/// token to be accepted: `active: true`; `token_type`, if present, an
+/// access token; `iss`, if present, the issuer; `aud` (string or array) or
+/// `client_id` in `audiences`; `exp` present and not passed (`nbf`, `iat`
+/// not in the future). The token's `exp`.
+pub(super) fn check_introspection(
+    answer: &Map<String, Value>,
+    issuer: &str,
+    audiences: &[String],
+    now: u64,
+) -> Result<u64, TokenError> {
+    if answer.get("active") != Some(&Value::Bool(true)) {
+        return Err(TokenError::Inactive);
+    }
+    if let Some(t) = logout::string_claim(answer, "token_type")? {
+        if !ACCESS_TOKEN_TYPES.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+            return Err(TokenError::IntrospectedType);
+        }
+    }
+    if logout::string_claim(answer, "iss")?.is_some_and(|iss| iss != issuer) {
+        return Err(TokenError::WrongIssuer);
+    }
+    if !audience_named(answer.get("aud"), audiences)
+        && !audience_named(answer.get("client_id"), audiences)
+    {
+        return Err(TokenError::WrongAudience);
+    }
+    check_times(answer, now)
+}
+
 /// An accepted token's identity and until when (Unix seconds) it may be reused.
 #[derive(Debug)]
 struct Verified {
@@ -296,19 +426,52 @@ struct Verified {
     until: u64,
 }
 
+/// The answer of one check, shared by every request that waited for it.
+type Checked = Result<(Arc<Identity>, Source), BearerError>;
+
+/// Checks running now, by token hash.
+type RunningChecks = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>;
+
+/// One request's interest in a running check: dropping the last one takes
+/// the check out of the map (a later request finds its answer in the caches,
+/// or starts afresh).
+struct Running<'a> {
+    running: &'a RunningChecks,
+    key: [u8; 32],
+    cell: &'a Arc<tokio::sync::OnceCell<Checked>>,
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+        // The map's reference and ours: no other request waits for it.
+        if running.get(&self.key).is_some_and(|c| {
+            Arc::ptr_eq(c, self.cell) && (self.cell.initialized() || Arc::strong_count(c) <= 2)
+        }) {
+            running.remove(&self.key);
+        }
+    }
+}
+
 /// Bearer-token authentication with its caches: one per configuration (a
-/// reload that changes the provider or the audiences starts empty caches).
+/// reload that changes the provider or `[bearer]` starts empty caches).
 pub struct BearerAuth {
     provider: Arc<Provider>,
-    audiences: Vec<String>,
+    settings: BearerSettings,
     verified: Cache<[u8; 32], Arc<Verified>>,
     refused: Cache<[u8; 32], TokenError>,
+    /// Checks running now, by token hash: a second request with the same
+    /// token waits for the first one's answer instead of asking again.
+    running: RunningChecks,
+    limits: Limits,
+    /// Whether the missing introspection endpoint was logged (once per configuration).
+    said_no_introspection: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for BearerAuth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BearerAuth")
-            .field("audiences", &self.audiences)
+            .field("settings", &self.settings)
             .field("cached", &self.verified.entry_count())
             .field("refused", &self.refused.entry_count())
             .finish()
@@ -316,11 +479,12 @@ impl std::fmt::Debug for BearerAuth {
 }
 
 impl BearerAuth {
-    /// Accept tokens of `provider` whose `aud` names one of `audiences`.
-    pub fn new(provider: Arc<Provider>, audiences: Vec<String>) -> BearerAuth {
+    /// Accept tokens of `provider` as `settings` say.
+    pub fn new(provider: Arc<Provider>, settings: BearerSettings) -> BearerAuth {
+        let limits = Limits::new(settings.lookups_in_flight, settings.lookups_per_minute);
         BearerAuth {
             provider,
-            audiences,
+            settings,
             // One time-to-live for all (cheaper per read than moka's
             // per-entry expiry); each entry's own `until` (the token's
             // `exp`) is checked on every read.
@@ -332,21 +496,25 @@ impl BearerAuth {
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(REFUSAL_TTL)
                 .build(),
+            running: Mutex::new(HashMap::new()),
+            limits,
+            said_no_introspection: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
-    /// Whether this was built for `provider` and `audiences` (a reload may keep it).
-    pub fn serves(&self, provider: &Arc<Provider>, audiences: &[String]) -> bool {
-        Arc::ptr_eq(&self.provider, provider) && self.audiences == audiences
+    /// Whether this was built for `provider` and `settings` (a reload may keep it).
+    pub fn serves(&self, provider: &Arc<Provider>, settings: &BearerSettings) -> bool {
+        Arc::ptr_eq(&self.provider, provider) && self.settings == *settings
     }
 
     /// The accepted audiences.
     pub fn audiences(&self) -> &[String] {
-        &self.audiences
+        &self.settings.audiences
     }
 
-    /// The identity `token` stands for, from the cache when it can.
-    pub async fn authenticate(&self, token: &str) -> Result<(Arc<Identity>, Source), BearerError> {
+    /// The identity `token` stands for, from the cache when it can; `client`
+    /// is the address whose lookup budget a provider lookup spends.
+    pub async fn authenticate(&self, token: &str, client: IpAddr) -> Checked {
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         let now = kit::unix_now();
         if let Some(v) = self.verified.get(&key) {
@@ -358,7 +526,35 @@ impl BearerAuth {
         if let Some(e) = self.refused.get(&key) {
             return Err(BearerError::Invalid(e));
         }
-        match self.check(token, now).await {
+        let cell = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key)
+            .or_default()
+            .clone();
+        // Removes the entry however this ends, a dropped request included,
+        // so the map holds only checks that are running.
+        let _running = Running {
+            running: &self.running,
+            key,
+            cell: &cell,
+        };
+        // If the request running the check goes away, a waiting one runs it.
+        cell.get_or_init(|| self.check_and_remember(token, key, now, client))
+            .await
+            .clone()
+    }
+
+    /// Check `token` and remember the answer in the caches.
+    async fn check_and_remember(
+        &self,
+        token: &str,
+        key: [u8; 32],
+        now: u64,
+        client: IpAddr,
+    ) -> Checked {
+        match self.check(token, now, client).await {
             Ok((identity, until, source)) => {
                 let identity = Arc::new(identity);
                 if until > now {
@@ -383,17 +579,23 @@ impl BearerAuth {
     }
 
     /// Verify or ask: the identity, until when it may be cached, and how it was found.
-    async fn check(&self, token: &str, now: u64) -> Result<(Identity, u64, Source), BearerError> {
+    async fn check(
+        &self,
+        token: &str,
+        now: u64,
+        client: IpAddr,
+    ) -> Result<(Identity, u64, Source), BearerError> {
         let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
-        let Ok(jws) = Jws::parse(token) else {
-            // Not a JWT (or not one we can read): only the provider can say.
-            let claims = self.provider.bearer_userinfo(token).await?;
-            let identity = self.identity(&claims)?;
-            return Ok((identity, cap, Source::Userinfo));
+        let jws = match Jws::parse(token) {
+            Ok(jws) => jws,
+            // Three parts or more: a JWT that does not parse strictly is no
+            // token at all, whatever a lenient provider would make of it.
+            Err(e) if token.matches('.').count() >= 2 => return Err(TokenError::from(e).into()),
+            Err(_) => return self.check_opaque(token, now, client).await,
         };
         let mut claims = self
             .provider
-            .verify_bearer_jwt(&jws, &self.audiences, now)
+            .verify_bearer_jwt(&jws, &self.settings.audiences, now)
             .await?;
         let until = logout::numeric_date(&claims, "exp")
             .ok()
@@ -403,9 +605,50 @@ impl BearerAuth {
         if claims.contains_key(self.provider.groups_claim()) {
             return Ok((self.identity(&claims)?, until, Source::Jwt));
         }
+        let _permit = self.limits.admit(client)?;
         let info = self.provider.bearer_userinfo(token).await?;
         super::claims::merge_userinfo(&mut claims, info).map_err(|_| TokenError::OtherSubject)?;
         Ok((self.identity(&claims)?, until, Source::Userinfo))
+    }
+
+    /// An opaque token: introspection (audience checked), then userinfo for
+    /// the identity if the answer lacks the groups claim; or, opted in,
+    /// userinfo alone.
+    async fn check_opaque(
+        &self,
+        token: &str,
+        now: u64,
+        client: IpAddr,
+    ) -> Result<(Identity, u64, Source), BearerError> {
+        let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
+        if self.settings.opaque == OpaqueTokens::Userinfo {
+            let _permit = self.limits.admit(client)?;
+            let claims = self.provider.bearer_userinfo(token).await?;
+            return Ok((self.identity(&claims)?, cap, Source::Userinfo));
+        }
+        let Some(endpoint) = self.provider.bearer_introspection_endpoint()? else {
+            if !self
+                .said_no_introspection
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+            {
+                tracing::warn!(issuer = %self.provider.issuer(), "opaque bearer tokens are refused: the provider's discovery lists no introspection_endpoint (bearer.opaque = \"userinfo\" would accept them, with no audience check)");
+            }
+            return Err(TokenError::NoIntrospection.into());
+        };
+        let _permit = self.limits.admit(client)?;
+        let mut claims = self.provider.bearer_introspect(&endpoint, token).await?;
+        let exp = check_introspection(
+            &claims,
+            self.provider.issuer(),
+            &self.settings.audiences,
+            now,
+        )?;
+        if !claims.contains_key(self.provider.groups_claim()) {
+            let info = self.provider.bearer_userinfo(token).await?;
+            super::claims::merge_userinfo(&mut claims, info)
+                .map_err(|_| TokenError::OtherSubject)?;
+        }
+        Ok((self.identity(&claims)?, exp.min(cap), Source::Introspection))
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, TokenError> {
@@ -433,9 +676,9 @@ impl From<UserinfoError> for BearerError {
     }
 }
 
-/// The userinfo request timeout for a bearer token.
-pub(super) fn userinfo_timeout() -> Duration {
-    USERINFO_TIMEOUT
+/// The introspection and userinfo request timeout for a bearer token.
+pub(super) fn lookup_timeout() -> Duration {
+    LOOKUP_TIMEOUT
 }
 
 /// The claims of an unverified JWT, for `explain --bearer` only: nothing

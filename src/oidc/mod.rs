@@ -44,6 +44,9 @@ pub struct ExtraMetadata {
     end_session_endpoint: Option<EndSessionUrl>,
     #[serde(default)]
     authorization_response_iss_parameter_supported: bool,
+    /// RFC 8414 / RFC 7662: where opaque bearer tokens are checked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    introspection_endpoint: Option<url::Url>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 
@@ -645,6 +648,71 @@ impl Provider {
             .map_err(|e| E::Failed(format!("userinfo is not a JSON object: {e}")))
     }
 
+    /// The provider's introspection endpoint, when discovery lists one.
+    fn bearer_introspection_endpoint(&self) -> Result<Option<url::Url>, bearer::BearerError> {
+        let d = self
+            .current()
+            .map_err(|e| bearer::BearerError::Unavailable(e.to_string()))?;
+        Ok(d.metadata
+            .additional_metadata()
+            .introspection_endpoint
+            .clone())
+    }
+
+    /// RFC 7662: what the introspection `endpoint` says of `token`, asked
+    /// with the client's credentials (`oidc.client_auth`). Any answer but a
+    /// JSON object with status 200 is a failure: an invalid token is
+    /// `{"active": false}`, never an error status.
+    async fn bearer_introspect(
+        &self,
+        endpoint: &url::Url,
+        token: &str,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, bearer::BearerError> {
+        use bearer::BearerError as E;
+        let form_encode =
+            |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+        let id = self.settings.client_id.as_str();
+        let mut form = vec![("token", token), ("token_type_hint", "access_token")];
+        let secret = self.settings.client_secret.as_ref().map(|s| s.expose());
+        let mut request = self
+            .http
+            .post(endpoint.as_str())
+            .header("accept", "application/json")
+            .timeout(bearer::lookup_timeout());
+        match (self.settings.client_auth, secret) {
+            // RFC 6749 section 2.3.1: both form-encoded before Basic.
+            (ClientAuth::Basic, Some(secret)) => {
+                request = request.basic_auth(form_encode(id), Some(form_encode(secret)));
+            }
+            (ClientAuth::Post, Some(secret)) => {
+                form.push(("client_id", id));
+                form.push(("client_secret", secret));
+            }
+            _ => form.push(("client_id", id)),
+        }
+        let resp = request
+            .form(&form)
+            .send()
+            .await
+            .map_err(|e| E::Unavailable(format!("introspection: {}", describe_chain(&e))))?;
+        let status = resp.status();
+        if !status.is_success() {
+            return Err(E::Unavailable(match status.as_u16() {
+                401 | 403 => format!("introspection answered {status}: the provider refuses pocketgate's client credentials (oidc.client_id, oidc.client_secret_file, oidc.client_auth)"),
+                _ => format!("introspection answered {status}"),
+            }));
+        }
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| E::Unavailable(format!("introspection: {}", describe_chain(&e))))?;
+        if body.len() > 64 * 1024 {
+            return Err(E::Unavailable("introspection answer too large".into()));
+        }
+        serde_json::from_slice(&body)
+            .map_err(|e| E::Unavailable(format!("introspection answer is not a JSON object: {e}")))
+    }
+
     /// The userinfo claims for a bearer token (see [`bearer`]).
     async fn bearer_userinfo(
         &self,
@@ -661,7 +729,7 @@ impl Provider {
             .userinfo_answer(
                 endpoint.url().as_str(),
                 token,
-                Some(bearer::userinfo_timeout()),
+                Some(bearer::lookup_timeout()),
             )
             .await?)
     }

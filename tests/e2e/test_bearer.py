@@ -77,3 +77,29 @@ def test_without_a_token_a_browser_still_goes_to_login(stack):
     r = browser().get(stack.url("grafana", "/"), headers={"Accept": BROWSER_ACCEPT}, allow_redirects=False,
                       timeout=T)
     assert r.status_code == 302, flows.describe(r)
+
+
+def test_a_re_encoded_jwt_is_401_through_the_proxy(stack):
+    """Issue 16, finding 2: a JWT whose signature is re-encoded (``==`` padding, or the standard
+    base64 alphabet) reads the same to a lenient decoder such as Pocket ID's, whose userinfo checks
+    no audience. pocketgate takes it for no JWS at all: 401, whatever the proxy."""
+    good = token(stack, "e2e-alice")
+    head, payload, sig = good.split(".")
+    raw = base64.urlsafe_b64decode(sig + "=" * (-len(sig) % 4))
+    spellings = {
+        "padded": base64.urlsafe_b64encode(raw).decode(),
+        "standard alphabet": base64.b64encode(raw).decode().rstrip("="),
+    }
+    tried = 0
+    for what, spelling in spellings.items():
+        bad = f"{head}.{payload}.{spelling}"
+        if bad == good:  # no '-' or '_' in this signature: nothing to re-spell
+            continue
+        tried += 1
+        r = with_token(api_client(), bad).get(stack.url("grafana", "/"), allow_redirects=False, timeout=T)
+        assert r.status_code == 401, f"{what}: {flows.describe(r)}"
+        assert 'error="invalid_token"' in r.headers.get("WWW-Authenticate", ""), flows.describe(r)
+        assert "echo" not in r.text
+    assert tried >= 1
+    data = echo_json(with_token(api_client(), good).get(stack.url("grafana", "/api/dashboards"), timeout=T))
+    assert flows.header_values(data, "X-Remote-User") == ["alice"]

@@ -31,6 +31,7 @@ pub(super) async fn issue(shared: &Shared, options: &AccessTokenOptions) -> Resu
         scopes: scopes.clone(),
         sid: random_token(16).map_err(|e| e.to_string())?,
         expires_at: now + LIFETIME,
+        audience: options.audience.clone(),
     };
     if options.opaque {
         let token = random_token(32).map_err(|e| e.to_string())?;

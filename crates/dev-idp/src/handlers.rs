@@ -46,6 +46,7 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     .route(TOKEN_PATH, web::post().to(token))
     .route("/api/oidc/userinfo", web::get().to(userinfo))
     .route("/api/oidc/userinfo", web::post().to(userinfo))
+    .route("/api/oidc/introspect", web::post().to(introspect))
     .route("/api/oidc/end-session", web::get().to(end_session))
     .route("/healthz", web::get().to(healthz))
     .default_service(web::to(not_found));
@@ -492,6 +493,7 @@ async fn exchange_code(form: &Params, shared: &Shared) -> Result<HttpResponse, T
                 scopes: grant.scopes.clone(),
                 sid: grant.sid.clone(),
                 expires_at: now + TOKEN_LIFETIME,
+                audience: None,
             },
             refresh,
             now + REFRESH_LIFETIME,
@@ -543,6 +545,7 @@ async fn refresh(form: &Params, shared: &Shared) -> Result<HttpResponse, TokenEr
                 scopes: scopes.clone(),
                 sid: grant.sid.clone(),
                 expires_at: now + TOKEN_LIFETIME,
+                audience: None,
             },
             (
                 successor.clone(),
@@ -654,11 +657,70 @@ fn invalid_token(description: &str) -> HttpResponse {
         .json(json!({ "error": "invalid_token", "error_description": description }))
 }
 
-/// `GET|POST /api/oidc/userinfo` with `Authorization: Bearer <access token>`.
+/// The JWS `token` with each part re-encoded as unpadded base64url, as Pocket ID's JWT library
+/// reads a token: `=` padding and the standard alphabet (`+`, `/`) are accepted.
+fn lenient_jws(token: &str) -> String {
+    token
+        .split('.')
+        .map(|part| {
+            part.trim_end_matches('=')
+                .replace('+', "-")
+                .replace('/', "_")
+        })
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// Holds a lookup (userinfo, introspection) for the delay set by [`super::DevIdp::set_lookup_delay`].
+async fn lookup_delay(shared: &Shared) {
+    let delay = *shared
+        .lookup_delay
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
+
+/// The live grant behind an access token (a JWT of this provider's, or an opaque token) and
+/// the token's verified claims, if a JWT. `audience`: the `aud` a JWT must carry; `None`
+/// checks none, as Pocket ID's userinfo does.
+fn access_grant(
+    shared: &Shared,
+    token: &str,
+    audience: Option<&str>,
+) -> Option<(TokenGrant, Option<Value>)> {
+    if token.contains('.') {
+        let key = shared.keys.primary();
+        let mut validation = key.validation();
+        validation.set_issuer(&[&shared.issuer]);
+        match audience {
+            Some(aud) => validation.set_audience(&[aud]),
+            None => validation.validate_aud = false,
+        }
+        let claims = key.verify(&lenient_jws(token), &validation).ok()?;
+        if claims.get("type").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
+            return None;
+        }
+        let grant = claims
+            .get("jti")
+            .and_then(Value::as_str)
+            .and_then(|jti| shared.store().token(jti, protocol::now()))?;
+        Some((grant, Some(claims)))
+    } else {
+        // An opaque token from `DevIdp::access_token`: the token is its own key.
+        let grant = shared.store().token(token, protocol::now())?;
+        Some((grant, None))
+    }
+}
+
+/// `GET|POST /api/oidc/userinfo` with `Authorization: Bearer <access token>`. Like Pocket ID's,
+/// it checks no audience: any live access token of this provider is answered.
 async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
     shared
         .userinfo_calls
         .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lookup_delay(&shared).await;
     let Some(token) = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -669,29 +731,10 @@ async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
     else {
         return invalid_token("A bearer access token is required");
     };
-    let key = shared.keys.primary();
-    let mut validation = key.validation();
-    validation.set_issuer(&[&shared.issuer]);
-    validation.set_audience(&[&shared.client.id]);
-    let grant = if token.contains('.') {
-        let Ok(claims) = key.verify(token, &validation) else {
-            return invalid_token("The access token is invalid or expired");
-        };
-        if claims.get("type").and_then(Value::as_str) != Some(ACCESS_TOKEN_TYPE) {
-            return invalid_token("This is not an access token");
-        }
-        claims
-            .get("jti")
-            .and_then(Value::as_str)
-            .and_then(|jti| shared.store().token(jti, protocol::now()))
-    } else {
-        // An opaque token from `DevIdp::access_token`: the token is its own key.
-        shared.store().token(token, protocol::now())
-    };
-    let Some((state, grant)) =
-        grant.and_then(|grant| shared.user(&grant.username).map(|user| (user, grant)))
+    let Some((state, grant)) = access_grant(&shared, token, None)
+        .and_then(|(grant, _)| shared.user(&grant.username).map(|user| (user, grant)))
     else {
-        return invalid_token("The access token was revoked or is unknown");
+        return invalid_token("The access token is invalid, expired, revoked or unknown");
     };
     if state.disabled {
         return invalid_token("The user is disabled");
@@ -699,6 +742,68 @@ async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(Value::Object(user_claims(&state.user, &grant.scopes)))
+}
+
+/// `POST /api/oidc/introspect` (RFC 7662) with the client's credentials and `token=...`:
+/// `{"active": false}` for anything not a live access token of an enabled user, else what Pocket
+/// ID answers (`active`, `token_type`, `scope`, `exp`, `iat`, `sub`, `aud`, `iss`, plus
+/// `client_id`). No user claims: those come from userinfo.
+async fn introspect(req: HttpRequest, body: web::Bytes, shared: Data) -> HttpResponse {
+    shared
+        .introspection_calls
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    lookup_delay(&shared).await;
+    let answer = (|| {
+        let form = form_params(&req, &body)?;
+        let authorization = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|value| {
+                value.to_str().map_err(|_| {
+                    TokenError::InvalidClient("The Authorization header is not ASCII".to_owned())
+                })
+            })
+            .transpose()?;
+        authenticate_client(&shared.client, authorization, &form)?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| TokenError::InvalidRequest("token is required".to_owned()))?;
+        Ok::<_, TokenError>(introspection(&shared, token))
+    })();
+    match answer {
+        Ok(value) => HttpResponse::Ok()
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(value),
+        Err(e) => e.error_response(),
+    }
+}
+
+/// The introspection answer for `token`.
+fn introspection(shared: &Shared, token: &str) -> Value {
+    let Some((grant, claims)) = access_grant(shared, token, None) else {
+        return json!({ "active": false });
+    };
+    let Some(user) = shared.user(&grant.username).filter(|u| !u.disabled) else {
+        return json!({ "active": false });
+    };
+    let claim = |name: &str| claims.as_ref().and_then(|c| c.get(name)).cloned();
+    // The client it was issued to: ours, unless the test named another.
+    let client_id = grant
+        .audience
+        .clone()
+        .unwrap_or_else(|| shared.client.id.clone());
+    let audience = claim("aud").unwrap_or_else(|| json!([client_id]));
+    json!({
+        "active": true,
+        "token_type": "access_token",
+        "scope": grant.scopes.join(" "),
+        "exp": claim("exp").unwrap_or_else(|| grant.expires_at.into()),
+        "iat": claim("iat").unwrap_or_else(|| (grant.expires_at.saturating_sub(TOKEN_LIFETIME)).into()),
+        "sub": user.user.subject(),
+        "aud": audience,
+        "iss": shared.issuer,
+        "client_id": client_id,
+    })
 }
 
 /// Whether `hint` is an ID token this provider issued to its client (expired ones included).

@@ -49,7 +49,7 @@
 //! What it is **not**: an identity provider for anything real. There is no authentication at
 //! all — whoever reaches the port can sign in as any configured user — so it refuses to listen
 //! on anything but a loopback address. It has exactly one client, no consent, no token
-//! introspection or revocation endpoint, no single sign-on (every `/authorize` shows the user
+//! revocation endpoint, no single sign-on (every `/authorize` shows the user
 //! picker and starts a new session; `prompt=none` always fails), keeps its state in memory and
 //! generates a fresh signing key at every start.
 //!
@@ -195,6 +195,9 @@ pub struct DevIdpConfig {
     /// [`DevIdp::backchannel_logout`] and [`DevIdp::send_logout_token`] POST logout tokens.
     /// `None` (the default) registers none.
     pub backchannel_logout_uri: Option<String>,
+    /// Offer token introspection (RFC 7662) at `/api/oidc/introspect`, as Pocket ID does
+    /// (the default); `false` leaves `introspection_endpoint` out of discovery.
+    pub introspection: bool,
 }
 
 impl Default for DevIdpConfig {
@@ -211,6 +214,7 @@ impl Default for DevIdpConfig {
             alg: SigningAlg::Rs256,
             internal_host: None,
             backchannel_logout_uri: None,
+            introspection: true,
         }
     }
 }
@@ -459,6 +463,10 @@ struct Shared {
     fault: RwLock<Option<Fault>>,
     /// Requests to `/api/oidc/userinfo` so far (answered or refused).
     userinfo_calls: std::sync::atomic::AtomicU64,
+    /// Requests to `/api/oidc/introspect` so far (answered or refused).
+    introspection_calls: std::sync::atomic::AtomicU64,
+    /// How long userinfo and introspection wait before answering.
+    lookup_delay: RwLock<Duration>,
 }
 
 impl Shared {
@@ -560,7 +568,8 @@ impl DevIdp {
             None => issuer.clone(),
             Some(host) => internal_base(host, addr.port())?,
         };
-        let discovery = protocol::discovery_document(&issuer, &backchannel, alg);
+        let discovery =
+            protocol::discovery_document(&issuer, &backchannel, alg, config.introspection);
 
         let shared = Arc::new(Shared {
             issuer: issuer.clone(),
@@ -586,6 +595,8 @@ impl DevIdp {
             store: Mutex::new(Store::default()),
             fault: RwLock::new(None),
             userinfo_calls: std::sync::atomic::AtomicU64::new(0),
+            introspection_calls: std::sync::atomic::AtomicU64::new(0),
+            lookup_delay: RwLock::new(Duration::ZERO),
         });
 
         let data = web::Data::from(Arc::clone(&shared));
@@ -838,6 +849,23 @@ impl DevIdp {
         self.shared
             .userinfo_calls
             .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// How many requests `/api/oidc/introspect` has received (while not [`Fault::Unavailable`]).
+    pub fn introspection_calls(&self) -> u64 {
+        self.shared
+            .introspection_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Makes userinfo and introspection hold each request this long before answering (at
+    /// most [`TOKEN_HANG`]), so a test can have several lookups in flight at once.
+    pub fn set_lookup_delay(&self, delay: Duration) {
+        *self
+            .shared
+            .lookup_delay
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = delay.min(TOKEN_HANG);
     }
 
     /// Stops accepting connections, finishes in-flight requests (for at most a second) and

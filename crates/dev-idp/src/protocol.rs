@@ -47,8 +47,13 @@ pub(super) const WRONG_AUDIENCE: &str = "some-other-client";
 pub(super) use kit::{random_token, unix_now as now};
 
 /// The discovery document, built once at start.
-pub(super) fn discovery_document(issuer: &str, backchannel: &str, alg: SigningAlg) -> Value {
-    json!({
+pub(super) fn discovery_document(
+    issuer: &str,
+    backchannel: &str,
+    alg: SigningAlg,
+    introspection: bool,
+) -> Value {
+    let mut document = json!({
         "issuer": issuer,
         "authorization_endpoint": format!("{issuer}/authorize"),
         "token_endpoint": format!("{backchannel}/api/oidc/token"),
@@ -66,7 +71,11 @@ pub(super) fn discovery_document(issuer: &str, backchannel: &str, alg: SigningAl
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,
         "backchannel_logout_session_supported": true,
-    })
+    });
+    if introspection {
+        document["introspection_endpoint"] = format!("{backchannel}/api/oidc/introspect").into();
+    }
+    document
 }
 
 /// Form- or query-encoded parameters, in order, each name at most once. Empty values count as

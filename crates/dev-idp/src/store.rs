@@ -40,6 +40,8 @@ pub(super) struct TokenGrant {
     pub scopes: Vec<String>,
     pub sid: String,
     pub expires_at: u64,
+    /// The audience introspection reports; `None`: the client.
+    pub audience: Option<String>,
 }
 
 /// What a refresh token grants: the scopes of the original authorization, for one login.
@@ -322,6 +324,7 @@ mod tests {
             scopes: vec!["openid".into()],
             sid: sid.into(),
             expires_at,
+            audience: None,
         }
     }
 

@@ -24,7 +24,10 @@ fn audiences_default_to_the_client_id() {
     assert_eq!(
         rt.bearer,
         Some(BearerSettings {
-            audiences: vec!["pocketgate".into()]
+            audiences: vec!["pocketgate".into()],
+            opaque: OpaqueTokens::Introspection,
+            lookups_in_flight: 16,
+            lookups_per_minute: 60,
         })
     );
     let rt = load(&base(
@@ -56,4 +59,49 @@ fn bad_audiences_and_keys_are_named() {
     assert!(e.contains("bearer.enabled"), "{e}");
     let e = err(&base("[bearer]\nenabled = \"yes\"\n"));
     assert!(e.contains("bearer.enabled"), "{e}");
+}
+
+#[test]
+fn opaque_tokens_and_lookup_bounds() {
+    let loaded = load(&base(
+        "[bearer]\nenabled = true\nopaque = \"userinfo\"\nlookups_in_flight = 4\nlookups_per_minute = \"10\"\n",
+    ))
+    .unwrap();
+    let b = loaded.value.bearer.unwrap();
+    assert_eq!(
+        (b.opaque, b.lookups_in_flight, b.lookups_per_minute),
+        (OpaqueTokens::Userinfo, 4, 10)
+    );
+    assert!(
+        loaded
+            .warnings
+            .iter()
+            .any(|w| w.contains("bearer.opaque") && w.contains("checks no audience")),
+        "{:?}",
+        loaded.warnings
+    );
+    let quiet = load(&base(
+        "[bearer]\nenabled = true\nopaque = \"introspection\"\n",
+    ))
+    .unwrap();
+    assert!(
+        !quiet.warnings.iter().any(|w| w.contains("bearer.opaque")),
+        "{:?}",
+        quiet.warnings
+    );
+    let e = err(&base("[bearer]\nenabled = true\nopaque = \"refuse\"\n"));
+    assert!(
+        e.contains("bearer.opaque") && e.contains("introspection"),
+        "{e}"
+    );
+    for bad in ["0", "-1", "many", "100001"] {
+        let e = err(&base(&format!(
+            "[bearer]\nenabled = true\nlookups_in_flight = \"{bad}\"\n"
+        )));
+        assert!(e.contains("bearer.lookups_in_flight"), "{bad}: {e}");
+        let e = err(&base(&format!(
+            "[bearer]\nenabled = true\nlookups_per_minute = \"{bad}\"\n"
+        )));
+        assert!(e.contains("bearer.lookups_per_minute"), "{bad}: {e}");
+    }
 }

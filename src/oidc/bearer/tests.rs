@@ -1,4 +1,5 @@
-//! Every refusal of [`verify_jwt`] and [`credential`], one row each.
+//! Every refusal of [`verify_jwt`], [`check_introspection`] and
+//! [`credential`], one row each.
 
 use std::sync::OnceLock;
 
@@ -169,10 +170,144 @@ refused! {
     id_token_by_nonce:     rs256(with("nonce", json!("n")))               => TokenError::IdToken,
     pocket_id_id_token:    rs256(with("type", json!("id-token")))         => TokenError::IdToken,
     other_typ:             typed("secevent+jwt")                          => TokenError::BadType,
+    id_typ:                typed("id_token+jwt")                          => TokenError::BadType,
+    id_token_by_at_hash:   rs256(with("at_hash", json!("h")))             => TokenError::IdToken,
+    id_token_by_c_hash:    rs256(with("c_hash", json!("h")))              => TokenError::IdToken,
+    id_token_as_at_jwt:    rs(json!({"alg": "RS256", "kid": "rsa-1", "typ": "at+jwt"}), with("type", json!("id-token"))) => TokenError::IdToken,
+    other_pocket_id_type:  rs256(with("type", json!("refresh-token")))   => TokenError::NotAccessToken(_),
+    no_subject:            rs256(with("sub", Value::Null))                => TokenError::NotAccessToken(_),
+    empty_subject:         rs256(with("sub", json!("")))                  => TokenError::NotAccessToken(_),
+    padded_parts:          reencoded(&rs256(valid()), Reencode::Padded)    => TokenError::NotStrictJws(_),
+    standard_alphabet:     reencoded(&rs256(valid()), Reencode::Standard)  => TokenError::NotStrictJws(_),
     unknown_kid:           rs(json!({"alg": "RS256", "kid": "rsa-9"}), valid()) => TokenError::UnknownKey,
     crit_header:           rs(json!({"alg": "RS256", "kid": "rsa-1", "crit": ["x"]}), valid()) => TokenError::CriticalHeader,
     payload_not_json:      jws(&rs_header(), "not json", Algorithm::RS256, &keys().rsa) => TokenError::Malformed(_),
-    garbage:               String::from("not.a.jwt")                      => TokenError::Malformed(_),
+    garbage:               String::from("not.a.jwt")                      => TokenError::NotStrictJws(_),
+}
+
+#[test]
+fn access_token_types_are_accepted_by_an_allowlist() {
+    for typ in [
+        "at+jwt",
+        "AT+JWT",
+        "application/at+jwt",
+        "JWT",
+        "jwt",
+        "application/jwt",
+    ] {
+        assert!(check(&typed(typ)).is_ok(), "{typ}");
+    }
+    // `at+jwt` says "access token" itself: claims shared with ID tokens are fine there.
+    let at_jwt = json!({ "alg": "RS256", "kid": "rsa-1", "typ": "at+jwt" });
+    assert!(check(&rs(at_jwt, with("at_hash", json!("h")))).is_ok());
+}
+
+/// How [`reencoded`] spells a valid token's parts in another base64.
+enum Reencode {
+    /// base64url with `=` padding.
+    Padded,
+    /// The standard alphabet (`+`, `/`), with padding.
+    Standard,
+}
+
+/// `token` with each part decoded and encoded again as `how` says, so that
+/// a lenient decoder (Pocket ID's) reads the same token. Both spellings pad
+/// the 256-byte RS256 signature, so every row really differs.
+fn reencoded(token: &str, how: Reencode) -> String {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    let out: Vec<String> = token
+        .split('.')
+        .map(|part| {
+            let bytes = URL_SAFE_NO_PAD.decode(part).unwrap();
+            match how {
+                Reencode::Padded => URL_SAFE.encode(bytes),
+                Reencode::Standard => STANDARD.encode(bytes),
+            }
+        })
+        .collect();
+    let joined = out.join(".");
+    assert_ne!(joined, token, "the re-encoding changed nothing");
+    joined
+}
+
+const CLIENT: &str = "pocketgate";
+
+/// An introspection answer as Pocket ID gives one for a live access token.
+fn active() -> Value {
+    json!({
+        "active": true, "token_type": "access_token", "scope": "openid profile",
+        "exp": NOW + 3600, "iat": NOW - 5, "sub": "u-1", "aud": [CLIENT], "iss": ISS,
+    })
+}
+
+fn answer_with(name: &str, value: Value) -> Value {
+    let mut answer = active();
+    match value {
+        Value::Null => {
+            answer.as_object_mut().unwrap().remove(name);
+        }
+        value => answer[name] = value,
+    }
+    answer
+}
+
+fn introspected(answer: Value) -> Result<u64, TokenError> {
+    let audiences = [CLIENT.to_string(), "https://api.example.com".to_string()];
+    check_introspection(answer.as_object().unwrap(), ISS, &audiences, NOW)
+}
+
+#[test]
+fn introspection_answers_that_are_accepted() {
+    assert_eq!(introspected(active()), Ok(NOW + 3600));
+    let ok = [
+        answer_with("aud", json!(CLIENT)),
+        answer_with("aud", json!(["other", "https://api.example.com"])),
+        // No aud, but issued to us.
+        {
+            let mut a = answer_with("aud", Value::Null);
+            a["client_id"] = json!(CLIENT);
+            a
+        },
+        // Another client's token naming us as its audience.
+        {
+            let mut a = active();
+            a["client_id"] = json!("other-client");
+            a
+        },
+        answer_with("token_type", json!("Bearer")),
+        answer_with("token_type", Value::Null),
+        answer_with("iss", Value::Null),
+        answer_with("exp", json!(NOW - 30)),
+    ];
+    for answer in ok {
+        assert!(introspected(answer.clone()).is_ok(), "{answer}");
+    }
+}
+
+macro_rules! introspection_refused {
+    ($($name:ident: $answer:expr => $error:pat,)*) => {$(
+        #[test]
+        fn $name() {
+            let result = introspected($answer);
+            assert!(matches!(result, Err($error)), "{result:?}");
+        }
+    )*};
+}
+
+#[rustfmt::skip]
+introspection_refused! {
+    introspection_inactive:         json!({"active": false})                          => TokenError::Inactive,
+    introspection_active_as_string: answer_with("active", json!("true"))              => TokenError::Inactive,
+    introspection_no_active:        answer_with("active", Value::Null)                => TokenError::Inactive,
+    introspection_other_client:     answer_with("aud", json!(["other-client"]))       => TokenError::WrongAudience,
+    introspection_other_client_id:  { let mut a = answer_with("aud", Value::Null); a["client_id"] = json!("other-client"); a } => TokenError::WrongAudience,
+    introspection_no_audience:      answer_with("aud", Value::Null)                   => TokenError::WrongAudience,
+    introspection_expired:          answer_with("exp", json!(NOW - 61))              => TokenError::Expired,
+    introspection_no_expiry:        answer_with("exp", Value::Null)                   => TokenError::NoExpiry,
+    introspection_not_yet_valid:    answer_with("nbf", json!(NOW + 120))              => TokenError::NotYetValid,
+    introspection_refresh_token:    answer_with("token_type", json!("refresh_token")) => TokenError::IntrospectedType,
+    introspection_wrong_issuer:     answer_with("iss", json!("https://evil.example")) => TokenError::WrongIssuer,
 }
 
 #[test]
