@@ -191,6 +191,17 @@ def test_every_module_adds_to_a_host(evaluate):
                                                   {"methods": ["DELETE"], "action": "deny"}]
 
 
+def test_a_host_may_match_paths_in_any_letter_case(evaluate, tmp_path):
+    ev = evaluate('{ services.pocketgate.hosts."jellyfin.example.com" = { policy = "users"; '
+                  'caseInsensitivePaths = true; rules = [ { paths = [ "/admin" ]; policy = "admins"; } ]; }; }')
+    hosts = {h["host"]: h for h in ev.settings["hosts"]}
+    assert hosts["jellyfin.example.com"]["case_insensitive_paths"] is True
+    # off by default: the key is not written at all
+    assert "case_insensitive_paths" not in hosts["grafana.example.com"]
+    built = nixos.build_config(ev, tmp_path / "c.json")
+    assert built.returncode == 0, built.stderr
+
+
 def test_settings_take_any_other_key_and_hosts_in_pocketgate_toml_form(evaluate):
     ev = evaluate('{ services.pocketgate.settings = { log_format = "json"; bearer.enabled = true; '
                   'hosts = [ { host = "git.example.com"; policy = "users"; bypass_paths = [ "/api/healthz" ]; } ]; }; }')
