@@ -316,18 +316,44 @@ async fn complete_sign_in(
 }
 
 pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
+    sign_out(&req, &state, q.rd.as_deref()).await
+}
+
+/// `POST /logout`, as the confirmation page sends it: `rd` from the form
+/// (else the query). Asked from another site, it is confirmed again.
+pub(super) async fn logout_post(
+    req: HttpRequest,
+    state: State,
+    q: web::Query<RdQuery>,
+    form: Option<web::Form<RdQuery>>,
+) -> HttpResponse {
+    let rd = form
+        .and_then(|f| f.into_inner().rd)
+        .or_else(|| q.rd.clone());
+    sign_out(&req, &state, rd.as_deref()).await
+}
+
+/// End this browser's session and clear its cookies, then go to `rd` (by
+/// way of the provider's RP-initiated logout when it offers one) — unless
+/// another site sent the browser here: then a page asks first.
+async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> HttpResponse {
     let rt = &state.runtime;
-    let served = served_domain(&req, rt);
-    let rd = match target(rt, served, q.rd.as_deref()) {
+    let served = served_domain(req, rt);
+    let rd = match target(rt, served, rd) {
         Ok(rd) => rd,
-        Err(rejection) => return refuse(&state, BadRequestEndpoint::Logout, &rejection),
+        Err(rejection) => return refuse(state, BadRequestEndpoint::Logout, &rejection),
     };
     let headers = req.headers();
+    let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if flow::logout_is_cross_site(rt, header_str("sec-fetch-site"), header_str("origin")) {
+        tracing::info!("sign-out asked by another site: confirmation page");
+        return respond::confirm_logout(&rd);
+    }
     let current = match state.session(headers).await {
         Ok(c) => c,
         Err(e) => {
             return refuse(
-                &state,
+                state,
                 BadRequestEndpoint::Logout,
                 &Rejection::StoreUnavailable(e),
             )
@@ -342,7 +368,7 @@ pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery
         Ok(e) => e,
         Err(e) => {
             return refuse(
-                &state,
+                state,
                 BadRequestEndpoint::Logout,
                 &Rejection::StoreUnavailable(e),
             )
