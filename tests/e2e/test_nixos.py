@@ -404,7 +404,7 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
                  "request_header -X-Identity-Assertion\n",
                  "copy_headers Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Identity-Assertion\n",
                  "copy_headers X-Mail X-Name\n",
-                 r'"(?:^|;\s*)pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
+                 r'"(?:^|;\s*)(?:__Host-)?pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
         assert line in caddy, line
     assert ev.data["caddy"]["virtualHosts"]["auth.example.com"] == "\treverse_proxy 127.0.0.1:9090"
     nginx = ev.data["nginx"]
