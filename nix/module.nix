@@ -1,10 +1,11 @@
 # services.pocketgate: pocketgate as a NixOS service.
 #
 # The options speak the seed's words in NixOS's camelCase (policy, claimRoles,
-# bypassPaths, bypassResources, allowedNetworks, allowedGroups) and map onto
-# pocketgate's snake_case keys; `settings` takes every other key as it is
-# written in pocketgate.toml. Because NixOS merges options from every module,
-# each service's own module can add its host:
+# bypassPaths, bypassResources, allowedNetworks, allowedGroups,
+# caseInsensitivePaths) and map onto pocketgate's snake_case keys; `settings`
+# takes every other key as it is written in pocketgate.toml. Because NixOS
+# merges options from every module, each service's own module can add its
+# host:
 #
 #   services.pocketgate.hosts."grafana.${domain}" = {
 #     policy = "admins";
@@ -96,6 +97,7 @@ let
       bypassResources = mkOption { type = strList; default = [ ]; description = "Path regexes that pass without a login."; };
       allowedNetworks = mkOption { type = strList; default = [ ]; description = "Bypasses apply only from these networks."; };
       rules = mkOption { type = types.listOf (types.submodule ruleOptions); default = [ ]; description = "Ordered per-path rules ([[hosts.rules]])."; };
+      caseInsensitivePaths = mkOption { type = types.bool; default = false; description = "Match bypass paths, resources and rules in any letter case (for backends that route so: ASP.NET Core apps such as Sonarr, Radarr, Jellyfin)."; };
       headers = mkOption { type = types.submodule headerOptions; default = { }; description = "Header names for this host's backend."; };
     };
   };
@@ -107,7 +109,8 @@ let
     bypass_resources = h.bypassResources;
     allowed_networks = h.allowedNetworks;
     rules = map ruleKeys h.rules;
-  } // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
+  } // optionalAttrs h.caseInsensitivePaths { case_insensitive_paths = true; }
+    // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
 
   # --- secrets: files only, handed over by systemd -----------------------------
   credentialsDir = "/run/credentials/pocketgate.service";

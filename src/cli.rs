@@ -569,6 +569,12 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             h.claim_roles.len(),
             h.source.as_deref().map(|f| format!("  (from {f})")).unwrap_or_default()
         );
+        if h.case_insensitive_paths {
+            let _ = writeln!(
+                s,
+                "  case_insensitive_paths: bypass paths, resources and rules match in any letter case"
+            );
+        }
         if let Some(names) = rt.host_headers.get(&h.index) {
             let _ = writeln!(
                 s,

@@ -560,17 +560,39 @@ fn pool_path(max: usize) -> impl Strategy<Value = String> {
         .prop_map(|s| format!("/{}", s.join("/")))
 }
 
-/// One generated `[[hosts.rules]]` entry, as TOML.
-fn rule_toml() -> impl Strategy<Value = String> {
-    let paths = prop::collection::vec(pool_path(2), 0..3);
-    let resources = prop::option::of((pool_path(2), any::<bool>()).prop_map(|(p, exact)| {
-        let p = p.replace('.', "\\.");
-        if exact {
-            format!("^{p}$")
-        } else {
-            format!("^{p}(/|$)")
+/// A pool path, written with capitals now and then (`/Admin/Api`): rules
+/// spelled so must still meet lower-case paths on a case-insensitive host.
+fn written_path(max: usize, caps: f64) -> impl Strategy<Value = String> {
+    (pool_path(max), prop::bool::weighted(caps)).prop_map(|(p, caps)| {
+        if !caps {
+            return p;
         }
-    }));
+        p.split('/')
+            .map(|seg| {
+                let mut c = seg.chars();
+                match c.next() {
+                    Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
+                    None => String::new(),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("/")
+    })
+}
+
+/// One generated `[[hosts.rules]]` entry, as TOML.
+fn rule_toml(caps: f64) -> impl Strategy<Value = String> {
+    let paths = prop::collection::vec(written_path(2, caps), 0..3);
+    let resources = prop::option::of((written_path(2, caps), any::<bool>()).prop_map(
+        |(p, exact)| {
+            let p = p.replace('.', "\\.");
+            if exact {
+                format!("^{p}$")
+            } else {
+                format!("^{p}(/|$)")
+            }
+        },
+    ));
     let methods = prop::option::of(select(vec!["GET", "DELETE"]));
     let networks = any::<bool>();
     let action = select(vec![
@@ -601,16 +623,27 @@ fn rule_toml() -> impl Strategy<Value = String> {
     })
 }
 
-fn rule_set() -> impl Strategy<Value = String> {
+/// A generated host with rules, as TOML, and whether it sets
+/// `case_insensitive_paths`; `caps`: how often a path is written with capitals.
+fn rule_set(
+    caseless: impl Strategy<Value = bool>,
+    caps: f64,
+) -> impl Strategy<Value = (String, bool)> {
     (
-        prop::collection::vec(rule_toml(), 1..5),
-        prop::option::of(pool_path(2)),
+        prop::collection::vec(rule_toml(caps), 1..5),
+        prop::option::of(written_path(2, caps)),
+        caseless,
     )
-        .prop_map(|(rules, bypass)| {
+        .prop_map(|(rules, bypass, caseless)| {
             let bypass = bypass
                 .map(|b| format!("bypass_paths = [{b:?}]\n"))
                 .unwrap_or_default();
-            format!(
+            let caseless_line = if caseless {
+                "case_insensitive_paths = true\n"
+            } else {
+                ""
+            };
+            let toml = format!(
                 r#"
 [policies.users]
 allowed_groups = ["users", "admins"]
@@ -623,11 +656,32 @@ allowed_groups = ["admins"]
 [[hosts]]
 host = "{APP}"
 policy = "users"
-{bypass}
+{caseless_line}{bypass}
 {}"#,
                 rules.concat()
-            )
+            );
+            (toml, caseless)
         })
+}
+
+/// `path` with the letter case of its `at`-th letter flipped (hex digits of
+/// escapes included: `%3a` and `%3A` are one byte).
+fn flip_case(path: &str, at: usize) -> String {
+    let letters: Vec<usize> = path
+        .char_indices()
+        .filter(|(_, c)| c.is_ascii_alphabetic())
+        .map(|(j, _)| j)
+        .collect();
+    let Some(&j) = letters.get(at % letters.len().max(1)) else {
+        return path.to_string();
+    };
+    let c = path.as_bytes()[j];
+    let flipped = if c.is_ascii_uppercase() {
+        c.to_ascii_lowercase()
+    } else {
+        c.to_ascii_uppercase()
+    };
+    format!("{}{}{}", &path[..j], char::from(flipped), &path[j + 1..])
 }
 
 /// Ways to spell a path that some server reads back as the path itself.
@@ -719,6 +773,39 @@ fn check_rules_spelling(rules: &Rules, plain: &str, spelled: &str) {
     }
 }
 
+/// `a` and `b` decide `path` alike, for every identity, client and method.
+fn check_same_decisions(a: &Rules, b: &Rules, path: &str) {
+    use pocketgate::domain::ClientAddr;
+    use pocketgate::policy::{decide, RequestFacts};
+    let who = [
+        None,
+        Some(user_in("bob", &["users"])),
+        Some(user_in("alice", &["admins"])),
+    ];
+    for client in [[203, 0, 113, 9], [192, 168, 1, 5]] {
+        for method in ["GET", "DELETE"] {
+            for user in &who {
+                let facts = RequestFacts {
+                    host: APP,
+                    path,
+                    client: ClientAddr::new(IpAddr::from(client)),
+                    method: Some(method),
+                };
+                let (x, y) = (
+                    decide(a, &facts, user.as_ref()),
+                    decide(b, &facts, user.as_ref()),
+                );
+                assert_eq!(
+                    (x.outcome, x.rule_name()),
+                    (y.outcome, y.rule_name()),
+                    "{method} {path:?} from {client:?} as {:?}: the rules as written and in lower case disagree",
+                    user.as_ref().map(|u| &u.user),
+                );
+            }
+        }
+    }
+}
+
 fn user_in(name: &str, groups: &[&str]) -> Identity {
     Identity {
         subject: name.into(),
@@ -732,23 +819,51 @@ proptest! {
     #![proptest_config(config(600))]
 
     /// Spelling never helps (DESIGN.md, decision step 3) over generated rule
-    /// sets: path, resource, method and network rules with every action.
+    /// sets: path, resource, method and network rules with every action. On
+    /// a host with `case_insensitive_paths`, letter case is a spelling too:
+    /// `/ADMIN` and `/%41dmin` never get more than `/admin`.
     #[test]
     fn spelling_never_helps_with_generated_rules(
-        config in rule_set(),
+        (config, caseless) in rule_set(any::<bool>(), 0.3),
         plain in pool_path(4),
         trailing in any::<bool>(),
         how in prop::collection::vec(trick(), 1..4),
+        flips in prop::collection::vec(any::<usize>(), 1..6),
     ) {
         let rules = rules_from(&config);
         let plain = if trailing { format!("{plain}/") } else { plain };
         let spelled = how.iter().fold(plain.clone(), |p, h| apply(&p, *h));
         check_rules_spelling(&rules, &plain, &spelled);
+        if caseless {
+            let shouted = flips.iter().fold(plain.clone(), |p, &at| flip_case(&p, at));
+            check_rules_spelling(&rules, &plain, &shouted);
+            let both = flips.iter().fold(spelled, |p, &at| flip_case(&p, at));
+            check_rules_spelling(&rules, &plain, &both);
+        }
+    }
+
+    /// On a host with `case_insensitive_paths` the letter case a rule is
+    /// written in does not matter: `^/Admin$` decides like `^/admin$`, for
+    /// every spelling of every path.
+    #[test]
+    fn the_case_of_a_rule_never_matters_on_a_case_insensitive_host(
+        (config, _) in rule_set(Just(true), 0.8),
+        plain in pool_path(3),
+        how in prop::collection::vec(trick(), 0..3),
+        flips in prop::collection::vec(any::<usize>(), 0..4),
+    ) {
+        let rules = rules_from(&config);
+        let lower = rules_from(&config.to_lowercase());
+        let spelled = how.iter().fold(plain.clone(), |p, h| apply(&p, *h));
+        let spelled = flips.iter().fold(spelled, |p, &at| flip_case(&p, at));
+        for path in [&plain, &spelled] {
+            check_same_decisions(&rules, &lower, path);
+        }
     }
 
     /// The generated rules are not idle: plain paths reach them.
     #[test]
-    fn generated_rules_decide_plain_paths(config in rule_set(), plain in pool_path(3)) {
+    fn generated_rules_decide_plain_paths((config, _) in rule_set(any::<bool>(), 0.3), plain in pool_path(3)) {
         let rules = rules_from(&config);
         let facts = pocketgate::policy::RequestFacts {
             host: APP,

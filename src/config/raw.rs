@@ -179,6 +179,8 @@ pub(crate) struct RawHost {
     #[serde(deserialize_with = "lenient::strings")]
     pub allowed_networks: Vec<String>,
     pub rules: Vec<RawRule>,
+    /// Match paths with their letter case folded (ASP.NET Core backends).
+    pub case_insensitive_paths: bool,
     /// `[hosts.headers]`: this host's identity header names, key by key over `[headers]`.
     pub headers: Option<RawHeaders>,
     /// Where it was written (`None`: the main file).
@@ -413,6 +415,7 @@ pub(crate) mod keys {
         "bypass_resources",
         "allowed_networks",
         "rules",
+        "case_insensitive_paths",
         "headers",
     ];
     pub(crate) const RULE: &[&str] = &[

@@ -629,6 +629,38 @@ fn every_unknown_key_is_reported_with_type_errors() {
 }
 
 #[test]
+fn case_insensitive_paths_is_a_host_key_that_folds_prefixes_and_regexes() {
+    let host =
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"/API\"]\n";
+    let on = load(&base(&format!("{host}case_insensitive_paths = true\n"))).unwrap();
+    let h = &on.value.rules.hosts()[0];
+    assert!(h.case_insensitive_paths);
+    assert_eq!(h.bypass_paths[0].as_str(), "/api");
+    let off = load(&base(host)).unwrap();
+    assert!(!off.value.rules.hosts()[0].case_insensitive_paths);
+    assert_eq!(off.value.rules.hosts()[0].bypass_paths[0].as_str(), "/API");
+
+    let e = err(&base(&format!("{host}case_insensitive_path = true\n")));
+    assert!(
+        e.contains("hosts[0].case_insensitive_path: unknown key (did you mean `hosts[0].case_insensitive_paths`?)"),
+        "{e}"
+    );
+    // A regex that turns case sensitivity back on would stop matching the
+    // spellings the switch folds: refused, with the key.
+    for regex in ["(?-i)^/admin", "^/(?s-i:admin)$"] {
+        let e = err(&base(&format!(
+            "{host}case_insensitive_paths = true\n[[hosts.rules]]\nresources = ['{regex}']\naction = \"deny\"\n"
+        )));
+        assert!(
+            e.contains("hosts[0].rules[0].resources[0]") && e.contains("(?-i)"),
+            "{e}"
+        );
+    }
+    let ok = format!("{host}case_insensitive_paths = true\n[[hosts.rules]]\nresources = ['^/(?i)admin(?s:.*)$']\naction = \"deny\"\n");
+    assert!(load(&base(&ok)).is_ok());
+}
+
+#[test]
 fn assertion_is_off_unless_a_header_is_set() {
     assert!(load(&base("")).unwrap().value.assertion.is_none());
     let a = load(&base("[assertion]\nheader = \"X-Pocketgate-Assertion\""))

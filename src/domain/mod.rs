@@ -17,7 +17,7 @@ pub use host::{is_hostname, CookieDomain, HostName, HostPattern};
 pub use key::SigningKey;
 pub use net::{ClientAddr, Networks};
 pub use path::{is_normal_path, NormalPath, PathPrefix};
-pub use readings::{is_plain, PathReadings};
+pub use readings::{fold_case, is_plain, PathReadings};
 
 /// Why a raw string is not a valid value of a domain type. The text completes
 /// a sentence starting with the value (`"foo bar" is not a host name`).

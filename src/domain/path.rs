@@ -49,6 +49,13 @@ impl PathPrefix {
         Ok(PathPrefix(trimmed.to_string()))
     }
 
+    /// The prefix with its letters lower-cased, for a host whose paths are
+    /// matched with their case folded (`case_insensitive_paths`). A prefix
+    /// is ASCII, so this is what [`super::fold_case`] makes of it.
+    pub fn folded(self) -> PathPrefix {
+        PathPrefix(self.0.to_ascii_lowercase())
+    }
+
     /// `/api` matches `/api` and `/api/...`, never `/apix`; `/` matches everything.
     pub fn matches(&self, path: NormalPath<'_>) -> bool {
         self.matches_reading(path.0)

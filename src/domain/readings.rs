@@ -9,6 +9,13 @@
 //!
 //! A path already in normal form with no `%` and no `;` (nearly every real
 //! request) has exactly one reading and costs no allocation.
+//!
+//! Hosts with `case_insensitive_paths` match every reading with its letter
+//! case folded ([`fold_case`]). Folding comes after the readings are made, so
+//! that `/%41dmin` reads as `/admin` too, and never decides whether a path is
+//! in normal form (that is a property of the path as sent).
+
+use std::borrow::Cow;
 
 use super::path::is_normal_path;
 
@@ -110,6 +117,33 @@ const PLAIN: [bool; 256] = {
     }
     t
 };
+
+/// One reading of a path with its letter case folded, for hosts whose
+/// backends match paths case-insensitively (`case_insensitive_paths`): ASCII
+/// letters lower-cased, every other character upper-cased and then
+/// lower-cased, so that the spellings such backends equate (`ſ` and `S`, the
+/// Kelvin sign and `k`) fold to one. Folds more than a backend might (`ß`
+/// reads as `ss`), which can only make readings disagree, never bypass: only
+/// a path in normal form bypasses, and its readings are ASCII. Hex digits of
+/// escapes fold too, which is harmless: regexes on folded paths are compiled
+/// case-insensitively and prefixes hold no `%`. Borrowed when nothing changes.
+pub fn fold_case(path: &str) -> Cow<'_, str> {
+    if !path
+        .bytes()
+        .any(|b| b.is_ascii_uppercase() || !b.is_ascii())
+    {
+        return Cow::Borrowed(path);
+    }
+    let mut out = String::with_capacity(path.len());
+    for c in path.chars() {
+        if c.is_ascii() {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.extend(c.to_uppercase().flat_map(char::to_lowercase));
+        }
+    }
+    Cow::Owned(out)
+}
 
 /// RFC 3986 6.2.2 normalisation plus `//` collapsing. Malformed escapes stay as sent.
 fn rfc3986(path: &str) -> String {
@@ -286,6 +320,21 @@ mod tests {
         }
         assert!(is_plain("/api/v1/users/alice"));
         assert!(!is_plain("/.well-known/x"));
+    }
+
+    #[test]
+    fn folding_reads_every_letter_case_as_one() {
+        for (spelled, folded) in [
+            ("/ADMIN", "/admin"),
+            ("/Admin/X", "/admin/x"),
+            ("/a%2Fb", "/a%2fb"),
+            ("/\u{17f}ecret", "/secret"),
+            ("/\u{212a}ey", "/key"),
+            ("/CAF\u{c9}", "/caf\u{e9}"),
+        ] {
+            assert_eq!(fold_case(spelled), folded, "{spelled:?}");
+        }
+        assert!(matches!(fold_case("/admin/x-1"), Cow::Borrowed(_)));
     }
 
     #[test]

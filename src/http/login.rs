@@ -18,7 +18,8 @@ use crate::config::{LoginDomain, Runtime};
 use crate::oidc::flow::{self, CallbackParams};
 use crate::request;
 use crate::session::{
-    flow_cookie_name, logout_hint_cookie_name, CreateError, FlowState, LoginContext, Tokens,
+    flow_cookie_name, flow_cookie_prefix, logout_hint_cookie_name, CreateError, FlowState,
+    LoginContext, Tokens,
 };
 
 #[derive(Deserialize)]
@@ -68,13 +69,14 @@ fn target(rt: &Runtime, served: &LoginDomain, rd: Option<&str>) -> Result<String
 
 /// A cookie with pocketgate's attributes but no `Domain`: flow cookies
 /// belong to the login host they were set on alone (`secure`: its public
-/// URL is https).
+/// URL is https; a `__Host-` name is always `Secure`, or browsers drop it).
 fn host_cookie(
     secure: bool,
     name: String,
     value: String,
     max_age: time::Duration,
 ) -> Cookie<'static> {
+    let secure = secure || name.starts_with("__Host-");
     let mut c = Cookie::new(name, value);
     c.set_path("/");
     c.set_http_only(true);
@@ -138,7 +140,7 @@ fn start_login(
     // Drop flow cookies of abandoned logins: those that no longer open, and all
     // but the newest few, so that many tabs cannot grow the Cookie header
     // past what proxies accept.
-    let prefix = format!("{}_flow_", state.cookie.name);
+    let prefix = flow_cookie_prefix(&state.cookie.name, secure);
     let mut live: Vec<(u64, &str)> = cookie_values(headers, |n| n.starts_with(&prefix))
         .into_iter()
         .map(|(name, value)| {
@@ -159,7 +161,7 @@ fn start_login(
             set_cookie(&mut resp, &gone);
         }
     }
-    let name = flow_cookie_name(&state.cookie.name, &flow.state);
+    let name = flow_cookie_name(&state.cookie.name, secure, &flow.state);
     let max_age = time::Duration::seconds(FLOW_LIFETIME.as_secs() as i64);
     set_cookie(
         &mut resp,
@@ -180,9 +182,12 @@ pub(super) async fn callback(
         error: q.error.as_deref(),
         error_description: q.error_description.as_deref(),
     };
+    let served = served_domain(&req, &state.runtime);
+    // Over https only the `__Host-` name is read: a flow cookie another
+    // host under the cookie domain planted under the plain name is ignored.
     let flow_cookie = flow::callback_state(&params)
         .ok()
-        .map(|s| flow_cookie_name(&state.cookie.name, s));
+        .map(|s| flow_cookie_name(&state.cookie.name, served.public_url.https, s));
     let context = LoginContext {
         client: super::peer_ip(&req).map(|ip| ip.to_string()),
         user_agent: req
@@ -191,7 +196,6 @@ pub(super) async fn callback(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
-    let served = served_domain(&req, &state.runtime);
     match complete_sign_in(
         req.headers(),
         &state,
@@ -302,7 +306,11 @@ async fn complete_sign_in(
     for c in &cookies {
         set_cookie(&mut resp, c);
     }
-    let name = flow_cookie_name(&state.cookie.name, &flow.state);
+    // Spend the flow: clear the very cookie it was read from.
+    let name = flow_cookie.map_or_else(
+        || flow_cookie_name(&state.cookie.name, served.public_url.https, &flow.state),
+        str::to_string,
+    );
     set_cookie(
         &mut resp,
         &host_cookie(
@@ -316,18 +324,44 @@ async fn complete_sign_in(
 }
 
 pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
+    sign_out(&req, &state, q.rd.as_deref()).await
+}
+
+/// `POST /logout`, as the confirmation page sends it: `rd` from the form
+/// (else the query). Asked from another site, it is confirmed again.
+pub(super) async fn logout_post(
+    req: HttpRequest,
+    state: State,
+    q: web::Query<RdQuery>,
+    form: Option<web::Form<RdQuery>>,
+) -> HttpResponse {
+    let rd = form
+        .and_then(|f| f.into_inner().rd)
+        .or_else(|| q.rd.clone());
+    sign_out(&req, &state, rd.as_deref()).await
+}
+
+/// End this browser's session and clear its cookies, then go to `rd` (by
+/// way of the provider's RP-initiated logout when it offers one) — unless
+/// another site sent the browser here: then a page asks first.
+async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> HttpResponse {
     let rt = &state.runtime;
-    let served = served_domain(&req, rt);
-    let rd = match target(rt, served, q.rd.as_deref()) {
+    let served = served_domain(req, rt);
+    let rd = match target(rt, served, rd) {
         Ok(rd) => rd,
-        Err(rejection) => return refuse(&state, BadRequestEndpoint::Logout, &rejection),
+        Err(rejection) => return refuse(state, BadRequestEndpoint::Logout, &rejection),
     };
     let headers = req.headers();
+    let header_str = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if flow::logout_is_cross_site(rt, header_str("sec-fetch-site"), header_str("origin")) {
+        tracing::info!("sign-out asked by another site: confirmation page");
+        return respond::confirm_logout(&rd);
+    }
     let current = match state.session(headers).await {
         Ok(c) => c,
         Err(e) => {
             return refuse(
-                &state,
+                state,
                 BadRequestEndpoint::Logout,
                 &Rejection::StoreUnavailable(e),
             )
@@ -342,7 +376,7 @@ pub(super) async fn logout(req: HttpRequest, state: State, q: web::Query<RdQuery
         Ok(e) => e,
         Err(e) => {
             return refuse(
-                &state,
+                state,
                 BadRequestEndpoint::Logout,
                 &Rejection::StoreUnavailable(e),
             )

@@ -275,7 +275,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/.well-known/jwks.json", web::get().to(jwks))
         .route("/login", web::get().to(login::login))
         .route("/callback", web::get().to(login::callback))
-        .route("/logout", web::get().to(login::logout))
+        .service(
+            web::resource("/logout")
+                .route(web::get().to(login::logout))
+                .route(web::post().to(login::logout_post)),
+        )
         .route("/logout/done", web::get().to(login::logout_done))
         .service(
             web::resource("/backchannel-logout")

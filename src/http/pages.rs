@@ -12,3 +12,15 @@ h1{{font-size:1.4rem}}code{{background:#f3f3f3;padding:.1rem .3rem}}table{{borde
         t = escape(title)
     )
 }
+
+/// The body of the page that asks before signing out, for a `/logout` another
+/// site sent the browser to: a button that POSTs back to `/logout` with the
+/// same (already checked) `rd`, and a link to `rd` for staying signed in.
+pub fn logout_confirmation(rd: &str) -> String {
+    let rd = escape(rd);
+    format!(
+        "<p>Another site sent you here to sign you out.</p>\
+<form method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"rd\" value=\"{rd}\">\
+<p><button type=\"submit\">Sign out</button> or <a href=\"{rd}\">stay signed in</a>.</p></form>"
+    )
+}

@@ -484,6 +484,25 @@ pub(crate) fn text(status: StatusCode, body: impl Into<String>) -> HttpResponse 
 }
 
 /// A small HTML page, with a content security policy that allows no script.
+/// The page that asks before signing out (a `/logout` from another site):
+/// 200, not cached, and never in a frame, so that another site cannot
+/// overlay the button.
+pub(crate) fn confirm_logout(rd: &str) -> HttpResponse {
+    let mut resp = html(StatusCode::OK, "Sign out?", &pages::logout_confirmation(rd));
+    let headers = resp.headers_mut();
+    headers.insert(
+        HeaderName::from_static("content-security-policy"),
+        header::HeaderValue::from_static(
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        header::HeaderValue::from_static("DENY"),
+    );
+    resp
+}
+
 pub(crate) fn html(status: StatusCode, title: &str, body_html: &str) -> HttpResponse {
     no_store(HttpResponse::build(status))
         .content_type("text/html; charset=utf-8")

@@ -1,7 +1,8 @@
 //! The login flow's checks, free of any HTTP framework: which return
-//! addresses (`rd`) may be followed, and whether the provider's answer at
-//! `/callback` belongs to a flow this browser started. The `http` module
-//! extracts the inputs, calls these, and maps the errors to pages.
+//! addresses (`rd`) may be followed, whether the provider's answer at
+//! `/callback` belongs to a flow this browser started, and whether a sign-out
+//! was asked for by another site. The `http` module extracts the inputs,
+//! calls these, and maps the errors to pages.
 
 use crate::config::{LoginDomain, Runtime};
 use crate::session::FlowState;
@@ -49,6 +50,32 @@ pub fn validate_rd(rt: &Runtime, rd: &str) -> Result<String, BadRedirect> {
         return Err(BadRedirect("would downgrade to http"));
     }
     Ok(url.to_string())
+}
+
+/// Whether a request to `/logout` comes from another site, so that signing
+/// out needs the person's confirmation (logout CSRF): the browser says
+/// `Sec-Fetch-Site: cross-site`, or the request carries an `Origin` that is
+/// neither a login domain's public origin nor on a host this configuration
+/// covers (`null`, a sandboxed or privacy-stripped origin, included).
+/// Same-origin, same-site and direct navigations (`none`, or no
+/// `Sec-Fetch-Site` at all, as older browsers and scripts send) are not: an
+/// app's sign-out link under the cookie domain still works in one click.
+pub fn logout_is_cross_site(
+    rt: &Runtime,
+    sec_fetch_site: Option<&str>,
+    origin: Option<&str>,
+) -> bool {
+    if sec_fetch_site.is_some_and(|s| s.trim().eq_ignore_ascii_case("cross-site")) {
+        return true;
+    }
+    let Some(origin) = origin.map(str::trim) else {
+        return false;
+    };
+    let ours = rt
+        .login_domains
+        .iter()
+        .any(|d| d.public_url.origin.eq_ignore_ascii_case(origin));
+    !ours && validate_rd(rt, origin).is_err()
 }
 
 /// The login domain a checked return URL belongs to: the one whose cookie

@@ -12,11 +12,12 @@
 mod identity;
 mod rules;
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
 
-use crate::domain::{is_plain, ClientAddr, PathReadings};
+use crate::domain::{fold_case, is_plain, ClientAddr, PathReadings};
 pub use identity::Identity;
 pub use rules::{
     anchored_literal, ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule,
@@ -280,29 +281,39 @@ fn path_step(h: &HostRule, facts: &RequestFacts<'_>) -> (Step, bool) {
     if h.rules.is_empty() && h.bypass_paths.is_empty() && h.bypass_resources.is_none() {
         return (Step::Host, false);
     }
+    let fold = h.case_insensitive_paths;
     if is_plain(facts.path) {
         // One reading only, in normal form: the common case, without the loop.
+        if fold {
+            return read(h, &fold_case(facts.path), true, facts);
+        }
         return read(h, facts.path, true, facts);
     }
     let readings = PathReadings::of(facts.path);
+    // Folded after the readings are made: `/%41dmin` decodes to `/Admin`,
+    // which must meet the rules for `/admin`.
+    let paths: Vec<Cow<'_, str>> = readings
+        .iter()
+        .map(|r| if fold { fold_case(r) } else { Cow::Borrowed(r) })
+        .collect();
     if readings.is_normal() {
-        if let Some(agreed) = agree(h, &readings, true, facts) {
+        if let Some(agreed) = agree(h, &paths, true, facts) {
             return agreed;
         }
     }
-    agree(h, &readings, false, facts).unwrap_or((Step::Ambiguous, false))
+    agree(h, &paths, false, facts).unwrap_or((Step::Ambiguous, false))
 }
 
 /// The step every reading reaches, if they agree.
 fn agree(
     h: &HostRule,
-    readings: &PathReadings<'_>,
+    readings: &[Cow<'_, str>],
     may_bypass: bool,
     facts: &RequestFacts<'_>,
 ) -> Option<(Step, bool)> {
     let mut agreed: Option<Step> = None;
     let mut refused = false;
-    for path in readings.iter() {
+    for path in readings {
         let (step, r) = read(h, path, may_bypass, facts);
         refused |= r;
         match agreed {

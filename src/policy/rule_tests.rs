@@ -416,3 +416,75 @@ fn only_rules_that_could_match_are_tried() {
     assert_eq!(h.rules.candidates("/"), [5]);
     assert_eq!(h.rules.candidates("/admin;x/y"), [5]);
 }
+
+/// An ASP.NET Core backend (Sonarr, Jellyfin) routes `/ADMIN` like `/admin`.
+const CASELESS: &str = r#"
+[policies.users]
+allowed_groups = ["users", "admins"]
+[policies.admins]
+allowed_groups = ["admins"]
+
+[[hosts]]
+host = "gitea.example.com"
+policy = "users"
+bypass_paths = ["/Public"]
+case_insensitive_paths = true
+
+[[hosts.rules]]             # 0: only admins may open /admin
+paths = ["/admin"]
+policy = "admins"
+
+[[hosts.rules]]             # 1: a regex written in mixed case, indexed by `api`
+resources = ['^/API/Secret$']
+action = "deny"
+
+[[hosts.rules]]             # 2
+paths = ["/secret"]
+action = "deny"
+"#;
+
+#[rustfmt::skip]
+#[test]
+fn case_insensitive_paths_match_rules_and_bypasses_in_any_letter_case() {
+    check(
+        CASELESS,
+        vec![
+            (GET, "/admin",         OUT, bob(),   Deny,   "hosts[0].rules[0]"),
+            (GET, "/ADMIN",         OUT, bob(),   Deny,   "hosts[0].rules[0]"),
+            (GET, "/Admin/users",   OUT, bob(),   Deny,   "hosts[0].rules[0]"),
+            (GET, "/ADMIN",         OUT, alice(), Allow,  "hosts[0].rules[0]"),
+            // An escaped letter decodes to `/Admin`: the readings disagree.
+            (GET, "/%41dmin",       OUT, bob(),   Deny,   "hosts[0].rules (ambiguous path)"),
+            (GET, "/%61DMIN",       OUT, bob(),   Deny,   "hosts[0].rules (ambiguous path)"),
+            (GET, "/api/secret",    OUT, bob(),   Deny,   "hosts[0].rules[1]"),
+            (GET, "/API/SECRET",    OUT, bob(),   Deny,   "hosts[0].rules[1]"),
+            (GET, "/Api/Secret",    OUT, alice(), Deny,   "hosts[0].rules[1]"),
+            // `ſ` (U+017F), which .NET upper-cases to `S`.
+            (GET, "/%C5%BFecret",   OUT, bob(),   Deny,   "hosts[0].rules (ambiguous path)"),
+            (GET, "/public/x",      OUT, None,    Bypass, "hosts[0].bypass_paths[0]"),
+            (GET, "/PUBLIC/x",      OUT, None,    Bypass, "hosts[0].bypass_paths[0]"),
+            (GET, "/publicx",       OUT, None,    Login,  "no session"),
+            (GET, "/other",         OUT, bob(),   Allow,  "policies.users.allowed_groups[0]"),
+        ],
+    );
+    // Without the switch letter case is a different path, as most backends read it.
+    check(
+        &CASELESS.replace("case_insensitive_paths = true", ""),
+        vec![
+            (GET, "/ADMIN",         OUT, bob(),   Allow,  "policies.users.allowed_groups[0]"),
+            (GET, "/api/secret",    OUT, bob(),   Allow,  "policies.users.allowed_groups[0]"),
+            (GET, "/Public/x",      OUT, None,    Bypass, "hosts[0].bypass_paths[0]"),
+            (GET, "/public/x",      OUT, None,    Login,  "no session"),
+        ],
+    );
+}
+
+#[test]
+fn the_rules_index_folds_case_on_a_case_insensitive_host() {
+    let rules = load_rules_str(CASELESS).unwrap().value;
+    let h = &rules.hosts()[0];
+    assert!(h.case_insensitive_paths);
+    assert_eq!(h.bypass_paths[0].as_str(), "/public");
+    assert_eq!(h.rules.candidates("/api/secret"), [1]);
+    assert_eq!(h.rules.candidates("/secret"), [2]);
+}

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
 
-use regex::RegexSet;
+use regex::{RegexSet, RegexSetBuilder};
 
-use crate::domain::{HostName, HostPattern, Networks, PathPrefix};
+use crate::domain::{fold_case, HostName, HostPattern, Networks, PathPrefix};
 
 /// A named policy (`[policies.NAME]`).
 #[derive(Debug)]
@@ -50,23 +50,31 @@ enum Compiled {
 const EACH_MAX: usize = 8;
 
 impl Resources {
-    /// Compile the regexes; `None` for an empty list.
-    pub fn new(sources: Vec<String>) -> Result<Option<Resources>, regex::Error> {
+    /// Compile the regexes, case-insensitively for a host with
+    /// `case_insensitive_paths`; `None` for an empty list.
+    pub fn new(
+        sources: Vec<String>,
+        case_insensitive: bool,
+    ) -> Result<Option<Resources>, regex::Error> {
         if sources.is_empty() {
             return Ok(None);
         }
         let compiled = if sources.len() <= EACH_MAX {
-            #[allow(
-                clippy::disallowed_methods,
-                reason = "compiled once when the configuration is, never per request"
-            )]
             let each = sources
                 .iter()
-                .map(|s| regex::Regex::new(s))
+                .map(|s| {
+                    regex::RegexBuilder::new(s)
+                        .case_insensitive(case_insensitive)
+                        .build()
+                })
                 .collect::<Result<Vec<_>, _>>()?;
             Compiled::Each(each)
         } else {
-            Compiled::Set(RegexSet::new(&sources)?)
+            Compiled::Set(
+                RegexSetBuilder::new(&sources)
+                    .case_insensitive(case_insensitive)
+                    .build()?,
+            )
         };
         Ok(Some(Resources { sources, compiled }))
     }
@@ -179,9 +187,21 @@ pub struct PathRules {
 }
 
 impl PathRules {
-    /// Index `rules`.
-    pub fn new(rules: Vec<PathRule>) -> PathRules {
-        let firsts: Vec<Option<Vec<String>>> = rules.iter().map(first_segments).collect();
+    /// Index `rules`. With `fold` (a host with `case_insensitive_paths`,
+    /// whose paths are looked up with their case folded) the index keys are
+    /// folded too: a regex's literal start keeps the case it was written in.
+    pub fn new(rules: Vec<PathRule>, fold: bool) -> PathRules {
+        let firsts: Vec<Option<Vec<String>>> = rules
+            .iter()
+            .map(|r| {
+                let segs = first_segments(r)?;
+                Some(if fold {
+                    segs.iter().map(|s| fold_case(s).into_owned()).collect()
+                } else {
+                    segs
+                })
+            })
+            .collect();
         let any: Vec<usize> = firsts
             .iter()
             .enumerate()
@@ -308,6 +328,9 @@ pub struct HostRule {
     pub allowed_networks: Networks,
     /// `[[hosts.rules]]`, in order.
     pub rules: PathRules,
+    /// `case_insensitive_paths`: paths are matched with their letter case
+    /// folded (prefixes are stored folded, regexes compiled case-insensitively).
+    pub case_insensitive_paths: bool,
     /// The include file that defined it, as written relative to the main
     /// file's directory (`conf.d/gitea.toml`); `None` for the main file.
     pub source: Option<Arc<str>>,

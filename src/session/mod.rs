@@ -188,11 +188,24 @@ impl fmt::Debug for FlowState {
     }
 }
 
-/// Cookie name of the flow whose state is `state`: `"{cookie_name}_flow_"` followed by
-/// the first 16 hex digits of SHA-256(state). Deterministic.
-pub fn flow_cookie_name(cookie_name: &str, state: &str) -> String {
+/// What every flow cookie's name starts with: `"{cookie_name}_flow_"`, and
+/// over https (`host_prefix`) `"__Host-{cookie_name}_flow_"`. The `__Host-`
+/// prefix makes browsers take the cookie only when it is `Secure`,
+/// `Path=/` and without `Domain`, so a sibling host under the cookie domain
+/// cannot plant (toss) a flow cookie on the login host.
+pub fn flow_cookie_prefix(cookie_name: &str, host_prefix: bool) -> String {
+    if host_prefix {
+        format!("__Host-{cookie_name}_flow_")
+    } else {
+        format!("{cookie_name}_flow_")
+    }
+}
+
+/// Cookie name of the flow whose state is `state`: [`flow_cookie_prefix`]
+/// followed by the first 16 hex digits of SHA-256(state). Deterministic.
+pub fn flow_cookie_name(cookie_name: &str, host_prefix: bool, state: &str) -> String {
     let digest = Sha256::digest(state.as_bytes());
-    let mut name = format!("{cookie_name}_flow_");
+    let mut name = flow_cookie_prefix(cookie_name, host_prefix);
     for byte in &digest[..8] {
         name.push_str(&format!("{byte:02x}"));
     }

@@ -403,16 +403,24 @@ fn expired_flow_does_not_open() {
 
 #[test]
 fn flow_cookie_name_is_deterministic_and_per_state() {
-    let a = flow_cookie_name("pg", "state-a");
-    assert_eq!(a, flow_cookie_name("pg", "state-a"));
-    assert_ne!(a, flow_cookie_name("pg", "state-b"));
+    let a = flow_cookie_name("pg", false, "state-a");
+    assert_eq!(a, flow_cookie_name("pg", false, "state-a"));
+    assert_ne!(a, flow_cookie_name("pg", false, "state-b"));
     let suffix = a.strip_prefix("pg_flow_").unwrap();
     assert_eq!(suffix.len(), 16);
     assert!(suffix
         .bytes()
         .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)));
     // SHA-256("") starts with e3b0c44298fc1c14.
-    assert_eq!(flow_cookie_name("pg", ""), "pg_flow_e3b0c44298fc1c14");
+    assert_eq!(
+        flow_cookie_name("pg", false, ""),
+        "pg_flow_e3b0c44298fc1c14"
+    );
+    // Over https the name carries the __Host- prefix.
+    assert_eq!(
+        flow_cookie_name("pg", true, ""),
+        "__Host-pg_flow_e3b0c44298fc1c14"
+    );
 }
 
 // --- cookies ---

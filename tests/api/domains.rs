@@ -56,7 +56,10 @@ fn set_cookies(r: &reqwest::Response) -> Vec<String> {
 fn flow_set_cookie(r: &reqwest::Response) -> String {
     set_cookies(r)
         .into_iter()
-        .find(|c| c.starts_with("pocketgate_flow_") && !c.contains("Max-Age=0"))
+        .find(|c| {
+            (c.starts_with("pocketgate_flow_") || c.starts_with("__Host-pocketgate_flow_"))
+                && !c.contains("Max-Age=0")
+        })
         .expect("a flow cookie")
 }
 
@@ -187,6 +190,84 @@ async fn the_flow_cookie_belongs_to_the_login_host_it_was_set_on() {
         location(&r).contains(&enc("https://auth.example.org/callback")),
         "{}",
         location(&r)
+    );
+}
+
+/// Cookie tossing: any host under a cookie domain can set cookies for the
+/// whole domain. Over https the flow cookie is `__Host-` (Secure, `Path=/`,
+/// no `Domain`: browsers refuse such a cookie from any other host), and the
+/// callback reads that name only, so a flow cookie planted under the plain
+/// name is never used. Over http nothing changes (`__Host-` needs Secure).
+#[actix_web::test]
+async fn over_https_the_flow_cookie_is_host_prefixed_and_only_it_is_read() {
+    let app = spawn_two_domains().await;
+    let rd = "https://app.example.org/";
+    let r = at(
+        &app,
+        "auth.example.org",
+        &format!("/login?rd={}", enc(rd)),
+        None,
+    )
+    .await;
+    assert_eq!(r.status(), 302);
+    let authz = location(&r);
+    let flow = flow_set_cookie(&r);
+    assert!(flow.starts_with("__Host-pocketgate_flow_"), "{flow}");
+    let attrs: Vec<&str> = flow.split(';').skip(1).map(str::trim).collect();
+    assert!(
+        attrs.contains(&"Secure") && attrs.contains(&"Path=/"),
+        "{flow}"
+    );
+    assert!(!flow.contains("Domain"), "{flow}");
+    let r = client()
+        .get(
+            app.idp
+                .as_ref()
+                .unwrap()
+                .approve_url(&authz, "alice")
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let callback = path_and_query(&location(&r));
+    // The same sealed flow under the plain name, as a sibling host could set
+    // it with Domain=example.org: not read, the flow is unknown.
+    let tossed = name_value(&flow).trim_start_matches("__Host-").to_string();
+    let r = at(&app, "auth.example.org", &callback, Some(&tossed)).await;
+    assert_eq!(r.status(), 400, "{}", r.text().await.unwrap());
+    assert!(session_cookie(&r).is_none());
+    // The __Host- cookie completes it; spending the flow clears that name.
+    let r = at(
+        &app,
+        "auth.example.org",
+        &callback,
+        Some(&name_value(&flow)),
+    )
+    .await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    assert_eq!(location(&r), rd);
+    assert!(session_cookie(&r).is_some());
+    let spent = set_cookies(&r)
+        .into_iter()
+        .find(|c| c.starts_with("__Host-pocketgate_flow_"))
+        .expect("the flow cookie cleared");
+    assert!(
+        spent.contains("Max-Age=0") && spent.contains("Secure"),
+        "{spent}"
+    );
+
+    // The http login host keeps the plain name, without Secure.
+    let r = client()
+        .get(app.url(&format!("/login?rd={}", enc("https://app.example.test/"))))
+        .send()
+        .await
+        .unwrap();
+    let flow = flow_set_cookie(&r);
+    assert!(flow.starts_with("pocketgate_flow_"), "{flow}");
+    assert!(
+        !flow.contains("Secure") && !flow.contains("Domain"),
+        "{flow}"
     );
 }
 

@@ -687,3 +687,132 @@ async fn flow_cookies_are_capped_and_long_return_urls_shortened() {
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), "https://app.example.test/search");
 }
+
+/// Logout CSRF: a `/logout` another site sends the browser to asks first.
+/// The session lives on the server (embedded store), so "kept" means the
+/// very cookie still opens it.
+#[actix_web::test]
+async fn a_logout_from_another_site_asks_first_and_keeps_the_session() {
+    let app = spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"\n".into(),
+        ..Options::default()
+    })
+    .await;
+    let b = browser();
+    let r = sign_in(&app, &b, "alice", RD).await;
+    let cookie = session_cookie(&r).expect("a session cookie");
+    // Valid (a covered host), with characters the page must escape.
+    let rd = "https://app.example.test/it's?a=1&b=2";
+    let logout = app.url(&format!("/logout?rd={}", enc(rd)));
+    let form = |req: reqwest::RequestBuilder| {
+        req.header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("rd={}", enc(rd)))
+    };
+    #[rustfmt::skip]
+    let cross_site: Vec<(&str, reqwest::RequestBuilder)> = vec![
+        ("GET, Sec-Fetch-Site: cross-site", b.get(&logout).header("Sec-Fetch-Site", "cross-site")),
+        ("GET, a foreign Origin",           b.get(&logout).header("Origin", "https://evil.example.net")),
+        ("GET, Origin: null",               b.get(&logout).header("Origin", "null")),
+        ("GET, same-site but foreign Origin", b.get(&logout).header("Sec-Fetch-Site", "same-site").header("Origin", "https://other.example.net")),
+        ("POST, cross-site",                form(b.post(app.url("/logout"))).header("Sec-Fetch-Site", "cross-site")),
+        ("POST, a foreign Origin",          form(b.post(app.url("/logout"))).header("Origin", "https://evil.example.net")),
+    ];
+    for (what, req) in cross_site {
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200, "{what}");
+        assert!(
+            r.headers().get("set-cookie").is_none(),
+            "{what}: no cookie cleared"
+        );
+        assert_eq!(r.headers()["cache-control"], "no-store", "{what}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{what}"
+        );
+        let csp = r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_string();
+        assert!(csp.contains("frame-ancestors 'none'"), "{what}: {csp}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("<form method=\"post\" action=\"/logout\">"),
+            "{what}: {page}"
+        );
+        // rd is carried, escaped
+        assert!(
+            page.contains("value=\"https://app.example.test/it&#39;s?a=1&amp;b=2\""),
+            "{what}: {page}"
+        );
+        assert!(!page.contains("it's?a=1&b=2"), "{what}: {page}");
+        assert_eq!(
+            forward_auth_status(&app, "app.example.test", &cookie).await,
+            200,
+            "{what}: the session is kept"
+        );
+    }
+
+    // The page's button: a same-origin POST carrying rd signs out.
+    let r = form(b.post(app.url("/logout")))
+        .header("Origin", &app.public_url)
+        .header("Sec-Fetch-Site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let end = location(&r);
+    assert!(end.contains("/api/oidc/end-session?"), "{end}");
+    assert!(
+        end.contains(&format!("state={}", enc(rd))),
+        "rd goes on: {end}"
+    );
+    assert!(r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("pocketgate=;")));
+    assert_eq!(
+        forward_auth_status(&app, "app.example.test", &cookie).await,
+        401
+    );
+}
+
+/// Same-origin, same-site and direct navigations sign out in one click, as
+/// an app's own sign-out link under the cookie domain does.
+#[actix_web::test]
+async fn a_logout_from_this_site_or_typed_in_signs_out_at_once() {
+    let app = spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"\n".into(),
+        ..Options::default()
+    })
+    .await;
+    #[rustfmt::skip]
+    let rows: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        ("no Sec-Fetch-Site",        vec![]),
+        ("Sec-Fetch-Site: none",     vec![("Sec-Fetch-Site", "none")]),
+        ("same-origin",              vec![("Sec-Fetch-Site", "same-origin")]),
+        ("same-site",                vec![("Sec-Fetch-Site", "same-site")]),
+        ("a covered host's Origin",  vec![("Sec-Fetch-Site", "same-site"), ("Origin", "https://app.example.test")]),
+    ];
+    for (what, headers) in rows {
+        let b = browser();
+        let r = sign_in(&app, &b, "alice", RD).await;
+        let cookie = session_cookie(&r).expect("a session cookie");
+        let mut req = b.get(app.url("/logout"));
+        for (k, v) in headers {
+            req = req.header(k, v);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 302, "{what}");
+        assert_eq!(
+            forward_auth_status(&app, "app.example.test", &cookie).await,
+            401,
+            "{what}: the session is ended"
+        );
+    }
+}

@@ -80,6 +80,58 @@ fn check_summarises_the_example_with_secrets_from_the_environment() {
     assert!(stdout.contains("other hosts: policy users"), "{stdout}");
 }
 
+/// `check` says which hosts fold case; `explain` decides in any letter case there.
+#[test]
+fn check_and_explain_know_case_insensitive_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("jellyfin.toml");
+    let example = std::fs::read_to_string(EXAMPLE).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "{example}\n[[hosts]]\nhost = \"jellyfin.example.com\"\npolicy = \"users\"\ncase_insensitive_paths = true\n[[hosts.rules]]\npaths = [\"/admin\"]\npolicy = \"admins\"\n"
+        ),
+    )
+    .unwrap();
+    let out = bin()
+        .args(["check", "-c"])
+        .arg(&path)
+        .env("POCKETGATE_SESSION__SECRET", "x".repeat(40))
+        .env("POCKETGATE_OIDC__CLIENT_SECRET", "client")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    let host = lines
+        .iter()
+        .position(|l| l.contains("jellyfin.example.com"))
+        .unwrap();
+    assert!(
+        lines[host + 1].contains("case_insensitive_paths"),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("case_insensitive_paths").count(),
+        1,
+        "only the host that sets it: {stdout}"
+    );
+    for (url, outcome) in [
+        ("https://jellyfin.example.com/ADMIN/x", "deny"),
+        ("https://jellyfin.example.com/Admin", "deny"),
+        ("https://jellyfin.example.com/other", "allow"),
+    ] {
+        let out = bin()
+            .args(["explain", "-c"])
+            .arg(&path)
+            .args(["--url", url, "--user", "bob", "--groups", "users", "--json"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["outcome"], outcome, "{url}: {v}");
+    }
+}
+
 /// A production build refuses `demo` with a clear message instead of an unknown command.
 #[cfg(not(feature = "demo"))]
 #[test]

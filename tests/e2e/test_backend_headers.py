@@ -10,7 +10,7 @@ X-WEBAUTH-USER, as an operator adds each name a ``[hosts.headers]`` uses.
 
 Cookies: behind Caddy and nginx the echo backend gets the application's
 cookies byte for byte and no cookie of pocketgate's (session, chunks,
-logout hint, flow), signed in and on a bypass path. Traefik has no way to
+logout hint, flow under either name), signed in and on a bypass path. Traefik has no way to
 rewrite a header value: as shipped it passes the Cookie header as it is
 (what examples/traefik/dynamic.yml and the README say); its
 ``pocketgate-no-cookies`` middleware is the remedy for cookie-less backends.
@@ -48,6 +48,7 @@ ADDITIONS = Additions(
 # the application's own cookies, in the order sent; `pocketgatex` is not ours
 APP_COOKIES = ["theme=dark", "sid=abc%3D%3D", "pocketgatex=keep", "eq=a=b"]
 FLOW = "pocketgate_flow_0123456789abcdef=flowstate"
+HOST_FLOW = "__Host-pocketgate_flow_fedcba9876543210=flowstate"   # its name over https
 FORGED_NAMES = ["X-WEBAUTH-USER", "x-webauth-user", "X_WEBAUTH_USER", "X-Remote-User"]
 
 
@@ -73,7 +74,7 @@ def _backend_cookies(data: dict) -> list[str]:
 def _mixed(ours: list[str]) -> str:
     """The application's cookies with ours interleaved (a run of ours between some of them)."""
     a, b, c, d = APP_COOKIES
-    return "; ".join([a, *ours, b, FLOW, c, d])
+    return "; ".join([a, *ours, b, FLOW, c, HOST_FLOW, d])
 
 
 def _expect_cookies(stack, data: dict, sent: str) -> None:
@@ -83,7 +84,8 @@ def _expect_cookies(stack, data: dict, sent: str) -> None:
         assert got == [sent], got
     else:
         assert got == ["; ".join(APP_COOKIES)], got
-        assert not any(p.strip().startswith(("pocketgate=", "pocketgate_")) for v in got for p in v.split(";"))
+        assert not any(p.strip().startswith(("pocketgate=", "pocketgate_", "__Host-pocketgate_"))
+                       for v in got for p in v.split(";"))
 
 
 def test_signed_in_backend_gets_app_cookies_and_not_pocketgates(stack, bob):

@@ -191,6 +191,17 @@ def test_every_module_adds_to_a_host(evaluate):
                                                   {"methods": ["DELETE"], "action": "deny"}]
 
 
+def test_a_host_may_match_paths_in_any_letter_case(evaluate, tmp_path):
+    ev = evaluate('{ services.pocketgate.hosts."jellyfin.example.com" = { policy = "users"; '
+                  'caseInsensitivePaths = true; rules = [ { paths = [ "/admin" ]; policy = "admins"; } ]; }; }')
+    hosts = {h["host"]: h for h in ev.settings["hosts"]}
+    assert hosts["jellyfin.example.com"]["case_insensitive_paths"] is True
+    # off by default: the key is not written at all
+    assert "case_insensitive_paths" not in hosts["grafana.example.com"]
+    built = nixos.build_config(ev, tmp_path / "c.json")
+    assert built.returncode == 0, built.stderr
+
+
 def test_settings_take_any_other_key_and_hosts_in_pocketgate_toml_form(evaluate):
     ev = evaluate('{ services.pocketgate.settings = { log_format = "json"; bearer.enabled = true; '
                   'hosts = [ { host = "git.example.com"; policy = "users"; bypass_paths = [ "/api/healthz" ]; } ]; }; }')
@@ -416,7 +427,7 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
                  "request_header -*assertion*\n",
                  "copy_headers Remote-User X-Remote-Email X-Remote-Name X-Remote-Groups X-Identity-Assertion\n",
                  "copy_headers X-Mail X-Name\n",
-                 r'"(?:^|;\s*)pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
+                 r'"(?:^|;\s*)(?:__Host-)?pg_sess(?:_[0-7]|_idt|_flow_[0-9a-f]{16})?=[^;]*"']:
         assert line in caddy, line
     assert "\t\treverse_proxy 127.0.0.1:9090\n" in ev.data["caddy"]["virtualHosts"]["auth.example.com"]
     assert "*webauth*" not in caddy and "*pocketgate*" not in caddy and "*identity*" not in caddy

@@ -5,7 +5,9 @@ against one stack per proxy for this module: the shipped examples, plus what
 ``ADDITIONS`` below adds (the examples themselves stay as shipped):
 
 - pocketgate.toml gets ``include = ["conf.d/*.toml"]``, the host
-  ``app.example.test`` (policy users) with four ``[[hosts.rules]]``, and a
+  ``app.example.test`` (policy users) with four ``[[hosts.rules]]``, the host
+  ``jelly.example.test`` with ``case_insensitive_paths`` and an ``/admin``
+  rule, and a
   ``[[session.domains]]`` entry for ``example-org.test`` with its login host
   ``auth.example-org.test``;
 - ``conf.d/wiki.toml`` brings ``wiki.example.test`` and a policy of its own;
@@ -51,6 +53,7 @@ T = flows.TIMEOUT
 JSON = {"Accept": "application/json"}
 
 APP = f"app.{TEST_DOMAIN}"             # host with [[hosts.rules]]
+JELLY = f"jelly.{TEST_DOMAIN}"         # host with case_insensitive_paths (an ASP.NET Core app)
 WIKI = f"wiki.{TEST_DOMAIN}"           # host from conf.d/wiki.toml
 ORG_APP = f"app.{SECOND_DOMAIN}"       # a service under the second cookie domain
 ORG_AUTH = f"auth.{SECOND_DOMAIN}"     # the second domain's login host
@@ -86,6 +89,15 @@ action = "deny"
 [[hosts.rules]]
 paths = ["/public"]
 action = "bypass"
+
+[[hosts]]
+host = "{JELLY}"
+policy = "users"
+case_insensitive_paths = true   # routes /ADMIN as /admin
+
+[[hosts.rules]]
+paths = ["/admin"]
+policy = "admins"
 """
 
 WIKI_FRAGMENT = f"""# conf.d/wiki.toml: a service's own file, with a policy of its own
@@ -116,7 +128,7 @@ ADDITIONS = Additions(
     name="rules",
     config=_config,
     files={"conf.d/wiki.toml": WIKI_FRAGMENT},
-    aliases={"code": [APP, WIKI, ORG_APP, FRESH, LATE, BROKEN], "auth": [ORG_AUTH]},
+    aliases={"code": [APP, JELLY, WIKI, ORG_APP, FRESH, LATE, BROKEN], "auth": [ORG_AUTH]},
     login_hosts=[ORG_AUTH],
     prepare=_prepare,
 )
@@ -251,6 +263,20 @@ def test_no_spelling_of_the_admin_area_admits_a_user(stack, bob):
     for path, (status, backend_path, user, anon_status) in seen.items():
         assert not (200 <= status < 300 and backend_path is not None), (path, seen[path])
         assert status in (400, 403), (path, seen[path])
+
+
+# On a host with case_insensitive_paths letter case is one more spelling: the
+# proxies forward /ADMIN as sent, pocketgate matches it to the /admin rule.
+def test_letter_case_is_a_spelling_on_a_case_insensitive_host(stack, alice, bob):
+    for path in ("/admin", "/ADMIN", "/Admin/users", "/aDmIn?x=1", "/%41dmin"):
+        denied(bob.get(stack.url(JELLY, path), allow_redirects=False, headers=JSON, timeout=T))
+    data = echo_json(bob.get(stack.url(JELLY, "/Other"), allow_redirects=False, headers=JSON, timeout=T))
+    assert (data["path"], user_of(data)) == ("/Other", "bob")
+    data = echo_json(alice.get(stack.url(JELLY, "/ADMIN"), allow_redirects=False, headers=JSON, timeout=T))
+    assert (data["path"], user_of(data)) == ("/ADMIN", "alice")
+    # without the switch (app.example.test) /ADMIN is another path, as most backends read it
+    data = echo_json(bob.get(stack.url(APP, "/ADMIN"), allow_redirects=False, headers=JSON, timeout=T))
+    assert (data["path"], user_of(data)) == ("/ADMIN", "bob")
 
 
 # --- 5. a host from an include file -----------------------------------------------

@@ -155,10 +155,17 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         }
     };
     let claim_roles = claim_roles(&prefix, h, report);
-    let bypass_paths = prefixes(&format!("{prefix}.bypass_paths"), &h.bypass_paths, report);
+    let fold = h.case_insensitive_paths;
+    let bypass_paths = prefixes(
+        &format!("{prefix}.bypass_paths"),
+        &h.bypass_paths,
+        fold,
+        report,
+    );
     let bypass_resources = resources(
         &format!("{prefix}.bypass_resources"),
         &h.bypass_resources,
+        fold,
         report,
     );
     let allowed_networks = networks(
@@ -170,7 +177,7 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         .rules
         .iter()
         .enumerate()
-        .map(|(j, r)| path_rule(&format!("{prefix}.rules[{j}]"), r, builder, report))
+        .map(|(j, r)| path_rule(&format!("{prefix}.rules[{j}]"), r, fold, builder, report))
         .collect();
     let rules: Option<Vec<PathRule>> = rules.into_iter().collect();
     let host = HostRule {
@@ -182,7 +189,8 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         bypass_resources: bypass_resources?,
         allowed_networks: allowed_networks?,
         source: h.origin.as_ref().map(|o| o.file.clone()),
-        rules: PathRules::new(rules?),
+        rules: PathRules::new(rules?, fold),
+        case_insensitive_paths: fold,
     };
     for w in unreachable_rules(&prefix, &host) {
         report.warn(w);
@@ -194,11 +202,12 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
 fn path_rule(
     key: &str,
     r: &RawRule,
+    fold: bool,
     builder: &RulesBuilder,
     report: &mut Report,
 ) -> Option<PathRule> {
-    let paths = prefixes(&format!("{key}.paths"), &r.paths, report);
-    let resources = resources(&format!("{key}.resources"), &r.resources, report);
+    let paths = prefixes(&format!("{key}.paths"), &r.paths, fold, report);
+    let resources = resources(&format!("{key}.resources"), &r.resources, fold, report);
     let networks = networks(&format!("{key}.networks"), &r.networks, report);
     let methods = methods(&format!("{key}.methods"), &r.methods, report);
     let action = match (r.policy.as_deref(), r.action.as_deref()) {
@@ -376,24 +385,35 @@ fn claim_roles(prefix: &str, h: &RawHost, report: &mut Report) -> Option<Vec<Cla
     ok.then_some(out)
 }
 
-/// Path prefixes (`bypass_paths`).
-pub(super) fn prefixes(key: &str, raw: &[String], report: &mut Report) -> Option<Vec<PathPrefix>> {
+/// Path prefixes (`bypass_paths`), lower-cased when the host folds case.
+pub(super) fn prefixes(
+    key: &str,
+    raw: &[String],
+    fold: bool,
+    report: &mut Report,
+) -> Option<Vec<PathPrefix>> {
     let parsed: Vec<Option<PathPrefix>> = raw
         .iter()
         .enumerate()
         .map(|(j, p)| {
-            report.take(
-                PathPrefix::parse(p).map_err(|e| invalid(format!("{key}[{j}]"), p, e.reason())),
-            )
+            report
+                .take(
+                    PathPrefix::parse(p).map_err(|e| invalid(format!("{key}[{j}]"), p, e.reason())),
+                )
+                .map(|p| if fold { p.folded() } else { p })
         })
         .collect();
     parsed.into_iter().collect()
 }
 
-/// Regexes on the path (`bypass_resources`), compiled into one set.
+/// Regexes on the path (`bypass_resources`), compiled into one set;
+/// case-insensitively when the host folds case, where a regex that turns
+/// case sensitivity back on (`(?-i)`) is refused: on folded paths it would
+/// silently stop matching the spellings it names.
 pub(super) fn resources(
     key: &str,
     raw: &[String],
+    fold: bool,
     report: &mut Report,
 ) -> Option<Option<Resources>> {
     let mut ok = true;
@@ -410,6 +430,13 @@ pub(super) fn resources(
                 reason: e.to_string(),
             });
             ok = false;
+        } else if fold && clears_case_insensitivity(r) {
+            report.error(invalid(
+                format!("{key}[{j}]"),
+                r,
+                "turns case sensitivity back on ((?-i)) on a host with case_insensitive_paths, where paths are matched with their case folded (fix: drop the flag)",
+            ));
+            ok = false;
         } else if !r.starts_with("^/") {
             report.warn(format!(
                 "{key}[{j}]: {r:?} is not anchored with \"^/\": it matches anywhere in the path (e.g. in /x{})",
@@ -421,12 +448,24 @@ pub(super) fn resources(
         return None;
     }
     report.take(
-        Resources::new(raw.to_vec()).map_err(|e| ConfigError::BadRegex {
+        Resources::new(raw.to_vec(), fold).map_err(|e| ConfigError::BadRegex {
             key: key.into(),
             value: raw.join(" | "),
             reason: e.to_string(),
         }),
     )
+}
+
+/// Whether a regex has an inline flag group that clears `i` (`(?-i)`,
+/// `(?s-i:...)`). Errs towards yes (an escaped `\(?-i` counts too).
+fn clears_case_insensitivity(regex: &str) -> bool {
+    regex.match_indices("(?").any(|(at, _)| {
+        let flags = regex.get(at + 2..).unwrap_or_default();
+        let flags = flags.split([':', ')']).next().unwrap_or_default();
+        flags
+            .split_once('-')
+            .is_some_and(|(_, off)| off.contains('i'))
+    })
 }
 
 /// CIDR lists (`allowed_networks`, `trusted_proxies`).
