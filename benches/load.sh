@@ -21,15 +21,32 @@
 # 127.0.0.1 only, with its prefix, logs and temp files in a mktemp -d.
 # Installs wrk and nginx-light with apt-get when missing and running as root.
 #
+# nginx's http block takes the part between `# BEGIN pocketgate-http` and
+# `# END pocketgate-http` from examples/nginx/nginx.conf itself (the part the
+# NixOS module copies), only its upstream address changed: the snippet and the
+# maps it needs cannot drift apart here.
+#
+# SHORT=1 (or --smoke) is the check CI runs: one round of 1 s per case against
+# the debug build (`cargo build --bin pocketgate`, the binary the tests use)
+# unless POCKETGATE_BIN names one. It proves every case still answers 200
+# through the real wiring and prints the table; its figures are NOT
+# measurements (debug build, 1 s, a busy CI machine).
+#
 #   benches/load.sh                 # 3 rounds of 10 s per case, 1 wrk thread, 64 connections
 #   DURATION=5 CONNECTIONS=32 benches/load.sh
 #   POCKETGATE_BIN=/tmp/pocketgate-old benches/load.sh   # another build
+#   SHORT=1 benches/load.sh         # the smoke check (~15 s once built)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
-DURATION="${DURATION:-10}"
+[ "${1:-}" != --smoke ] || SHORT=1
+SHORT="${SHORT:-}"
+if [ -n "$SHORT" ]; then
+    DURATION="${DURATION:-1}" ROUNDS="${ROUNDS:-1}"
+else
+    DURATION="${DURATION:-10}" ROUNDS="${ROUNDS:-3}"
+fi
 CONNECTIONS="${CONNECTIONS:-64}"
-ROUNDS="${ROUNDS:-3}"
 
 # --- tools ---------------------------------------------------------------------
 NGINX_BIN=$(command -v nginx || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true)
@@ -51,10 +68,14 @@ fi
 
 # POCKETGATE_BIN=path: measure that build instead (e.g. to compare two commits).
 BIN="${POCKETGATE_BIN:-}"
-if [ -z "$BIN" ]; then
-    cargo build --release --quiet --bin pocketgate
+if [ -z "$BIN" ] && [ -n "$SHORT" ]; then
+    cargo build --locked --quiet --bin pocketgate
+    BIN=target/debug/pocketgate
+elif [ -z "$BIN" ]; then
+    cargo build --locked --release --quiet --bin pocketgate
     BIN=target/release/pocketgate
 fi
+[ -x "$BIN" ] || { echo "POCKETGATE_BIN=$BIN is not an executable" >&2; exit 2; }
 
 PID="" PID2="" NGX_PID=""
 JAR=$(mktemp) JAR2=$(mktemp)
@@ -105,9 +126,20 @@ sed 's#^auth_request /internal-auth;#auth_request off;#' "$SNIPPET" > "$NGX/none
 grep -q 'proxy_pass http://floor/ok;' "$NGX/floor.conf" && grep -q '^auth_request off;' "$NGX/none.conf" || {
     echo "$SNIPPET no longer has the shape this script substitutes" >&2; exit 1
 }
+# The http-block part the snippet needs (the $pg_backend_cookie maps, the
+# $pg_port map, the pocketgate upstream), as shipped, pointed at the demo.
+NGINX_EXAMPLE=examples/nginx/nginx.conf
+awk '/^    # BEGIN pocketgate-http/ { on = 1 } on { print } /^    # END pocketgate-http/ { on = 0 }' \
+    "$NGINX_EXAMPLE" > "$NGX/http.conf.in"
+sed "s#server 127.0.0.1:4180;#server 127.0.0.1:$P;#" "$NGX/http.conf.in" > "$NGX/http.conf"
+grep -q '# END pocketgate-http' "$NGX/http.conf" && grep -q "server 127.0.0.1:$P;" "$NGX/http.conf" || {
+    echo "$NGINX_EXAMPLE no longer has the pocketgate-http part (with 'server 127.0.0.1:4180;') this script takes" >&2
+    exit 1
+}
 NA=$(port) NB=$(port) NC=$(port) NF=$(port) NK=$(port)
 cat > "$NGX/nginx.conf" <<EOF
-# As examples/nginx/nginx.conf, on loopback, without TLS and logs.
+# As examples/nginx/nginx.conf (its pocketgate-http part included as shipped),
+# on loopback, without TLS and logs.
 worker_processes auto;
 events { worker_connections 1024; }
 http {
@@ -122,7 +154,7 @@ http {
         default upgrade;
         ''      close;
     }
-    upstream pocketgate { server 127.0.0.1:$P; keepalive 16; }
+    include $NGX/http.conf;
     upstream floor      { server 127.0.0.1:$NF; keepalive 16; }
 
     server {    # pocketgate, exactly as shipped
@@ -210,7 +242,8 @@ median() { sort -g | awk '{ v[NR] = $1 } END { printf "%s", (NR % 2) ? v[(NR + 1
 # so every case runs ROUNDS times, interleaved, and the table shows medians.
 declare -A RPS P50 P99
 echo "$(nproc) cores; load average before the runs: $(cut -d' ' -f1-3 /proc/loadavg)"
-echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s per case, $ROUNDS rounds with the cases interleaved"
+echo "wrk -t1 -c$CONNECTIONS -d${DURATION}s per case, $ROUNDS rounds with the cases interleaved, $BIN"
+[ -z "$SHORT" ] || echo "SHORT: a smoke check of the wiring; these figures are not measurements"
 for _ in $(seq 1 "$ROUNDS"); do
     for key in "${CASES[@]}"; do
         args_of "$key"

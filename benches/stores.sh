@@ -10,21 +10,36 @@
 # persistence; the redis row is skipped (and says so) when redis-server is
 # not installed. Needs wrk (apt-get install wrk) and python3.
 #
+# SHORT=1 (or --smoke) is the check CI runs: one round of 1 s per store,
+# 1,000 sessions and no settling wait, against the debug build (`cargo build
+# --bin pocketgate`, the binary the tests use) unless POCKETGATE_BIN names
+# one. It proves every store still signs in and answers under load and prints
+# the table; its figures are NOT measurements.
+#
 #   benches/stores.sh
 #   DURATION=5 ROUNDS=3 CONNECTIONS=64 benches/stores.sh
+#   POCKETGATE_BIN=/tmp/pocketgate-old benches/stores.sh   # another build
+#   SHORT=1 benches/stores.sh       # the smoke check
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-DURATION="${DURATION:-8}"
-ROUNDS="${ROUNDS:-3}"
-CONNECTIONS="${CONNECTIONS:-64}"
-SESSIONS="${SESSIONS:-100000}"
-command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
-if [ -z "${POCKETGATE_BIN:-}" ]; then
-    cargo build --release --quiet --bin pocketgate
-    BIN=target/release/pocketgate
+[ "${1:-}" != --smoke ] || SHORT=1
+SHORT="${SHORT:-}"
+if [ -n "$SHORT" ]; then
+    DURATION="${DURATION:-1}" ROUNDS="${ROUNDS:-1}" SESSIONS="${SESSIONS:-1000}" SETTLE=0
 else
-    BIN=$POCKETGATE_BIN
+    DURATION="${DURATION:-8}" ROUNDS="${ROUNDS:-3}" SESSIONS="${SESSIONS:-100000}" SETTLE=6
 fi
+CONNECTIONS="${CONNECTIONS:-64}"
+command -v wrk >/dev/null || { echo "wrk is needed (apt-get install wrk)" >&2; exit 2; }
+BIN="${POCKETGATE_BIN:-}"
+if [ -z "$BIN" ] && [ -n "$SHORT" ]; then
+    cargo build --locked --quiet --bin pocketgate
+    BIN=target/debug/pocketgate
+elif [ -z "$BIN" ]; then
+    cargo build --locked --release --quiet --bin pocketgate
+    BIN=target/release/pocketgate
+fi
+[ -x "$BIN" ] || { echo "POCKETGATE_BIN=$BIN is not an executable" >&2; exit 2; }
 
 PIDS=()
 WORK=$(mktemp -d)
@@ -86,7 +101,8 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 echo
-echo "signed-in /forward-auth, wrk -t1 -c$CONNECTIONS, ${ROUNDS}x${DURATION}s interleaved, medians"
+echo "signed-in /forward-auth, wrk -t1 -c$CONNECTIONS, ${ROUNDS}x${DURATION}s interleaved, medians, $BIN"
+[ -z "$SHORT" ] || echo "SHORT: a smoke check of the stores; these figures are not measurements"
 echo "| store | requests/s | p50 ms | p99 ms | vs cookie |"
 echo "| --- | --- | --- | --- | --- |"
 base=$(tr ' ' '\n' <<<"${RPS[cookie]}" | grep . | median)
@@ -121,6 +137,6 @@ c.commit()
 print(f"{c.execute('SELECT count(*) FROM sessions').fetchone()[0]} live sessions in {db} ({os.path.getsize(db) // (1024 * 1024)} MiB)")
 PY
 for _ in $(seq 1 200); do curl -s -o /dev/null -H "X-Forwarded-Host: admin.demo.test" -H "X-Forwarded-Uri: /" -H "Cookie: ${COOKIE[embedded]}" "${BASE[embedded]}/forward-auth"; done
-sleep 6  # past the cache's 5 s
+sleep "$SETTLE"  # past the cache's 5 s
 rss=$(awk '/VmRSS/ {print $2}' "/proc/${DEMO_PID[embedded]}/status")
 echo "idle RSS of pocketgate demo --store embedded with $SESSIONS live sessions: $((rss / 1024)) MiB (the demo process also runs the development provider)"
