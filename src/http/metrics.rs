@@ -312,6 +312,7 @@ struct SessionMetrics {
     store_errors: Counter,
     store_latency: Histogram,
     refreshes: [Counter; RefreshOutcome::ALL.len()],
+    records_rejected: Counter,
 }
 
 impl SessionMetrics {
@@ -362,6 +363,12 @@ impl SessionMetrics {
             "Identity refreshes with the provider, by outcome",
             refresh_family,
         );
+        let records_rejected = Counter::default();
+        registry.register(
+            "pocketgate_session_records_rejected",
+            "Stored session records that did not open (edited, copied, foreign key, garbage) and were removed",
+            records_rejected.clone(),
+        );
         SessionMetrics {
             created,
             ended,
@@ -369,6 +376,7 @@ impl SessionMetrics {
             store_errors,
             store_latency,
             refreshes,
+            records_rejected,
         }
     }
 }
@@ -667,6 +675,10 @@ impl SessionEvents for Metrics {
         {
             c.inc();
         }
+    }
+
+    fn record_rejected(&self) {
+        self.sessions.records_rejected.inc();
     }
 }
 
