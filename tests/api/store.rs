@@ -555,7 +555,8 @@ async fn a_token_endpoint_that_hangs_logs_nobody_out() {
 // ---------------------------------------------------------------------------
 
 /// Run one SQL statement (with text parameters) on the embedded store's file
-/// through a second connection, as someone with write access to it would.
+/// through a second connection, as someone with write access to it would;
+/// it must change something.
 fn sql(app: &TestApp, statement: &str, params: &[&str]) {
     let file = app
         .state_dir
@@ -565,7 +566,7 @@ fn sql(app: &TestApp, statement: &str, params: &[&str]) {
         .join("sessions.sqlite3");
     let ok = std::process::Command::new("python3")
         .arg("-c")
-        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); n=c.execute(sys.argv[2], sys.argv[3:]).rowcount; c.commit(); sys.exit(0 if n >= 1 else 3)")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); n=c.execute(sys.argv[2], sys.argv[3:]).rowcount; c.commit(); sys.exit(0 if n != 0 else 3)")
         .arg(file)
         .arg(statement)
         .args(params)
@@ -662,5 +663,40 @@ async fn a_garbage_record_is_a_login_never_a_5xx_and_counted_once() {
         records_rejected(&app).await,
         "pocketgate_session_records_rejected_total 1",
         "counted (and logged) once, not per request"
+    );
+}
+
+#[actix_web::test]
+async fn a_back_channel_logout_the_store_failed_is_done_by_the_providers_retry() {
+    use dev_idp::LogoutTokenOptions;
+    let app = spawn_embedded().await;
+    let idp = app.idp.as_ref().unwrap();
+    let cookie = session_cookie(&sign_in(&app, &browser(), "alice", RD).await).unwrap();
+    let sid = idp.sessions("alice").last().cloned().unwrap();
+    let token = idp
+        .logout_token(&LogoutTokenOptions {
+            jti: Some("retried-jti".into()),
+            ..LogoutTokenOptions::new("alice", &sid)
+        })
+        .await
+        .unwrap();
+    // The sessions cannot be ended now (their table is out of reach).
+    sql(&app, "ALTER TABLE sessions RENAME TO sessions_away", &[]);
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        503,
+        "the provider is told to try again"
+    );
+    sql(&app, "ALTER TABLE sessions_away RENAME TO sessions", &[]);
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        200,
+        "the retry of the same token is no replay: its effect did not happen"
+    );
+    assert_eq!(allowed(&app, &cookie).await, 401, "the session ended");
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        400,
+        "once done, the token is spent"
     );
 }
