@@ -700,3 +700,24 @@ async fn a_back_channel_logout_the_store_failed_is_done_by_the_providers_retry()
         "once done, the token is spent"
     );
 }
+
+/// `pocketgate sessions list` shows the browser's address, not the proxy's.
+#[actix_web::test]
+async fn a_session_started_through_a_trusted_proxy_lists_the_forwarded_client() {
+    let app = spawn_embedded().await;
+    let b = browser();
+    let cb = crate::login::to_callback(&app, &b, "alice", RD).await;
+    // The test client's address, 127.0.0.1, is in trusted_proxies.
+    let r = b
+        .get(cb)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let (list, _) = app.state.sessions.list(&Filter::All, now()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].1.client.as_deref(), Some("203.0.113.7"));
+    let shown = pocketgate::cli::sessions_text(&list, true);
+    assert!(shown.contains("\"client\":\"203.0.113.7\""), "{shown}");
+}
