@@ -292,42 +292,11 @@ impl Sessions {
                         }
                         None => {
                             self.events.cache(false);
-                            let started = std::time::Instant::now();
-                            let got = store.get(&key).await;
-                            self.events.store_call(
-                                started.elapsed(),
-                                !matches!(got, Err(StoreError::Unavailable { .. })),
-                            );
-                            let opened = match got {
-                                Ok(None) => None,
-                                Ok(Some(stored)) => match stored.open(&self.keys, &key) {
-                                    Ok(r) => Some(r),
-                                    Err(why) => {
-                                        self.reject(store, &key, &why.to_string()).await?;
-                                        None
-                                    }
-                                },
-                                Err(StoreError::Corrupt(why)) => {
-                                    self.reject(store, &key, &why).await?;
-                                    None
-                                }
-                                Err(e) => return Err(e),
-                            };
-                            match opened {
-                                Some(r) if now >= r.expires => {
-                                    // Found ended: remove it now rather than at the next purge.
-                                    if store.remove(&key).await?.is_some() {
-                                        self.events.ended(EndReason::Expired, 1);
-                                    }
-                                    None
-                                }
-                                Some(r) => {
-                                    let r = Arc::new(r);
-                                    cache.insert(key.clone(), r.clone());
-                                    Some(r)
-                                }
-                                None => None,
+                            let loaded = self.load(store, &key, now).await?.map(Arc::new);
+                            if let Some(r) = &loaded {
+                                cache.insert(key.clone(), r.clone());
                             }
+                            loaded
                         }
                     };
                     if let Some(r) = record.filter(|r| now < r.expires) {
@@ -349,6 +318,42 @@ impl Sessions {
                 }
                 Ok(None)
             }
+        }
+    }
+
+    /// The opened record under `key` from the store (a cache miss); `None`
+    /// when there is none, when it has ended (removed now rather than at the
+    /// next purge), or when it does not open (removed, counted, logged once).
+    async fn load(
+        &self,
+        store: &Store,
+        key: &StoreKey,
+        now: u64,
+    ) -> Result<Option<Record>, StoreError> {
+        let started = std::time::Instant::now();
+        let got = store.get(key).await;
+        self.events.store_call(
+            started.elapsed(),
+            !matches!(got, Err(StoreError::Unavailable { .. })),
+        );
+        let opened = match got {
+            Ok(None) => return Ok(None),
+            Ok(Some(stored)) => stored.open(&self.keys, key).map_err(|why| why.to_string()),
+            Err(StoreError::Corrupt(why)) => Err(why),
+            Err(e) => return Err(e),
+        };
+        match opened {
+            Err(why) => {
+                self.reject(store, key, &why).await?;
+                Ok(None)
+            }
+            Ok(r) if now >= r.expires => {
+                if store.remove(key).await?.is_some() {
+                    self.events.ended(EndReason::Expired, 1);
+                }
+                Ok(None)
+            }
+            Ok(r) => Ok(Some(r)),
         }
     }
 
