@@ -237,6 +237,34 @@ fn bench(c: &mut Criterion) {
             black_box(resp.status())
         })
     });
+    // The same request signed in with the embedded store: the sealed id in
+    // the cookie, the record (sealed in the store) answered from the cache.
+    let (store_state, store_cookie, _dir) = rt.block_on(embedded_app());
+    let store_app = rt.block_on(test::init_service(
+        App::new()
+            .app_data(web::Data::new(LiveState::new(store_state)))
+            .configure(routes),
+    ));
+    assert_eq!(
+        rt.block_on(test::call_service(
+            &store_app,
+            caddy("/d/abc/dashboard", Some(&store_cookie), OUTSIDE)
+        ))
+        .status(),
+        200
+    );
+    group.bench_function(
+        "forward-auth signed in, embedded store (cached record)",
+        |b| {
+            b.iter(|| {
+                let resp = rt.block_on(test::call_service(
+                    &store_app,
+                    caddy("/d/abc/dashboard", Some(&store_cookie), OUTSIDE),
+                ));
+                black_box(resp.status())
+            })
+        },
+    );
     group.bench_function("building the bearer test request alone (subtract)", |b| {
         b.iter(|| black_box(bearer(&token)))
     });
@@ -279,6 +307,52 @@ async fn bearer_app() -> (AppState, String, dev_idp::DevIdp) {
         .await
         .unwrap();
     (state, token, idp)
+}
+
+/// The bench configuration with `store = "embedded"` in a temporary
+/// directory, and the Cookie header of a session started in it for alice.
+async fn embedded_app() -> (AppState, String, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = CONFIG.replace(
+        "store = \"cookie\"",
+        &format!("store = \"embedded\"\nstate_dir = {:?}", dir.path()),
+    );
+    let env = |k: &str| (k == "POCKETGATE_SESSION__SECRET").then(|| SECRET.to_string());
+    let runtime = Arc::new(load_str(&config, &env).unwrap().value);
+    let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims()).unwrap();
+    let settings = pocketgate::config::StoreSettings::Embedded {
+        state_dir: dir.path().to_path_buf(),
+    };
+    let store = pocketgate::session::store::Store::open(&settings)
+        .await
+        .unwrap();
+    let state = AppState::new(runtime, provider, store).unwrap();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let identity = Session::open(&state.keys, &sealed_session(&state.keys), now)
+        .unwrap()
+        .identity;
+    let cookies = state
+        .sessions
+        .create(
+            &state.cookie,
+            identity,
+            pocketgate::session::Tokens::default(),
+            pocketgate::session::LoginContext::default(),
+            std::time::Duration::from_secs(12 * 3600),
+            now,
+            &[],
+        )
+        .await
+        .unwrap();
+    let value = cookies[0].value().to_string();
+    let cookie = format!(
+        "grafana_session=4f2d1b0e8c7a6b5d4e3f2a1b0c9d8e7f; grafana_session_expiry=1732350000; \
+         _ga=GA1.1.1234567890.1732300000; pocketgate={value}; theme=dark"
+    );
+    (state, cookie, dir)
 }
 
 criterion_group!(benches, bench);

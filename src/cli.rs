@@ -17,7 +17,8 @@ use crate::domain::ClientAddr;
 use crate::http::{AppState, Application, ServeOptions};
 use crate::oidc::Provider;
 use crate::policy::{self, HostMatch, Identity, RequestFacts, Rules};
-use crate::session::store::{Filter, Record, Store, StoreKey};
+use crate::session::store::{open_listed, Filter, Record, Store, StoreKey};
+use crate::session::SessionKeys;
 
 /// Forward-auth sidecar for Caddy, nginx and Traefik in front of Pocket ID.
 #[derive(Debug, Parser)]
@@ -206,6 +207,7 @@ fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let keys = SessionKeys::new(&loaded.value.session.secrets);
     runtime.block_on(async {
         let store = match Store::open(&settings).await {
             Ok(Some(s)) => s,
@@ -220,7 +222,17 @@ fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
                 let filter = user.clone().map_or(Filter::All, Filter::User);
                 match store.list(&filter, kit::unix_now()).await {
                     Ok(list) => {
+                        let (mut list, unopened) = open_listed(&keys, list);
+                        list.sort_by(|(ka, a), (kb, b)| {
+                            a.issued.cmp(&b.issued).then_with(|| ka.cmp(kb))
+                        });
                         print!("{}", sessions_text(&list, *json));
+                        if unopened > 0 {
+                            eprintln!(
+                                "warning: {unopened} stored record(s) do not open with the configured session secret \
+                                 (sealed under a secret no longer configured, or edited); serve removes each when its cookie comes"
+                            );
+                        }
                         ExitCode::SUCCESS
                     }
                     Err(e) => {

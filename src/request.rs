@@ -178,6 +178,19 @@ pub fn served_host<'h>(
         .or_else(|| host_of("host"))
 }
 
+/// The client address of a request to pocketgate's own pages (`/callback`,
+/// which records it as the session's client): `X-Forwarded-For` read as for
+/// `/forward-auth` when the peer is a trusted proxy, else the peer. It is
+/// shown to operators, never decided on, so an `X-Forwarded-For` that does
+/// not parse gives the peer rather than an error.
+pub fn client_of(headers: &HeaderMap, peer: IpAddr, trusted_proxies: &Networks) -> IpAddr {
+    let peer = peer.to_canonical();
+    if !is_trusted(peer, trusted_proxies) {
+        return peer;
+    }
+    client_ip(headers, peer, trusted_proxies).unwrap_or(peer)
+}
+
 /// The original request as one header set describes it, without the client address.
 struct Target<'h> {
     method: &'h str,

@@ -23,8 +23,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pocketgate::config::{RedisUrl, StoreSettings};
-use pocketgate::policy::Identity;
-use pocketgate::session::store::{Filter, Record, Redis, Store, StoreError, StoreKey};
+use pocketgate::session::store::{Filter, Redis, Store, StoreError, StoreKey, Stored};
 
 // ---------------------------------------------------------------------------
 // A redis-server of our own
@@ -242,30 +241,21 @@ fn key(name: &str) -> StoreKey {
 }
 
 /// A session of `user` (subject `sub-<user>`) issued `age` seconds ago,
-/// ending `left` seconds from now.
-fn record(user: &str, sid: Option<&str>, age: u64, left: u64) -> Record {
+/// ending `left` seconds from now, as a store keeps it (the store never
+/// opens the sealed part).
+fn record(user: &str, sid: Option<&str>, age: u64, left: u64) -> Stored {
     let now = now();
-    Record {
-        identity: Identity {
-            subject: format!("sub-{user}"),
-            user: user.into(),
-            groups: vec!["users".into()],
-            ..Identity::default()
-        },
+    Stored {
+        user: user.into(),
+        subject: format!("sub-{user}"),
+        sid: sid.map(str::to_owned),
         issued: now - age,
         expires: now + left,
-        refreshed: now - age,
-        refresh_token: Some("sealed-refresh-token".into()),
-        id_token: Some("sealed-id-token".into()),
-        sid: sid.map(str::to_owned),
-        client: Some("192.0.2.1".into()),
-        user_agent: Some("test".into()),
-        refresh_failures: 0,
-        retry_at: 0,
+        sealed: "sealed-record".into(),
     }
 }
 
-fn keys_of(listed: &[(StoreKey, Record)]) -> Vec<StoreKey> {
+fn keys_of(listed: &[(StoreKey, Stored)]) -> Vec<StoreKey> {
     listed.iter().map(|(k, _)| k.clone()).collect()
 }
 
@@ -1198,5 +1188,135 @@ async fn two_replicas_share_sessions_logouts_and_one_refresh() {
     assert!(
         changed(&m1) ^ changed(&m2),
         "exactly one replica refreshed:\n{m1}\n{m2}"
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Records in Redis are sealed: nothing in it can be edited into access
+// ---------------------------------------------------------------------------
+
+/// A replica on `redis` with its development provider.
+async fn replica(redis: &Server) -> common::TestApp {
+    common::spawn(common::Options {
+        idp: true,
+        session: format!("store = \"redis\"\nredis_url = {:?}\n", redis.url()),
+        ..common::Options::default()
+    })
+    .await
+}
+
+/// The Redis key of `user`'s one session record.
+async fn record_key_of(raw: &mut redis::aio::MultiplexedConnection, user: &str) -> String {
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("{}u:{user}", Redis::PREFIX))
+        .query_async(raw)
+        .await
+        .unwrap();
+    assert_eq!(members.len(), 1, "one session of {user}: {members:?}");
+    format!("{}s:{}", Redis::PREFIX, members[0])
+}
+
+/// Overwrite a record in place (keeping its expiry), as whoever can write to Redis would.
+async fn overwrite(raw: &mut redis::aio::MultiplexedConnection, name: &str, value: &str) {
+    let _: () = redis::cmd("SET")
+        .arg(name)
+        .arg(value)
+        .arg("KEEPTTL")
+        .query_async(raw)
+        .await
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn an_edited_redis_record_grants_no_group() {
+    let Some(redis) = Server::start() else {
+        return;
+    };
+    let app = replica(&redis).await;
+    let bob = sign_in(&app, "bob").await;
+    assert_eq!(status(&app, "grafana.example.test", &bob).await, 403);
+    let mut raw = redis.raw().await;
+    let name = record_key_of(&mut raw, "bob").await;
+    overwrite(
+        &mut raw,
+        &name,
+        &common::forged_record("bob", &["admins", "users"]),
+    )
+    .await;
+    common::wait_out_the_cache().await;
+    assert_eq!(
+        status(&app, "grafana.example.test", &bob).await,
+        401,
+        "an edited record is no session: login again"
+    );
+    assert_eq!(
+        common::records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1"
+    );
+}
+
+#[actix_web::test]
+async fn a_redis_record_copied_under_another_key_does_not_make_that_session_its_user() {
+    let Some(redis) = Server::start() else {
+        return;
+    };
+    let app = replica(&redis).await;
+    let alice = sign_in(&app, "alice").await;
+    let bob = sign_in(&app, "bob").await;
+    let mut raw = redis.raw().await;
+    let (of_alice, of_bob) = (
+        record_key_of(&mut raw, "alice").await,
+        record_key_of(&mut raw, "bob").await,
+    );
+    let copied: String = redis::cmd("GET")
+        .arg(&of_alice)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    overwrite(&mut raw, &of_bob, &copied).await;
+    common::wait_out_the_cache().await;
+    let r = common::client()
+        .get(app.url("/whoami"))
+        .header("Cookie", &bob)
+        .send()
+        .await
+        .unwrap();
+    let code = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(code, 401, "bob's cookie became: {body}");
+    assert_eq!(status(&app, "grafana.example.test", &alice).await, 200);
+    assert_eq!(
+        common::records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1"
+    );
+}
+
+#[actix_web::test]
+async fn a_garbage_redis_record_is_a_login_never_a_5xx_and_counted_once() {
+    let Some(redis) = Server::start() else {
+        return;
+    };
+    let app = replica(&redis).await;
+    let bob = sign_in(&app, "bob").await;
+    let mut raw = redis.raw().await;
+    let name = record_key_of(&mut raw, "bob").await;
+    overwrite(&mut raw, &name, "garbage{").await;
+    common::wait_out_the_cache().await;
+    let r = common::ask(
+        &app,
+        common::Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", &bob), ("Accept", "text/html")],
+    )
+    .await;
+    assert_eq!(r.status(), 302, "a browser goes to login");
+    for _ in 0..3 {
+        assert_eq!(status(&app, "app.example.test", &bob).await, 401);
+    }
+    assert_eq!(
+        common::records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1",
+        "counted (and logged) once, not per request"
     );
 }

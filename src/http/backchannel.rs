@@ -1,9 +1,11 @@
 //! `POST /backchannel-logout`: OIDC Back-Channel Logout 1.0. The provider
-//! posts a signed `logout_token`; once it verifies (`oidc::logout`) and its
-//! `jti` was never seen, the sessions of its `sid` end (a token without a
-//! `sid`: every session of its `sub`). 200 on success; 400 with the reason otherwise; 503 when the
-//! provider's keys or the session store cannot be reached (the provider may
-//! retry). Every answer carries `Cache-Control: no-store`.
+//! posts a signed `logout_token`; once it verifies (`oidc::logout`), the
+//! sessions of its `sid` end (a token without a `sid`: every session of its
+//! `sub`), and only then is its `jti` recorded: a token seen before is a
+//! replay. 200 on success; 400 with the reason otherwise; 503 when the
+//! provider's keys or the session store cannot be reached, and then the
+//! token is not spent, so the provider's retry ends the sessions. Every
+//! answer carries `Cache-Control: no-store`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
@@ -73,9 +75,6 @@ pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>
     };
     let result = async {
         let until = now + MAX_AGE.as_secs() + 120;
-        if !state.sessions.claim_jti(&claims.jti, until).await? {
-            return Ok(None);
-        }
         // The sessions of the token's provider session; only a token without
         // a sid ends every session of its subject. (After pocketgate's own
         // /logout the provider sends a token for the sid just ended: falling
@@ -98,7 +97,11 @@ pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>
             }
             (None, None) => 0,
         };
-        Ok::<_, crate::session::store::StoreError>(Some(ended))
+        // Spent only once its sessions have ended: had the store failed
+        // above, the provider's retry of this token must still work. A
+        // replay ends nothing new (that provider session has ended).
+        let fresh = state.sessions.claim_jti(&claims.jti, until).await?;
+        Ok::<_, crate::session::store::StoreError>(fresh.then_some(ended))
     }
     .await;
     match result {

@@ -188,8 +188,12 @@ pub(super) async fn callback(
     let flow_cookie = flow::callback_state(&params)
         .ok()
         .map(|s| flow_cookie_name(&state.cookie.name, served.public_url.https, s));
+    // The proxy's address is not the browser's: read X-Forwarded-For as
+    // /forward-auth does (only from trusted_proxies).
     let context = LoginContext {
-        client: super::peer_ip(&req).map(|ip| ip.to_string()),
+        client: super::peer_ip(&req).map(|ip| {
+            request::client_of(req.headers(), ip, &state.runtime.trusted_proxies).to_string()
+        }),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)

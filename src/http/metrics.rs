@@ -321,6 +321,7 @@ struct SessionMetrics {
     store_errors: Counter,
     store_latency: Histogram,
     refreshes: [Counter; RefreshOutcome::ALL.len()],
+    records_rejected: Counter,
 }
 
 impl SessionMetrics {
@@ -371,6 +372,12 @@ impl SessionMetrics {
             "Identity refreshes with the provider, by outcome",
             refresh_family,
         );
+        let records_rejected = Counter::default();
+        registry.register(
+            "pocketgate_session_records_rejected",
+            "Stored session records that did not open (edited, copied, foreign key, garbage) and were removed",
+            records_rejected.clone(),
+        );
         SessionMetrics {
             created,
             ended,
@@ -378,6 +385,7 @@ impl SessionMetrics {
             store_errors,
             store_latency,
             refreshes,
+            records_rejected,
         }
     }
 }
@@ -697,6 +705,10 @@ impl SessionEvents for Metrics {
         {
             c.inc();
         }
+    }
+
+    fn record_rejected(&self) {
+        self.sessions.records_rejected.inc();
     }
 }
 

@@ -419,7 +419,8 @@ pub(crate) fn no_session(public_url: &PublicUrl) -> HttpResponse {
 }
 
 /// The identity headers for `user`, or the name of the field that cannot be
-/// sent (a control character, CR or LF in it). Groups are comma-joined; a group
+/// sent (a control character, CR or LF in it). The e-mail header only when
+/// `email_verified` is true. Groups are comma-joined; a group
 /// whose name itself holds a comma is left out of the header, since a backend
 /// splitting on commas would read it as two groups.
 pub fn identity_headers(
@@ -431,7 +432,9 @@ pub fn identity_headers(
         names.user.clone(),
         header_value(&user.user).ok_or("user name")?,
     ));
-    if let Some(email) = &user.email {
+    // Only an address the provider vouches for: an unverified one could
+    // name anyone, and backends key accounts on it.
+    if let Some(email) = user.email.as_ref().filter(|_| user.email_verified) {
         out.push((
             names.email.clone(),
             header_value(email).ok_or("e-mail address")?,
@@ -511,4 +514,39 @@ pub(crate) fn html(status: StatusCode, title: &str, body_html: &str) -> HttpResp
             "default-src 'none'; style-src 'unsafe-inline'",
         ))
         .body(pages::page(title, body_html))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_e_mail_header_goes_only_with_a_verified_address() {
+        let names = HeaderNames {
+            user: header::HeaderName::from_static("x-remote-user"),
+            email: header::HeaderName::from_static("x-remote-email"),
+            name: header::HeaderName::from_static("x-remote-name"),
+            groups: header::HeaderName::from_static("x-remote-groups"),
+        };
+        let mut user = Identity {
+            user: "bob".into(),
+            email: Some("boss@example.com".into()),
+            email_verified: false,
+            ..Identity::default()
+        };
+        let email_of = |user: &Identity| {
+            identity_headers(&names, user).map(|headers| {
+                headers
+                    .into_iter()
+                    .find(|(n, _)| n == "x-remote-email")
+                    .map(|(_, v)| v)
+            })
+        };
+        assert_eq!(email_of(&user), Ok(None), "unverified: left out");
+        user.email_verified = true;
+        assert_eq!(
+            email_of(&user),
+            Ok(Some(HeaderValue::from_static("boss@example.com")))
+        );
+    }
 }

@@ -537,3 +537,21 @@ fn served_host_believes_x_forwarded_host_only_from_trusted_proxies() {
         assert_eq!(got.as_deref(), want, "{headers:?} from {peer}");
     }
 }
+
+/// The client a session records at `/callback`: forwarded only through a trusted proxy.
+#[rustfmt::skip]
+#[test]
+fn the_client_of_a_login_is_read_through_trusted_proxies_only() {
+    let client = |xff: Option<&str>, peer: &str| {
+        let mut req = TestRequest::default();
+        if let Some(v) = xff {
+            req = req.append_header(("X-Forwarded-For", v));
+        }
+        client_of(req.to_http_request().headers(), peer.parse().unwrap(), &trusted()).to_string()
+    };
+    assert_eq!(client(Some("203.0.113.7"), "127.0.0.1"), "203.0.113.7", "trusted proxy");
+    assert_eq!(client(Some("203.0.113.7, 10.9.1.1"), "127.0.0.1"), "203.0.113.7", "trusted hops skipped");
+    assert_eq!(client(Some("203.0.113.7"), "198.51.100.2"), "198.51.100.2", "untrusted peer: its own address");
+    assert_eq!(client(None, "127.0.0.1"), "127.0.0.1", "no header: the peer");
+    assert_eq!(client(Some("not-an-ip"), "127.0.0.1"), "127.0.0.1", "garbage: the peer");
+}

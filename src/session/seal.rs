@@ -44,15 +44,19 @@ pub enum Purpose {
     SessionId,
     /// A provider token (refresh or ID token) kept in a store record.
     StoredToken,
+    /// A whole session record in a store, bound to its store key
+    /// ([`SessionKeys::seal_bound`]).
+    StoredRecord,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 5] = [
+    const ALL: [Purpose; 6] = [
         Purpose::Session,
         Purpose::Flow,
         Purpose::IdToken,
         Purpose::SessionId,
         Purpose::StoredToken,
+        Purpose::StoredRecord,
     ];
 
     /// The associated data that binds a sealed value to its purpose.
@@ -63,9 +67,37 @@ impl Purpose {
             Purpose::IdToken => b"pocketgate/v1/id-token",
             Purpose::SessionId => b"pocketgate/v1/session-id",
             Purpose::StoredToken => b"pocketgate/v1/stored-token",
+            Purpose::StoredRecord => b"pocketgate/v1/stored-record",
+        }
+    }
+
+    /// The associated data with `context` bound in as well (empty: the
+    /// purpose's alone, as every value sealed before contexts existed).
+    fn associated_data_with(self, context: &[u8]) -> Vec<u8> {
+        let base = self.associated_data();
+        let mut aad = Vec::with_capacity(base.len() + 1 + context.len());
+        aad.extend_from_slice(base);
+        if !context.is_empty() {
+            aad.push(0);
+            aad.extend_from_slice(context);
+        }
+        aad
+    }
+
+    /// The longest sealed value of this purpose `open` looks at: a cookie's
+    /// worth, except store records, which hold sealed tokens of their own
+    /// and never travel in a cookie.
+    fn max_sealed_len(self) -> usize {
+        match self {
+            Purpose::StoredRecord => MAX_RECORD_LEN,
+            _ => MAX_SEALED_LEN,
         }
     }
 }
+
+/// Longest sealed store record `open` looks at (a record holds two sealed
+/// tokens of a few KiB each).
+const MAX_RECORD_LEN: usize = 256 * 1024;
 
 /// Why a sealed value did not open. Only ever logged (at debug level): the
 /// request simply has no session.
@@ -89,6 +121,8 @@ pub enum Refused {
     Expired,
     #[error("issued in the future (clock skew beyond the allowance)")]
     FromTheFuture,
+    #[error("the fields beside a sealed record disagree with it (edited in the store)")]
+    Disagrees,
 }
 
 struct Key {
@@ -126,6 +160,14 @@ impl SessionKeys {
 
     /// Encrypt `plaintext` for `purpose` with the current key.
     pub fn seal(&self, purpose: Purpose, plaintext: &[u8]) -> String {
+        self.seal_bound(purpose, &[], plaintext)
+    }
+
+    /// Encrypt `plaintext` for `purpose` and `context` (e.g. the store key a
+    /// record lives under): it opens only with the same purpose and context,
+    /// so a sealed value copied elsewhere does not open there.
+    pub fn seal_bound(&self, purpose: Purpose, context: &[u8], plaintext: &[u8]) -> String {
+        let aad = purpose.associated_data_with(context);
         let mut nonce = [0u8; NONCE_LEN];
         // Without an OS random source no value can be sealed safely; there is no
         // sensible way to continue, and this does not depend on any input.
@@ -136,7 +178,7 @@ impl SessionKeys {
         getrandom::getrandom(&mut nonce).expect("the operating system's random source failed");
         let payload = Payload {
             msg: plaintext,
-            aad: purpose.associated_data(),
+            aad: &aad,
         };
         // AES-GCM only refuses plaintexts longer than 64 GiB, which cannot occur here.
         #[allow(
@@ -158,7 +200,18 @@ impl SessionKeys {
 
     /// Decrypt a value sealed for `purpose` by one of the keys, or say why not.
     pub fn open(&self, purpose: Purpose, sealed: &str) -> Result<Vec<u8>, Refused> {
-        if sealed.len() > MAX_SEALED_LEN {
+        self.open_bound(purpose, &[], sealed)
+    }
+
+    /// Decrypt a value sealed by [`SessionKeys::seal_bound`] for `purpose`
+    /// and `context`, or say why not (another context is `Tampered`).
+    pub fn open_bound(
+        &self,
+        purpose: Purpose,
+        context: &[u8],
+        sealed: &str,
+    ) -> Result<Vec<u8>, Refused> {
+        if sealed.len() > purpose.max_sealed_len() {
             return Err(Refused::TooLong);
         }
         let raw = URL_SAFE_NO_PAD
@@ -186,7 +239,7 @@ impl SessionKeys {
                 nonce,
                 Payload {
                     msg: ciphertext,
-                    aad: purpose.associated_data(),
+                    aad: &purpose.associated_data_with(context),
                 },
             )
         };

@@ -7,7 +7,12 @@
 //! The cache keeps a record at most [`CACHE_TTL`]: a session revoked on
 //! another replica, or by `pocketgate sessions revoke`, is refused everywhere
 //! within that time. It never extends a session: expiry is checked on every
-//! read.
+//! read. It holds records already opened: the signed-in path opens a sealed
+//! record once per cache lifetime, not once per request.
+//!
+//! A stored record that does not open (edited, copied under another key,
+//! sealed by a secret no longer configured, garbage) is no session: it is
+//! removed, counted and logged once, and the browser goes to login.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,6 +112,8 @@ pub trait SessionEvents: Send + Sync {
     fn store_call(&self, took: Duration, ok: bool);
     /// One refresh attempt ended so.
     fn refresh(&self, outcome: RefreshOutcome);
+    /// A stored record did not open and was removed.
+    fn record_rejected(&self);
 }
 
 /// Events nobody listens to.
@@ -119,6 +126,7 @@ impl SessionEvents for NoEvents {
     fn cache(&self, _: bool) {}
     fn store_call(&self, _: Duration, _: bool) {}
     fn refresh(&self, _: RefreshOutcome) {}
+    fn record_rejected(&self) {}
 }
 
 /// The tokens a login (or refresh) returned.
@@ -284,24 +292,11 @@ impl Sessions {
                         }
                         None => {
                             self.events.cache(false);
-                            let started = std::time::Instant::now();
-                            let got = store.get(&key).await;
-                            self.events.store_call(started.elapsed(), got.is_ok());
-                            match got? {
-                                Some(r) if now >= r.expires => {
-                                    // Found ended: remove it now rather than at the next purge.
-                                    if store.remove(&key).await?.is_some() {
-                                        self.events.ended(EndReason::Expired, 1);
-                                    }
-                                    None
-                                }
-                                Some(r) => {
-                                    let r = Arc::new(r);
-                                    cache.insert(key.clone(), r.clone());
-                                    Some(r)
-                                }
-                                None => None,
+                            let loaded = self.load(store, &key, now).await?.map(Arc::new);
+                            if let Some(r) = &loaded {
+                                cache.insert(key.clone(), r.clone());
                             }
+                            loaded
                         }
                     };
                     if let Some(r) = record.filter(|r| now < r.expires) {
@@ -324,6 +319,59 @@ impl Sessions {
                 Ok(None)
             }
         }
+    }
+
+    /// The opened record under `key` from the store (a cache miss); `None`
+    /// when there is none, when it has ended (removed now rather than at the
+    /// next purge), or when it does not open (removed, counted, logged once).
+    async fn load(
+        &self,
+        store: &Store,
+        key: &StoreKey,
+        now: u64,
+    ) -> Result<Option<Record>, StoreError> {
+        let started = std::time::Instant::now();
+        let got = store.get(key).await;
+        self.events.store_call(
+            started.elapsed(),
+            !matches!(got, Err(StoreError::Unavailable { .. })),
+        );
+        let opened = match got {
+            Ok(None) => return Ok(None),
+            Ok(Some(stored)) => stored.open(&self.keys, key).map_err(|why| why.to_string()),
+            Err(StoreError::Corrupt(why)) => Err(why),
+            Err(e) => return Err(e),
+        };
+        match opened {
+            Err(why) => {
+                self.reject(store, key, &why).await?;
+                Ok(None)
+            }
+            Ok(r) if now >= r.expires => {
+                if store.remove(key).await?.is_some() {
+                    self.events.ended(EndReason::Expired, 1);
+                }
+                Ok(None)
+            }
+            Ok(r) => Ok(Some(r)),
+        }
+    }
+
+    /// A stored record that does not open is no session: remove it (so it
+    /// is logged and counted once, not on every request) and say why.
+    async fn reject(&self, store: &Store, key: &StoreKey, why: &str) -> Result<(), StoreError> {
+        match store.remove(key).await {
+            // Removed, or what was removed does not parse either.
+            Ok(_) | Err(StoreError::Corrupt(_)) => {}
+            Err(e) => return Err(e),
+        }
+        self.events.record_rejected();
+        tracing::warn!(
+            session = key.short(),
+            %why,
+            "a stored session record does not open; removed, the browser signs in again"
+        );
+        Ok(())
     }
 
     fn refresh_due(&self, r: &Record, now: u64) -> bool {
@@ -360,7 +408,11 @@ impl Sessions {
         let Some(store) = self.store() else {
             return Ok(None);
         };
-        let Some(record) = store.get(key).await? else {
+        let Some(record) = store
+            .get(key)
+            .await?
+            .and_then(|stored| stored.open(&self.keys, key).ok())
+        else {
             return Ok(None);
         };
         if now >= record.expires || !self.refresh_due(&record, now) {
@@ -439,7 +491,7 @@ impl Sessions {
     /// process see it at once.
     async fn save_if_live(&self, key: &StoreKey, record: Record) -> Result<(), StoreError> {
         if let Backend::Store { store, cache } = &self.backend {
-            if store.update(key, &record).await? {
+            if store.update(key, &record.seal(&self.keys, key)).await? {
                 cache.insert(key.clone(), Arc::new(record));
             } else {
                 cache.invalidate(key);
@@ -547,7 +599,7 @@ impl Sessions {
                     refresh_failures: 0,
                     retry_at: 0,
                 };
-                store.put(&key, &record).await?;
+                store.put(&key, &record.seal(&self.keys, &key)).await?;
                 cache.insert(key, Arc::new(record));
                 self.events.created();
                 let sealed = self.keys.seal(Purpose::SessionId, &id);
@@ -581,6 +633,7 @@ impl Sessions {
                 }
                 Ok(Ended {
                     id_token: record
+                        .and_then(|r| r.open(&self.keys, key).ok())
                         .and_then(|r| r.id_token)
                         .and_then(|t| self.unseal(&t)),
                     user,
@@ -609,6 +662,22 @@ impl Sessions {
                 self.events.ended(reason, keys.len());
                 Ok(keys.len())
             }
+        }
+    }
+
+    /// The live sessions matching `filter` with their records opened, oldest
+    /// first, and how many records did not open.
+    pub async fn list(
+        &self,
+        filter: &Filter,
+        now: u64,
+    ) -> Result<(Vec<(StoreKey, Record)>, usize), StoreError> {
+        match self.store() {
+            None => Ok((Vec::new(), 0)),
+            Some(store) => Ok(super::store::open_listed(
+                &self.keys,
+                store.list(filter, now).await?,
+            )),
         }
     }
 

@@ -752,3 +752,61 @@ fn only_the_session_family_is_borrowed_from_the_cookie_header() {
     let pairs = request_pairs([header], |n| is_family("pg", n));
     assert_eq!(pairs, vec![("pg", "abc"), ("pg_0", "c0"), ("pg_1", "c1")]);
 }
+
+mod stored_records {
+    use super::*;
+    use crate::session::store::{Record, StoreKey};
+
+    fn record() -> Record {
+        Record {
+            identity: identity(),
+            issued: NOW - 10,
+            expires: NOW + 3600,
+            refreshed: NOW - 10,
+            refresh_token: Some("sealed-refresh".into()),
+            id_token: None,
+            sid: Some("sid-1".into()),
+            client: Some("203.0.113.7".into()),
+            user_agent: None,
+            refresh_failures: 0,
+            retry_at: 0,
+        }
+    }
+
+    #[test]
+    fn a_record_opens_only_under_its_own_key_and_with_its_clear_fields() {
+        let keys = keys(&[secret(1)]);
+        let (a, b) = (StoreKey::of(b"a"), StoreKey::of(b"b"));
+        let stored = record().seal(&keys, &a);
+        assert_eq!(stored.user, "alice");
+        assert_eq!(stored.sid.as_deref(), Some("sid-1"));
+        assert!(!stored.sealed.contains("admins"), "groups are sealed");
+        assert_eq!(stored.open(&keys, &a), Ok(record()));
+        assert_eq!(stored.open(&keys, &b), Err(Refused::Tampered), "copied");
+        let mut renamed = stored.clone();
+        renamed.user = "bob".into();
+        assert_eq!(renamed.open(&keys, &a), Err(Refused::Disagrees));
+        let mut moved = stored.clone();
+        moved.sid = None;
+        assert_eq!(moved.open(&keys, &a), Err(Refused::Disagrees));
+        let foreign = record().seal(&super::keys(&[secret(2)]), &a);
+        assert_eq!(foreign.open(&keys, &a), Err(Refused::ForeignKey));
+        // A value sealed for another purpose, with the right key, is no record.
+        let mut other = stored;
+        other.sealed = keys.seal(Purpose::StoredToken, b"{}");
+        assert!(other.open(&keys, &a).is_err());
+    }
+
+    #[test]
+    fn a_record_sealed_under_an_older_secret_line_still_opens() {
+        let key = StoreKey::of(b"k");
+        let stored = record().seal(&keys(&[secret(1)]), &key);
+        let rotated = keys(&[secret(2), secret(1)]);
+        assert_eq!(stored.open(&rotated, &key), Ok(record()));
+        assert_eq!(
+            stored.open(&keys(&[secret(2)]), &key),
+            Err(Refused::ForeignKey),
+            "the old line removed: no longer"
+        );
+    }
+}

@@ -246,3 +246,31 @@ fn an_include_file_may_carry_host_tables_and_its_mistakes_name_the_file() {
         "{err}"
     );
 }
+
+/// The e-mail header carries only what the provider vouches for.
+#[actix_web::test]
+async fn an_unverified_e_mail_never_reaches_the_backend() {
+    let app = spawn(Options {
+        idp: true,
+        ..Options::default()
+    })
+    .await;
+    let idp = app.idp.as_ref().unwrap();
+    idp.set_email("bob", "alice@example.test", false).unwrap();
+    idp.set_email("alice", "alice@example.test", true).unwrap();
+    let rd = "https://app.example.test/";
+    let bob =
+        crate::login::session_cookie(&crate::login::sign_in(&app, &browser(), "bob", rd).await)
+            .unwrap();
+    let alice =
+        crate::login::session_cookie(&crate::login::sign_in(&app, &browser(), "alice", rd).await)
+            .unwrap();
+    for how in BOTH {
+        let r = ask(&app, how, "app.example.test", "/", &[("Cookie", &bob)]).await;
+        assert_eq!(r.status(), 200, "{how:?}");
+        assert_eq!(header(&r, "x-remote-user"), Some("bob"));
+        assert_eq!(header(&r, "x-remote-email"), None, "{how:?}: unverified");
+        let r = ask(&app, how, "app.example.test", "/", &[("Cookie", &alice)]).await;
+        assert_eq!(header(&r, "x-remote-email"), Some("alice@example.test"));
+    }
+}

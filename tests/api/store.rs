@@ -37,8 +37,7 @@ async fn the_cookie_holds_only_a_sealed_id_under_200_bytes() {
     assert_eq!(allowed(&app, &cookie).await, 200);
     // The store holds the session, keyed by a hash of the id: the cookie's
     // value appears nowhere in it, and its tokens are sealed.
-    let store = app.state.sessions.store().unwrap();
-    let list = store.list(&Filter::All, now()).await.unwrap();
+    let (list, _) = app.state.sessions.list(&Filter::All, now()).await.unwrap();
     assert_eq!(list.len(), 1);
     let (key, record) = &list[0];
     assert_eq!(record.identity.user, "alice");
@@ -251,11 +250,10 @@ async fn a_group_removed_at_the_provider_denies_after_the_next_refresh() {
     let record = &app
         .state
         .sessions
-        .store()
-        .unwrap()
         .list(&Filter::All, now())
         .await
-        .unwrap()[0]
+        .unwrap()
+        .0[0]
         .1;
     let first_token = record
         .refresh_token
@@ -274,11 +272,10 @@ async fn a_group_removed_at_the_provider_denies_after_the_next_refresh() {
     let record = &app
         .state
         .sessions
-        .store()
-        .unwrap()
         .list(&Filter::All, now())
         .await
-        .unwrap()[0]
+        .unwrap()
+        .0[0]
         .1;
     assert_eq!(record.identity.groups, vec!["users"]);
     assert_ne!(
@@ -317,11 +314,10 @@ async fn a_disabled_user_is_signed_out_at_the_next_refresh() {
     assert!(app
         .state
         .sessions
-        .store()
-        .unwrap()
         .list(&Filter::All, now())
         .await
         .unwrap()
+        .0
         .is_empty());
     let metrics = client()
         .get(app.url("/metrics"))
@@ -552,4 +548,176 @@ async fn a_token_endpoint_that_hangs_logs_nobody_out() {
         metrics.contains("pocketgate_session_refreshes_total{outcome=\"invalid\"} 0"),
         "{metrics}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// Records in the store are sealed: nothing in it can be edited into access
+// ---------------------------------------------------------------------------
+
+/// Run one SQL statement (with text parameters) on the embedded store's file
+/// through a second connection, as someone with write access to it would;
+/// it must change something.
+fn sql(app: &TestApp, statement: &str, params: &[&str]) {
+    let file = app
+        .state_dir
+        .as_ref()
+        .unwrap()
+        .path()
+        .join("sessions.sqlite3");
+    let ok = std::process::Command::new("python3")
+        .arg("-c")
+        .arg("import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); n=c.execute(sys.argv[2], sys.argv[3:]).rowcount; c.commit(); sys.exit(0 if n != 0 else 3)")
+        .arg(file)
+        .arg(statement)
+        .args(params)
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(ok, "could not run {statement} on the store");
+}
+
+#[actix_web::test]
+async fn an_edited_record_grants_no_group() {
+    let app = spawn_embedded().await;
+    let bob = session_cookie(&sign_in(&app, &browser(), "bob", RD).await).unwrap();
+    assert_eq!(
+        forward_auth_status(&app, "grafana.example.test", &bob).await,
+        403
+    );
+    // bob writes himself into admins in the store.
+    sql(
+        &app,
+        "UPDATE sessions SET record = ?1 WHERE user = 'bob'",
+        &[&forged_record("bob", &["admins", "users"])],
+    );
+    wait_out_the_cache().await;
+    assert_eq!(
+        forward_auth_status(&app, "grafana.example.test", &bob).await,
+        401,
+        "an edited record is no session: login again"
+    );
+    assert_eq!(allowed(&app, &bob).await, 401);
+    assert_eq!(
+        records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1"
+    );
+}
+
+#[actix_web::test]
+async fn a_record_copied_under_another_key_does_not_make_that_session_its_user() {
+    let app = spawn_embedded().await;
+    let alice = session_cookie(&sign_in(&app, &browser(), "alice", RD).await).unwrap();
+    let bob = session_cookie(&sign_in(&app, &browser(), "bob", RD).await).unwrap();
+    sql(
+        &app,
+        "UPDATE sessions SET record = (SELECT record FROM sessions WHERE user = 'alice') WHERE user = 'bob'",
+        &[],
+    );
+    wait_out_the_cache().await;
+    let r = client()
+        .get(app.url("/whoami"))
+        .header("Cookie", &bob)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 401, "bob's cookie became: {body}");
+    assert_eq!(
+        forward_auth_status(&app, "grafana.example.test", &bob).await,
+        401
+    );
+    assert_eq!(
+        forward_auth_status(&app, "grafana.example.test", &alice).await,
+        200,
+        "the original stays alice's"
+    );
+    assert_eq!(
+        records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1"
+    );
+}
+
+#[actix_web::test]
+async fn a_garbage_record_is_a_login_never_a_5xx_and_counted_once() {
+    let app = spawn_embedded().await;
+    let bob = session_cookie(&sign_in(&app, &browser(), "bob", RD).await).unwrap();
+    sql(
+        &app,
+        "UPDATE sessions SET record = 'garbage{' WHERE user = 'bob'",
+        &[],
+    );
+    wait_out_the_cache().await;
+    let r = ask(
+        &app,
+        Ask::ForwardAuth,
+        "app.example.test",
+        "/",
+        &[("Cookie", &bob), ("Accept", "text/html")],
+    )
+    .await;
+    assert_eq!(r.status(), 302, "a browser goes to login");
+    for _ in 0..3 {
+        assert_eq!(allowed(&app, &bob).await, 401, "an API client gets 401");
+    }
+    assert_eq!(
+        records_rejected(&app).await,
+        "pocketgate_session_records_rejected_total 1",
+        "counted (and logged) once, not per request"
+    );
+}
+
+#[actix_web::test]
+async fn a_back_channel_logout_the_store_failed_is_done_by_the_providers_retry() {
+    use dev_idp::LogoutTokenOptions;
+    let app = spawn_embedded().await;
+    let idp = app.idp.as_ref().unwrap();
+    let cookie = session_cookie(&sign_in(&app, &browser(), "alice", RD).await).unwrap();
+    let sid = idp.sessions("alice").last().cloned().unwrap();
+    let token = idp
+        .logout_token(&LogoutTokenOptions {
+            jti: Some("retried-jti".into()),
+            ..LogoutTokenOptions::new("alice", &sid)
+        })
+        .await
+        .unwrap();
+    // The sessions cannot be ended now (their table is out of reach).
+    sql(&app, "ALTER TABLE sessions RENAME TO sessions_away", &[]);
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        503,
+        "the provider is told to try again"
+    );
+    sql(&app, "ALTER TABLE sessions_away RENAME TO sessions", &[]);
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        200,
+        "the retry of the same token is no replay: its effect did not happen"
+    );
+    assert_eq!(allowed(&app, &cookie).await, 401, "the session ended");
+    assert_eq!(
+        idp.send_logout_token(&token).await.unwrap(),
+        400,
+        "once done, the token is spent"
+    );
+}
+
+/// `pocketgate sessions list` shows the browser's address, not the proxy's.
+#[actix_web::test]
+async fn a_session_started_through_a_trusted_proxy_lists_the_forwarded_client() {
+    let app = spawn_embedded().await;
+    let b = browser();
+    let cb = crate::login::to_callback(&app, &b, "alice", RD).await;
+    // The test client's address, 127.0.0.1, is in trusted_proxies.
+    let r = b
+        .get(cb)
+        .header("X-Forwarded-For", "203.0.113.7")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let (list, _) = app.state.sessions.list(&Filter::All, now()).await.unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].1.client.as_deref(), Some("203.0.113.7"));
+    let shown = pocketgate::cli::sessions_text(&list, true);
+    assert!(shown.contains("\"client\":\"203.0.113.7\""), "{shown}");
 }

@@ -350,3 +350,45 @@ pub async fn forward_auth_status(app: &TestApp, host: &str, cookie: &str) -> u16
         .status()
         .as_u16()
 }
+
+/// A record granting `groups` to `user`, as whoever writes to the store
+/// would forge it: every field a session needs, in the record's own format.
+pub fn forged_record(user: &str, groups: &[&str]) -> String {
+    let now = now();
+    let record = pocketgate::session::store::Record {
+        identity: identity(user, groups),
+        issued: now,
+        expires: now + 3600,
+        refreshed: now,
+        refresh_token: None,
+        id_token: None,
+        sid: None,
+        client: None,
+        user_agent: None,
+        refresh_failures: 0,
+        retry_at: 0,
+    };
+    serde_json::to_string(&record).unwrap()
+}
+
+/// Wait until no process cache holds the record any more.
+pub async fn wait_out_the_cache() {
+    tokio::time::sleep(pocketgate::session::CACHE_TTL + std::time::Duration::from_millis(300))
+        .await;
+}
+
+pub async fn records_rejected(app: &TestApp) -> String {
+    let metrics = client()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    metrics
+        .lines()
+        .find(|l| l.starts_with("pocketgate_session_records_rejected_total"))
+        .unwrap_or("no pocketgate_session_records_rejected_total")
+        .to_string()
+}

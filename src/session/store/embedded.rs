@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{Filter, Record, StoreError, StoreKey};
+use super::{Filter, StoreError, StoreKey, Stored};
 
 const FILE: &str = "sessions.sqlite3";
 
@@ -105,7 +105,7 @@ impl Embedded {
         }
     }
 
-    pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         let key = key.as_str().to_string();
         let text = self
             .with(move |c| {
@@ -120,12 +120,12 @@ impl Embedded {
         text.map(|t| parse(&t)).transpose()
     }
 
-    pub(super) async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+    pub(super) async fn put(&self, key: &StoreKey, record: &Stored) -> Result<(), StoreError> {
         let key = key.as_str().to_string();
         let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let (user, subject, sid) = (
-            record.identity.user.clone(),
-            record.identity.subject.clone(),
+            record.user.clone(),
+            record.subject.clone(),
             record.sid.clone(),
         );
         let (issued, expires) = (record.issued as i64, record.expires as i64);
@@ -147,10 +147,10 @@ impl Embedded {
         .await
     }
 
-    pub(super) async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+    pub(super) async fn update(&self, key: &StoreKey, record: &Stored) -> Result<bool, StoreError> {
         let key = key.as_str().to_string();
         let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        let (user, expires) = (record.identity.user.clone(), record.expires as i64);
+        let (user, expires) = (record.user.clone(), record.expires as i64);
         self.with(move |c| {
             let n = c.execute(
                 "UPDATE sessions SET user = ?2, expires = ?3, record = ?4 WHERE key = ?1",
@@ -161,7 +161,7 @@ impl Embedded {
         .await
     }
 
-    pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         let key = key.as_str().to_string();
         let text = self
             .with(move |c| {
@@ -197,7 +197,7 @@ impl Embedded {
         &self,
         filter: &Filter,
         now: u64,
-    ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
+    ) -> Result<Vec<(StoreKey, Stored)>, StoreError> {
         let (clause, value) = where_clause(filter);
         let rows = self
             .with(move |c| {
@@ -289,7 +289,7 @@ fn bind(value: &Option<String>) -> Vec<&dyn rusqlite::ToSql> {
     value.iter().map(|v| v as &dyn rusqlite::ToSql).collect()
 }
 
-fn parse(text: &str) -> Result<Record, StoreError> {
+fn parse(text: &str) -> Result<Stored, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 

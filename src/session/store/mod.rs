@@ -1,8 +1,10 @@
 //! Where sessions live on the server: the embedded database (`embedded.rs`)
 //! or Redis (`redis.rs`). With a store, the browser's cookie holds only a
-//! sealed random session id; the store is keyed by a hash of that id, and the
-//! tokens in a [`Record`] are sealed with the session secret, so a copy of the
-//! store yields no usable credential.
+//! sealed random session id; the store is keyed by a hash of that id, and
+//! each [`Record`] is kept [`Stored`]: sealed whole with the session secret,
+//! bound to its key, so a copy of the store yields no usable credential and
+//! nothing in it can be edited (or copied under another key) into access.
+//! Only what listing and revocation filter on sits beside it in the clear.
 //!
 //! A store answers every question a revocable session needs: is it there
 //! (`get`), end it (`remove`, `remove_matching`), who is signed in (`list`),
@@ -18,6 +20,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::{Purpose, Refused, SessionKeys};
 use crate::config::StoreSettings;
 use crate::policy::Identity;
 
@@ -97,6 +100,93 @@ pub struct Record {
     pub retry_at: u64,
 }
 
+impl Record {
+    /// Seal the whole record for the store, bound to `key`, with the fields
+    /// listing and revocation filter on beside it in the clear.
+    pub fn seal(&self, keys: &SessionKeys, key: &StoreKey) -> Stored {
+        // A record is strings, integers and a list: it always serializes.
+        let json = serde_json::to_vec(self).unwrap_or_default();
+        Stored {
+            user: self.identity.user.clone(),
+            subject: self.identity.subject.clone(),
+            sid: self.sid.clone(),
+            issued: self.issued,
+            expires: self.expires,
+            sealed: keys.seal_bound(Purpose::StoredRecord, key.as_str().as_bytes(), &json),
+        }
+    }
+}
+
+/// A [`Record`] as a store keeps it: sealed whole with the session secret
+/// (AES-256-GCM, the store key bound in as associated data), and beside it
+/// in the clear only what `list` and the revocation filters need. Nothing
+/// decides on the clear fields: a session is what [`Stored::open`] returns.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    /// The user name, for `--user` and the Redis index.
+    pub user: String,
+    /// The provider subject, for back-channel logout without `sid`.
+    #[serde(rename = "sub")]
+    pub subject: String,
+    /// The provider session, for back-channel logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
+    /// Login time, unix seconds (the order of `list`).
+    #[serde(rename = "iat")]
+    pub issued: u64,
+    /// End of the session, unix seconds (the store's own expiry).
+    #[serde(rename = "exp")]
+    pub expires: u64,
+    /// The whole record, sealed.
+    #[serde(rename = "rec")]
+    pub sealed: String,
+}
+
+impl Stored {
+    /// The record sealed in, when it opens under `key` with one of `keys`
+    /// (an older secret line too) and the clear fields agree with it.
+    pub fn open(&self, keys: &SessionKeys, key: &StoreKey) -> Result<Record, Refused> {
+        let json = keys.open_bound(Purpose::StoredRecord, key.as_str().as_bytes(), &self.sealed)?;
+        let record: Record = serde_json::from_slice(&json).map_err(|_| Refused::NotThisKind)?;
+        // Edited clear fields would hide the session from revocation.
+        if record.identity.user != self.user
+            || record.identity.subject != self.subject
+            || record.sid != self.sid
+            || record.issued != self.issued
+            || record.expires != self.expires
+        {
+            return Err(Refused::Disagrees);
+        }
+        Ok(record)
+    }
+}
+
+impl fmt::Debug for Stored {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stored")
+            .field("user", &self.user)
+            .field("sid", &self.sid)
+            .field("expires", &self.expires)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Open every listed record; those that do not open are counted, not shown.
+pub fn open_listed(
+    keys: &SessionKeys,
+    listed: Vec<(StoreKey, Stored)>,
+) -> (Vec<(StoreKey, Record)>, usize) {
+    let mut opened = Vec::with_capacity(listed.len());
+    let mut unopened = 0;
+    for (key, stored) in listed {
+        match stored.open(keys, &key) {
+            Ok(record) => opened.push((key, record)),
+            Err(_) => unopened += 1,
+        }
+    }
+    (opened, unopened)
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }
@@ -136,12 +226,12 @@ pub enum Filter {
 }
 
 impl Filter {
-    /// Whether the session under `key` matches.
-    pub fn matches(&self, key: &StoreKey, r: &Record) -> bool {
+    /// Whether the session under `key` matches (on the clear fields).
+    pub fn matches(&self, key: &StoreKey, r: &Stored) -> bool {
         match self {
             Filter::All => true,
-            Filter::User(u) => r.identity.user == *u,
-            Filter::Subject(s) => r.identity.subject == *s,
+            Filter::User(u) => r.user == *u,
+            Filter::Subject(s) => r.subject == *s,
             Filter::ProviderSession(sid) => r.sid.as_deref() == Some(sid.as_str()),
             Filter::Id(prefix) => key.as_str().starts_with(&prefix.to_ascii_lowercase()),
         }
@@ -196,7 +286,7 @@ impl Store {
 
     /// The session of this key, if present (possibly expired: the caller
     /// checks `expires`, so that it can count and remove ended sessions).
-    pub async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         match self {
             Store::Embedded(e) => e.get(key).await,
             Store::Redis(r) => r.get(key).await,
@@ -204,7 +294,7 @@ impl Store {
     }
 
     /// Create or replace a session.
-    pub async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+    pub async fn put(&self, key: &StoreKey, record: &Stored) -> Result<(), StoreError> {
         match self {
             Store::Embedded(e) => e.put(key, record).await,
             Store::Redis(r) => r.put(key, record).await,
@@ -213,7 +303,7 @@ impl Store {
 
     /// Replace a session that still exists; false when it ended meanwhile
     /// (a refresh never brings a revoked session back).
-    pub async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+    pub async fn update(&self, key: &StoreKey, record: &Stored) -> Result<bool, StoreError> {
         match self {
             Store::Embedded(e) => e.update(key, record).await,
             Store::Redis(r) => r.update(key, record).await,
@@ -221,7 +311,7 @@ impl Store {
     }
 
     /// End one session; the record it had.
-    pub async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         match self {
             Store::Embedded(e) => e.remove(key).await,
             Store::Redis(r) => r.remove(key).await,
@@ -241,7 +331,7 @@ impl Store {
         &self,
         filter: &Filter,
         now: u64,
-    ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
+    ) -> Result<Vec<(StoreKey, Stored)>, StoreError> {
         match self {
             Store::Embedded(e) => e.list(filter, now).await,
             Store::Redis(r) => r.list(filter, now).await,

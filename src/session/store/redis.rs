@@ -8,7 +8,7 @@
 //!
 //! | key                           | type   | holds                                 | expires                              |
 //! |-------------------------------|--------|---------------------------------------|--------------------------------------|
-//! | `pocketgate:s:<store key>`    | string | the [`Record`] as JSON                | at the record's `expires`            |
+//! | `pocketgate:s:<store key>`    | string | the [`Stored`] record as JSON         | at the record's `expires`            |
 //! | `pocketgate:u:<user>`         | set    | store keys of the user's sessions     | no sooner than its newest member     |
 //! | `pocketgate:sub:<sub>`        | set    | store keys by provider subject        | no sooner than its newest member     |
 //! | `pocketgate:sid:<sid>`        | set    | store keys by provider session        | no sooner than its newest member     |
@@ -43,7 +43,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
 
-use super::{Filter, Record, StoreError, StoreKey};
+use super::{Filter, StoreError, StoreKey, Stored};
 use crate::config::RedisUrl;
 
 /// The prefix of every key pocketgate writes ([`Redis::PREFIX`]).
@@ -134,12 +134,12 @@ impl Redis {
         self.place.clone()
     }
 
-    pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         let text: Option<String> = self.query(::redis::cmd("GET").arg(record_key(key))).await?;
         text.map(|t| parse(&t)).transpose()
     }
 
-    pub(super) async fn put(&self, key: &StoreKey, record: &Record) -> Result<(), StoreError> {
+    pub(super) async fn put(&self, key: &StoreKey, record: &Stored) -> Result<(), StoreError> {
         let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let ttl = millis_until(record.expires);
         if ttl == 0 {
@@ -169,7 +169,7 @@ impl Redis {
     /// Replace a record that still exists (`SET XX`): a refresh never brings
     /// back a session ended meanwhile. Index memberships are added for a
     /// changed user name; the old one becomes a stale member that reads skip.
-    pub(super) async fn update(&self, key: &StoreKey, record: &Record) -> Result<bool, StoreError> {
+    pub(super) async fn update(&self, key: &StoreKey, record: &Stored) -> Result<bool, StoreError> {
         let text = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let ttl = millis_until(record.expires);
         if ttl == 0 {
@@ -198,7 +198,7 @@ impl Redis {
         Ok(true)
     }
 
-    pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Record>, StoreError> {
+    pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         // GETDEL: of two concurrent removals only one gets the record back.
         let text: Option<String> = self
             .query_at_most_once(::redis::cmd("GETDEL").arg(record_key(key)))
@@ -307,7 +307,7 @@ impl Redis {
         &self,
         filter: &Filter,
         now: u64,
-    ) -> Result<Vec<(StoreKey, Record)>, StoreError> {
+    ) -> Result<Vec<(StoreKey, Stored)>, StoreError> {
         let mut found = Vec::new();
         match index_of(filter) {
             Some(index) => {
@@ -558,10 +558,10 @@ fn lock_key(key: &StoreKey) -> String {
 }
 
 /// The index sets a record is a member of.
-fn index_keys(record: &Record) -> Vec<String> {
+fn index_keys(record: &Stored) -> Vec<String> {
     let mut keys = vec![
-        format!("{PREFIX}u:{}", record.identity.user),
-        format!("{PREFIX}sub:{}", record.identity.subject),
+        format!("{PREFIX}u:{}", record.user),
+        format!("{PREFIX}sub:{}", record.subject),
     ];
     if let Some(sid) = &record.sid {
         keys.push(format!("{PREFIX}sid:{sid}"));
@@ -594,7 +594,7 @@ fn scan_pattern(filter: &Filter) -> Option<String> {
     }
 }
 
-fn parse(text: &str) -> Result<Record, StoreError> {
+fn parse(text: &str) -> Result<Stored, StoreError> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(e.to_string()))
 }
 
