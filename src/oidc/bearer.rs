@@ -403,8 +403,16 @@ pub(super) fn check_introspection(
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Err(TokenError::Inactive);
     }
+    // Pocket ID writes neither (its answer for its own refresh token is
+    // active, with our client_id): userinfo refuses those, later. When the
+    // provider does say, anything but an access token is refused here.
     if let Some(t) = logout::string_claim(answer, "token_type")? {
         if !ACCESS_TOKEN_TYPES.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+            return Err(TokenError::IntrospectedType);
+        }
+    }
+    if let Some(t) = logout::string_claim(answer, "token_use")? {
+        if !t.eq_ignore_ascii_case("access") {
             return Err(TokenError::IntrospectedType);
         }
     }

@@ -233,10 +233,11 @@ fn reencoded(token: &str, how: Reencode) -> String {
 
 const CLIENT: &str = "pocketgate";
 
-/// An introspection answer as Pocket ID gives one for a live access token.
+/// An introspection answer as Pocket ID gives one for a live access token
+/// (no `token_type`: Pocket ID never writes one).
 fn active() -> Value {
     json!({
-        "active": true, "token_type": "access_token", "scope": "openid profile",
+        "active": true, "scope": "openid profile",
         "exp": NOW + 3600, "iat": NOW - 5, "sub": "u-1", "aud": [CLIENT], "iss": ISS,
     })
 }
@@ -276,7 +277,8 @@ fn introspection_answers_that_are_accepted() {
             a
         },
         answer_with("token_type", json!("Bearer")),
-        answer_with("token_type", Value::Null),
+        answer_with("token_type", json!("access_token")),
+        answer_with("token_use", json!("access")),
         answer_with("iss", Value::Null),
         answer_with("exp", json!(NOW - 30)),
     ];
@@ -307,6 +309,8 @@ introspection_refused! {
     introspection_no_expiry:        answer_with("exp", Value::Null)                   => TokenError::NoExpiry,
     introspection_not_yet_valid:    answer_with("nbf", json!(NOW + 120))              => TokenError::NotYetValid,
     introspection_refresh_token:    answer_with("token_type", json!("refresh_token")) => TokenError::IntrospectedType,
+    introspection_refresh_use:      answer_with("token_use", json!("refresh"))        => TokenError::IntrospectedType,
+    introspection_id_token_use:     answer_with("token_use", json!("id"))             => TokenError::IntrospectedType,
     introspection_wrong_issuer:     answer_with("iss", json!("https://evil.example")) => TokenError::WrongIssuer,
 }
 
