@@ -361,15 +361,40 @@ let
   caddyFastcgi = text: let t = caddyTokens text; in hasInfix "php_fastcgi" text
     || lib.any (i: builtins.elemAt t i == "transport" && builtins.elemAt t (i + 1) == "fastcgi")
       (lib.range 0 (builtins.length t - 2));
+  # Snippets of services.caddy.extraConfig (`(name) { ... }`), by name: a
+  # site that imports one gets its directives, FastCGI ones included.
+  caddyGlobalParts = builtins.split "\\(([^()[:space:]]+)\\)[[:space:]]*\\{" (config.services.caddy.extraConfig or "");
+  # The text of a block up to its closing brace, from the text after its `{`.
+  caddyBlock = text: (lib.foldl' (acc: part:
+      if acc.depth == 0 then acc
+      else if builtins.isList part then
+        (let d = acc.depth + (if builtins.head part == "{" then 1 else -1);
+         in { depth = d; text = if d == 0 then acc.text else acc.text + builtins.head part; })
+      else acc // { text = acc.text + part; })
+    { depth = 1; text = ""; } (builtins.split "([{}])" text)).text;
+  caddySnippets = lib.listToAttrs (map (i: lib.nameValuePair
+      (builtins.head (builtins.elemAt caddyGlobalParts i))
+      (caddyBlock (builtins.elemAt caddyGlobalParts (i + 1))))
+    (filter (i: builtins.isList (builtins.elemAt caddyGlobalParts i)) (lib.range 0 (builtins.length caddyGlobalParts - 2))));
+  caddyImports = text: let t = caddyTokens text; in
+    map (i: builtins.elemAt t (i + 1)) (filter (i: builtins.elemAt t i == "import") (lib.range 0 (builtins.length t - 2)));
+  # The snippets `text` imports (through snippets too, a bounded depth) that use FastCGI.
+  caddyFastcgiImports = depth: text: lib.unique (concatMap (n:
+      let body = caddySnippets.${n}; in
+      optional (caddyFastcgi body) n ++ optionals (depth > 0) (caddyFastcgiImports (depth - 1) body))
+    (filter (n: n != "pocketgate" && caddySnippets ? ${n}) (caddyImports text)));
   caddyChecks = concatMap (name:
     let
       v = caddyVhosts.${name};
       served = map toLower ([ (v.hostName or name) ] ++ (v.serverAliases or [ ]));
       hosts = filter (h: elem (toLower h) served) protectedHosts;
+      imported = caddyFastcgiImports 8 (v.extraConfig or "");
+      via = lib.optionalString (imported != [ ])
+        ", in the snippet ${concatStringsSep ", " imported} it imports from services.caddy.extraConfig";
     in optional (hosts != [ ]) {
-      assertion = !(caddyFastcgi (v.extraConfig or ""));
+      assertion = !(caddyFastcgi (v.extraConfig or "")) && imported == [ ];
       message = "services.caddy.virtualHosts.\"${name}\" serves ${concatStringsSep ", " hosts}, which pocketgate "
-        + "protects, through FastCGI (php_fastcgi or transport fastcgi), where a client's header spellings fold "
+        + "protects, through FastCGI (php_fastcgi or transport fastcgi${via}), where a client's header spellings fold "
         + "into CGI variables beside the identity headers; pocketgate's Caddy wiring protects HTTP backends only: "
         + "serve the application over HTTP on loopback (e.g. php-fpm behind a local web server) and reverse_proxy to it";
     }) (attrNames caddyVhosts)

@@ -560,10 +560,93 @@ fn pool_path(max: usize) -> impl Strategy<Value = String> {
         .prop_map(|s| format!("/{}", s.join("/")))
 }
 
+/// Segments with letters beyond ASCII that case-insensitive matching must
+/// get right (`ß`, `ſ`, `İ`, the Kelvin sign, `ﬁ`, `é`): in regexes as
+/// written, in request paths percent-encoded as clients send them.
+const UNICODE_SEGMENTS: &[&str] = &["straße", "ſt", "İd", "\u{212a}b", "ﬁle", "é"];
+
+/// `s` with every byte beyond ASCII percent-encoded.
+fn encode_non_ascii(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii() {
+                c.to_string()
+            } else {
+                let mut buf = [0; 4];
+                c.encode_utf8(&mut buf)
+                    .bytes()
+                    .map(|b| format!("%{b:02X}"))
+                    .collect()
+            }
+        })
+        .collect()
+}
+
+/// A request path from the pool and the segments beyond ASCII (encoded).
+fn request_path(max: usize) -> impl Strategy<Value = String> {
+    let mut pool: Vec<String> = SEGMENTS.iter().map(|s| s.to_string()).collect();
+    pool.extend(UNICODE_SEGMENTS.iter().map(|s| encode_non_ascii(s)));
+    prop::collection::vec(select(pool), 1..=max).prop_map(|s| format!("/{}", s.join("/")))
+}
+
+/// `path` with one letter respelled as Unicode's simple case folding (what
+/// a case-insensitive regex equates) reads it: `ß` and `ẞ`, `é` and `É`,
+/// `s` as `ſ`, `k` as the Kelvin sign. Never from beyond ASCII to ASCII:
+/// that makes a path plainer than its plain form, which may then bypass.
+fn flip_unicode(path: &str, at: usize) -> String {
+    const PAIRS: &[(&str, &str)] = &[
+        ("%C3%9F", "%E1%BA%9E"),
+        ("%E1%BA%9E", "%C3%9F"),
+        ("%C3%A9", "%C3%89"),
+        ("%C3%89", "%C3%A9"),
+        ("s", "%C5%BF"),
+        ("k", "%E2%84%AA"),
+    ];
+    let spots: Vec<(usize, &str, &str)> = PAIRS
+        .iter()
+        .flat_map(|&(from, to)| path.match_indices(from).map(move |(j, _)| (j, from, to)))
+        .collect();
+    let Some(&(j, from, to)) = spots.get(at % spots.len().max(1)) else {
+        return path.to_string();
+    };
+    format!("{}{to}{}", &path[..j], &path[j + from.len()..])
+}
+
+/// `s` with each letter lower-cased where Unicode gives it one lower-case
+/// letter (simple case mapping, what a case-insensitive regex equates):
+/// `İ` stays, since its lower case is two characters.
+fn simple_lowercase(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            let mut lower = c.to_lowercase();
+            match (lower.next(), lower.next()) {
+                (Some(l), None) => l,
+                _ => c,
+            }
+        })
+        .collect()
+}
+
 /// A pool path, written with capitals now and then (`/Admin/Api`): rules
 /// spelled so must still meet lower-case paths on a case-insensitive host.
 fn written_path(max: usize, caps: f64) -> impl Strategy<Value = String> {
-    (pool_path(max), prop::bool::weighted(caps)).prop_map(|(p, caps)| {
+    written(pool_path(max), caps)
+}
+
+/// A path for a regex: the pool and the segments beyond ASCII, with
+/// capitals now and then (`/Straße`, `/É`).
+fn written_regex_path(max: usize, caps: f64) -> impl Strategy<Value = String> {
+    let mut pool: Vec<&str> = SEGMENTS.to_vec();
+    pool.extend(UNICODE_SEGMENTS);
+    let path =
+        prop::collection::vec(select(pool), 1..=max).prop_map(|s| format!("/{}", s.join("/")));
+    written(path, caps)
+}
+
+/// `path`, with the first letter of each segment upper-cased (where it has
+/// one upper-case letter) if `caps` says so.
+fn written(path: impl Strategy<Value = String>, caps: f64) -> impl Strategy<Value = String> {
+    (path, prop::bool::weighted(caps)).prop_map(|(p, caps)| {
         if !caps {
             return p;
         }
@@ -571,7 +654,14 @@ fn written_path(max: usize, caps: f64) -> impl Strategy<Value = String> {
             .map(|seg| {
                 let mut c = seg.chars();
                 match c.next() {
-                    Some(first) => first.to_ascii_uppercase().to_string() + c.as_str(),
+                    Some(first) => {
+                        let mut upper = first.to_uppercase();
+                        let first = match (upper.next(), upper.next()) {
+                            (Some(u), None) => u,
+                            _ => first,
+                        };
+                        first.to_string() + c.as_str()
+                    }
                     None => String::new(),
                 }
             })
@@ -583,7 +673,7 @@ fn written_path(max: usize, caps: f64) -> impl Strategy<Value = String> {
 /// One generated `[[hosts.rules]]` entry, as TOML.
 fn rule_toml(caps: f64) -> impl Strategy<Value = String> {
     let paths = prop::collection::vec(written_path(2, caps), 0..3);
-    let resources = prop::option::of((written_path(2, caps), any::<bool>()).prop_map(
+    let resources = prop::option::of((written_regex_path(2, caps), any::<bool>()).prop_map(
         |(p, exact)| {
             let p = p.replace('.', "\\.");
             if exact {
@@ -825,7 +915,7 @@ proptest! {
     #[test]
     fn spelling_never_helps_with_generated_rules(
         (config, caseless) in rule_set(any::<bool>(), 0.3),
-        plain in pool_path(4),
+        plain in request_path(4),
         trailing in any::<bool>(),
         how in prop::collection::vec(trick(), 1..4),
         flips in prop::collection::vec(any::<usize>(), 1..6),
@@ -837,7 +927,11 @@ proptest! {
         if caseless {
             let shouted = flips.iter().fold(plain.clone(), |p, &at| flip_case(&p, at));
             check_rules_spelling(&rules, &plain, &shouted);
-            let both = flips.iter().fold(spelled, |p, &at| flip_case(&p, at));
+            let folded = flips.iter().fold(plain.clone(), |p, &at| flip_unicode(&p, at));
+            check_rules_spelling(&rules, &plain, &folded);
+            let both = flips
+                .iter()
+                .fold(spelled, |p, &at| flip_unicode(&flip_case(&p, at), at));
             check_rules_spelling(&rules, &plain, &both);
         }
     }
@@ -848,14 +942,16 @@ proptest! {
     #[test]
     fn the_case_of_a_rule_never_matters_on_a_case_insensitive_host(
         (config, _) in rule_set(Just(true), 0.8),
-        plain in pool_path(3),
+        plain in request_path(3),
         how in prop::collection::vec(trick(), 0..3),
         flips in prop::collection::vec(any::<usize>(), 0..4),
     ) {
         let rules = rules_from(&config);
-        let lower = rules_from(&config.to_lowercase());
+        let lower = rules_from(&simple_lowercase(&config));
         let spelled = how.iter().fold(plain.clone(), |p, h| apply(&p, *h));
-        let spelled = flips.iter().fold(spelled, |p, &at| flip_case(&p, at));
+        let spelled = flips
+            .iter()
+            .fold(spelled, |p, &at| flip_unicode(&flip_case(&p, at), at));
         for path in [&plain, &spelled] {
             check_same_decisions(&rules, &lower, path);
         }

@@ -10,8 +10,9 @@
 //! A path already in normal form with no `%` and no `;` (nearly every real
 //! request) has exactly one reading and costs no allocation.
 //!
-//! Hosts with `case_insensitive_paths` match every reading with its letter
-//! case folded ([`fold_case`]). Folding comes after the readings are made, so
+//! Hosts with `case_insensitive_paths` match prefixes and the rules' index
+//! against every reading with its letter case folded ([`fold_case`]); their
+//! regexes fold case themselves, on the readings as read. Folding comes after the readings are made, so
 //! that `/%41dmin` reads as `/admin` too, and never decides whether a path is
 //! in normal form (that is a property of the path as sent).
 
@@ -120,13 +121,16 @@ const PLAIN: [bool; 256] = {
 
 /// One reading of a path with its letter case folded, for hosts whose
 /// backends match paths case-insensitively (`case_insensitive_paths`): ASCII
-/// letters lower-cased, every other character upper-cased and then
-/// lower-cased, so that the spellings such backends equate (`ſ` and `S`, the
-/// Kelvin sign and `k`) fold to one. Folds more than a backend might (`ß`
-/// reads as `ss`), which can only make readings disagree, never bypass: only
-/// a path in normal form bypasses, and its readings are ASCII. Hex digits of
-/// escapes fold too, which is harmless: regexes on folded paths are compiled
-/// case-insensitively and prefixes hold no `%`. Borrowed when nothing changes.
+/// letters lower-cased, every other character lower-cased, upper-cased and
+/// lower-cased again, so that the spellings such backends equate (`ſ` and
+/// `S`, the Kelvin sign and `k`, `ẞ` and `ß`) fold to one. Folds more than a
+/// backend might (`ß` reads as `ss`), which can only make readings disagree,
+/// never bypass: only a path in normal form bypasses, and its readings are
+/// ASCII. Prefixes and the rules' index meet the folded text; regexes meet
+/// the reading as read (compiled case-insensitively, they fold by Unicode's
+/// simple folding, which keeps `ß` apart from `ss`). Hex digits of escapes
+/// fold too, which is harmless: prefixes hold no `%`. Borrowed when nothing
+/// changes.
 pub fn fold_case(path: &str) -> Cow<'_, str> {
     if !path
         .bytes()
@@ -139,7 +143,11 @@ pub fn fold_case(path: &str) -> Cow<'_, str> {
         if c.is_ascii() {
             out.push(c.to_ascii_lowercase());
         } else {
-            out.extend(c.to_uppercase().flat_map(char::to_lowercase));
+            out.extend(
+                c.to_lowercase()
+                    .flat_map(char::to_uppercase)
+                    .flat_map(char::to_lowercase),
+            );
         }
     }
     Cow::Owned(out)
@@ -331,8 +339,12 @@ mod tests {
             ("/\u{17f}ecret", "/secret"),
             ("/\u{212a}ey", "/key"),
             ("/CAF\u{c9}", "/caf\u{e9}"),
+            // Capital sharp s and sharp s fold to one (lower case first).
+            ("/STRA\u{1e9e}E", "/strasse"),
+            ("/Stra\u{df}e", "/strasse"),
         ] {
             assert_eq!(fold_case(spelled), folded, "{spelled:?}");
+            assert_eq!(fold_case(folded), folded, "{folded:?} folds to itself");
         }
         assert!(matches!(fold_case("/admin/x-1"), Cow::Borrowed(_)));
     }

@@ -403,8 +403,16 @@ pub(super) fn check_introspection(
     if answer.get("active") != Some(&Value::Bool(true)) {
         return Err(TokenError::Inactive);
     }
+    // Pocket ID writes neither (its answer for its own refresh token is
+    // active, with our client_id): userinfo refuses those, later. When the
+    // provider does say, anything but an access token is refused here.
     if let Some(t) = logout::string_claim(answer, "token_type")? {
         if !ACCESS_TOKEN_TYPES.iter().any(|a| a.eq_ignore_ascii_case(t)) {
+            return Err(TokenError::IntrospectedType);
+        }
+    }
+    if let Some(t) = logout::string_claim(answer, "token_use")? {
+        if !t.eq_ignore_ascii_case("access") {
             return Err(TokenError::IntrospectedType);
         }
     }
@@ -430,7 +438,15 @@ struct Verified {
 type Checked = Result<(Arc<Identity>, Source), BearerError>;
 
 /// Checks running now, by token hash.
-type RunningChecks = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>>>;
+type RunningChecks = Mutex<HashMap<[u8; 32], Waiting>>;
+
+/// One running check and how many requests wait for it; both change only
+/// under the map's lock, so the last request to leave always sees itself
+/// as the last, however many leave at once.
+struct Waiting {
+    cell: Arc<tokio::sync::OnceCell<Checked>>,
+    waiters: usize,
+}
 
 /// One request's interest in a running check: dropping the last one takes
 /// the check out of the map (a later request finds its answer in the caches,
@@ -438,16 +454,38 @@ type RunningChecks = Mutex<HashMap<[u8; 32], Arc<tokio::sync::OnceCell<Checked>>
 struct Running<'a> {
     running: &'a RunningChecks,
     key: [u8; 32],
-    cell: &'a Arc<tokio::sync::OnceCell<Checked>>,
+    cell: Arc<tokio::sync::OnceCell<Checked>>,
+}
+
+impl<'a> Running<'a> {
+    /// Wait for the check of `key`, starting one if none is running.
+    fn join(running: &'a RunningChecks, key: [u8; 32]) -> Running<'a> {
+        let mut map = running.lock().unwrap_or_else(PoisonError::into_inner);
+        let waiting = map.entry(key).or_insert_with(|| Waiting {
+            cell: Arc::default(),
+            waiters: 0,
+        });
+        waiting.waiters = waiting.waiters.saturating_add(1);
+        Running {
+            running,
+            key,
+            cell: waiting.cell.clone(),
+        }
+    }
 }
 
 impl Drop for Running<'_> {
     fn drop(&mut self) {
         let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        // The map's reference and ours: no other request waits for it.
-        if running.get(&self.key).is_some_and(|c| {
-            Arc::ptr_eq(c, self.cell) && (self.cell.initialized() || Arc::strong_count(c) <= 2)
-        }) {
+        let Some(waiting) = running.get_mut(&self.key) else {
+            return;
+        };
+        // A later check of the same token has its own entry: not ours.
+        if !Arc::ptr_eq(&waiting.cell, &self.cell) {
+            return;
+        }
+        waiting.waiters = waiting.waiters.saturating_sub(1);
+        if waiting.waiters == 0 || self.cell.initialized() {
             running.remove(&self.key);
         }
     }
@@ -526,24 +564,24 @@ impl BearerAuth {
         if let Some(e) = self.refused.get(&key) {
             return Err(BearerError::Invalid(e));
         }
-        let cell = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(key)
-            .or_default()
-            .clone();
         // Removes the entry however this ends, a dropped request included,
         // so the map holds only checks that are running.
-        let _running = Running {
-            running: &self.running,
-            key,
-            cell: &cell,
-        };
+        let running = Running::join(&self.running, key);
         // If the request running the check goes away, a waiting one runs it.
-        cell.get_or_init(|| self.check_and_remember(token, key, now, client))
+        running
+            .cell
+            .get_or_init(|| self.check_and_remember(token, key, now, client))
             .await
             .clone()
+    }
+
+    /// How many checks the single-flight map holds.
+    #[cfg(test)]
+    fn running_len(&self) -> usize {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Check `token` and remember the answer in the caches.

@@ -285,16 +285,21 @@ fn path_step(h: &HostRule, facts: &RequestFacts<'_>) -> (Step, bool) {
     if is_plain(facts.path) {
         // One reading only, in normal form: the common case, without the loop.
         if fold {
-            return read(h, &fold_case(facts.path), true, facts);
+            return read(h, facts.path, &fold_case(facts.path), true, facts);
         }
-        return read(h, facts.path, true, facts);
+        return read(h, facts.path, facts.path, true, facts);
     }
     let readings = PathReadings::of(facts.path);
     // Folded after the readings are made: `/%41dmin` decodes to `/Admin`,
-    // which must meet the rules for `/admin`.
-    let paths: Vec<Cow<'_, str>> = readings
+    // which must meet the rules for `/admin`. Each reading goes with its
+    // folded form: prefixes and the rules' index meet the folded one,
+    // regexes (compiled case-insensitively) the one as read.
+    let paths: Vec<(&str, Cow<'_, str>)> = readings
         .iter()
-        .map(|r| if fold { fold_case(r) } else { Cow::Borrowed(r) })
+        .map(|r| {
+            let folded = if fold { fold_case(r) } else { Cow::Borrowed(r) };
+            (r, folded)
+        })
         .collect();
     if readings.is_normal() {
         if let Some(agreed) = agree(h, &paths, true, facts) {
@@ -307,14 +312,14 @@ fn path_step(h: &HostRule, facts: &RequestFacts<'_>) -> (Step, bool) {
 /// The step every reading reaches, if they agree.
 fn agree(
     h: &HostRule,
-    readings: &[Cow<'_, str>],
+    readings: &[(&str, Cow<'_, str>)],
     may_bypass: bool,
     facts: &RequestFacts<'_>,
 ) -> Option<(Step, bool)> {
     let mut agreed: Option<Step> = None;
     let mut refused = false;
-    for path in readings {
-        let (step, r) = read(h, path, may_bypass, facts);
+    for (path, folded) in readings {
+        let (step, r) = read(h, path, folded, may_bypass, facts);
         refused |= r;
         match agreed {
             Some(s) if !same_step(s, step) => return None,
@@ -333,10 +338,16 @@ fn same_step(a: Step, b: Step) -> bool {
     }
 }
 
-fn read(h: &HostRule, path: &str, may_bypass: bool, facts: &RequestFacts<'_>) -> (Step, bool) {
+fn read(
+    h: &HostRule,
+    path: &str,
+    folded: &str,
+    may_bypass: bool,
+    facts: &RequestFacts<'_>,
+) -> (Step, bool) {
     let mut refused = false;
     if may_bypass {
-        if let Some(m) = bypass_match(h, path) {
+        if let Some(m) = bypass_match(h, path, folded) {
             if h.allowed_networks.is_empty() {
                 return (Step::Bypass(m, None), false);
             }
@@ -346,14 +357,14 @@ fn read(h: &HostRule, path: &str, may_bypass: bool, facts: &RequestFacts<'_>) ->
             }
         }
     }
-    for &i in h.rules.candidates(path) {
+    for &i in h.rules.candidates(folded) {
         let Some(rule) = h.rules.get(i) else {
             continue;
         };
         if !may_bypass && matches!(rule.action, RuleAction::Bypass) {
             continue;
         }
-        let Some(key) = rule.path_key(path) else {
+        let Some(key) = rule.path_key(path, folded) else {
             continue;
         };
         if !rule.networks.is_empty() && rule.networks.position(facts.client).is_none() {
@@ -371,8 +382,16 @@ fn read(h: &HostRule, path: &str, may_bypass: bool, facts: &RequestFacts<'_>) ->
     (Step::Host, refused)
 }
 
-fn bypass_match(h: &HostRule, path: &str) -> Option<BypassMatch> {
-    if let Some(i) = h.bypass_paths.iter().position(|p| p.matches_reading(path)) {
+/// `path` is one reading as read, `folded` the same with its case folded on
+/// a case-insensitive host: prefixes meet the folded text, regexes (compiled
+/// case-insensitively there) the text as read, since their simple case
+/// folding does not equate `ß` with `ss` as [`fold_case`] does.
+fn bypass_match(h: &HostRule, path: &str, folded: &str) -> Option<BypassMatch> {
+    if let Some(i) = h
+        .bypass_paths
+        .iter()
+        .position(|p| p.matches_reading(folded))
+    {
         return Some(BypassMatch::Path(i));
     }
     h.bypass_resources

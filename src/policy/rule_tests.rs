@@ -479,6 +479,47 @@ fn case_insensitive_paths_match_rules_and_bypasses_in_any_letter_case() {
     );
 }
 
+/// Rules written with letters beyond ASCII, on a case-insensitive host.
+const CASELESS_UNICODE: &str = r#"
+[policies.users]
+allowed_groups = ["users", "admins"]
+
+[[hosts]]
+host = "gitea.example.com"
+policy = "users"
+case_insensitive_paths = true
+
+[[hosts.rules]]             # 0: not indexed (no segment boundary)
+resources = ['^/Straße']
+action = "deny"
+
+[[hosts.rules]]             # 1: a first segment beyond ASCII
+resources = ['^/Maße/x$']
+action = "deny"
+"#;
+
+#[rustfmt::skip]
+#[test]
+fn case_insensitive_hosts_keep_regexes_with_letters_beyond_ascii() {
+    let rows = || vec![
+        (GET, "/Stra%C3%9Fe",         OUT, bob(), Deny,  "hosts[0].rules (ambiguous path)"),
+        (GET, "/Straße",              OUT, bob(), Deny,  "hosts[0].rules[0]"),
+        (GET, "/Maße/x",              OUT, bob(), Deny,  "hosts[0].rules[1]"),
+        (GET, "/Ma%C3%9Fe/x",         OUT, bob(), Deny,  "hosts[0].rules (ambiguous path)"),
+        (GET, "/other",               OUT, bob(), Allow, "policies.users.allowed_groups[0]"),
+    ];
+    check(&CASELESS_UNICODE.replace("case_insensitive_paths = true", ""), rows());
+    let mut caseless = rows();
+    caseless.extend([
+        // Letter case, and `ẞ`, which Unicode's simple folding reads as `ß`.
+        (GET, "/STRASSE",             OUT, bob(), Allow, "policies.users.allowed_groups[0]"),
+        (GET, "/STRAßE",              OUT, bob(), Deny,  "hosts[0].rules[0]"),
+        (GET, "/MAẞE/X",              OUT, bob(), Deny,  "hosts[0].rules[1]"),
+        (GET, "/MA%E1%BA%9EE/X",      OUT, bob(), Deny,  "hosts[0].rules (ambiguous path)"),
+    ]);
+    check(CASELESS_UNICODE, caseless);
+}
+
 #[test]
 fn the_rules_index_folds_case_on_a_case_insensitive_host() {
     let rules = load_rules_str(CASELESS).unwrap().value;

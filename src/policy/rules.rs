@@ -142,12 +142,15 @@ pub enum PathKey {
 }
 
 impl PathRule {
-    /// Whether `paths` or `resources` match this reading of the path.
-    pub fn path_key(&self, path: &str) -> Option<PathKey> {
+    /// Whether `paths` or `resources` match this reading of the path:
+    /// `paths` meet `folded` (the reading with its case folded, on a
+    /// case-insensitive host; else the reading itself), `resources` the
+    /// reading as read (their regexes fold case themselves there).
+    pub fn path_key(&self, path: &str, folded: &str) -> Option<PathKey> {
         if self.paths.is_empty() && self.resources.is_none() {
             return Some(PathKey::Any);
         }
-        if let Some(i) = self.paths.iter().position(|p| p.matches_reading(path)) {
+        if let Some(i) = self.paths.iter().position(|p| p.matches_reading(folded)) {
             return Some(PathKey::Path(i));
         }
         self.resources
@@ -190,16 +193,23 @@ impl PathRules {
     /// Index `rules`. With `fold` (a host with `case_insensitive_paths`,
     /// whose paths are looked up with their case folded) the index keys are
     /// folded too: a regex's literal start keeps the case it was written in.
+    /// There a rule whose first segment is not ASCII is not indexed (tried
+    /// for every path): its regex folds case by Unicode's simple folding
+    /// (`ẞ` is `ß`), which [`fold_case`] need not map to one key, while an
+    /// ASCII key meets every spelling such a regex equates with it (`ſ` and
+    /// the Kelvin sign fold to `s` and `k`).
     pub fn new(rules: Vec<PathRule>, fold: bool) -> PathRules {
         let firsts: Vec<Option<Vec<String>>> = rules
             .iter()
             .map(|r| {
                 let segs = first_segments(r)?;
-                Some(if fold {
-                    segs.iter().map(|s| fold_case(s).into_owned()).collect()
-                } else {
-                    segs
-                })
+                if !fold {
+                    return Some(segs);
+                }
+                if !segs.iter().all(|s| s.is_ascii()) {
+                    return None;
+                }
+                Some(segs.iter().map(|s| fold_case(s).into_owned()).collect())
             })
             .collect();
         let any: Vec<usize> = firsts

@@ -323,6 +323,50 @@ async fn without_introspection_opaque_tokens_are_refused_unless_userinfo_is_opte
     assert_eq!(idp(&app).introspection_calls(), 0);
 }
 
+/// Pocket ID's introspection writes no `token_type` and falls back to
+/// refresh tokens: pocketgate's own refresh token is answered active, with
+/// our `client_id`, and so passes the audience check. Userinfo refuses it
+/// (it answers only access tokens): 401.
+#[actix_web::test]
+async fn a_refresh_token_sent_as_a_bearer_token_is_refused() {
+    let app = spawn_bearer().await;
+    let refresh = idp(&app).refresh_token("alice").unwrap();
+    let answer: serde_json::Value = client()
+        .post(format!("{}/api/oidc/introspect", idp(&app).issuer()))
+        .basic_auth("pocketgate", Some("client-secret"))
+        .form(&[("token", refresh.as_str())])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(answer["active"], true, "{answer}");
+    assert_eq!(answer["client_id"], "pocketgate", "{answer}");
+    assert!(answer.get("token_type").is_none(), "{answer}");
+
+    for ask in [Ask::ForwardAuth, Ask::AuthRequest] {
+        let (code, r) = status(&app, ask, "app.example.test", &refresh).await;
+        assert_eq!(code, 401);
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "Bearer error=\"invalid_token\""
+        );
+    }
+    assert_eq!(
+        idp(&app).introspection_calls(),
+        2,
+        "the test's own and the first ask's: the refusal is cached"
+    );
+    assert_eq!(idp(&app).userinfo_calls(), 1, "userinfo refused it");
+
+    // An opaque access token, whose introspection answer has no token_type either, works.
+    let alice = opaque(&app, "alice").await;
+    let (code, r) = status(&app, Ask::ForwardAuth, "app.example.test", &alice).await;
+    assert_eq!(code, 200);
+    assert_eq!(r.headers()["x-remote-user"], "alice");
+}
+
 #[actix_web::test]
 async fn concurrent_requests_with_one_token_share_one_lookup() {
     let app = spawn_bearer().await;

@@ -265,6 +265,18 @@ FAILURES = [
      ['{ services.pocketgate.caddy.enable = true; services.caddy.virtualHosts.lan = { hostName = "lan.example.com"; '
       'extraConfig = "reverse_proxy unix//run/app.sock {\\n\\ttransport  fastcgi {\\n\\t\\tsplit .php\\n\\t}\\n}"; }; }'],
      ['services.caddy.virtualHosts."lan" serves lan.example.com, which pocketgate protects, through FastCGI']),
+    ("Caddy php_fastcgi in a snippet a protected site imports",
+     ['{ services.pocketgate.caddy.enable = true; services.caddy.extraConfig = '
+      '"(php) {\\n\\troot * /srv/app\\n\\tphp_fastcgi unix//run/phpfpm/app.sock\\n}\\n"; '
+      'services.caddy.virtualHosts."lan.example.com".extraConfig = "import php"; }'],
+     ['services.caddy.virtualHosts."lan.example.com" serves lan.example.com, which pocketgate protects, through '
+      'FastCGI', "in the snippet php it imports from services.caddy.extraConfig"]),
+    ("Caddy fastcgi transport in a snippet imported through another",
+     ['{ services.pocketgate.caddy.enable = true; services.caddy.extraConfig = '
+      '"(fcgi) {\\n\\treverse_proxy unix//run/app.sock {\\n\\t\\ttransport fastcgi\\n\\t}\\n}\\n'
+      '(app) {\\n\\timport fcgi\\n}\\n"; '
+      'services.caddy.virtualHosts."lan.example.com".extraConfig = "import app"; }'],
+     ["through FastCGI", "in the snippet fcgi it imports from services.caddy.extraConfig"]),
     ("Caddy strip word that needed headers contain",
      ['{ services.pocketgate.caddy.enable = true; services.pocketgate.hosts."wiki.example.com" = '
       '{ policy = "users"; headers.user = "X-Auth-User"; }; }'],
@@ -293,6 +305,19 @@ def test_evaluation_fails_with_a_clear_message(evaluate, what, modules, messages
     assert "Failed assertions:" in err, err
     for m in messages:
         assert m in err, err
+
+
+def test_caddy_snippets_without_fastcgi_or_on_unprotected_sites_pass(evaluate):
+    # A FastCGI snippet imported only by a site pocketgate does not protect,
+    # and a protected site importing a snippet that ends before the FastCGI
+    # site block after it.
+    ev = evaluate('{ services.pocketgate.caddy.enable = true; services.caddy.extraConfig = '
+                  '"(php) {\\n\\tphp_fastcgi unix//run/phpfpm/app.sock\\n}\\n'
+                  '(logs) {\\n\\tlog {\\n\\t\\toutput stderr\\n\\t}\\n}\\n'
+                  'other.example.net {\\n\\tphp_fastcgi unix//run/other.sock\\n}\\n"; '
+                  'services.caddy.virtualHosts."blog.example.net".extraConfig = "import php"; '
+                  'services.caddy.virtualHosts."lan.example.com".extraConfig = "import logs\\nreverse_proxy 127.0.0.1:8080"; }')
+    assert ev.data["caddy"]["virtualHosts"]["lan.example.com"].startswith("import pocketgate")
 
 
 def test_a_nix_path_in_settings_is_refused_by_type(evaluate):

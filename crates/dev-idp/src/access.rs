@@ -6,7 +6,7 @@ use serde_json::{Map, Value};
 
 use super::keys::Forgery;
 use super::protocol::{self, random_token, user_claims, WRONG_AUDIENCE, WRONG_ISSUER};
-use super::store::TokenGrant;
+use super::store::{RefreshGrant, TokenGrant};
 use super::{AccessTokenFlaw, AccessTokenOptions, Shared};
 
 /// The `type` claim Pocket ID puts in its OAuth access tokens.
@@ -86,5 +86,34 @@ pub(super) async fn issue(shared: &Shared, options: &AccessTokenOptions) -> Resu
         .sign(&Value::Object(claims), "JWT", forgery)
         .await?;
     shared.store().insert_access_token(jti, grant, now);
+    Ok(token)
+}
+
+/// A refresh token for `username`, stored as the code grant with `offline_access` stores one.
+pub(super) fn issue_refresh(shared: &Shared, username: &str) -> Result<String, String> {
+    let user = shared
+        .user(username)
+        .ok_or_else(|| format!("no user {username:?}"))?
+        .user;
+    let now = protocol::now();
+    let token = random_token(32).map_err(|e| e.to_string())?;
+    let grant = RefreshGrant {
+        username: user.username.clone(),
+        scopes: [
+            "openid",
+            "profile",
+            "email",
+            "groups",
+            protocol::OFFLINE_ACCESS,
+        ]
+        .map(String::from)
+        .to_vec(),
+        sid: random_token(16).map_err(|e| e.to_string())?,
+        auth_time: now,
+        expires_at: now + protocol::REFRESH_LIFETIME,
+    };
+    shared
+        .store()
+        .insert_refresh_token(token.clone(), grant, now);
     Ok(token)
 }

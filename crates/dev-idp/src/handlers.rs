@@ -745,9 +745,11 @@ async fn userinfo(req: HttpRequest, shared: Data) -> HttpResponse {
 }
 
 /// `POST /api/oidc/introspect` (RFC 7662) with the client's credentials and `token=...`:
-/// `{"active": false}` for anything not a live access token of an enabled user, else what Pocket
-/// ID answers (`active`, `token_type`, `scope`, `exp`, `iat`, `sub`, `aud`, `iss`, plus
-/// `client_id`). No user claims: those come from userinfo.
+/// `{"active": false}` for anything not a live access or refresh token of an enabled user, else
+/// what Pocket ID answers (`active`, `scope`, `exp`, `iat`, `sub`, `aud`, `iss`, plus
+/// `client_id`; never `token_type`, which Pocket ID's fosite fork does not write). A refresh
+/// token (fosite falls back to them) is active with the calling client's `client_id` and its
+/// `exp`. No user claims: those come from userinfo.
 async fn introspect(req: HttpRequest, body: web::Bytes, shared: Data) -> HttpResponse {
     shared
         .introspection_calls
@@ -781,7 +783,7 @@ async fn introspect(req: HttpRequest, body: web::Bytes, shared: Data) -> HttpRes
 /// The introspection answer for `token`.
 fn introspection(shared: &Shared, token: &str) -> Value {
     let Some((grant, claims)) = access_grant(shared, token, None) else {
-        return json!({ "active": false });
+        return refresh_introspection(shared, token);
     };
     let Some(user) = shared.user(&grant.username).filter(|u| !u.disabled) else {
         return json!({ "active": false });
@@ -795,7 +797,6 @@ fn introspection(shared: &Shared, token: &str) -> Value {
     let audience = claim("aud").unwrap_or_else(|| json!([client_id]));
     json!({
         "active": true,
-        "token_type": "access_token",
         "scope": grant.scopes.join(" "),
         "exp": claim("exp").unwrap_or_else(|| grant.expires_at.into()),
         "iat": claim("iat").unwrap_or_else(|| (grant.expires_at.saturating_sub(TOKEN_LIFETIME)).into()),
@@ -803,6 +804,22 @@ fn introspection(shared: &Shared, token: &str) -> Value {
         "aud": audience,
         "iss": shared.issuer,
         "client_id": client_id,
+    })
+}
+
+/// The introspection answer for `token` as a refresh token: this provider has one client, so
+/// every refresh token is the calling client's.
+fn refresh_introspection(shared: &Shared, token: &str) -> Value {
+    let Some(grant) = shared.store().live_refresh(token, protocol::now()) else {
+        return json!({ "active": false });
+    };
+    if shared.user(&grant.username).is_none_or(|u| u.disabled) {
+        return json!({ "active": false });
+    }
+    json!({
+        "active": true,
+        "client_id": shared.client.id,
+        "exp": grant.expires_at,
     })
 }
 

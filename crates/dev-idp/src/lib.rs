@@ -844,6 +844,17 @@ impl DevIdp {
         access::issue(&self.shared, options).await
     }
 
+    /// Issues a refresh token for `username`, as the code grant with `offline_access` does:
+    /// the token endpoint exchanges it, introspection answers it as Pocket ID does (active,
+    /// with the client's `client_id`, no `token_type`), userinfo refuses it.
+    ///
+    /// # Errors
+    ///
+    /// An unknown user, or no randomness.
+    pub fn refresh_token(&self, username: &str) -> Result<String, String> {
+        access::issue_refresh(&self.shared, username)
+    }
+
     /// How many requests `/api/oidc/userinfo` has received (while not [`Fault::Unavailable`]).
     pub fn userinfo_calls(&self) -> u64 {
         self.shared

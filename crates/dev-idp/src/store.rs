@@ -201,6 +201,20 @@ impl Store {
         );
     }
 
+    /// Stores a refresh token issued outside the code grant (for [`crate::DevIdp::refresh_token`]).
+    pub(super) fn insert_refresh_token(&mut self, token: String, grant: RefreshGrant, now: u64) {
+        self.insert_refresh(token, grant, now);
+    }
+
+    /// The grant of a live refresh token (unexpired, not rotated nor revoked), without using
+    /// it: what introspection looks at.
+    pub(super) fn live_refresh(&self, refresh_token: &str, now: u64) -> Option<RefreshGrant> {
+        self.refresh
+            .get(refresh_token)
+            .filter(|r| !r.rotated && r.grant.expires_at > now)
+            .map(|r| r.grant.clone())
+    }
+
     /// The grant of an unexpired, unrevoked access token.
     pub(super) fn token(&self, jti: &str, now: u64) -> Option<TokenGrant> {
         self.tokens.get(jti).filter(|t| t.expires_at > now).cloned()

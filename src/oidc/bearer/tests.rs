@@ -233,10 +233,11 @@ fn reencoded(token: &str, how: Reencode) -> String {
 
 const CLIENT: &str = "pocketgate";
 
-/// An introspection answer as Pocket ID gives one for a live access token.
+/// An introspection answer as Pocket ID gives one for a live access token
+/// (no `token_type`: Pocket ID never writes one).
 fn active() -> Value {
     json!({
-        "active": true, "token_type": "access_token", "scope": "openid profile",
+        "active": true, "scope": "openid profile",
         "exp": NOW + 3600, "iat": NOW - 5, "sub": "u-1", "aud": [CLIENT], "iss": ISS,
     })
 }
@@ -276,7 +277,8 @@ fn introspection_answers_that_are_accepted() {
             a
         },
         answer_with("token_type", json!("Bearer")),
-        answer_with("token_type", Value::Null),
+        answer_with("token_type", json!("access_token")),
+        answer_with("token_use", json!("access")),
         answer_with("iss", Value::Null),
         answer_with("exp", json!(NOW - 30)),
     ];
@@ -307,6 +309,8 @@ introspection_refused! {
     introspection_no_expiry:        answer_with("exp", Value::Null)                   => TokenError::NoExpiry,
     introspection_not_yet_valid:    answer_with("nbf", json!(NOW + 120))              => TokenError::NotYetValid,
     introspection_refresh_token:    answer_with("token_type", json!("refresh_token")) => TokenError::IntrospectedType,
+    introspection_refresh_use:      answer_with("token_use", json!("refresh"))        => TokenError::IntrospectedType,
+    introspection_id_token_use:     answer_with("token_use", json!("id"))             => TokenError::IntrospectedType,
     introspection_wrong_issuer:     answer_with("iss", json!("https://evil.example")) => TokenError::WrongIssuer,
 }
 
@@ -375,4 +379,114 @@ fn errors_never_repeat_the_token() {
         !message.contains("SECRET") && !message.contains(&token[..20]),
         "{message}"
     );
+}
+
+/// Requests that wait for one provider lookup and go away together (their
+/// tasks aborted at once, on several threads) leave nothing in the
+/// single-flight map: each round's entry is gone once its last waiter is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn waiters_that_go_away_together_leave_no_running_check() {
+    use crate::config::{ClientAuth, OidcSettings};
+    use dev_idp::{AccessTokenOptions, DevIdp, DevIdpConfig};
+
+    let idp = DevIdp::start(DevIdpConfig {
+        redirect_uris: vec!["http://127.0.0.1:1/callback".into()],
+        ..DevIdpConfig::default()
+    })
+    .await
+    .unwrap();
+    let provider = Provider::new(
+        OidcSettings {
+            issuer: idp.issuer().to_owned(),
+            client_id: "pocketgate".into(),
+            client_secret: None,
+            client_auth: ClientAuth::None,
+            scopes: vec!["openid".into()],
+            username_claim: "preferred_username".into(),
+            groups_claim: "groups".into(),
+            offline_access: false,
+        },
+        Vec::new(),
+    )
+    .unwrap();
+    provider.discover().await.unwrap();
+    let auth = Arc::new(BearerAuth::new(
+        provider,
+        BearerSettings {
+            audiences: vec!["pocketgate".into()],
+            opaque: OpaqueTokens::Userinfo,
+            lookups_in_flight: 1_000,
+            lookups_per_minute: 100_000,
+        },
+    ));
+    idp.set_lookup_delay(Duration::from_secs(30));
+    let client: IpAddr = [127, 0, 0, 1].into();
+    for round in 0..10 {
+        let token = idp
+            .access_token(&AccessTokenOptions {
+                opaque: true,
+                ..AccessTokenOptions::new("alice")
+            })
+            .await
+            .unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|_| {
+                let (auth, token) = (auth.clone(), token.clone());
+                tokio::spawn(async move { auth.authenticate(&token, client).await })
+            })
+            .collect();
+        // Every task waits for the one lookup (bounded: 5 s).
+        for _ in 0..500 {
+            if auth.running_len() == 1 && idp.userinfo_calls() > round {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(auth.running_len(), 1, "round {round}: one check runs");
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            assert!(t.await.unwrap_err().is_cancelled());
+        }
+        assert_eq!(auth.running_len(), 0, "round {round}: a stale entry stays");
+    }
+}
+
+/// The last waiter to leave takes the check out of the map, whatever the
+/// order, even when every guard is dropped before any other lets go of the
+/// check (what two requests cancelled at once on two threads do); a waiter
+/// of a finished check leaves a later check of the same token alone.
+#[test]
+fn the_last_waiter_to_leave_takes_the_check_out_in_any_order() {
+    let key = [7; 32];
+    for order in [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ] {
+        let running: RunningChecks = Mutex::new(HashMap::new());
+        let mut guards: Vec<Option<Running<'_>>> =
+            (0..3).map(|_| Some(Running::join(&running, key))).collect();
+        for (n, i) in order.into_iter().enumerate() {
+            assert_eq!(running.lock().unwrap().len(), 1, "{order:?} after {n}");
+            drop(guards[i].take());
+        }
+        assert_eq!(running.lock().unwrap().len(), 0, "{order:?}");
+    }
+
+    let running: RunningChecks = Mutex::new(HashMap::new());
+    let (done, other) = (Running::join(&running, key), Running::join(&running, key));
+    done.cell
+        .set(Err(BearerError::Unavailable("test".into())))
+        .unwrap();
+    drop(done);
+    let later = Running::join(&running, key);
+    drop(other);
+    assert_eq!(running.lock().unwrap().len(), 1, "the later check stays");
+    drop(later);
+    assert_eq!(running.lock().unwrap().len(), 0);
 }
