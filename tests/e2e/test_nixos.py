@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 
 from harness import configs, flows, nixos
-from harness.checks import assert_login_required, cookie_header, logged_in, raw_echo
+from harness.checks import ALIASES, IDENTITY_NAMES, assert_login_required, cookie_header, logged_in, raw_echo, squash
 from harness.configs import ADDR_LAN, ADDR_MONITORING, ADDR_OUTSIDE_2, ADDR_PRIVATE, TEST_DOMAIN
 from harness.net import browser, raw_request
 from harness.proxies import _binary
@@ -649,6 +649,30 @@ def test_nixos_decides_for_the_host_it_serves(nix_stack):
     # sonarr bypasses /api from the LAN; grafana does not
     r = absolute("grafana", "sonarr", "/api/v3/series", source_ip=ADDR_LAN)
     assert r.status == 401 and raw_echo(r) is None, (r.status, r.body[:200])
+
+
+def test_nixos_strips_every_spelling_of_an_identity_header(nix_stack):
+    """Alias spellings that CGI, PHP or a framework would fold into an
+    identity header (X_Remote-User, X.Remote.User, x~remote~user) never reach
+    a backend through the generated wiring: signed in (grafana, whose own
+    name is X-WEBAUTH-USER) or on a bypass (grafana's /api/health from the
+    monitoring network)."""
+    folded = {squash(n) for n in IDENTITY_NAMES}
+    user = nix_stack.new_user(["admins"])
+    s = logged_in(nix_stack, user, first_host="grafana")
+    for path, source, session in (("/dashboards", None, s), ("/api/health", ADDR_MONITORING, None)):
+        r = _through(nix_stack, "grafana", path, source_ip=source, session=session, extra=ALIASES)
+        data = raw_echo(r)
+        assert r.status == 200 and data, (path, r.status)
+        forged = [(k, v) for k, v in data["headers"] if v.startswith("forged-")]
+        assert forged == [], (path, forged)
+        seen = sorted(k.lower() for k, _ in data["headers"] if squash(k) in folded)
+        if session:
+            # only pocketgate's answer, each under its one canonical name
+            assert "x-webauth-user" in seen and len(seen) == len(set(seen)), (path, seen)
+            assert set(seen) <= {n.lower() for n in IDENTITY_NAMES}, (path, seen)
+        else:
+            assert seen == [], (path, seen)
 
 
 def test_nixos_public_site_keeps_metrics_private(nix_stack):

@@ -9,7 +9,6 @@ to keep client-sent descriptions of "the original request" away from it.
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
 from urllib.parse import parse_qs, urlsplit
@@ -17,6 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests
 
 from harness import configs, flows
+from harness.checks import ALIASES, IDENTITY_NAMES, squash
 from harness.net import BROWSER_ACCEPT, raw_request, websocket_handshake
 
 FORGED = [
@@ -156,35 +156,6 @@ def test_examples_cover_every_host():
 
 # --- alias spellings of identity headers (issue 16, finding 4) --------------
 
-# Every identity name of the shipped setup: the global four, the example's
-# [hosts.headers] name and the assertion header.
-IDENTITY_NAMES = ("X-Remote-User", "X-Remote-Email", "X-Remote-Name", "X-Remote-Groups",
-                  "X-WEBAUTH-USER", "X-Pocketgate-Assertion")
-
-
-def squash(name: str) -> str:
-    """A header name as the most forgiving backend folds it: case gone, every
-    character but letters and digits made "_" (Apache's CGI variables; PHP
-    turns "." into "_", CGI "-" into "_")."""
-    return re.sub(r"[^a-z0-9]", "_", name.lower())
-
-
-def _alias_spellings() -> list[tuple[str, str]]:
-    """Each identity name with every mix of "-", "_", "." between its words,
-    and with other token characters, in mixed case."""
-    out = []
-    for name in IDENTITY_NAMES:
-        words = name.split("-")
-        joins = [*itertools.product("-_.", repeat=len(words) - 1),
-                 ("~",) * (len(words) - 1), ("!", "+", "#", "'")[: len(words) - 1]]
-        for n, seps in enumerate(joins):
-            spelled = words[0] + "".join(s + w for s, w in zip(seps, words[1:]))
-            spelled = spelled.upper() if n % 3 == 1 else spelled.lower() if n % 3 == 2 else spelled
-            out.append((spelled, f"forged-{len(out)}"))
-    return out
-
-
-ALIASES = _alias_spellings()
 
 
 def _no_alias_arrived(data: dict, *, bypass: bool) -> None:

@@ -4,7 +4,9 @@ headers."""
 
 from __future__ import annotations
 
+import itertools
 import json
+import re
 
 import requests
 
@@ -97,3 +99,36 @@ def assert_no_forgery(data: dict, expected: dict[str, str] | None) -> None:
         folded = [flows.fold(k) for k, _ in seen]
         assert len(folded) == len(set(folded)), seen
         assert all("_" not in k for k, _ in seen), seen
+
+
+# --- alias spellings of identity headers -----------------------------------
+
+# Every identity name of the shipped setup: the global four, the example's
+# [hosts.headers] name and the assertion header.
+IDENTITY_NAMES = ("X-Remote-User", "X-Remote-Email", "X-Remote-Name", "X-Remote-Groups",
+                  "X-WEBAUTH-USER", "X-Pocketgate-Assertion")
+
+
+def squash(name: str) -> str:
+    """A header name as the most forgiving backend folds it: case gone, every
+    character but letters and digits made "_" (Apache's CGI variables; PHP
+    turns "." into "_", CGI "-" into "_")."""
+    return re.sub(r"[^a-z0-9]", "_", name.lower())
+
+
+def alias_spellings() -> list[tuple[str, str]]:
+    """Each identity name with every mix of "-", "_", "." between its words,
+    and with other token characters, in mixed case."""
+    out = []
+    for name in IDENTITY_NAMES:
+        words = name.split("-")
+        joins = [*itertools.product("-_.", repeat=len(words) - 1),
+                 ("~",) * (len(words) - 1), ("!", "+", "#", "'")[: len(words) - 1]]
+        for n, seps in enumerate(joins):
+            spelled = words[0] + "".join(s + w for s, w in zip(seps, words[1:]))
+            spelled = spelled.upper() if n % 3 == 1 else spelled.lower() if n % 3 == 2 else spelled
+            out.append((spelled, f"forged-{len(out)}"))
+    return out
+
+
+ALIASES = alias_spellings()
