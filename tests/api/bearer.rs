@@ -38,17 +38,6 @@ async fn opaque(app: &TestApp, user: &str) -> String {
     .await
 }
 
-async fn metrics(app: &TestApp) -> String {
-    client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 /// `token` with its signature decoded and encoded again with `engine`: the
 /// same token to a lenient reader (Pocket ID's JWT library), not a JWS to
 /// RFC 7515. Only the last part changes, so the header still passes as a
@@ -275,7 +264,7 @@ async fn opaque_tokens_are_checked_by_introspection_with_their_audience() {
         assert_eq!(code, 403);
     }
     assert_eq!(idp(&app).userinfo_calls(), 2);
-    let metrics = metrics(&app).await;
+    let metrics = metrics_text(&app).await;
     for line in [
         "pocketgate_bearer_tokens_total{result=\"introspection\"} 1",
         "pocketgate_bearer_tokens_total{result=\"userinfo\"} 1",
@@ -408,7 +397,7 @@ async fn lookups_past_the_in_flight_bound_get_503_at_once() {
         );
     }
     assert_eq!(idp(&app).introspection_calls(), 2);
-    let metrics = metrics(&app).await;
+    let metrics = metrics_text(&app).await;
     for line in [
         "pocketgate_bearer_throttled_total{reason=\"in_flight\"} 3",
         "pocketgate_bearer_tokens_total{result=\"throttled\"} 3",
@@ -449,7 +438,7 @@ async fn each_client_has_a_budget_of_lookups() {
     let r = ask_as("192.0.2.2", "unknown-4".into()).await;
     assert_eq!(r.status(), 401);
     assert_eq!(idp(&app).introspection_calls(), 4);
-    let metrics = metrics(&app).await;
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_bearer_throttled_total{reason=\"client_budget\"} 1"),
         "{metrics}"

@@ -96,14 +96,7 @@ async fn revoking_a_user_ends_every_session_of_theirs_and_no_other() {
     assert_eq!(allowed(&app, &alice1).await, 401);
     assert_eq!(allowed(&app, &alice2).await, 401);
     assert_eq!(allowed(&app, &bob).await, 200);
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_sessions_ended_total{reason=\"revoke\"} 2"),
         "{metrics}"
@@ -283,14 +276,7 @@ async fn a_group_removed_at_the_provider_denies_after_the_next_refresh() {
         Some(&first_token),
         "the rotated token is kept"
     );
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_session_refreshes_total{outcome=\"changed\"} 1"),
         "{metrics}"
@@ -319,14 +305,7 @@ async fn a_disabled_user_is_signed_out_at_the_next_refresh() {
         .unwrap()
         .0
         .is_empty());
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_sessions_ended_total{reason=\"refresh_invalid\"} 1"),
         "{metrics}"
@@ -350,14 +329,7 @@ async fn a_provider_outage_logs_nobody_out() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         !metrics.contains("pocketgate_session_refreshes_total{outcome=\"unavailable\"} 0"),
         "{metrics}"
@@ -403,14 +375,7 @@ async fn back_channel_logout_ends_that_provider_session_and_no_other() {
         .unwrap();
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(allowed(&app, &alice2).await, 401);
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_sessions_ended_total{reason=\"back_channel\"} 2"),
         "{metrics}"
@@ -532,14 +497,7 @@ async fn a_token_endpoint_that_hangs_logs_nobody_out() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     }
-    let metrics = client()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&app).await;
     assert!(
         metrics.contains("pocketgate_session_refreshes_total{outcome=\"unavailable\"} 1"),
         "{metrics}"

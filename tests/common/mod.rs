@@ -377,15 +377,20 @@ pub async fn wait_out_the_cache() {
         .await;
 }
 
-pub async fn records_rejected(app: &TestApp) -> String {
-    let metrics = client()
+/// The `/metrics` page as text.
+pub async fn metrics_text(app: &TestApp) -> String {
+    client()
         .get(app.url("/metrics"))
         .send()
         .await
         .unwrap()
         .text()
         .await
-        .unwrap();
+        .unwrap()
+}
+
+pub async fn records_rejected(app: &TestApp) -> String {
+    let metrics = metrics_text(app).await;
     metrics
         .lines()
         .find(|l| l.starts_with("pocketgate_session_records_rejected_total"))
