@@ -1,11 +1,10 @@
 //! From verified claims to an [`Identity`].
 //!
-//! The ID token's signature and standard claims are verified by
-//! `openidconnect`; this module reads the application claims (user name,
+//! The ID token's signature is verified by [`super::jws`] and its standard
+//! claims by `openidconnect`; this module reads the application claims (user name,
 //! e-mail, name, groups, and the claims `claim_roles` refers to) from the same,
 //! already verified, payload.
 
-use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::config::OidcSettings;
@@ -14,18 +13,6 @@ use crate::policy::Identity;
 /// Most groups kept from one token; more is almost certainly a misconfiguration
 /// and would not fit into a cookie anyway.
 const MAX_GROUPS: usize = 256;
-
-/// The JSON payload of a compact JWT whose signature has been verified already.
-pub(crate) fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
-    let middle = jwt
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| "the ID token is not a compact JWT".to_string())?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(middle.trim_end_matches('='))
-        .map_err(|e| format!("ID token payload: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("ID token payload: {e}"))
-}
 
 /// Fill claims missing from the ID token from the userinfo answer, whose `sub`
 /// must be the ID token's (OIDC Core 5.3.2).

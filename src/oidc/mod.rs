@@ -5,12 +5,14 @@
 //! forward-auth sidecar needs around it: background discovery with backoff (so
 //! bypasses and existing sessions keep working while the provider is down),
 //! signature algorithms pinned to what the provider advertises (never `none`,
-//! never HMAC), a JWKS refetch on an unknown `kid` (rate-limited), and the
+//! never HMAC), strict JWS checks shared by ID, logout and bearer tokens
+//! ([`jws`]), a JWKS refetch on an unknown `kid` (rate-limited), and the
 //! mapping of claims to an [`Identity`]. It knows nothing of HTTP requests.
 
 pub mod bearer;
 mod claims;
 pub mod flow;
+pub mod jws;
 pub mod logout;
 #[cfg(test)]
 mod test_keys;
@@ -26,10 +28,10 @@ use openidconnect::core::{
     CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, ClientId,
-    ClientSecret, CsrfToken, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IssuerUrl, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata,
-    RedirectUrl, RequestTokenError, Scope, SignatureVerificationError, TokenResponse,
+    AdditionalProviderMetadata, AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IssuerUrl, Nonce,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, ProviderMetadata, RedirectUrl,
+    RequestTokenError, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -81,6 +83,8 @@ const LEEWAY: Duration = Duration::from_secs(60);
 const JWKS_REFRESH_INTERVAL: Duration = Duration::from_secs(30);
 /// How often loaded metadata and keys are refreshed.
 const METADATA_REFRESH: Duration = Duration::from_secs(3600);
+/// Longest ID token accepted from the token endpoint (groups make it grow).
+const MAX_ID_TOKEN_LEN: usize = 64 * 1024;
 
 /// What went wrong talking to the provider, by who is at fault.
 #[derive(Debug, thiserror::Error)]
@@ -411,14 +415,18 @@ impl Provider {
         let id_token = response.id_token().map(|t| t.to_string());
         let mut claims = match response.id_token() {
             Some(token) => {
-                let verifier = self.verifier(&d, d.jwks.clone(), &d.algs);
+                let signed = self
+                    .verify_id_token_jws(&token.to_string())
+                    .await
+                    .map_err(|e| unavailable(format!("refreshed ID token: {e}")))?;
+                let verifier = self.verifier(&signed.keys, &signed.keys.algs);
                 // A refreshed ID token carries no nonce (OIDC Core 12.2).
                 token
                     .claims(&verifier, |_: Option<&Nonce>| Ok(()))
                     .map_err(|e| {
                         unavailable(format!("refreshed ID token: {}", describe_chain(&e)))
                     })?;
-                claims::payload(&token.to_string()).map_err(unavailable)?
+                signed.claims
             }
             None => serde_json::Map::new(),
         };
@@ -483,30 +491,16 @@ impl Provider {
             .id_token()
             .ok_or_else(|| OidcError::IdToken("the token response holds no id_token".into()))?;
         let nonce = Nonce::new(nonce.to_string());
-
-        let verify = |jwks: CoreJsonWebKeySet, algs: &[CoreJwsSigningAlgorithm]| {
-            let verifier = self.verifier(&d, jwks, algs);
-            id_token.claims(&verifier, &nonce).map(|_| ())
-        };
-        match verify(d.jwks.clone(), &d.algs) {
-            Ok(()) => {}
-            Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) => {
-                // The provider may have rotated its key. Another request may have
-                // refetched the keys already; else refetch (rate-limited) and retry once.
-                let latest = self.current()?;
-                let jwks = if Arc::ptr_eq(&latest, &d) {
-                    self.refresh_jwks(&d).await?
-                } else {
-                    latest.jwks.clone()
-                };
-                verify(jwks, &d.algs).map_err(|e| OidcError::IdToken(describe_chain(&e)))?;
-            }
-            Err(e) => return Err(OidcError::IdToken(describe_chain(&e))),
-        }
         let raw = id_token.to_string();
-        let mut claims = claims::payload(&raw).map_err(OidcError::IdToken)?;
+        // The JWS checks shared with logout and bearer tokens, with the
+        // provider's keys (refetched on an unknown kid); then the ID token's
+        // claims by openidconnect, with the keys that verified it.
+        let signed = self.verify_id_token_jws(&raw).await?;
+        let verifier = self.verifier(&signed.keys, &signed.keys.algs);
+        id_token
+            .claims(&verifier, &nonce)
+            .map_err(|e| OidcError::IdToken(describe_chain(&e)))?;
+        let mut claims = signed.claims;
 
         let groups_missing = !claims.contains_key(&self.settings.groups_claim);
         let email_missing = !claims.contains_key("email");
@@ -543,9 +537,9 @@ impl Provider {
     fn verifier<'a>(
         &self,
         d: &Discovered,
-        jwks: CoreJsonWebKeySet,
         algs: &[CoreJwsSigningAlgorithm],
     ) -> CoreIdTokenVerifier<'a> {
+        let jwks = d.jwks.clone();
         let client_id = ClientId::new(self.settings.client_id.clone());
         let issuer = d.metadata.issuer().clone();
         let base = match &self.settings.client_secret {
@@ -570,17 +564,16 @@ impl Provider {
             })
     }
 
-    async fn refresh_jwks(&self, d: &Discovered) -> Result<CoreJsonWebKeySet, OidcError> {
+    /// Refetch the keys of `d` and store them; `None` when they were
+    /// refetched moments ago ([`JWKS_REFRESH_INTERVAL`]).
+    async fn refresh_jwks(&self, d: &Discovered) -> Result<Option<Arc<Discovered>>, OidcError> {
         {
             let mut last = self
                 .last_jwks_fetch
                 .lock()
                 .map_err(|_| OidcError::Provider("JWKS state poisoned".into()))?;
             if last.is_some_and(|t| t.elapsed() < JWKS_REFRESH_INTERVAL) {
-                return Err(OidcError::IdToken(
-                    "signed with an unknown key (kid), and the keys were refetched moments ago"
-                        .into(),
-                ));
+                return Ok(None);
             }
             *last = Some(Instant::now());
         }
@@ -588,12 +581,49 @@ impl Provider {
             .await
             .map_err(|e| OidcError::Provider(format!("JWKS: {}", describe_chain(&e))))?;
         tracing::info!("provider keys refetched after an unknown kid");
-        self.store(Discovered {
+        let refreshed = Arc::new(Discovered {
             metadata: d.metadata.clone(),
-            jwks: jwks.clone(),
+            jwks,
             algs: d.algs.clone(),
         });
-        Ok(jwks)
+        if let Ok(mut slot) = self.discovered.write() {
+            *slot = Some(Arc::clone(&refreshed));
+        }
+        Ok(Some(refreshed))
+    }
+
+    /// Verify `jws` ([`jws::verify`]) with the provider's current keys and
+    /// algorithms; on an unknown `kid`, refetch the keys once (rate-limited:
+    /// another request may have refetched them already) and retry. Shared by
+    /// ID, logout and bearer tokens.
+    pub(crate) async fn verify_signed(&self, jws: &jws::Jws<'_>) -> Result<Signed, Unverified> {
+        let d = self.current().map_err(Unverified::Unavailable)?;
+        match jws::verify(jws, &d.jwks, &d.algs) {
+            Err(jws::JwsError::UnknownKey) => {}
+            verified => return Ok(Signed::new(verified?, d)),
+        }
+        let latest = self.current().map_err(Unverified::Unavailable)?;
+        let keys = if Arc::ptr_eq(&latest, &d) {
+            match self.refresh_jwks(&d).await {
+                Ok(Some(refreshed)) => refreshed,
+                // Refetched moments ago: the key is still unknown.
+                Ok(None) => return Err(jws::JwsError::UnknownKey.into()),
+                Err(e) => return Err(Unverified::Unavailable(e)),
+            }
+        } else {
+            latest
+        };
+        Ok(Signed::new(jws::verify(jws, &keys.jwks, &keys.algs)?, keys))
+    }
+
+    /// An ID token's JWS checks ([`Provider::verify_signed`]).
+    async fn verify_id_token_jws(&self, raw: &str) -> Result<Signed, OidcError> {
+        let jws = jws::Jws::parse(raw, MAX_ID_TOKEN_LEN)
+            .map_err(|e| OidcError::IdToken(format!("it {e}")))?;
+        self.verify_signed(&jws).await.map_err(|e| match e {
+            Unverified::Refused(e) => OidcError::IdToken(format!("it {e}")),
+            Unverified::Unavailable(e) => e,
+        })
     }
 
     async fn userinfo(
@@ -734,44 +764,6 @@ impl Provider {
             .await?)
     }
 
-    /// Verify a bearer JWT with the provider's current keys and algorithms
-    /// (see [`bearer`]); on an unknown `kid`, refetch the keys once
-    /// (rate-limited) and retry, as for ID tokens.
-    async fn verify_bearer_jwt(
-        &self,
-        jws: &logout::Jws<'_>,
-        audiences: &[String],
-        now: u64,
-    ) -> Result<serde_json::Map<String, serde_json::Value>, bearer::BearerError> {
-        use bearer::{BearerError, TokenError};
-        let d = self
-            .current()
-            .map_err(|e| BearerError::Unavailable(e.to_string()))?;
-        let issuer = d.metadata.issuer().as_str();
-        match bearer::verify_jwt(jws, &d.jwks, &d.algs, issuer, audiences, now) {
-            Err(TokenError::UnknownKey) => {}
-            verified => return Ok(verified?),
-        }
-        let latest = self
-            .current()
-            .map_err(|e| BearerError::Unavailable(e.to_string()))?;
-        let refetched;
-        let jwks = if Arc::ptr_eq(&latest, &d) {
-            refetched = match self.refresh_jwks(&d).await {
-                Ok(jwks) => jwks,
-                // Refetched moments ago: the key is still unknown.
-                Err(OidcError::IdToken(_)) => return Err(TokenError::UnknownKey.into()),
-                Err(e) => return Err(BearerError::Unavailable(e.to_string())),
-            };
-            &refetched
-        } else {
-            &latest.jwks
-        };
-        Ok(bearer::verify_jwt(
-            jws, jwks, &d.algs, issuer, audiences, now,
-        )?)
-    }
-
     /// The configured groups claim.
     pub(crate) fn groups_claim(&self) -> &str {
         &self.settings.groups_claim
@@ -814,39 +806,64 @@ impl Provider {
     }
 
     /// Verify a back-channel logout token with the provider's current keys and
-    /// algorithms (see [`logout::verify`]); on an unknown `kid`, refetch the
-    /// keys once (rate-limited) and retry, as for ID tokens. The caller still
-    /// refuses a `jti` it has seen before.
+    /// algorithms (see [`logout::verify`] and [`Provider::verify_signed`]).
+    /// The caller still refuses a `jti` it has seen before.
     pub async fn verify_logout_token(
         &self,
         token: &str,
         now: u64,
     ) -> Result<logout::LogoutClaims, logout::LogoutTokenError> {
         use logout::LogoutTokenError as E;
-        let d = self.current().map_err(|_| E::NotReady)?;
-        let (issuer, client_id) = (d.metadata.issuer().as_str(), &self.settings.client_id);
-        match logout::verify(token, &d.jwks, &d.algs, issuer, client_id, now) {
-            Err(E::UnknownKey) => {}
-            verified => return verified,
-        }
-        // As in `complete`: another request may have refetched the keys already.
-        let latest = self.current().map_err(|_| E::NotReady)?;
-        let refetched;
-        let jwks = if Arc::ptr_eq(&latest, &d) {
-            refetched = match self.refresh_jwks(&d).await {
-                Ok(jwks) => jwks,
-                // Refetched moments ago: the key is still unknown.
-                Err(OidcError::IdToken(_)) => return Err(E::UnknownKey),
-                Err(e) => {
-                    tracing::warn!(error = %e, "logout token with an unknown kid; the keys could not be refetched");
-                    return Err(E::KeysUnavailable);
-                }
-            };
-            &refetched
-        } else {
-            &latest.jwks
+        let jws = logout::parse(token)?;
+        let signed = match self.verify_signed(&jws).await {
+            Ok(signed) => signed,
+            Err(Unverified::Refused(e)) => return Err(e.into()),
+            Err(Unverified::Unavailable(OidcError::NotReady(_))) => return Err(E::NotReady),
+            Err(Unverified::Unavailable(e)) => {
+                tracing::warn!(error = %e, "logout token with an unknown kid; the keys could not be refetched");
+                return Err(E::KeysUnavailable);
+            }
         };
-        logout::verify(token, jwks, &d.algs, issuer, client_id, now)
+        logout::check_claims(
+            &signed.claims,
+            signed.issuer(),
+            &self.settings.client_id,
+            now,
+        )
+    }
+}
+
+/// A JWS the provider's keys verified.
+pub(crate) struct Signed {
+    /// Its payload.
+    pub(crate) claims: serde_json::Map<String, serde_json::Value>,
+    /// The discovered metadata and keys that verified it.
+    keys: Arc<Discovered>,
+}
+
+impl Signed {
+    fn new(claims: serde_json::Map<String, serde_json::Value>, keys: Arc<Discovered>) -> Signed {
+        Signed { claims, keys }
+    }
+
+    /// The issuer whose keys verified it.
+    pub(crate) fn issuer(&self) -> &str {
+        self.keys.metadata.issuer().as_str()
+    }
+}
+
+/// Why [`Provider::verify_signed`] verified nothing.
+#[derive(Debug)]
+pub(crate) enum Unverified {
+    /// The token fails a JWS check: the token's fault.
+    Refused(jws::JwsError),
+    /// The keys are not loaded, or could not be refetched for an unknown `kid`.
+    Unavailable(OidcError),
+}
+
+impl From<jws::JwsError> for Unverified {
+    fn from(e: jws::JwsError) -> Unverified {
+        Unverified::Refused(e)
     }
 }
 
