@@ -44,7 +44,7 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use super::jws::{numeric_date, string_claim, Jws, JwsError};
-use super::{Provider, Unverified, LEEWAY};
+use super::{OidcError, Provider, ProviderError, Unverified, LEEWAY};
 use crate::config::{BearerSettings, OpaqueTokens};
 use crate::policy::Identity;
 
@@ -188,13 +188,20 @@ pub enum BearerError {
     /// The token is refused: 401 `invalid_token`.
     #[error(transparent)]
     Invalid(#[from] TokenError),
-    /// The provider could not answer for it (keys, introspection, userinfo): 503, retry.
+    /// The provider could not answer for it (keys, introspection, userinfo):
+    /// 503, retry. Shared by every request that waited for the same check.
     #[error("the bearer token cannot be checked now: {0}")]
-    Unavailable(String),
+    Unavailable(Arc<OidcError>),
     /// The token needs a provider lookup and the bounds on lookups are
     /// reached: 503 with `Retry-After`, not cached.
     #[error("the bearer token is not checked now: {0}")]
     Throttled(Throttle),
+}
+
+impl From<OidcError> for BearerError {
+    fn from(e: OidcError) -> BearerError {
+        BearerError::Unavailable(Arc::new(e))
+    }
 }
 
 impl From<Throttle> for BearerError {
@@ -560,7 +567,7 @@ impl BearerAuth {
         let signed = match self.provider.verify_signed(&jws).await {
             Ok(signed) => signed,
             Err(Unverified::Refused(e)) => return Err(TokenError::Jws(e).into()),
-            Err(Unverified::Unavailable(e)) => return Err(BearerError::Unavailable(e.to_string())),
+            Err(Unverified::Unavailable(e)) => return Err(e.into()),
         };
         check_claims(
             &signed.claims,
@@ -579,7 +586,7 @@ impl BearerAuth {
             return Ok((self.identity(&claims)?, until, Source::Jwt));
         }
         let _permit = self.limits.admit(client)?;
-        let info = self.provider.bearer_userinfo(token).await?;
+        let info = self.userinfo(token).await?;
         super::claims::merge_userinfo(&mut claims, info).map_err(|_| TokenError::OtherSubject)?;
         Ok((self.identity(&claims)?, until, Source::Userinfo))
     }
@@ -596,10 +603,10 @@ impl BearerAuth {
         let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
         if self.settings.opaque == OpaqueTokens::Userinfo {
             let _permit = self.limits.admit(client)?;
-            let claims = self.provider.bearer_userinfo(token).await?;
+            let claims = self.userinfo(token).await?;
             return Ok((self.identity(&claims)?, cap, Source::Userinfo));
         }
-        let Some(endpoint) = self.provider.bearer_introspection_endpoint()? else {
+        let Some(endpoint) = self.provider.introspection_endpoint()? else {
             if !self
                 .said_no_introspection
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -609,7 +616,11 @@ impl BearerAuth {
             return Err(TokenError::NoIntrospection.into());
         };
         let _permit = self.limits.admit(client)?;
-        let mut claims = self.provider.bearer_introspect(&endpoint, token).await?;
+        let mut claims = self
+            .provider
+            .introspect(&endpoint, token, LOOKUP_TIMEOUT)
+            .await
+            .map_err(OidcError::from)?;
         let exp = check_introspection(
             &claims,
             self.provider.issuer(),
@@ -617,11 +628,33 @@ impl BearerAuth {
             now,
         )?;
         if !claims.contains_key(self.provider.groups_claim()) {
-            let info = self.provider.bearer_userinfo(token).await?;
+            let info = self.userinfo(token).await?;
             super::claims::merge_userinfo(&mut claims, info)
                 .map_err(|_| TokenError::OtherSubject)?;
         }
         Ok((self.identity(&claims)?, exp.min(cap), Source::Introspection))
+    }
+
+    /// The provider's userinfo answer for `token`: a refusal (400, 401, 403)
+    /// is the token's fault, anything else the provider's.
+    async fn userinfo(&self, token: &str) -> Result<Map<String, Value>, BearerError> {
+        let endpoint = self
+            .provider
+            .userinfo_endpoint()?
+            .ok_or(TokenError::NoUserinfo)?;
+        match self
+            .provider
+            .userinfo(&endpoint, token, Some(LOOKUP_TIMEOUT))
+            .await
+        {
+            Ok(claims) => Ok(claims),
+            Err(ProviderError::Status { status, .. })
+                if matches!(status.as_u16(), 400 | 401 | 403) =>
+            {
+                Err(TokenError::Refused(status.as_u16()).into())
+            }
+            Err(e) => Err(OidcError::from(e).into()),
+        }
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, TokenError> {
@@ -629,29 +662,6 @@ impl BearerAuth {
             .identity_of(claims)
             .map_err(TokenError::Claims)
     }
-}
-
-/// Why the userinfo endpoint gave no claims.
-#[derive(Debug)]
-pub(super) enum UserinfoError {
-    /// 400, 401 or 403: the provider refuses the token.
-    Refused(u16),
-    /// Anything else: no answer, 5xx, a garbled answer.
-    Failed(String),
-}
-
-impl From<UserinfoError> for BearerError {
-    fn from(e: UserinfoError) -> BearerError {
-        match e {
-            UserinfoError::Refused(status) => BearerError::Invalid(TokenError::Refused(status)),
-            UserinfoError::Failed(why) => BearerError::Unavailable(format!("userinfo: {why}")),
-        }
-    }
-}
-
-/// The introspection and userinfo request timeout for a bearer token.
-pub(super) fn lookup_timeout() -> Duration {
-    LOOKUP_TIMEOUT
 }
 
 /// The claims of an unverified JWT, for `explain --bearer` only: nothing

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value};
 
+use super::IdTokenError;
 use crate::config::OidcSettings;
 use crate::policy::Identity;
 
@@ -19,9 +20,9 @@ const MAX_GROUPS: usize = 256;
 pub(crate) fn merge_userinfo(
     claims: &mut Map<String, Value>,
     info: Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), IdTokenError> {
     if info.get("sub") != claims.get("sub") {
-        return Err("userinfo is about another subject than the ID token".into());
+        return Err(IdTokenError::OtherSubject);
     }
     for (k, v) in info {
         claims.entry(k).or_insert(v);
@@ -161,20 +162,11 @@ fn scalar(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::oidc::test_keys::oidc_settings;
     use serde_json::json;
 
     fn settings() -> OidcSettings {
-        OidcSettings {
-            issuer: "https://id.example.com".into(),
-            client_id: "pocketgate".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            username_claim: "preferred_username".into(),
-            groups_claim: "groups".into(),
-            offline_access: false,
-        }
+        oidc_settings("https://id.example.com")
     }
 
     fn map(v: Value) -> Map<String, Value> {

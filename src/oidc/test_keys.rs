@@ -9,6 +9,8 @@ use jsonwebtoken::{Algorithm, EncodingKey};
 use openidconnect::core::CoreJsonWebKeySet;
 use serde_json::{json, Value};
 
+use crate::config::{ClientAuth, OidcSettings};
+
 pub(crate) fn b64(bytes: impl AsRef<[u8]>) -> String {
     URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -112,3 +114,51 @@ pub(crate) fn hs256_with_rsa_pem(header: Value, claims: &Value) -> String {
     let secret = EncodingKey::from_secret(keys().rsa_pem.as_bytes());
     sign(&header, &claims.to_string(), Algorithm::HS256, &secret)
 }
+
+/// Signed with the provider's RSA key (`rsa-1`) under `header`.
+pub(crate) fn rs(header: Value, claims: Value) -> String {
+    sign(&header, &claims.to_string(), Algorithm::RS256, &keys().rsa)
+}
+
+/// Signed with the provider's P-256 key (`ec-1`) under `header`.
+pub(crate) fn es(header: Value, claims: Value) -> String {
+    sign(&header, &claims.to_string(), Algorithm::ES256, &keys().ec)
+}
+
+/// Signed with another RSA key that claims the provider's `kid` (`rsa-1`).
+pub(crate) fn impostor(header: Value, claims: Value) -> String {
+    sign(
+        &header,
+        &claims.to_string(),
+        Algorithm::RS256,
+        &keys().impostor,
+    )
+}
+
+/// `[oidc]` settings of a public client `pocketgate` of `issuer`, Pocket
+/// ID's claim names.
+pub(crate) fn oidc_settings(issuer: &str) -> OidcSettings {
+    OidcSettings {
+        issuer: issuer.into(),
+        client_id: "pocketgate".into(),
+        client_secret: None,
+        client_auth: ClientAuth::None,
+        scopes: vec!["openid".into()],
+        username_claim: "preferred_username".into(),
+        groups_claim: "groups".into(),
+        offline_access: false,
+    }
+}
+
+/// One test per row: the token, and the error `check` (of the module that
+/// uses the macro) gives for it.
+macro_rules! refused_rows {
+    ($($name:ident: $token:expr => $error:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            let token: String = $token;
+            assert_eq!(check(&token), Err($error));
+        }
+    )*};
+}
+pub(crate) use refused_rows;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use super::*;
 use crate::oidc::jws;
-use crate::oidc::test_keys::{b64, keys, sign};
+use crate::oidc::test_keys::{b64, es, impostor, keys, oidc_settings, rs, sign};
 use CoreJwsSigningAlgorithm as A;
 use JwsError as J;
 
@@ -56,32 +56,21 @@ fn rs_header() -> Value {
     json!({ "alg": "RS256", "kid": "rsa-1", "typ": "JWT" })
 }
 
-fn rs(header: Value, claims: Value) -> String {
-    sign(&header, &claims.to_string(), Algorithm::RS256, &keys().rsa)
-}
-
 fn rs256(claims: Value) -> String {
     rs(rs_header(), claims)
 }
 
 fn es256(claims: Value) -> String {
-    let header = json!({ "alg": "ES256", "kid": "ec-1", "typ": "at+jwt" });
-    sign(&header, &claims.to_string(), Algorithm::ES256, &keys().ec)
+    es(
+        json!({ "alg": "ES256", "kid": "ec-1", "typ": "at+jwt" }),
+        claims,
+    )
 }
 
 fn typed(typ: &str) -> String {
     rs(
         json!({ "alg": "RS256", "kid": "rsa-1", "typ": typ }),
         valid(),
-    )
-}
-
-fn impostor(claims: Value) -> String {
-    sign(
-        &rs_header(),
-        &claims.to_string(),
-        Algorithm::RS256,
-        &keys().impostor,
     )
 }
 
@@ -137,7 +126,7 @@ macro_rules! refused {
 
 #[rustfmt::skip]
 refused! {
-    bad_signature:         impostor(valid())                              => TokenError::Jws(J::BadSignature),
+    bad_signature:         impostor(rs_header(), valid())                              => TokenError::Jws(J::BadSignature),
     alg_none:              unsigned(valid())                              => TokenError::Jws(J::Unsigned),
     hs256_with_public_key: hs256_with_rsa_pem(valid())                    => TokenError::Jws(J::SymmetricAlgorithm),
     alg_not_advertised:    ps256(valid())                                 => TokenError::Jws(J::AlgorithmNotAllowed(_)),
@@ -372,7 +361,6 @@ fn errors_never_repeat_the_token() {
 /// single-flight map: each round's entry is gone once its last waiter is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiters_that_go_away_together_leave_no_running_check() {
-    use crate::config::{ClientAuth, OidcSettings};
     use dev_idp::{AccessTokenOptions, DevIdp, DevIdpConfig};
 
     let idp = DevIdp::start(DevIdpConfig {
@@ -381,20 +369,7 @@ async fn waiters_that_go_away_together_leave_no_running_check() {
     })
     .await
     .unwrap();
-    let provider = Provider::new(
-        OidcSettings {
-            issuer: idp.issuer().to_owned(),
-            client_id: "pocketgate".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            username_claim: "preferred_username".into(),
-            groups_claim: "groups".into(),
-            offline_access: false,
-        },
-        Vec::new(),
-    )
-    .unwrap();
+    let provider = Provider::new(oidc_settings(idp.issuer()), Vec::new()).unwrap();
     provider.discover().await.unwrap();
     let auth = Arc::new(BearerAuth::new(
         provider,
@@ -467,7 +442,7 @@ fn the_last_waiter_to_leave_takes_the_check_out_in_any_order() {
     let running: RunningChecks = Mutex::new(HashMap::new());
     let (done, other) = (Running::join(&running, key), Running::join(&running, key));
     done.cell
-        .set(Err(BearerError::Unavailable("test".into())))
+        .set(Err(OidcError::NotReady(None).into()))
         .unwrap();
     drop(done);
     let later = Running::join(&running, key);

@@ -10,8 +10,9 @@ use jsonwebtoken::Algorithm;
 use serde_json::json;
 
 use super::*;
-use crate::config::{ClientAuth, OidcSettings};
-use crate::oidc::test_keys::{b64, jwks, keys, set, sign};
+use crate::oidc::test_keys::{
+    b64, es, impostor, jwks, keys, oidc_settings, refused_rows, rs, set, sign,
+};
 use crate::oidc::Provider;
 use CoreJwsSigningAlgorithm as A;
 use JwsError as J;
@@ -55,32 +56,12 @@ fn es_header() -> Value {
     json!({ "alg": "ES256", "kid": "ec-1", "typ": "logout+jwt" })
 }
 
-/// Signed with the provider's RSA key.
-fn rs(header: Value, claims: Value) -> String {
-    sign(&header, &claims.to_string(), Algorithm::RS256, &keys().rsa)
-}
-
 fn rs256(claims: Value) -> String {
     rs(rs_header(), claims)
 }
 
-/// Signed with the provider's P-256 key.
-fn es(header: Value, claims: Value) -> String {
-    sign(&header, &claims.to_string(), Algorithm::ES256, &keys().ec)
-}
-
 fn es256(claims: Value) -> String {
     es(es_header(), claims)
-}
-
-/// Signed with another RSA key under the provider's `kid`.
-fn impostor(claims: Value) -> String {
-    sign(
-        &rs_header(),
-        &claims.to_string(),
-        Algorithm::RS256,
-        &keys().impostor,
-    )
 }
 
 /// PS256 with the provider's RSA key: sound, but not what the provider advertises.
@@ -186,18 +167,9 @@ accepts! {
     event_with_members:             rs256(with("events", json!({ EVENT: { "reason": "x" } })));
 }
 
-/// Each row a token and the one check it fails.
-macro_rules! rejects {
-    ($($name:ident: $token:expr => $error:expr;)*) => {$(
-        #[test]
-        fn $name() {
-            let token: String = $token;
-            assert_eq!(check(&token), Err($error));
-        }
-    )*};
-}
-
-rejects! {
+// Each row a token and the one check it fails.
+#[rustfmt::skip]
+refused_rows! {
     oversized:                      "a".repeat(MAX_TOKEN_LEN + 1)                             => E::Jws(J::TooLarge { max: MAX_TOKEN_LEN });
     garbage:                        "garbage".into()                                          => E::Jws(J::NotThreeParts);
     two_parts:                      format!("{}.{}", b64(rs_header().to_string()), b64(valid().to_string())) => E::Jws(J::NotThreeParts);
@@ -216,7 +188,7 @@ rejects! {
     kid_not_a_string:               rs(set(rs_header(), "kid", json!(1)), valid())            => E::Jws(J::KidNotString);
     unknown_kid:                    rs(set(rs_header(), "kid", json!("rotated")), valid())    => E::Jws(J::UnknownKey);
     kid_of_a_key_of_another_type:   es(set(es_header(), "kid", json!("rsa-1")), valid())      => E::Jws(J::UnknownKey);
-    other_key_same_kid:             impostor(valid())                                         => E::Jws(J::BadSignature);
+    other_key_same_kid:             impostor(rs_header(), valid())                                         => E::Jws(J::BadSignature);
     signature_of_another_token:     spliced()                                                 => E::Jws(J::BadSignature);
     payload_not_json:               rs_payload("sub=admin")                                   => E::Jws(J::PayloadNotJson);
     wrong_iss:                      rs256(with("iss", json!("https://evil.example")))         => E::WrongIssuer("https://evil.example".into());
@@ -350,17 +322,7 @@ impl FakeProvider {
     }
 
     fn provider(&self) -> Arc<Provider> {
-        let settings = OidcSettings {
-            issuer: self.issuer.clone(),
-            client_id: CLIENT.into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            username_claim: "preferred_username".into(),
-            groups_claim: "groups".into(),
-            offline_access: false,
-        };
-        Provider::new(settings, Vec::new()).unwrap()
+        Provider::new(oidc_settings(&self.issuer), Vec::new()).unwrap()
     }
 
     /// [`valid`] claims from this provider.
