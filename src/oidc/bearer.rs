@@ -36,7 +36,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
@@ -48,7 +48,9 @@ use super::{OidcError, Provider, ProviderError, Unverified, LEEWAY};
 use crate::config::{BearerSettings, OpaqueTokens};
 use crate::policy::Identity;
 
+mod flight;
 mod limits;
+use flight::{Running, RunningChecks};
 use limits::Limits;
 pub use limits::Throttle;
 
@@ -369,60 +371,6 @@ struct Verified {
 /// The answer of one check, shared by every request that waited for it.
 type Checked = Result<(Arc<Identity>, Source), BearerError>;
 
-/// Checks running now, by token hash.
-type RunningChecks = Mutex<HashMap<[u8; 32], Waiting>>;
-
-/// One running check and how many requests wait for it; both change only
-/// under the map's lock, so the last request to leave always sees itself
-/// as the last, however many leave at once.
-struct Waiting {
-    cell: Arc<tokio::sync::OnceCell<Checked>>,
-    waiters: usize,
-}
-
-/// One request's interest in a running check: dropping the last one takes
-/// the check out of the map (a later request finds its answer in the caches,
-/// or starts afresh).
-struct Running<'a> {
-    running: &'a RunningChecks,
-    key: [u8; 32],
-    cell: Arc<tokio::sync::OnceCell<Checked>>,
-}
-
-impl<'a> Running<'a> {
-    /// Wait for the check of `key`, starting one if none is running.
-    fn join(running: &'a RunningChecks, key: [u8; 32]) -> Running<'a> {
-        let mut map = running.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiting = map.entry(key).or_insert_with(|| Waiting {
-            cell: Arc::default(),
-            waiters: 0,
-        });
-        waiting.waiters = waiting.waiters.saturating_add(1);
-        Running {
-            running,
-            key,
-            cell: waiting.cell.clone(),
-        }
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(waiting) = running.get_mut(&self.key) else {
-            return;
-        };
-        // A later check of the same token has its own entry: not ours.
-        if !Arc::ptr_eq(&waiting.cell, &self.cell) {
-            return;
-        }
-        waiting.waiters = waiting.waiters.saturating_sub(1);
-        if waiting.waiters == 0 || self.cell.initialized() {
-            running.remove(&self.key);
-        }
-    }
-}
-
 /// Bearer-token authentication with its caches: one per configuration (a
 /// reload that changes the provider or `[bearer]` starts empty caches).
 pub struct BearerAuth {
@@ -512,7 +460,7 @@ impl BearerAuth {
     fn running_len(&self) -> usize {
         self.running
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
 
