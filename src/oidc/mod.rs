@@ -12,6 +12,7 @@ pub mod bearer;
 mod claims;
 pub mod flow;
 pub mod logout;
+mod reach;
 #[cfg(test)]
 mod test_keys;
 
@@ -155,6 +156,7 @@ pub struct Provider {
     ready: AtomicBool,
     last_error: RwLock<Option<String>>,
     last_jwks_fetch: Mutex<Option<Instant>>,
+    reach: reach::Reachability,
 }
 
 impl Provider {
@@ -179,6 +181,7 @@ impl Provider {
             ready: AtomicBool::new(false),
             last_error: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
+            reach: reach::Reachability::default(),
         }))
     }
 
@@ -255,7 +258,7 @@ impl Provider {
                     Ok(()) => {
                         tracing::info!(issuer = %me.settings.issuer, "provider metadata loaded");
                         if me.settings.offline_access && !me.offers_offline_access() {
-                            tracing::warn!(issuer = %me.settings.issuer, "the provider does not list offline_access, so it issues no refresh token: sessions keep the identity of their login until lifetime ends (set refresh_interval = \"off\" to say so)");
+                            tracing::info!(issuer = %me.settings.issuer, "the provider does not list offline_access, so pocketgate does not ask for it: sessions are refreshed only if the provider issues refresh tokens anyway (Pocket ID before 2.10 does); a sign-in without one says so");
                         }
                         backoff = Duration::from_millis(250);
                         tokio::time::sleep(METADATA_REFRESH).await;
@@ -399,11 +402,11 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) if r.error().as_ref() == "invalid_grant" => {
+                RequestTokenError::ServerResponse(r) if refresh_refused(r.error().as_ref()) => {
                     RefreshError::Invalid(
                         r.error_description()
                             .cloned()
-                            .unwrap_or_else(|| "invalid_grant".into()),
+                            .unwrap_or_else(|| r.error().as_ref().to_owned()),
                     )
                 }
                 other => unavailable(format!("token endpoint: {}", describe_chain(&other))),
@@ -610,7 +613,9 @@ impl Provider {
     }
 
     /// The userinfo endpoint's claims for `access_token`; a refusal (400,
-    /// 401, 403) told apart from a failure (anything else).
+    /// 401, 403, and 404: Pocket ID's answer when the token names no user, as
+    /// a `client_credentials` token or a deleted user's does) told apart from
+    /// a failure (anything else).
     async fn userinfo_answer(
         &self,
         endpoint: &str,
@@ -631,7 +636,7 @@ impl Provider {
             .await
             .map_err(|e| E::Failed(describe_chain(&e)))?;
         let status = resp.status();
-        if matches!(status.as_u16(), 400 | 401 | 403) {
+        if matches!(status.as_u16(), 400 | 401 | 403 | 404) {
             return Err(E::Refused(status.as_u16()));
         }
         if !status.is_success() {
@@ -772,6 +777,26 @@ impl Provider {
         )?)
     }
 
+    /// Whether the provider answers now (its discovery document, asked at
+    /// most every few seconds): checked before a browser is sent there to
+    /// sign in, so a provider that is down gets pocketgate's 503 page, not the
+    /// browser's connection error.
+    pub async fn reachable(&self) -> Result<(), OidcError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        self.reach
+            .check(&self.http, &url)
+            .await
+            .map_err(OidcError::Provider)
+    }
+
+    /// Whether the login asks for `scope` (configured in `oidc.scopes`).
+    pub(crate) fn asks_for_scope(&self, scope: &str) -> bool {
+        self.settings.scopes.iter().any(|s| s == scope)
+    }
+
     /// The configured groups claim.
     pub(crate) fn groups_claim(&self) -> &str {
         &self.settings.groups_claim
@@ -881,4 +906,24 @@ fn describe_chain(e: &dyn std::error::Error) -> String {
         n += 1;
     }
     s
+}
+
+/// Whether the token endpoint's `error` refuses the refresh grant itself: RFC
+/// 6749's `invalid_grant`, or a code outside RFC 6749's list, which is a
+/// provider's own refusal in words (Pocket ID 2.9 answers a disabled user's
+/// refresh with `400 {"error":"Refresh token is invalid or expired"}`). The
+/// other RFC codes say pocketgate's request or client is wrong, and
+/// `server_error`/`temporarily_unavailable` that the provider is: those leave
+/// the session as it is (an outage or a misconfiguration logs nobody out).
+fn refresh_refused(error: &str) -> bool {
+    !matches!(
+        error,
+        "invalid_request"
+            | "invalid_client"
+            | "unauthorized_client"
+            | "unsupported_grant_type"
+            | "invalid_scope"
+            | "server_error"
+            | "temporarily_unavailable"
+    )
 }
