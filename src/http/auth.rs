@@ -96,11 +96,12 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
         .decision(endpoint, decision.outcome, started.elapsed());
     if tracing::enabled!(tracing::Level::DEBUG) || decision.outcome == Outcome::Deny {
         let rule = decision.rule_name();
+        let reason = decision.reason(&rt.rules, &facts, identity);
         let user = identity.map(|i| i.user.as_str()).unwrap_or("");
         if decision.outcome == Outcome::Deny {
-            tracing::info!(host = %original.host, path = %original.path, client = %original.client, user, outcome = "deny", rule, "decision");
+            tracing::info!(host = %original.host, path = %original.path, client = %original.client, user, outcome = "deny", rule, reason, "decision");
         } else {
-            tracing::debug!(host = %original.host, path = %original.path, client = %original.client, user, outcome = decision.outcome.as_str(), rule, "decision");
+            tracing::debug!(host = %original.host, path = %original.path, client = %original.client, user, outcome = decision.outcome.as_str(), rule, reason, "decision");
         }
     }
     // The assertion is signed (or taken from the cache) only for an allow

@@ -59,9 +59,18 @@ fn served_domain<'r>(req: &HttpRequest, rt: &'r Runtime) -> &'r LoginDomain {
 /// `public_url` when absent.
 fn target(rt: &Runtime, served: &LoginDomain, rd: Option<&str>) -> Result<String, Rejection> {
     match rd {
-        Some(rd) => flow::validate_rd(rt, rd).map_err(|why| Rejection::Redirect {
-            rd: rd.to_string(),
-            why,
+        Some(rd) => flow::validate_rd(rt, rd).map_err(|why| {
+            if why == flow::NOT_COVERED {
+                let host = url::Url::parse(rd)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                tracing::warn!(host = %host, "sign-in refused for {host}: it is under no cookie domain of this configuration and has no [[hosts]] entry, so no session cookie could reach it and every sign-in would start again (a \"portal loop\"); fix: serve it under cookie_domain, add a [[session.domains]] entry for its domain, or stop sending it to pocketgate");
+            }
+            Rejection::Redirect {
+                rd: rd.to_string(),
+                why,
+            }
         }),
         None => Ok(format!("{}/", served.public_url.origin)),
     }
@@ -92,6 +101,14 @@ fn set_cookie(resp: &mut HttpResponseBuilder, c: &Cookie<'_>) {
 
 pub(super) async fn login(req: HttpRequest, state: State, q: web::Query<RdQuery>) -> HttpResponse {
     let served = served_domain(&req, &state.runtime);
+    if let Err(e) = state.provider.reachable().await {
+        tracing::warn!(error = %e, "sign-in not started: the identity provider does not answer");
+        return refuse(
+            &state,
+            BadRequestEndpoint::Login,
+            &Rejection::ProviderUnavailable(e),
+        );
+    }
     match start_login(req.headers(), &state, served, q.rd.as_deref()) {
         Ok(resp) => resp,
         Err(rejection) => refuse(&state, BadRequestEndpoint::Login, &rejection),
@@ -283,6 +300,16 @@ async fn complete_sign_in(
     let present = state.session_cookie_names(headers);
     let user = sign_in.identity.user.clone();
     let groups = sign_in.identity.groups.clone();
+    let provider = &state.provider;
+    if groups.is_empty()
+        && provider.groups_claim() == "groups"
+        && !provider.asks_for_scope("groups")
+    {
+        tracing::warn!(user = %user, "signed in with no \"groups\" claim: oidc.scopes lacks \"groups\", and Pocket ID sends the claim only for that scope, so every allowed_groups policy denies this user; add \"groups\" to oidc.scopes");
+    }
+    if sign_in.refresh_token.is_none() && rt.session.refresh_interval.is_some() {
+        tracing::info!(user = %user, "the provider issued no refresh token: this session keeps the identity of its login until it ends");
+    }
     let tokens = Tokens {
         id_token: Some(sign_in.id_token),
         refresh_token: sign_in.refresh_token,

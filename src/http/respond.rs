@@ -285,6 +285,12 @@ pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(t.retry_after()));
     }
+    if let Rejection::ProviderUnavailable(_) = rejection {
+        // The provider is asked again every few seconds; a minute is the page's own advice.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+    }
     response
 }
 

@@ -583,8 +583,10 @@ impl BearerAuth {
         Ok((self.identity(&claims)?, exp.min(cap), Source::Introspection))
     }
 
-    /// The provider's userinfo answer for `token`: a refusal (400, 401, 403)
-    /// is the token's fault, anything else the provider's.
+    /// The provider's userinfo answer for `token`: a refusal (400, 401, 403,
+    /// and 404: Pocket ID's answer when the token names no user, as a
+    /// `client_credentials` token or a deleted user's does) is the token's
+    /// fault, anything else the provider's.
     async fn userinfo(&self, token: &str) -> Result<Map<String, Value>, BearerError> {
         let endpoint = self
             .provider
@@ -597,7 +599,7 @@ impl BearerAuth {
         {
             Ok(claims) => Ok(claims),
             Err(ProviderError::Status { status, .. })
-                if matches!(status.as_u16(), 400 | 401 | 403) =>
+                if matches!(status.as_u16(), 400 | 401 | 403 | 404) =>
             {
                 Err(TokenError::Refused(status.as_u16()).into())
             }

@@ -152,8 +152,12 @@ impl Provider {
             .request_async(&self.http)
             .await
             .map_err(|e| match e {
-                RequestTokenError::ServerResponse(r) if r.error().as_ref() == "invalid_grant" => {
-                    RefreshError::Invalid(InvalidGrant::Refused(r.error_description().cloned()))
+                RequestTokenError::ServerResponse(r) if refresh_refused(r.error().as_ref()) => {
+                    RefreshError::Invalid(InvalidGrant::Refused(
+                        r.error_description()
+                            .cloned()
+                            .unwrap_or_else(|| r.error().as_ref().to_owned()),
+                    ))
                 }
                 other => OidcError::from(ProviderError::failed(Endpoint::Token, other)).into(),
             })?;
@@ -327,4 +331,24 @@ impl Provider {
         }
         Some(url.to_string())
     }
+}
+
+/// Whether the token endpoint's `error` refuses the refresh grant itself: RFC
+/// 6749's `invalid_grant`, or a code outside RFC 6749's list, which is a
+/// provider's own refusal in words (Pocket ID 2.9 answers a disabled user's
+/// refresh with `400 {"error":"Refresh token is invalid or expired"}`). The
+/// other RFC codes say pocketgate's request or client is wrong, and
+/// `server_error`/`temporarily_unavailable` that the provider is: those leave
+/// the session as it is (an outage or a misconfiguration logs nobody out).
+fn refresh_refused(error: &str) -> bool {
+    !matches!(
+        error,
+        "invalid_request"
+            | "invalid_client"
+            | "unauthorized_client"
+            | "unsupported_grant_type"
+            | "invalid_scope"
+            | "server_error"
+            | "temporarily_unavailable"
+    )
 }

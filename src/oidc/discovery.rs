@@ -114,7 +114,7 @@ impl Provider {
                     Ok(()) => {
                         tracing::info!(issuer = %me.settings.issuer, "provider metadata loaded");
                         if me.settings.offline_access && !me.offers_offline_access() {
-                            tracing::warn!(issuer = %me.settings.issuer, "the provider does not list offline_access, so it issues no refresh token: sessions keep the identity of their login until lifetime ends (set refresh_interval = \"off\" to say so)");
+                            tracing::info!(issuer = %me.settings.issuer, "the provider does not list offline_access, so pocketgate does not ask for it: sessions are refreshed only if the provider issues refresh tokens anyway (Pocket ID before 2.10 does); a sign-in without one says so");
                         }
                         backoff = Duration::from_millis(250);
                         tokio::time::sleep(METADATA_REFRESH).await;

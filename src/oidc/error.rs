@@ -151,9 +151,10 @@ pub enum RefreshError {
 /// Why a refresh token no longer stands for its session.
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidGrant {
-    /// `invalid_grant`, with the provider's description if it sent one.
-    #[error("{}", .0.as_deref().unwrap_or("invalid_grant"))]
-    Refused(Option<String>),
+    /// `invalid_grant`, or a refusal in the provider's own words: its
+    /// description, else its error code.
+    #[error("{0}")]
+    Refused(String),
     /// The refreshed identity is another subject: never swap one user for another.
     #[error("the refreshed identity is another subject ({0})")]
     OtherSubject(String),
@@ -239,7 +240,7 @@ mod tests {
         for (error, message) in cases {
             assert_eq!(error.to_string(), message);
         }
-        let refused = RefreshError::Invalid(InvalidGrant::Refused(None));
+        let refused = RefreshError::Invalid(InvalidGrant::Refused("invalid_grant".into()));
         assert_eq!(refused.to_string(), "the provider refused the refresh token: invalid_grant");
         let other = RefreshError::Invalid(InvalidGrant::OtherSubject("u-2".into()));
         assert_eq!(other.to_string(), "the provider refused the refresh token: the refreshed identity is another subject (u-2)");

@@ -12,6 +12,12 @@ use crate::session::FlowState;
 #[error("{0}")]
 pub struct BadRedirect(pub &'static str);
 
+/// The refusal of a target on a host no session cookie of this configuration
+/// reaches (no `[[hosts]]` entry, under no cookie domain): signing in for it
+/// would only start again and again.
+pub const NOT_COVERED: BadRedirect =
+    BadRedirect("points at a host this configuration does not cover");
+
 /// Validate a post-login/post-logout target: an absolute http(s) URL without
 /// credentials, whitespace, control characters or backslashes, on a host the
 /// configuration covers, and not a downgrade to http when the public URL of
@@ -41,9 +47,7 @@ pub fn validate_rd(rt: &Runtime, rd: &str) -> Result<String, BadRedirect> {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let host = host.trim_start_matches('[').trim_end_matches(']');
     if !rt.is_redirect_host(host) {
-        return Err(BadRedirect(
-            "points at a host this configuration does not cover",
-        ));
+        return Err(NOT_COVERED);
     }
     // The login domain the target belongs to decides: its cookie is Secure when its public_url is https.
     if rt.login_domain_for(host).public_url.https && url.scheme() != "https" {

@@ -36,8 +36,8 @@ impl Provider {
     }
 
     /// The userinfo endpoint's claims for `access_token`. A refusal is
-    /// [`ProviderError::Status`] with the status (400, 401, 403 say "not
-    /// this token").
+    /// [`ProviderError::Status`] with the status (what it means for a token
+    /// is the caller's call).
     pub(super) async fn userinfo(
         &self,
         endpoint: &url::Url,

@@ -26,6 +26,7 @@ pub mod flow;
 pub mod jws;
 pub mod logout;
 mod lookup;
+mod reach;
 #[cfg(test)]
 mod test_keys;
 mod verify;
@@ -63,6 +64,7 @@ pub struct Provider {
     ready: AtomicBool,
     last_error: RwLock<Option<Arc<ProviderError>>>,
     last_jwks_fetch: Mutex<Option<Instant>>,
+    reach: reach::Reachability,
 }
 
 impl Provider {
@@ -87,6 +89,7 @@ impl Provider {
             ready: AtomicBool::new(false),
             last_error: RwLock::new(None),
             last_jwks_fetch: Mutex::new(None),
+            reach: reach::Reachability::default(),
         }))
     }
 
@@ -147,6 +150,26 @@ impl Provider {
                 .scopes_supported()
                 .is_some_and(|s| s.iter().any(|s| s.as_str() == "offline_access"))
         })
+    }
+
+    /// Whether the provider answers now (its discovery document, asked at
+    /// most every few seconds): checked before a browser is sent there to
+    /// sign in, so a provider that is down gets pocketgate's 503 page, not the
+    /// browser's connection error.
+    pub async fn reachable(&self) -> Result<(), OidcError> {
+        let url = format!(
+            "{}/.well-known/openid-configuration",
+            self.settings.issuer.trim_end_matches('/')
+        );
+        self.reach
+            .check(&self.http, &url)
+            .await
+            .map_err(|e| OidcError::NotReady(Some(e)))
+    }
+
+    /// Whether the login asks for `scope` (configured in `oidc.scopes`).
+    pub(crate) fn asks_for_scope(&self, scope: &str) -> bool {
+        self.settings.scopes.iter().any(|s| s == scope)
     }
 
     /// The configured groups claim.

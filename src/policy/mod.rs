@@ -583,9 +583,18 @@ impl Decision<'_> {
             s = format!("{}: {s}", rule_clause(h, i, key, facts));
         }
         if self.bypass_refused {
+            let networks = entry.map_or_else(
+                || "the host's allowed_networks".to_owned(),
+                |h| {
+                    format!(
+                        "hosts[{}].allowed_networks ({})",
+                        h.index, h.allowed_networks
+                    )
+                },
+            );
             s.push_str(&format!(
-                " (a bypass rule matched {} but client {} is not in the host's allowed_networks)",
-                facts.path, facts.client
+                " (a bypass rule matched {} but client {} is not in the host's allowed_networks: {networks}; fix: add the client's network there, or check trusted_proxies if {} is a proxy's address)",
+                facts.path, facts.client, facts.client
             ));
         }
         s

@@ -292,6 +292,45 @@ async fn groups_and_email_missing_from_the_id_token_come_from_userinfo() {
     assert_eq!(r.headers()["x-remote-email"], "alice@example.test");
 }
 
+/// Discovery is cached, so only asking tells that the provider is down: a
+/// sign-in then gets pocketgate's 503 page (with `Retry-After`), not a
+/// redirect to an address that refuses the browser; once the provider
+/// answers again, sign-ins start again.
+#[actix_web::test]
+async fn a_sign_in_while_the_provider_is_down_gets_a_503_page_not_a_redirect() {
+    let app = spawn_with_idp().await;
+    let idp = app.idp.as_ref().unwrap();
+    idp.set_fault(Some(Fault::Unavailable));
+    let b = browser();
+    let r = b
+        .get(app.url(&format!("/login?rd={}", enc(RD))))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 503);
+    assert!(r.headers().get("location").is_none());
+    assert!(r.headers().get("retry-after").is_some());
+    let body = r.text().await.unwrap();
+    assert!(body.contains("cannot be reached"), "{body}");
+
+    idp.set_fault(None);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut status = 503;
+    while status == 503 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let r = b
+            .get(app.url(&format!("/login?rd={}", enc(RD))))
+            .send()
+            .await
+            .unwrap();
+        status = r.status().as_u16();
+    }
+    assert_eq!(
+        status, 302,
+        "the provider answers again: sign-ins start again"
+    );
+}
+
 #[actix_web::test]
 async fn a_provider_refusal_is_shown_plainly() {
     let app = spawn_with_idp().await;

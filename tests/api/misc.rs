@@ -468,24 +468,63 @@ fn serve_logs_json_lines_and_stops_gracefully_on_sigterm() {
     assert!(lines.iter().all(|l| l.get("level").is_some()), "{stderr}");
 }
 
+/// Every file under `dir`, recursively, sorted.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The book shows configuration by including the tested files, never by a
+/// pasted copy that drifts: every shipped example is included whole somewhere
+/// in `docs/src`, and every `{{#include}}` names a file that exists.
 #[test]
-fn the_readme_shows_every_example_exactly_as_shipped() {
-    let root = env!("CARGO_MANIFEST_DIR");
-    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
-    for example in [
-        "examples/caddy/Caddyfile",
-        "examples/nginx/pocketgate.conf",
-        "examples/nginx/nginx.conf",
-        "examples/traefik/traefik.yml",
-        "examples/traefik/dynamic.yml",
-        "examples/nixos/pocketgate.nix",
-        "examples/nixos/grafana.nix",
-        "examples/nixos/sonarr.nix",
-    ] {
-        let text = std::fs::read_to_string(format!("{root}/{example}")).unwrap();
+fn the_book_includes_every_example_as_shipped() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut whole = std::collections::BTreeSet::new();
+    for page in files_under(&root.join("docs/src")) {
+        if page.extension().is_none_or(|e| e != "md") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&page).unwrap();
+        let mut rest = text.as_str();
+        while let Some(at) = rest.find("{{#include") {
+            // `\{{#include ...}}` is mdBook's escape: shown, not included.
+            let escaped = rest[..at].ends_with('\\');
+            let after = &rest[at + "{{#include".len()..];
+            let end = after
+                .find("}}")
+                .unwrap_or_else(|| panic!("{}: unclosed {{{{#include", page.display()));
+            let spec = after[..end].trim();
+            rest = &after[end..];
+            if escaped {
+                continue;
+            }
+            let (file, selector) = spec.split_once(':').unwrap_or((spec, ""));
+            let target = page.parent().unwrap().join(file);
+            assert!(
+                target.is_file(),
+                "{} includes {spec}, which does not exist",
+                page.display()
+            );
+            if selector.is_empty() {
+                whole.insert(target.canonicalize().unwrap());
+            }
+        }
+    }
+    for example in files_under(&root.join("examples")) {
+        let shipped = example.strip_prefix(root).unwrap().display();
         assert!(
-            readme.contains(text.trim_end()),
-            "README.md does not show {example} as shipped; paste the file again"
+            whole.contains(&example.canonicalize().unwrap()),
+            "no page of docs/src includes {shipped} whole; add {{{{#include ../../{shipped}}}}} where it belongs",
         );
     }
 }

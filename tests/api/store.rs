@@ -287,15 +287,32 @@ async fn a_group_removed_at_the_provider_denies_after_the_next_refresh() {
 async fn a_disabled_user_is_signed_out_at_the_next_refresh() {
     let (app, cookie) = signed_in_with_refresh("alice").await;
     app.idp.as_ref().unwrap().disable_user("alice").unwrap();
+    signed_out_at_the_next_refresh(&app, &cookie).await;
+}
+
+/// Pocket ID 2.9 refuses the refresh of a disabled user with
+/// `400 {"error":"Refresh token is invalid or expired"}` (seen by the live
+/// suite), not `invalid_grant`: the token endpoint's refusal still ends the
+/// session, never leaves it alive as if the provider were down.
+#[actix_web::test]
+async fn a_refresh_refused_with_a_message_instead_of_invalid_grant_signs_out() {
+    let (app, cookie) = signed_in_with_refresh("alice").await;
+    let idp = app.idp.as_ref().unwrap();
+    idp.set_fault(Some(dev_idp::Fault::RefreshRefusedWithMessage));
+    idp.disable_user("alice").unwrap();
+    signed_out_at_the_next_refresh(&app, &cookie).await;
+}
+
+async fn signed_out_at_the_next_refresh(app: &TestApp, cookie: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(12);
     let mut status = 200;
     while status == 200 && std::time::Instant::now() < deadline {
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-        status = allowed(&app, &cookie).await;
+        status = allowed(app, cookie).await;
     }
     assert_eq!(
         status, 401,
-        "invalid_grant ends the session: the next request must sign in"
+        "the refused refresh ends the session: the next request must sign in"
     );
     assert!(app
         .state
@@ -305,7 +322,7 @@ async fn a_disabled_user_is_signed_out_at_the_next_refresh() {
         .unwrap()
         .0
         .is_empty());
-    let metrics = metrics_text(&app).await;
+    let metrics = metrics_text(app).await;
     assert!(
         metrics.contains("pocketgate_sessions_ended_total{reason=\"refresh_invalid\"} 1"),
         "{metrics}"

@@ -78,6 +78,9 @@ if [ ! -d "$HERE/idp/node_modules/oidc-provider" ] || [ "$(cat "$CACHE/idp.insta
     echo "$lock_sum" > "$CACHE/idp.installed"
 fi
 
+# E2E_INSTALL_ONLY=1: only what the proxies and the provider need (tests/live/run.sh uses it)
+[ "${E2E_INSTALL_ONLY:-0}" != "1" ] || exit 0
+
 # --- pocketgate ------------------------------------------------------------------
 if [ -z "${E2E_POCKETGATE_BIN:-}" ]; then
     if [ "${E2E_SKIP_BUILD:-0}" != "1" ]; then

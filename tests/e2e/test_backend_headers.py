@@ -12,7 +12,7 @@ Cookies: behind Caddy and nginx the echo backend gets the application's
 cookies byte for byte and no cookie of pocketgate's (session, chunks,
 logout hint, flow under either name), signed in and on a bypass path. Traefik has no way to
 rewrite a header value: as shipped it passes the Cookie header as it is
-(what examples/traefik/dynamic.yml and the README say); its
+(what examples/traefik/dynamic.yml and the book say); its
 ``pocketgate-no-cookies`` middleware is the remedy for cookie-less backends.
 """
 

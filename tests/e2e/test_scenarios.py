@@ -99,6 +99,11 @@ def test_user_outside_the_policy_groups_gets_403(stack):
     landed = flows.sign_in(s, stack.url("grafana", "/"), "bob", stack.issuer)
     assert landed.status_code == 403, flows.describe(landed)
     assert "echo" not in landed.text
+    # pocketgate's page, through every proxy (nginx asks for it again: error_page 403)
+    assert "Access denied" in landed.text and "grafana.example.test" in landed.text, landed.text[:300]
+    r = s.get(stack.url("grafana", "/api/x"), headers={"Accept": "application/json"}, allow_redirects=False,
+              timeout=T)
+    assert r.status_code == 403 and r.json()["error"] == "forbidden", (r.status_code, r.text[:200])
     # bob is in "users": the users-policy hosts let him in
     data = echo_json(s.get(stack.url("sonarr", "/series"), timeout=T))
     assert flows.header_values(data, "X-Remote-User") == ["bob"]

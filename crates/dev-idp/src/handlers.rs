@@ -325,8 +325,21 @@ async fn token(
     let result = token_grant(&req, &body, &shared).await;
     if let Err(error) = &result {
         tracing::debug!(error = error.code(), description = %error, "token request refused");
+        if matches!(error, TokenError::InvalidGrant(_))
+            && shared.fault() == Some(Fault::RefreshRefusedWithMessage)
+            && is_refresh_grant(&body)
+        {
+            return Ok(HttpResponse::BadRequest()
+                .insert_header(header::CacheControl(vec![header::CacheDirective::NoStore]))
+                .json(json!({ "error": "Refresh token is invalid or expired" })));
+        }
     }
     result
+}
+
+/// Whether a token request body asks for the refresh grant.
+fn is_refresh_grant(body: &[u8]) -> bool {
+    url::form_urlencoded::parse(body).any(|(k, v)| k == "grant_type" && v == "refresh_token")
 }
 
 /// The kinds of grant the token endpoint serves.

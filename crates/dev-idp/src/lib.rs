@@ -266,6 +266,11 @@ pub enum Fault {
     /// is not processed: the code or refresh token sent stays usable. Other endpoints work;
     /// clearing the fault does not release requests already held.
     TokenHangs,
+    /// The refresh grant refuses (unknown, expired or reused token, disabled or deleted user)
+    /// as Pocket ID 2.9 was seen to: `400 {"error":"Refresh token is invalid or expired"}`, a
+    /// message in place of RFC 6749's `invalid_grant` code. Later releases answer
+    /// `invalid_grant`.
+    RefreshRefusedWithMessage,
 }
 
 /// One way to break an access token built by [`DevIdp::access_token`]; everything else about

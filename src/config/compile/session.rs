@@ -351,8 +351,8 @@ pub(super) fn warn_host_only_cookie(
     }
 }
 
-/// With `[[session.domains]]`, a `[[hosts]]` entry under none of the cookie
-/// domains never sees a session cookie (unless it is a login host itself):
+/// A `[[hosts]]` entry under none of the cookie domains (`cookie_domain` and
+/// the `[[session.domains]]` ones) never sees a session cookie (unless it is a login host itself):
 /// its users would sign in and be sent back to sign in again.
 pub(super) fn warn_uncovered_hosts(
     server: &Server,
@@ -360,7 +360,7 @@ pub(super) fn warn_uncovered_hosts(
     rules: &Rules,
     report: &mut Report,
 ) {
-    if session.domains.is_empty() {
+    if session.domains.is_empty() && session.cookie_domain.is_none() {
         return;
     }
     let domains: Vec<&CookieDomain> = session
@@ -386,7 +386,7 @@ pub(super) fn warn_uncovered_hosts(
         if !ok {
             let listed: Vec<&str> = domains.iter().map(|d| d.as_str()).collect();
             report.warn(format!(
-                "hosts[{}].host: {} is under none of the cookie domains ({}), so it never sees a session cookie and its users are sent to sign in again and again (fix: add a [[session.domains]] entry for its domain)",
+                "hosts[{}].host: {} is under none of the cookie domains ({}), so it never sees a session cookie and its users are sent to sign in again and again, a \"portal loop\" (fix: serve it under the cookie domain, or add a [[session.domains]] entry for its domain)",
                 h.index,
                 h.pattern,
                 listed.join(", ")
