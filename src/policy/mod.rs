@@ -656,6 +656,3 @@ fn network_clause(
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod rule_tests;
