@@ -1,24 +1,16 @@
 use super::*;
+use crate::domain::tests::check_parse;
 
+#[rustfmt::skip]
 #[test]
 fn entries_parse_as_cidrs_or_single_addresses() {
-    assert_eq!(
-        Networks::parse_one("10.1.2.3/8").unwrap().to_string(),
-        "10.0.0.0/8"
-    );
-    assert_eq!(
-        Networks::parse_one(" 192.168.1.10 ").unwrap().to_string(),
-        "192.168.1.10/32"
-    );
-    assert!(Networks::parse_one("10.0.0.0/33")
-        .unwrap_err()
-        .reason()
-        .contains("prefix length"));
-    assert!(Networks::parse_one("ten/8")
-        .unwrap_err()
-        .reason()
-        .contains("not an IP"));
-    assert!(Networks::parse_one("").is_err());
+    check_parse(Networks::parse_one, &[
+        ("10.1.2.3/8",      Ok("10.0.0.0/8")),
+        (" 192.168.1.10 ",  Ok("192.168.1.10/32")),
+        ("10.0.0.0/33",     Err("prefix length")),
+        ("ten/8",           Err("not an IP")),
+        ("",                Err("")),
+    ]);
 }
 
 #[test]

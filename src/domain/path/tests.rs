@@ -1,4 +1,5 @@
 use super::*;
+use crate::domain::tests::check_parse;
 
 #[test]
 fn prefixes_match_on_segment_boundaries() {
@@ -14,15 +15,19 @@ fn prefixes_match_on_segment_boundaries() {
     assert!(!api.is_covered_by(&PathPrefix::parse("/api/admin").unwrap()));
 }
 
+#[rustfmt::skip]
 #[test]
 fn prefixes_must_be_plain_paths() {
-    assert!(PathPrefix::parse("api")
-        .unwrap_err()
-        .reason()
-        .contains("\"/api\""));
-    for bad in ["/a/../b", "/a//b", "/a?b", "/a%2e", "/a\\b", "/a#b"] {
-        assert!(PathPrefix::parse(bad).is_err(), "{bad}");
-    }
+    check_parse(PathPrefix::parse, &[
+        ("/api/",   Ok("/api")),
+        ("api",     Err("\"/api\"")),
+        ("/a/../b", Err("")),
+        ("/a//b",   Err("")),
+        ("/a?b",    Err("")),
+        ("/a%2e",   Err("")),
+        ("/a\\b",   Err("")),
+        ("/a#b",    Err("")),
+    ]);
 }
 
 #[test]
