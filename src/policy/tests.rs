@@ -14,7 +14,8 @@ use crate::config::load_rules_str;
 use crate::domain::is_normal_path;
 use crate::domain::ClientAddr;
 
-/// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases.
+/// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases
+/// (tests/seed_hosts.toml).
 fn runtime() -> Rules {
     load_rules_str(&seed_text()).unwrap().value
 }
@@ -31,36 +32,7 @@ fn seed_text() -> String {
         "/examples/pocketgate.toml"
     ))
     .unwrap();
-    text.push_str(
-        r#"
-[policies.staff]
-allowed_groups = ["staff"]
-allowed_users = ["carol", "dave@example.com"]
-
-[policies.anyone]
-
-[[hosts]]
-host = "*.apps.example.com"
-policy = "users"
-
-[[hosts]]
-host = "wiki.example.com"
-policy = "staff"
-
-[[hosts]]
-host = "open.example.com"
-policy = "anyone"
-bypass_paths = ["/"]
-
-[[hosts]]
-host = "roles.example.com"
-policy = "admins"
-claim_roles = [
-  { claim = "department", value = "ops", role = "admins" },
-  { claim = "email", value = "boss@example.com", role = "admins" },
-]
-"#,
-    );
+    text.push_str(include_str!("tests/seed_hosts.toml"));
     text
 }
 
@@ -350,18 +322,9 @@ fn paths_not_in_normal_form_never_bypass() {
 /// characters bypassed an encoded spelling of a path that does not bypass.
 #[test]
 fn no_spelling_of_a_path_reaches_a_regex_its_plain_form_misses() {
-    let rules = load_rules_str(
-        r#"
-[policies.users]
-allowed_groups = ["users"]
-[[hosts]]
-host = "share.example.com"
-policy = "users"
-bypass_resources = ["^/share/.{8}$"]
-"#,
-    )
-    .unwrap()
-    .value;
+    let rules = load_rules_str(include_str!("tests/share.toml"))
+        .unwrap()
+        .value;
     let outcome = |path| {
         let facts = facts("share.example.com", path, "203.0.113.9", Some("GET"));
         decide(&rules, &facts, None).outcome

@@ -7,47 +7,9 @@
 
 use super::*;
 
-const GITEA: &str = r#"
-[policies.users]
-allowed_groups = ["users", "admins"]
-[policies.admins]
-allowed_groups = ["admins"]
-[policies.lan]
-allowed_groups = ["admins"]
-allowed_networks = ["192.168.0.0/16"]
-
-[[hosts]]
-host = "gitea.example.com"
-policy = "users"
-bypass_paths = ["/api/health"]
-
-[[hosts.rules]]             # 0: only admins may open /admin
-paths = ["/admin"]
-policy = "admins"
-
-[[hosts.rules]]             # 1: DELETE on the API from the LAN: users
-paths = ["/api"]
-methods = ["DELETE"]
-networks = ["192.168.0.0/16"]
-policy = "users"
-
-[[hosts.rules]]             # 2: ... and from anywhere else nobody
-paths = ["/api"]
-methods = ["delete"]
-action = "deny"
-
-[[hosts.rules]]             # 3: public images pass without identity
-resources = ['^/public/[a-z]+\.png$']
-action = "bypass"
-
-[[hosts.rules]]             # 4: /ops is the LAN's
-paths = ["/ops"]
-policy = "lan"
-
-[[hosts.rules]]             # 5: a blocked network, every path
-networks = ["10.9.0.0/16"]
-action = "deny"
-"#;
+/// A Gitea host with six `[[hosts.rules]]`, numbered in the file's comments
+/// as the rows name them (`hosts[0].rules[N]`).
+const GITEA: &str = include_str!("gitea.toml");
 
 /// method, path, client, who → (outcome, rule name); the host is gitea.example.com.
 type Row = (
@@ -246,30 +208,7 @@ fn only_rules_that_could_match_are_tried() {
 }
 
 /// An ASP.NET Core backend (Sonarr, Jellyfin) routes `/ADMIN` like `/admin`.
-const CASELESS: &str = r#"
-[policies.users]
-allowed_groups = ["users", "admins"]
-[policies.admins]
-allowed_groups = ["admins"]
-
-[[hosts]]
-host = "gitea.example.com"
-policy = "users"
-bypass_paths = ["/Public"]
-case_insensitive_paths = true
-
-[[hosts.rules]]             # 0: only admins may open /admin
-paths = ["/admin"]
-policy = "admins"
-
-[[hosts.rules]]             # 1: a regex written in mixed case, indexed by `api`
-resources = ['^/API/Secret$']
-action = "deny"
-
-[[hosts.rules]]             # 2
-paths = ["/secret"]
-action = "deny"
-"#;
+const CASELESS: &str = include_str!("caseless.toml");
 
 #[rustfmt::skip]
 #[test]
@@ -302,23 +241,7 @@ fn case_insensitive_paths_match_rules_and_bypasses_in_any_letter_case() {
 }
 
 /// Rules written with letters beyond ASCII, on a case-insensitive host.
-const CASELESS_UNICODE: &str = r#"
-[policies.users]
-allowed_groups = ["users", "admins"]
-
-[[hosts]]
-host = "gitea.example.com"
-policy = "users"
-case_insensitive_paths = true
-
-[[hosts.rules]]             # 0: not indexed (no segment boundary)
-resources = ['^/Straße']
-action = "deny"
-
-[[hosts.rules]]             # 1: a first segment beyond ASCII
-resources = ['^/Maße/x$']
-action = "deny"
-"#;
+const CASELESS_UNICODE: &str = include_str!("caseless_unicode.toml");
 
 #[rustfmt::skip]
 #[test]
