@@ -1,11 +1,14 @@
 //! The decision engine: pure functions from the compiled [`Rules`], the facts
 //! of one request and an optional [`Identity`] to a [`Decision`].
 //!
-//! It implements DESIGN.md's order — host, bypass, trusted network, identity,
-//! roles, policy — and nothing else: no HTTP types, no I/O, no clock (a test
-//! in `tests/layering.rs` keeps it so). `config` compiles into [`Rules`]; the
-//! `http` module asks [`decide_with`] and translates the answer; `explain`
-//! prints it.
+//! It implements DESIGN.md's order — host, bypass, `[[hosts.rules]]`, trusted
+//! network, identity, roles, policy — and nothing else: no HTTP types, no I/O,
+//! no clock (`tests/layering.rs` keeps it so). `config` compiles into
+//! [`Rules`] through a [`RulesBuilder`]; callers ask [`decide`], or
+//! [`decide_with`] to open the identity only when the identity step is
+//! reached, and translate the [`Decision`]; its `reason` is what `explain`
+//! prints. The rules are in `rules.rs`, the user in `identity.rs`; the
+//! decision tables in `tests.rs` and `tests/`.
 // Request-derived indices must never panic: only checked access here.
 #![deny(clippy::indexing_slicing)]
 
@@ -133,7 +136,7 @@ pub fn decide<'r>(
     decide_with(rules, facts, || identity)
 }
 
-/// [`decide`], asking for the identity only when step 4 is reached, so that
+/// [`decide`], asking for the identity only when the identity step is reached, so that
 /// bypasses, trusted networks and unknown hosts never pay for opening a cookie.
 pub fn decide_with<'r, 'i>(
     rules: &'r Rules,
@@ -665,6 +668,3 @@ fn network_clause(
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod rule_tests;

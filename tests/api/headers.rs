@@ -32,10 +32,6 @@ policy = "users"
     )
 }
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    r.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 #[rustfmt::skip]
 const ROWS: &[(&str, [&str; 4])] = &[
     // host                   user               email                name                groups
