@@ -1,8 +1,9 @@
 //! pocketgate: a forward-auth sidecar for Caddy, nginx and Traefik in front of
 //! Pocket ID (OpenID Connect).
 //!
-//! Dependencies point one way: [`config`] → [`policy`] → [`session`] / [`oidc`]
-//! → [`http`] → [`cli`]. See DESIGN.md for the contract.
+//! Dependencies point one way: [`domain`] ← [`policy`] ← [`config`] ←
+//! [`session`] / [`oidc`] ← [`gate`] ← [`http`] ← [`cli`]. See DESIGN.md for
+//! the contract.
 
 pub mod assertion;
 pub mod cli;
@@ -10,6 +11,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
+pub mod gate;
 pub mod http;
 pub mod oidc;
 pub mod policy;
