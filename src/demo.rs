@@ -71,6 +71,10 @@ const APPS: &[(&str, &str)] = &[
         "policy users (groups admins or users); /public bypasses",
     ),
     ("admin.demo.test", "policy admins (group admins)"),
+    (
+        "grafana.demo.test",
+        "policy admins, and a backend that wants its own header name ([hosts.headers] user = \"X-WEBAUTH-USER\", as Grafana's auth proxy)",
+    ),
 ];
 
 /// A running demo.
@@ -91,6 +95,14 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
 /// Start the provider and prepare the sidecar. Ports that are taken fall back to free ones.
 pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, String> {
     start_with(port, idp_port, signals, &store_lines("embedded", ""), "").await
+}
+
+/// [`start`] as `pocketgate demo` with these options does: the store and
+/// `--assertion` as given.
+pub async fn start_from(args: &DemoArgs, signals: bool) -> Result<Demo, String> {
+    let lines = store_lines(&args.store, &args.redis_url);
+    let more = if args.assertion { ASSERTION_TABLE } else { "" };
+    start_with(args.port, args.idp_port, signals, &lines, more).await
 }
 
 /// `[assertion]` for `demo --assertion`: the documented default header.
@@ -148,6 +160,11 @@ bypass_paths = ["/public"]
 [[hosts]]
 host = "admin.demo.test"
 policy = "admins"
+[[hosts]]
+host = "grafana.demo.test"
+policy = "admins"
+[hosts.headers]
+user = "X-WEBAUTH-USER"
 {more_tables}"#,
         issuer = idp.issuer(),
         session_secret = random(32)?,
@@ -185,9 +202,7 @@ policy = "admins"
 pub fn run(args: &DemoArgs) -> ExitCode {
     crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
-        let lines = store_lines(&args.store, &args.redis_url);
-        let more = if args.assertion { ASSERTION_TABLE } else { "" };
-        let demo = match start_with(args.port, args.idp_port, true, &lines, more).await {
+        let demo = match start_from(args, true).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");
