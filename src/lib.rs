@@ -10,7 +10,7 @@
 //!   rules; [`request`]: the original request, from the proxy's headers;
 //! - [`session`], [`oidc`], [`assertion`], [`telemetry`]: sessions and their
 //!   stores, the provider client, the signed identity assertion, logging;
-//! - `gate`: one request's whole answer, actix-free;
+//! - [`gate`]: one request's whole answer, actix-free;
 //! - [`http`]: the actix-web handlers, and `respond`, which turns every outcome
 //!   into an answer;
 //! - [`reload`]: a new configuration put in force under a running server;
@@ -24,6 +24,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod domain;
+pub mod gate;
 pub mod http;
 pub mod oidc;
 pub mod policy;

@@ -1,9 +1,10 @@
 //! The actix-web front: thin handlers that turn requests into the engine's
 //! input and its decisions into responses, plus the application builder.
 //!
-//! Nothing here decides: `request` reconstructs the original request, `policy`
-//! decides, `session` opens cookies, `oidc` talks to the provider. This module
-//! maps their answers to status codes, headers and pages.
+//! Nothing here decides: `request` reconstructs the original request, `gate`
+//! answers it (the session or bearer token, `policy`'s decision, the
+//! assertion), `session` opens cookies, `oidc` talks to the provider. This
+//! module maps their answers to status codes, headers and pages.
 
 mod auth;
 mod backchannel;
@@ -150,8 +151,7 @@ impl AppState {
     /// session cookie's own family is looked at, and nothing is copied unless
     /// the value is chunked; why a cookie was refused is logged at debug.
     pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
-        let name = self.cookie.name.as_str();
-        let pairs = cookie_values(headers, |n| session::is_family(name, n));
+        let pairs = self.session_cookies(headers);
         if pairs.is_empty() {
             return Ok(None);
         }
