@@ -164,7 +164,7 @@ pub fn main() -> ExitCode {
 
 /// Print every configuration error, one `error:` line each.
 fn fail(errors: &ConfigErrors) -> ExitCode {
-    for e in errors.errors() {
+    for e in errors.located() {
         eprintln!("error: {e}");
     }
     ExitCode::FAILURE
