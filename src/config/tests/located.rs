@@ -14,6 +14,18 @@ fn load_file(dir: &Path, text: &str) -> ConfigErrors {
     load(&path).unwrap_err()
 }
 
+/// A main file that includes `conf.d/x.toml` (holding `include`) by
+/// `patterns`, with `extra` after the shared test configuration: its text
+/// and the errors of loading it.
+fn load_with_include(patterns: &str, include: &str, extra: &str) -> (String, ConfigErrors) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
+    std::fs::write(dir.path().join("conf.d/x.toml"), include).unwrap();
+    let text = format!("include = {patterns}\n{}", base(extra));
+    let e = load_file(dir.path(), &text);
+    (text, e)
+}
+
 /// The line (1-based) of the first line of `text` containing `needle`.
 fn line_of(text: &str, needle: &str) -> usize {
     text.lines().position(|l| l.contains(needle)).unwrap() + 1
@@ -91,20 +103,12 @@ fn an_unknown_key_alone_refuses_a_configuration_that_compiles() {
 
 #[test]
 fn errors_of_several_files_are_sorted_by_file_and_line() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
-    std::fs::write(
-        dir.path().join("conf.d/x.toml"),
+    // The main file's mistakes: an unknown key below an undefined policy.
+    let (text, e) = load_with_include(
+        r#"["conf.d/*.toml"]"#,
         "[[hosts]]\nhost = \"x.example.com\"\npolicy = \"nobody\"\nallowed_network = [\"10.0.0.0/8\"]\n",
-    )
-    .unwrap();
-    // The main file's mistakes, written after the include key: an unknown
-    // key below an undefined policy.
-    let text = format!(
-        "include = [\"conf.d/*.toml\"]\n{}",
-        base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"nobody\"\nbypass_path = [\"/x\"]\n")
+        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"nobody\"\nbypass_path = [\"/x\"]\n",
     );
-    let e = load_file(dir.path(), &text);
     assert_eq!(
         places(&e),
         [
@@ -127,19 +131,12 @@ fn errors_of_several_files_are_sorted_by_file_and_line() {
 
 #[test]
 fn the_same_error_twice_is_reported_once() {
-    let dir = tempfile::tempdir().unwrap();
     // Two patterns, one file: merged once, so its error is found once.
-    std::fs::create_dir(dir.path().join("conf.d")).unwrap();
-    std::fs::write(
-        dir.path().join("conf.d/x.toml"),
+    let (_, e) = load_with_include(
+        r#"["conf.d/*.toml", "conf.d/x.toml"]"#,
         "[[hosts]]\nhost = \"x.example.com\"\npolicy = \"users\"\nbogus = 1\n",
-    )
-    .unwrap();
-    let text = format!(
-        "include = [\"conf.d/*.toml\", \"conf.d/x.toml\"]\n{}",
-        base("")
+        "",
     );
-    let e = load_file(dir.path(), &text);
     assert_eq!(places(&e), ["conf.d/x.toml:4: hosts[0].bogus"], "{e}");
     // Two equal errors at one place are one.
     let twice = e.located().iter().chain(e.located()).cloned().collect();
