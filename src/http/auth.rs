@@ -126,7 +126,7 @@ impl AppState {
 
 pub(super) async fn whoami(req: HttpRequest, state: State) -> HttpResponse {
     match state.session(req.headers()).await {
-        Ok(Some(c)) => respond::no_store(HttpResponse::Ok()).json(serde_json::json!({
+        Ok(Some(c)) => respond::private_json(serde_json::json!({
             "user": c.session.identity.user,
             "email": c.session.identity.email,
             "email_verified": c.session.identity.email_verified,

@@ -21,6 +21,11 @@ use crate::request::RequestError;
 use crate::session::store::StoreError;
 use crate::session::{CreateError, TooLarge};
 
+mod service;
+pub(crate) use service::{
+    alive, backchannel, bad_query, jwks, metrics, private_json, readiness, LogoutAnswer, Readiness,
+};
+
 /// Who is asking: a person's browser navigating, or a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Client {
@@ -106,15 +111,19 @@ pub(crate) enum Rejection {
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
+    /// The query string does not fit the endpoint's parameters (`rd` twice).
+    #[error("bad query string: {0}")]
+    Query(String),
 }
 
 impl Rejection {
     /// The status code.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Rejection::NoPeer | Rejection::Request(_) | Rejection::Redirect { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::NoPeer
+            | Rejection::Request(_)
+            | Rejection::Redirect { .. }
+            | Rejection::Query(_) => StatusCode::BAD_REQUEST,
             Rejection::Flow { error, .. } => match error {
                 FlowError::Refused {
                     code: OAuthErrorCode(OAuthError::AccessDenied),
@@ -153,6 +162,8 @@ impl Rejection {
             Rejection::NoPeer => BadRequestReason::no_peer,
             Rejection::Request(e) => BadRequestReason::from(e),
             Rejection::Redirect { .. } => BadRequestReason::bad_rd,
+            // Refused by the extractor before any handler counts it.
+            Rejection::Query(_) => return None,
             _ => BadRequestReason::bad_flow,
         })
     }
@@ -218,6 +229,10 @@ impl Rejection {
                 "Access denied",
                 format!("Your {field} holds characters that cannot be passed to the application."),
             ),
+            Rejection::Query(e) => (
+                "Bad request",
+                format!("The address's query string cannot be read ({e})."),
+            ),
         }
     }
 
@@ -237,6 +252,7 @@ impl Rejection {
                 tracing::warn!(error = %self, "cannot reconstruct the original request")
             }
             Rejection::Redirect { .. } => tracing::info!(error = %self, "refused return address"),
+            Rejection::Query(_) => tracing::info!(error = %self, "refused query string"),
             // The reason only: a token is never logged.
             Rejection::BearerInvalid(_) => tracing::info!(error = %self, "bearer token refused"),
             _ => tracing::warn!(error = %self, "request refused"),
