@@ -6,7 +6,7 @@
 //! This module holds the keys (the signing one and those still published),
 //! signs, and caches signed assertions per (identity, origin, key) until half
 //! their lifetime is gone, so the hot path does not sign on every request.
-//! It does not decide when an assertion is due (`http` asks on allow) and
+//! It does not decide when an assertion is due (`gate` asks on allow) and
 //! does not parse key files (`config` and `domain` do).
 
 use std::fs;

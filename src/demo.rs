@@ -1,8 +1,9 @@
 //! `pocketgate demo`: the sidecar and the embedded development identity
 //! provider on loopback, with demo pages that stand in for protected apps.
 //!
-//! The demo pages go through the same code as `/forward-auth` — the decision
-//! engine and the identity-header mapping — and show what a backend behind a
+//! The demo pages go through the same code as `/forward-auth` — the gate
+//! (session or bearer token, decision, the host's header names, the
+//! assertion) and the answer's mapping — and show what a backend behind a
 //! proxy would receive. Nothing here is for production: secrets are random per
 //! run, everything binds 127.0.0.1 only.
 
@@ -15,13 +16,14 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::config;
+use crate::gate;
 use crate::http::metrics::Endpoint;
 use crate::http::pages::escape;
-use crate::http::respond::{self, Answer, Client, Rejection};
+use crate::http::respond::{self, Answer, Client};
 use crate::http::State;
-use crate::http::{AppState, Application, ServeOptions};
+use crate::http::{now, AppState, Application, ServeOptions};
 use crate::oidc::Provider;
-use crate::policy::{self, Outcome, RequestFacts};
+use crate::policy::Outcome;
 use crate::request::{OriginalRequest, Scheme};
 use crate::session::store::Store;
 use dev_idp::{default_users, DevIdp, DevIdpConfig};
@@ -69,6 +71,10 @@ const APPS: &[(&str, &str)] = &[
         "policy users (groups admins or users); /public bypasses",
     ),
     ("admin.demo.test", "policy admins (group admins)"),
+    (
+        "grafana.demo.test",
+        "policy admins, and a backend that wants its own header name ([hosts.headers] user = \"X-WEBAUTH-USER\", as Grafana's auth proxy)",
+    ),
 ];
 
 /// A running demo.
@@ -89,6 +95,14 @@ fn bind(port: u16) -> std::io::Result<TcpListener> {
 /// Start the provider and prepare the sidecar. Ports that are taken fall back to free ones.
 pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, String> {
     start_with(port, idp_port, signals, &store_lines("embedded", ""), "").await
+}
+
+/// [`start`] as `pocketgate demo` with these options does: the store and
+/// `--assertion` as given.
+pub async fn start_from(args: &DemoArgs, signals: bool) -> Result<Demo, String> {
+    let lines = store_lines(&args.store, &args.redis_url);
+    let more = if args.assertion { ASSERTION_TABLE } else { "" };
+    start_with(args.port, args.idp_port, signals, &lines, more).await
 }
 
 /// `[assertion]` for `demo --assertion`: the documented default header.
@@ -146,6 +160,11 @@ bypass_paths = ["/public"]
 [[hosts]]
 host = "admin.demo.test"
 policy = "admins"
+[[hosts]]
+host = "grafana.demo.test"
+policy = "admins"
+[hosts.headers]
+user = "X-WEBAUTH-USER"
 {more_tables}"#,
         issuer = idp.issuer(),
         session_secret = random(32)?,
@@ -183,9 +202,7 @@ policy = "admins"
 pub fn run(args: &DemoArgs) -> ExitCode {
     crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
-        let lines = store_lines(&args.store, &args.redis_url);
-        let more = if args.assertion { ASSERTION_TABLE } else { "" };
-        let demo = match start_with(args.port, args.idp_port, true, &lines, more).await {
+        let demo = match start_from(args, true).await {
             Ok(d) => d,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -272,26 +289,29 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
     let host = host.to_ascii_lowercase();
     let path = format!("/{tail}");
     let rt = &state.runtime;
-    let client = crate::domain::ClientAddr::new(
-        req.peer_addr()
-            .map(|a| a.ip())
-            .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
-    );
-    let current = match state.session(req.headers()).await {
-        Ok(c) => c,
-        Err(e) => return respond::reject(&Rejection::StoreUnavailable(e), Client::Browser),
-    };
-    let identity = current.as_ref().map(|c| &c.session.identity);
-    let facts = RequestFacts {
-        host: &host,
+    // The request a proxy would describe: https, this host and path, from here.
+    let original = OriginalRequest {
+        method: req.method().as_str(),
+        method_given: true,
+        scheme: Scheme::Https,
+        host: Cow::Borrowed(&host),
+        authority: Cow::Borrowed(&host),
         path: &path,
-        client,
-        method: Some(req.method().as_str()),
+        query: None,
+        client: crate::domain::ClientAddr::new(
+            req.peer_addr()
+                .map(|a| a.ip())
+                .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
+        ),
     };
-    let decision = policy::decide(&rt.rules, &facts, identity);
-    let rule = decision.rule_name();
-    let reason = decision.reason(&rt.rules, &facts, identity);
-    if decision.outcome == Outcome::Login {
+    let cookies = state.session_cookies(req.headers());
+    let credentials = state.credentials(req.headers(), &cookies);
+    // The very gate /forward-auth asks: the host's header names, the assertion.
+    let verdict = match gate::decide(&original, rt, state.services(), credentials, now()).await {
+        Ok(v) => v,
+        Err(e) => return respond::refused(e, Client::Browser),
+    };
+    if verdict.outcome() == Outcome::Login {
         // The demo stands in for the proxy and follows the answer itself: back
         // to this page (on public_url) after signing in.
         let here = format!("{}/demo/{}{}", rt.public_url.origin, host, path);
@@ -301,32 +321,24 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         ))
         .finish();
     }
+    let (rule, reason) = (verdict.decision.rule_name(), verdict.reason());
     // The very answer /forward-auth would give the proxy, from the same mapping.
-    let original = OriginalRequest {
-        method: req.method().as_str(),
-        method_given: true,
-        scheme: Scheme::Https,
-        host: Cow::Borrowed(&host),
-        authority: Cow::Borrowed(&host),
-        path: &path,
-        query: None,
-        client,
-    };
-    let answer = Answer {
+    let reply = respond::decision(&Answer {
         endpoint: Endpoint::ForwardAuth,
         client: Client::Api,
-        public_url: &rt.public_url,
-        original: &original,
-        names: &state.headers,
-        identity,
-        assertion: None,
-    };
-    let reply = respond::decision(decision.outcome, &answer, || reason.clone());
+        verdict: &verdict,
+    });
     let status = reply.status();
     let rows: String = reply
         .headers()
         .iter()
-        .filter(|(n, _)| n.as_str().starts_with("x-"))
+        // What the proxy passes on: every header but the answer's own framing.
+        .filter(|(n, _)| {
+            !matches!(
+                n.as_str(),
+                "cache-control" | "content-type" | "content-length"
+            )
+        })
         .map(|(n, v)| {
             format!(
                 "<tr><td><code>{}</code></td><td><code>{}</code></td></tr>",
@@ -335,7 +347,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
             )
         })
         .collect();
-    let what = match decision.outcome {
+    let what = match verdict.outcome() {
         Outcome::Allow => "A backend behind the proxy would receive these identity headers:".to_string(),
         Outcome::Bypass => "It passes without sign-in: the backend receives <em>no</em> identity headers (and the proxy strips any the client sent).".to_string(),
         _ => format!(
@@ -350,7 +362,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
     };
     respond::html(
         status,
-        &format!("{}: {}", status.as_u16(), decision.outcome),
+        &format!("{}: {}", status.as_u16(), verdict.outcome()),
         &format!(
             "<p><strong>{}{}</strong>: {}</p><p>Rule: <code>{}</code>. pocketgate answers the proxy <code>{}</code>. {what}</p>{table}<p><a href=\"/demo\">Back to the demo</a></p>",
             escape(&host),

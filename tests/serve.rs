@@ -309,3 +309,52 @@ async fn metrics_listen_serves_metrics_and_readyz_only() {
     );
     drop(taken);
 }
+
+/// `check` reports every mistake of a file in one run, unknown keys with the
+/// rest, each as `file:line: key: what (fix: ...)` in the order of the file,
+/// and exits 1; a value the environment overrode names its variable.
+#[test]
+fn check_lists_every_mistake_with_its_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    // Lines 15-19: a misspelt key, a bad network, an undefined policy.
+    let text = format!(
+        "{}bypass_path = [\"/health\"]\nallowed_networks = [\"10.0.0.0/33\"]\n[[hosts]]\nhost = \"b.example.test\"\npolicy = \"nobody\"\n",
+        config(free_port(), "")
+    );
+    write(&path, &text);
+    let check = |env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["check", "-c"])
+            .arg(&path)
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = check(&[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    assert_eq!(
+        errors,
+        [
+            "error: pocketgate.toml:15: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)",
+            "error: pocketgate.toml:16: hosts[0].allowed_networks[0]: \"10.0.0.0/33\" is not a network in CIDR notation: prefix length \"33\" is out of range (fix: write e.g. \"10.0.0.0/8\" or \"192.168.1.10\")",
+            "error: pocketgate.toml:19: hosts[1].policy: policy \"nobody\" is not defined (defined: users; fix: add [policies.nobody] or use one of those)",
+        ],
+        "{stderr}"
+    );
+
+    let (code, stderr) = check(&[("POCKETGATE_LOG_FORMAT", "yaml")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("error: environment POCKETGATE_LOG_FORMAT: log_format: \"yaml\"")
+        ),
+        "{stderr}"
+    );
+}

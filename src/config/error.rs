@@ -111,25 +111,133 @@ impl ConfigError {
     }
 }
 
-/// Every error one load found, in the order of the file's sections. Never empty.
+impl ConfigError {
+    /// What the error is about, as its message names it: a key path
+    /// (`hosts[0].policy`), after its include file when it has one
+    /// (`conf.d/x.toml: hosts[0].policy`); a type error's message starts
+    /// with it. `None` for errors about no key (an unreadable main file).
+    pub(super) fn subject(&self) -> Option<String> {
+        match self {
+            ConfigError::ConfigFile { .. } => None,
+            ConfigError::Syntax(s) => Some(s.clone()),
+            ConfigError::DuplicatePolicy { file, name, .. } => {
+                Some(format!("{file}: policies.{name}"))
+            }
+            ConfigError::UnreadableInclude { file, .. } => Some(format!("{file}: ")),
+            ConfigError::NotInInclude { file, key } => Some(format!("{file}: {key}")),
+            ConfigError::UnknownKey { key, .. }
+            | ConfigError::Missing { key, .. }
+            | ConfigError::Invalid { key, .. }
+            | ConfigError::UndefinedPolicy { key, .. }
+            | ConfigError::BadCidr { key, .. }
+            | ConfigError::BadRegex { key, .. }
+            | ConfigError::DuplicateHost { key, .. }
+            | ConfigError::Conflict { key, .. }
+            | ConfigError::BadInclude { key, .. }
+            | ConfigError::ShortSecret { key, .. }
+            | ConfigError::UnreadableSecretFile { key, .. }
+            | ConfigError::RelativePublicUrl { key, .. }
+            | ConfigError::CookieDomainMismatch { key, .. } => Some(key.clone()),
+        }
+    }
+}
+
+/// Where a mistake was written.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Location {
+    /// A configuration file (as the messages name it: the main file's name,
+    /// an include file relative to it) and the line, when it could be found.
+    File { file: String, line: Option<usize> },
+    /// An environment variable (`POCKETGATE_OIDC__ISSUER`) that overrode the file.
+    Env { var: String },
+}
+
+/// One error and where it was written (`None`: nowhere in particular, or
+/// text that is no file).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigErrors(Vec<ConfigError>);
+pub struct Located {
+    pub error: ConfigError,
+    pub at: Option<Location>,
+}
+
+impl fmt::Display for Located {
+    /// `file:line: key: what (fix: ...)`, the form editors and terminals
+    /// link; the message's own file prefix is not repeated.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let text = self.error.to_string();
+        match &self.at {
+            None => f.write_str(&text),
+            Some(Location::Env { var }) => write!(f, "environment {var}: {text}"),
+            Some(Location::File { file, line }) => {
+                let rest = text
+                    .strip_prefix(file.as_str())
+                    .and_then(|r| r.strip_prefix(": "))
+                    .unwrap_or(&text);
+                match line {
+                    Some(line) => write!(f, "{file}:{line}: {rest}"),
+                    None => write!(f, "{file}: {rest}"),
+                }
+            }
+        }
+    }
+}
+
+/// Every error one load found: sorted by file and line once located
+/// (errors about no place first, then each file's, then the environment's),
+/// each once. Never empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigErrors(Vec<Located>);
 
 impl ConfigErrors {
     /// The errors; at least one.
-    pub fn errors(&self) -> &[ConfigError] {
+    pub fn errors(&self) -> impl Iterator<Item = &ConfigError> {
+        self.0.iter().map(|l| &l.error)
+    }
+
+    /// The errors with where each was written; at least one.
+    pub fn located(&self) -> &[Located] {
         &self.0
     }
 
     /// `None` when there is nothing to report.
     pub(super) fn from_vec(errors: Vec<ConfigError>) -> Option<ConfigErrors> {
-        (!errors.is_empty()).then_some(ConfigErrors(errors))
+        let located = errors
+            .into_iter()
+            .map(|error| Located { error, at: None })
+            .collect();
+        ConfigErrors::from_located(located)
+    }
+
+    /// `None` when there is nothing to report; else each error once.
+    pub(super) fn from_located(errors: Vec<Located>) -> Option<ConfigErrors> {
+        let mut unique: Vec<Located> = Vec::with_capacity(errors.len());
+        for e in errors {
+            if !unique.contains(&e) {
+                unique.push(e);
+            }
+        }
+        (!unique.is_empty()).then_some(ConfigErrors(unique))
+    }
+
+    /// Sort by where: `rank` orders the files (the main one first). Stable,
+    /// so errors of one line keep the order they were found in.
+    pub(super) fn sort_by_place(&mut self, rank: impl Fn(&str) -> usize) {
+        self.0.sort_by_key(|l| match &l.at {
+            None => (0, 0, 0),
+            Some(Location::File { file, line }) => (1, rank(file), line.unwrap_or(0)),
+            Some(Location::Env { .. }) => (2, 0, 0),
+        });
+    }
+
+    /// The errors, to be located or joined with more.
+    pub(super) fn into_vec(self) -> Vec<Located> {
+        self.0
     }
 }
 
 impl From<ConfigError> for ConfigErrors {
     fn from(e: ConfigError) -> ConfigErrors {
-        ConfigErrors(vec![e])
+        ConfigErrors(vec![Located { error: e, at: None }])
     }
 }
 

@@ -39,22 +39,27 @@ impl Included {
     }
 }
 
-/// Read every file `raw.include` matches (relative to the directory of
-/// `main`) and merge its policies and hosts into `raw`: policies by name (a
-/// name defined twice is an error naming both files), hosts appended after
-/// the main file's, file by file in sorted path order. Every include file is
-/// read even after an error, so that one run names every mistake.
-pub(super) fn merge(main: &Path, raw: &mut RawConfig) -> Result<Included, Vec<ConfigError>> {
-    let base = main.parent().unwrap_or(Path::new(""));
-    let main_label: Arc<str> = main
-        .file_name()
+/// How messages name the main file: its file name.
+pub(super) fn main_label(main: &Path) -> Arc<str> {
+    main.file_name()
         .map_or_else(
             || main.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         )
-        .into();
+        .into()
+}
+
+/// Read every file `raw.include` matches (relative to the directory of
+/// `main`) and merge its policies and hosts into `raw`: policies by name (a
+/// name defined twice is an error naming both files), hosts appended after
+/// the main file's, file by file in sorted path order. Every include file is
+/// read even after an error, and an include file with unknown keys is still
+/// merged (its errors go to `errors`), so that one run names every mistake;
+/// the caller refuses the configuration when `errors` is not empty.
+pub(super) fn merge(main: &Path, raw: &mut RawConfig, errors: &mut Vec<ConfigError>) -> Included {
+    let base = main.parent().unwrap_or(Path::new(""));
+    let main_label = main_label(main);
     raw.main_file = Some(main_label.clone());
-    let mut errors = Vec::new();
     let mut warnings = Vec::new();
     let mut sources = Sources {
         files: vec![main.to_path_buf()],
@@ -100,17 +105,12 @@ pub(super) fn merge(main: &Path, raw: &mut RawConfig) -> Result<Included, Vec<Co
                 .into();
             sources.files.push(path.clone());
             sources.includes.push(path.clone());
-            match fragment(&path, &label) {
-                Ok(f) => add(raw, f, &label, &mut defined, &mut errors),
-                Err(mut e) => errors.append(&mut e),
+            if let Some(f) = fragment(&path, &label, errors) {
+                add(raw, f, &label, &mut defined, errors);
             }
         }
     }
-    if errors.is_empty() {
-        Ok(Included { warnings, sources })
-    } else {
-        Err(errors)
-    }
+    Included { warnings, sources }
 }
 
 /// The files one pattern matches, sorted; directories are skipped. A
@@ -176,34 +176,44 @@ fn base_dir(base: &Path, pattern: &str) -> Option<PathBuf> {
     Some(dir)
 }
 
-/// One include file, read and key-checked; every error names it.
-fn fragment(path: &Path, label: &str) -> Result<RawFragment, Vec<ConfigError>> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError::UnreadableInclude {
-            file: label.to_string(),
-            reason: e.to_string(),
-        }]
-    })?;
+/// One include file, read and key-checked; every error names it and goes
+/// to `errors`. `None` when nothing could be read from it.
+fn fragment(path: &Path, label: &str, errors: &mut Vec<ConfigError>) -> Option<RawFragment> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            errors.push(ConfigError::UnreadableInclude {
+                file: label.to_string(),
+                reason: e.to_string(),
+            });
+            return None;
+        }
+    };
     let figment = if load::is_json(path) {
         Figment::from(Json::string(&text))
     } else {
         Figment::from(Toml::string(&text))
     };
-    load::extract_fragment(&figment).map_err(|errors| {
-        errors
-            .into_iter()
-            .map(|e| match e {
-                // figment says where the text came from; the file name says it better.
-                ConfigError::Syntax(s) => ConfigError::Syntax(
-                    s.trim_end_matches(" in TOML source string")
-                        .trim_end_matches(" in JSON source string")
-                        .to_string(),
-                ),
-                e => e,
-            })
-            .map(|e| e.in_file(label))
-            .collect()
-    })
+    let (raw, found) = match load::extract_fragment(&figment) {
+        Ok(extracted) => (Some(extracted.raw), extracted.unknown),
+        Err(found) => (None, found),
+    };
+    errors.extend(found.into_iter().map(|e| in_file(e, label)));
+    raw
+}
+
+/// An error of an include file's text, said of the file.
+fn in_file(e: ConfigError, label: &str) -> ConfigError {
+    match e {
+        // figment says where the text came from; the file name says it better.
+        ConfigError::Syntax(s) => ConfigError::Syntax(
+            s.trim_end_matches(" in TOML source string")
+                .trim_end_matches(" in JSON source string")
+                .to_string(),
+        ),
+        e => e,
+    }
+    .in_file(label)
 }
 
 /// Merge one include file's policies and hosts into the configuration.

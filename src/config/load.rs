@@ -1,6 +1,8 @@
 //! Loading: the TOML file merged with `POCKETGATE_*` environment variables
 //! (figment), the unknown-key check, and extraction into the raw structures.
-//! Nothing here judges values; that is `compile`'s job.
+//! Nothing here judges values; that is `compile`'s job. Unknown keys are
+//! returned beside what was read, not instead of it, so that one run reports
+//! them with every other mistake.
 
 use std::path::Path;
 
@@ -46,16 +48,26 @@ pub(super) fn figment_from_str(toml: &str) -> Figment {
     Figment::from(Toml::string(toml))
 }
 
-/// Extract the raw configuration, reporting every unknown key and every type
-/// error found; a syntax error stops at once (nothing else can be read).
-pub(super) fn extract(figment: &Figment) -> Result<RawConfig, Vec<ConfigError>> {
+/// Extract the raw configuration and the unknown keys beside it, so that
+/// compiling can report its errors in the same run (the caller must still
+/// refuse the configuration for an unknown key). A syntax error stops at
+/// once (nothing else can be read); type errors come with the unknown keys.
+pub(super) fn extract(figment: &Figment) -> Result<Extracted<RawConfig>, Vec<ConfigError>> {
     extract_with(figment, unknown_keys)
+}
+
+/// What extraction read, and the unknown keys it found beside it.
+pub(super) struct Extracted<T> {
+    pub raw: T,
+    pub unknown: Vec<ConfigError>,
 }
 
 /// Extract an include file's `[policies.*]` and `[[hosts]]`: any other
 /// top-level key is refused, and unknown keys inside are reported as in the
 /// main file. The errors do not name the file yet; the caller adds it.
-pub(super) fn extract_fragment(figment: &Figment) -> Result<RawFragment, Vec<ConfigError>> {
+pub(super) fn extract_fragment(
+    figment: &Figment,
+) -> Result<Extracted<RawFragment>, Vec<ConfigError>> {
     extract_with(figment, |tree, errors| {
         for key in tree
             .keys()
@@ -73,15 +85,17 @@ pub(super) fn extract_fragment(figment: &Figment) -> Result<RawFragment, Vec<Con
 fn extract_with<T: DeserializeOwned>(
     figment: &Figment,
     check_keys: impl Fn(&Dict, &mut Vec<ConfigError>),
-) -> Result<T, Vec<ConfigError>> {
+) -> Result<Extracted<T>, Vec<ConfigError>> {
     let tree: Dict = figment
         .extract()
         .map_err(|e| vec![ConfigError::Syntax(e.to_string())])?;
     let mut errors = Vec::new();
     check_keys(&tree, &mut errors);
     match figment.extract::<T>() {
-        Ok(raw) if errors.is_empty() => Ok(raw),
-        Ok(_) => Err(errors),
+        Ok(raw) => Ok(Extracted {
+            raw,
+            unknown: errors,
+        }),
         Err(e) => {
             errors.extend(describe_figment_error(&e).map(ConfigError::Syntax));
             Err(errors)

@@ -10,6 +10,7 @@ mod compile;
 mod error;
 mod include;
 mod load;
+mod locate;
 mod raw;
 
 use std::collections::BTreeMap;
@@ -23,7 +24,7 @@ use figment::Figment;
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
 pub use compile::assertion::{AssertionSettings, KeyFile};
-pub use error::{ConfigError, ConfigErrors};
+pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
 
 /// The compiled configuration `serve` runs on: built once, shared by `Arc`, only read.
@@ -512,9 +513,9 @@ pub struct Sources {
 /// Load, validate and compile the configuration at `path` (plus environment
 /// and include files).
 pub fn load(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
-    let (raw, included) = read(path)?;
-    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok(), false)?;
-    Ok(included.attach(loaded))
+    from_file(path, |raw| {
+        compile::runtime(raw, &|name| std::env::var(name).ok(), false)
+    })
 }
 
 /// [`load`] without opening the secret and key files (`session.secret_file`,
@@ -523,24 +524,44 @@ pub fn load(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
 /// other key, include file and cross-reference is checked as by [`load`];
 /// the result must never serve, as it holds stand-ins for those files.
 pub fn load_offline(path: &Path) -> Result<Loaded<Runtime>, ConfigErrors> {
-    let (raw, included) = read(path)?;
-    let loaded = compile::runtime(&raw, &|name| std::env::var(name).ok(), true)?;
-    Ok(included.attach(loaded))
+    from_file(path, |raw| {
+        compile::runtime(raw, &|name| std::env::var(name).ok(), true)
+    })
 }
 
 /// Only the rules at `path` (plus environment and include files), for
 /// `explain`: nothing about the provider or secrets is required or read.
 pub fn load_rules(path: &Path) -> Result<Loaded<Rules>, ConfigErrors> {
-    let (raw, included) = read(path)?;
-    Ok(included.attach(compile::rules_only(&raw)?))
+    from_file(path, compile::rules_only)
 }
 
-/// The main file (plus environment) with its include files merged in.
-fn read(path: &Path) -> Result<(raw::RawConfig, include::Included), ConfigErrors> {
+/// The main file (plus environment) with its include files merged in,
+/// compiled by `compile`. Every error of the run is reported, each with
+/// its file and line: unknown keys, include files' and compiling's. Any
+/// one of them refuses the configuration.
+fn from_file<T>(
+    path: &Path,
+    compile: impl FnOnce(&raw::RawConfig) -> Result<Loaded<T>, ConfigErrors>,
+) -> Result<Loaded<T>, ConfigErrors> {
     readable(path)?;
-    let mut raw = load::extract(&load::figment_for(path)).map_err(errors)?;
-    let included = include::merge(path, &mut raw).map_err(errors)?;
-    Ok((raw, included))
+    let figment = load::figment_for(path);
+    let mut found = Vec::new();
+    let compiled = match load::extract(&figment) {
+        Ok(mut extracted) => {
+            found.append(&mut extracted.unknown);
+            let included = include::merge(path, &mut extracted.raw, &mut found);
+            Some(compile(&extracted.raw).map(|loaded| included.attach(loaded)))
+        }
+        Err(mut errors) => {
+            found.append(&mut errors);
+            None
+        }
+    };
+    refuse_if_any(found, compiled).map_err(|e| {
+        let errors = e.into_vec().into_iter().map(|l| l.error).collect();
+        locate::locate(errors, path, &include::main_label(path), &figment)
+            .unwrap_or_else(incomplete)
+    })
 }
 
 /// Load from TOML text alone (tests, `demo`), with `env` standing in for the
@@ -554,18 +575,44 @@ pub fn load_str(
 
 /// Only the rules, from TOML text.
 pub fn load_rules_str(toml: &str) -> Result<Loaded<Rules>, ConfigErrors> {
-    let raw = load::extract(&load::figment_from_str(toml)).map_err(errors)?;
-    no_include(&raw)?;
-    compile::rules_only(&raw)
+    from_text(&load::figment_from_str(toml), compile::rules_only)
 }
 
 fn load_figment(
     figment: &Figment,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Loaded<Runtime>, ConfigErrors> {
-    let raw = load::extract(figment).map_err(errors)?;
-    no_include(&raw)?;
-    compile::runtime(&raw, env, false)
+    from_text(figment, |raw| compile::runtime(raw, env, false))
+}
+
+/// Text that is no file (a figment of TOML text) compiled by `compile`,
+/// every error reported, without places.
+fn from_text<T>(
+    figment: &Figment,
+    compile: impl FnOnce(&raw::RawConfig) -> Result<Loaded<T>, ConfigErrors>,
+) -> Result<Loaded<T>, ConfigErrors> {
+    let extracted = load::extract(figment).map_err(errors)?;
+    no_include(&extracted.raw)?;
+    refuse_if_any(extracted.unknown, Some(compile(&extracted.raw)))
+}
+
+/// The compiled configuration, unless anything was `found` before compiling
+/// (fail closed: an unknown key refuses a configuration that compiled);
+/// else every error, those found first.
+fn refuse_if_any<T>(
+    found: Vec<ConfigError>,
+    compiled: Option<Result<Loaded<T>, ConfigErrors>>,
+) -> Result<Loaded<T>, ConfigErrors> {
+    match (ConfigErrors::from_vec(found), compiled) {
+        (None, Some(compiled)) => compiled,
+        (Some(found), Some(Err(more))) => {
+            let mut all = found.into_vec();
+            all.extend(more.into_vec());
+            Err(ConfigErrors::from_located(all).unwrap_or_else(incomplete))
+        }
+        (Some(found), _) => Err(found),
+        (None, None) => Err(incomplete()),
+    }
 }
 
 /// Text that is not a file has no directory for `include` to be relative
@@ -593,8 +640,13 @@ fn readable(path: &Path) -> Result<(), ConfigErrors> {
 }
 
 fn errors(list: Vec<ConfigError>) -> ConfigErrors {
-    ConfigErrors::from_vec(list)
-        .unwrap_or_else(|| ConfigError::Syntax("the configuration could not be read".into()).into())
+    ConfigErrors::from_vec(list).unwrap_or_else(incomplete)
+}
+
+/// Nothing to report where something should be: a bug, but never a
+/// half-built configuration.
+fn incomplete() -> ConfigErrors {
+    ConfigError::Syntax("the configuration could not be read".into()).into()
 }
 
 #[cfg(test)]

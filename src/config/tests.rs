@@ -11,6 +11,7 @@ mod bearer;
 mod domains;
 mod include;
 mod json;
+mod located;
 mod offline;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
@@ -591,7 +592,6 @@ policy = "users"
     .unwrap_err();
     let keys: Vec<String> = e
         .errors()
-        .iter()
         .map(|e| {
             e.to_string()
                 .split(':')

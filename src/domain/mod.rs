@@ -35,3 +35,6 @@ impl Invalid {
         &self.0
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,22 +1,21 @@
 //! `/forward-auth` (Caddy, Traefik), `/auth-request` (nginx) and `/whoami`.
 //!
-//! Identity, when the decision needs one: the session cookie, else (with
-//! `[bearer]`) an `Authorization: Bearer` token. A request carrying both is
-//! decided by its session.
+//! The auth handlers read the request (the original request from the
+//! proxy's headers, the session cookies, `Authorization`), ask
+//! [`gate::decide`], count the answer and hand it to `respond`.
 
-use std::net::IpAddr;
-use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderMap};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::metrics::{BearerResult, Endpoint};
+use super::metrics::{BearerResult, Endpoint, Metrics};
 use super::respond::{self, Answer, Client, Rejection};
-use super::{peer_ip, State};
-use crate::oidc::bearer::{self, BearerAuth, BearerError, Credential, Source};
-use crate::policy::{self, Identity, Outcome};
+use super::{cookie_values, now, peer_ip, AppState, State};
+use crate::gate::{self, Credentials, GateError, Services, Verdict};
+use crate::oidc::bearer::{self, BearerError, Source};
 use crate::request::{self, Scheme};
+use crate::session;
 
 pub(super) async fn forward_auth(req: HttpRequest, state: State) -> HttpResponse {
     check(&req, &state, Endpoint::ForwardAuth).await
@@ -26,9 +25,7 @@ pub(super) async fn auth_request(req: HttpRequest, state: State) -> HttpResponse
     check(&req, &state, Endpoint::AuthRequest).await
 }
 
-/// Extract the original request, decide, answer. The session is looked up
-/// only when the decision needs an identity: bypasses, trusted networks and
-/// unknown hosts never touch the cookie or the store.
+/// Read the request, let the gate decide, answer.
 async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResponse {
     let started = Instant::now();
     let rt = &state.runtime;
@@ -57,131 +54,79 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
             return respond::reject(&rejection, client);
         }
     };
-    let facts = original.facts();
-    let mut decision = policy::decide(&rt.rules, &facts, None);
-    let mut current = None;
-    let mut token_identity = None;
-    if decision.outcome == Outcome::Login {
-        current = match state.session(req.headers()).await {
-            Ok(c) => c,
-            Err(e) => {
-                tracing::warn!(error = %e, "session store unavailable");
-                return respond::reject(&Rejection::StoreUnavailable(e), client);
-            }
-        };
-        if let Some(c) = &current {
-            decision = policy::decide(&rt.rules, &facts, Some(&c.session.identity));
-            if c.refresh_due {
-                super::refresh::spawn(state, c);
-            }
-        } else if let Some(bearer) = &state.bearer {
-            // The session wins: a token is only looked at without one.
-            match bearer_identity(req, bearer, original.client.ip(), state).await {
-                Ok(Some(identity)) => {
-                    decision = policy::decide(&rt.rules, &facts, Some(&identity));
-                    token_identity = Some(identity);
-                }
-                Ok(None) => {}
-                // A script, whatever its Accept header says: never a login page.
-                Err(rejection) => return respond::reject(&rejection, Client::Api),
-            }
-        }
+    let cookies = state.session_cookies(req.headers());
+    let credentials = state.credentials(req.headers(), &cookies);
+    let verdict = gate::decide(&original, rt, state.services(), credentials, now()).await;
+    count_bearer(&state.metrics, &verdict);
+    let verdict = match verdict {
+        Ok(v) => v,
+        Err(e) => return respond::refused(e, client),
+    };
+    if let Some(current) = verdict.refresh_due() {
+        super::refresh::spawn(state, current);
     }
-    let identity = current
-        .as_ref()
-        .map(|c| &c.session.identity)
-        .or(token_identity.as_deref());
     state
         .metrics
-        .decision(endpoint, decision.outcome, started.elapsed());
-    if tracing::enabled!(tracing::Level::DEBUG) || decision.outcome == Outcome::Deny {
-        let rule = decision.rule_name();
-        let reason = decision.reason(&rt.rules, &facts, identity);
-        let user = identity.map(|i| i.user.as_str()).unwrap_or("");
-        if decision.outcome == Outcome::Deny {
-            tracing::info!(host = %original.host, path = %original.path, client = %original.client, user, outcome = "deny", rule, reason, "decision");
-        } else {
-            tracing::debug!(host = %original.host, path = %original.path, client = %original.client, user, outcome = decision.outcome.as_str(), rule, reason, "decision");
-        }
-    }
-    // The assertion is signed (or taken from the cache) only for an allow
-    // with identity: a bypass or a trusted network never carries one.
-    let assertion = match (&state.assertion, identity, decision.outcome) {
-        (Some(a), Some(user), Outcome::Allow) => {
-            let audience =
-                crate::assertion::audience(original.scheme == Scheme::Https, &original.authority);
-            match a.assertion(user, &audience, super::now()) {
-                Ok(value) => Some((a.header(), value)),
-                Err(e) => return respond::reject(&Rejection::Assertion(e), client),
-            }
-        }
-        _ => None,
-    };
-    let answer = Answer {
+        .decision(endpoint, verdict.outcome(), started.elapsed());
+    respond::decision(&Answer {
         endpoint,
         client,
-        // A login for this host runs where its session cookie will be set.
-        public_url: &rt.login_domain_for(&original.host).public_url,
-        original: &original,
-        // The matched host entry's `[hosts.headers]`, else `[headers]`.
-        names: rt.headers_for(&decision.host),
-        identity,
-        assertion,
-    };
-    respond::decision(decision.outcome, &answer, || {
-        decision.reason(&rt.rules, &facts, identity)
+        verdict: &verdict,
     })
 }
 
-/// The identity of the request's `Authorization: Bearer` token; `None`
-/// without one (or with another scheme), a rejection for a refused token or
-/// one the provider cannot check now.
-async fn bearer_identity(
-    req: &HttpRequest,
-    bearer: &BearerAuth,
-    client: IpAddr,
-    state: &State,
-) -> Result<Option<Arc<Identity>>, Rejection> {
-    let values = req
-        .headers()
-        .get_all(header::AUTHORIZATION)
-        .map(|v| v.as_bytes());
-    let token = match bearer::credential(values) {
-        Credential::None => return Ok(None),
-        Credential::Bearer(token) => token,
-        Credential::Malformed(e) => {
-            state.metrics.bearer(BearerResult::Invalid);
-            return Err(Rejection::BearerInvalid(e));
-        }
+/// `pocketgate_bearer_tokens{result}` (and `_throttled{reason}`) for a
+/// request whose bearer token was looked at.
+fn count_bearer(metrics: &Metrics, verdict: &Result<Verdict<'_>, GateError>) {
+    let result = match verdict {
+        Ok(v) => match v.bearer_source() {
+            Some(Source::Cache) => BearerResult::Cached,
+            Some(Source::Jwt) => BearerResult::Jwt,
+            Some(Source::Userinfo) => BearerResult::Userinfo,
+            Some(Source::Introspection) => BearerResult::Introspection,
+            None => return,
+        },
+        Err(GateError::Bearer(BearerError::Invalid(_))) => BearerResult::Invalid,
+        Err(GateError::Bearer(BearerError::Unavailable(_))) => BearerResult::Unavailable,
+        Err(GateError::Bearer(BearerError::Throttled(t))) => return metrics.bearer_throttled(*t),
+        Err(_) => return,
     };
-    match bearer.authenticate(token, client).await {
-        Ok((identity, source)) => {
-            state.metrics.bearer(match source {
-                Source::Cache => BearerResult::Cached,
-                Source::Jwt => BearerResult::Jwt,
-                Source::Userinfo => BearerResult::Userinfo,
-                Source::Introspection => BearerResult::Introspection,
-            });
-            Ok(Some(identity))
+    metrics.bearer(result);
+}
+
+impl AppState {
+    /// What the gate may ask, from this configuration.
+    pub(crate) fn services(&self) -> Services<'_> {
+        Services {
+            sessions: &self.sessions,
+            bearer: self.bearer.as_deref(),
+            assertion: self.assertion.as_deref(),
         }
-        Err(BearerError::Invalid(e)) => {
-            state.metrics.bearer(BearerResult::Invalid);
-            Err(Rejection::BearerInvalid(e))
-        }
-        Err(BearerError::Unavailable(e)) => {
-            state.metrics.bearer(BearerResult::Unavailable);
-            Err(Rejection::BearerUnavailable(e))
-        }
-        Err(BearerError::Throttled(t)) => {
-            state.metrics.bearer_throttled(t);
-            Err(Rejection::BearerThrottled(t))
+    }
+
+    /// The request's session cookies: the configured name's family only.
+    pub(crate) fn session_cookies<'h>(&self, headers: &'h HeaderMap) -> Vec<(&'h str, &'h str)> {
+        let name = self.cookie.name.as_str();
+        cookie_values(headers, |n| session::is_family(name, n))
+    }
+
+    /// What the request carries that may name a user, for the gate.
+    pub(crate) fn credentials<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        cookies: &'h [(&'h str, &'h str)],
+    ) -> Credentials<'h> {
+        let values = headers.get_all(header::AUTHORIZATION).map(|v| v.as_bytes());
+        Credentials {
+            session: cookies,
+            bearer: bearer::credential(values),
         }
     }
 }
 
 pub(super) async fn whoami(req: HttpRequest, state: State) -> HttpResponse {
     match state.session(req.headers()).await {
-        Ok(Some(c)) => respond::no_store(HttpResponse::Ok()).json(serde_json::json!({
+        Ok(Some(c)) => respond::private_json(serde_json::json!({
             "user": c.session.identity.user,
             "email": c.session.identity.email,
             "email_verified": c.session.identity.email_verified,

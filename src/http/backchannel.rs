@@ -7,11 +7,10 @@
 //! token is not spent, so the provider's retry ends the sessions. Every
 //! answer carries `Cache-Control: no-store`.
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use serde::Deserialize;
 
-use super::respond::no_store;
+use super::respond::{self, LogoutAnswer};
 use super::{now, State};
 use crate::oidc::logout::{LogoutTokenError, MAX_AGE};
 use crate::session::store::Filter;
@@ -25,52 +24,28 @@ pub(super) struct LogoutForm {
     logout_token: Option<String>,
 }
 
-fn answer(status: StatusCode, error: Option<(&str, String)>) -> HttpResponse {
-    let mut b = no_store(HttpResponse::build(status));
-    match error {
-        None => b.finish(),
-        Some((code, description)) => b.json(serde_json::json!({
-            "error": code,
-            "error_description": description,
-        })),
-    }
-}
-
 pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>) -> HttpResponse {
     let Some(token) = form.logout_token.as_deref().filter(|t| !t.is_empty()) else {
-        return answer(
-            StatusCode::BAD_REQUEST,
-            Some(("invalid_request", "no logout_token".into())),
-        );
+        return respond::backchannel(LogoutAnswer::Refused("no logout_token".into()));
     };
     if state.sessions.store().is_none() {
         tracing::warn!(
             "back-channel logout received, but session.store = \"cookie\" keeps nothing to end"
         );
-        return answer(
-            StatusCode::BAD_REQUEST,
-            Some((
-                "invalid_request",
-                "this relying party keeps stateless sessions (session.store = cookie) and cannot end them".into(),
-            )),
-        );
+        return respond::backchannel(LogoutAnswer::Refused(
+            "this relying party keeps stateless sessions (session.store = cookie) and cannot end them".into(),
+        ));
     }
     let now = now();
     let claims = match state.provider.verify_logout_token(token, now).await {
         Ok(c) => c,
         Err(e @ (LogoutTokenError::NotReady | LogoutTokenError::KeysUnavailable)) => {
             tracing::warn!(error = %e, "back-channel logout: cannot verify now");
-            return answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some(("temporarily_unavailable", e.to_string())),
-            );
+            return respond::backchannel(LogoutAnswer::Unavailable(e.to_string()));
         }
         Err(e) => {
             tracing::warn!(error = %e, "back-channel logout: logout token refused");
-            return answer(
-                StatusCode::BAD_REQUEST,
-                Some(("invalid_request", e.to_string())),
-            );
+            return respond::backchannel(LogoutAnswer::Refused(e.to_string()));
         }
     };
     let result = async {
@@ -112,27 +87,19 @@ pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>
                 ended,
                 "back-channel logout"
             );
-            answer(StatusCode::OK, None)
+            respond::backchannel(LogoutAnswer::Ended)
         }
         Ok(None) => {
             tracing::warn!(jti = %claims.jti, "back-channel logout: replayed logout token");
-            answer(
-                StatusCode::BAD_REQUEST,
-                Some((
-                    "invalid_request",
-                    "this logout token (jti) was already used".into(),
-                )),
-            )
+            respond::backchannel(LogoutAnswer::Refused(
+                "this logout token (jti) was already used".into(),
+            ))
         }
         Err(e) => {
             tracing::warn!(error = %e, "back-channel logout: session store unavailable");
-            answer(
-                StatusCode::SERVICE_UNAVAILABLE,
-                Some((
-                    "temporarily_unavailable",
-                    "the session store is unavailable".into(),
-                )),
-            )
+            respond::backchannel(LogoutAnswer::Unavailable(
+                "the session store is unavailable".into(),
+            ))
         }
     }
 }

@@ -12,27 +12,31 @@
 //! Not for: deciding anything. Handlers say what happened; this module only
 //! counts it.
 
-use std::fmt::{self, Write as _};
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Arc;
+use std::fmt::Debug;
+use std::hash::Hash;
 use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
-use prometheus_client::encoding::{
-    EncodeLabelSet, EncodeLabelValue, EncodeMetric, LabelValueEncoder, MetricEncoder, NoLabelSet,
-};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::MetricType;
-use prometheus_client::registry::{Registry, Unit};
-
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::oidc::bearer::Throttle;
 use crate::policy::Outcome;
-use crate::request::RequestError;
-use crate::session::{EndReason, RefreshOutcome, SessionEvents};
+
+mod labels;
+mod latency;
+mod session;
+
+use labels::{
+    can_happen, BadRequestLabels, BuildLabels, DecisionLabels, LoginLabels, ReasonLabels,
+    ResultLabels,
+};
+pub use labels::{BadRequestEndpoint, BadRequestReason, BearerResult, Endpoint, LoginEvent};
+use latency::Latency;
+use session::SessionMetrics;
 
 /// The `Content-Type` of [`Metrics::render`]'s text, as the crate's encoder documents it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -44,396 +48,28 @@ const OUTCOMES: [Outcome; 4] = [
     Outcome::Deny,
 ];
 
-/// Upper bounds of the latency histogram, in seconds.
-const BUCKETS: [f64; 8] = [
-    0.000_05, 0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.01, 0.1,
-];
-
-/// Which auth endpoint answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Endpoint {
-    ForwardAuth = 0,
-    AuthRequest = 1,
+/// Registers one unlabelled metric under `name` and returns its handle.
+fn registered<M: Metric + Clone + Default>(registry: &mut Registry, name: &str, help: &str) -> M {
+    let metric = M::default();
+    registry.register(name, help, metric.clone());
+    metric
 }
 
-impl Endpoint {
-    const ALL: [Endpoint; 2] = [Endpoint::ForwardAuth, Endpoint::AuthRequest];
-
-    /// The `endpoint` label value: the path without its slash.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Endpoint::ForwardAuth => "forward-auth",
-            Endpoint::AuthRequest => "auth-request",
-        }
-    }
-}
-
-impl EncodeLabelValue for Endpoint {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
-        encoder.write_str(self.as_str())
-    }
-}
-
-/// Every endpoint that refuses bad input with a 400: the `endpoint` label of
-/// `pocketgate_bad_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BadRequestEndpoint {
-    ForwardAuth = 0,
-    AuthRequest = 1,
-    Login = 2,
-    Logout = 3,
-    Callback = 4,
-}
-
-impl BadRequestEndpoint {
-    const ALL: [BadRequestEndpoint; 5] = [
-        BadRequestEndpoint::ForwardAuth,
-        BadRequestEndpoint::AuthRequest,
-        BadRequestEndpoint::Login,
-        BadRequestEndpoint::Logout,
-        BadRequestEndpoint::Callback,
-    ];
-
-    /// The `endpoint` label value: the path without its slash.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BadRequestEndpoint::ForwardAuth => Endpoint::ForwardAuth.as_str(),
-            BadRequestEndpoint::AuthRequest => Endpoint::AuthRequest.as_str(),
-            BadRequestEndpoint::Login => "login",
-            BadRequestEndpoint::Logout => "logout",
-            BadRequestEndpoint::Callback => "callback",
-        }
-    }
-}
-
-impl From<Endpoint> for BadRequestEndpoint {
-    fn from(e: Endpoint) -> Self {
-        match e {
-            Endpoint::ForwardAuth => BadRequestEndpoint::ForwardAuth,
-            Endpoint::AuthRequest => BadRequestEndpoint::AuthRequest,
-        }
-    }
-}
-
-impl EncodeLabelValue for BadRequestEndpoint {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
-        encoder.write_str(self.as_str())
-    }
-}
-
-/// Why a request was refused as bad input (400): the `reason` label of
-/// `pocketgate_bad_requests_total`. A closed set, so the series stay bounded
-/// whatever clients send.
-// The derive writes each variant's name as its label value, verbatim: the
-// names are spelled as the values dashboards see.
-#[allow(non_camel_case_types)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
-pub enum BadRequestReason {
-    /// The connection has no peer address to check against `trusted_proxies`.
-    no_peer = 0,
-    /// The peer is not in `trusted_proxies`, so its headers are not believed.
-    untrusted_peer = 1,
-    /// Neither `X-Forwarded-Host` + `X-Forwarded-Uri` nor `X-Original-URL`
-    /// (or only half of the forwarded pair): the proxy does not describe the request.
-    missing_header = 2,
-    /// A describing header is present but unusable: repeated, empty, not
-    /// ASCII, not a host, path, URL, scheme or method, or a bad `X-Forwarded-For`.
-    bad_header = 3,
-    /// `X-Original-URL` and `X-Forwarded-*` describe different requests: one
-    /// of them came from the client.
-    conflicting_description = 4,
-    /// `/login` or `/logout` refused the `rd` return address.
-    bad_rd = 5,
-    /// `/callback` refused the answer from the provider as a bad request
-    /// (no or unknown state, expired flow, `iss` missing or wrong, no code,
-    /// an error or a refused code exchange).
-    bad_flow = 6,
-}
-
-impl BadRequestReason {
-    const ALL: [BadRequestReason; 7] = [
-        BadRequestReason::no_peer,
-        BadRequestReason::untrusted_peer,
-        BadRequestReason::missing_header,
-        BadRequestReason::bad_header,
-        BadRequestReason::conflicting_description,
-        BadRequestReason::bad_rd,
-        BadRequestReason::bad_flow,
-    ];
-}
-
-impl From<&RequestError> for BadRequestReason {
-    fn from(e: &RequestError) -> Self {
-        match e {
-            RequestError::UntrustedPeer { .. } => BadRequestReason::untrusted_peer,
-            RequestError::Missing { .. } => BadRequestReason::missing_header,
-            RequestError::Malformed { .. } => BadRequestReason::bad_header,
-            RequestError::Conflicting => BadRequestReason::conflicting_description,
-        }
-    }
-}
-
-/// Whether a handler can refuse a request on `endpoint` for `reason`. Those
-/// series exist (at 0) from the start, so dashboards see them before the
-/// first refusal, and counting them takes no lock.
-fn can_happen(endpoint: BadRequestEndpoint, reason: BadRequestReason) -> bool {
-    use BadRequestEndpoint as E;
-    use BadRequestReason as R;
-    match reason {
-        R::no_peer
-        | R::untrusted_peer
-        | R::missing_header
-        | R::bad_header
-        | R::conflicting_description => matches!(endpoint, E::ForwardAuth | E::AuthRequest),
-        R::bad_rd => matches!(endpoint, E::Login | E::Logout),
-        R::bad_flow => endpoint == E::Callback,
-    }
-}
-
-/// Login-flow events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LoginEvent {
-    Started = 0,
-    Completed = 1,
-    Failed = 2,
-    Logout = 3,
-}
-
-impl LoginEvent {
-    const ALL: [LoginEvent; 4] = [
-        LoginEvent::Started,
-        LoginEvent::Completed,
-        LoginEvent::Failed,
-        LoginEvent::Logout,
-    ];
-
-    /// The `event` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            LoginEvent::Started => "started",
-            LoginEvent::Completed => "completed",
-            LoginEvent::Failed => "failed",
-            LoginEvent::Logout => "logout",
-        }
-    }
-}
-
-impl EncodeLabelValue for LoginEvent {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> fmt::Result {
-        encoder.write_str(self.as_str())
-    }
-}
-
-/// How a bearer token was answered: the `result` label of
-/// `pocketgate_bearer_tokens_total`. A closed set, whatever tokens arrive.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum BearerResult {
-    /// Accepted from the in-memory cache.
-    Cached = 0,
-    /// Accepted: a JWT verified, identity from its claims.
-    Jwt = 1,
-    /// Accepted: the provider's userinfo endpoint answered for it.
-    Userinfo = 2,
-    /// Refused: 401 `invalid_token`.
-    Invalid = 3,
-    /// Not checked: the provider could not answer (503).
-    Unavailable = 4,
-    /// Accepted: the provider's introspection endpoint vouched for it.
-    Introspection = 5,
-    /// Not checked: the bounds on provider lookups were reached (503).
-    Throttled = 6,
-}
-
-impl BearerResult {
-    const ALL: [BearerResult; 7] = [
-        BearerResult::Cached,
-        BearerResult::Jwt,
-        BearerResult::Userinfo,
-        BearerResult::Invalid,
-        BearerResult::Unavailable,
-        BearerResult::Introspection,
-        BearerResult::Throttled,
-    ];
-
-    /// The `result` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BearerResult::Cached => "cached",
-            BearerResult::Jwt => "jwt",
-            BearerResult::Userinfo => "userinfo",
-            BearerResult::Invalid => "invalid",
-            BearerResult::Unavailable => "unavailable",
-            BearerResult::Introspection => "introspection",
-            BearerResult::Throttled => "throttled",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct DecisionLabels {
-    endpoint: Endpoint,
-    /// `Outcome::as_str`: the one spelling logs, `explain` and metrics share.
-    outcome: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct BadRequestLabels {
-    endpoint: BadRequestEndpoint,
-    reason: BadRequestReason,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct LoginLabels {
-    event: LoginEvent,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct BuildLabels {
-    version: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ReasonLabels {
-    reason: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct ResultLabels {
-    result: &'static str,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct OutcomeLabels {
-    outcome: &'static str,
-}
-
-/// Upper bounds of the session-store latency histogram, in seconds.
-const STORE_BUCKETS: [f64; 10] = [
-    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.05, 0.25, 1.0,
-];
-
-/// Session counters, resolved once (no lock per event).
-#[derive(Debug)]
-struct SessionMetrics {
-    created: Counter,
-    ended: [Counter; EndReason::ALL.len()],
-    cache: [Counter; 2],
-    store_errors: Counter,
-    store_latency: Histogram,
-    refreshes: [Counter; RefreshOutcome::ALL.len()],
-    records_rejected: Counter,
-}
-
-impl SessionMetrics {
-    fn register(registry: &mut Registry) -> SessionMetrics {
-        let created = Counter::default();
-        registry.register(
-            "pocketgate_sessions_created",
-            "Sessions started at login",
-            created.clone(),
-        );
-        let ended_family = Family::<ReasonLabels, Counter>::default();
-        let ended = EndReason::ALL
-            .map(|r| ended_family.get_or_create_owned(&ReasonLabels { reason: r.as_str() }));
-        registry.register(
-            "pocketgate_sessions_ended",
-            "Sessions ended on the server, by reason",
-            ended_family,
-        );
-        let cache_family = Family::<ResultLabels, Counter>::default();
-        let cache = ["hit", "miss"]
-            .map(|result| cache_family.get_or_create_owned(&ResultLabels { result }));
-        registry.register(
-            "pocketgate_session_cache_lookups",
-            "Session lookups answered by the in-process cache (hit) or the store (miss)",
-            cache_family,
-        );
-        let store_errors = Counter::default();
-        registry.register(
-            "pocketgate_session_store_errors",
-            "Session store calls that failed",
-            store_errors.clone(),
-        );
-        let store_latency = Histogram::new(STORE_BUCKETS);
-        registry.register_with_unit(
-            "pocketgate_session_store_duration",
-            "Time of one session lookup in the store",
-            Unit::Seconds,
-            store_latency.clone(),
-        );
-        let refresh_family = Family::<OutcomeLabels, Counter>::default();
-        let refreshes = RefreshOutcome::ALL.map(|o| {
-            refresh_family.get_or_create_owned(&OutcomeLabels {
-                outcome: o.as_str(),
-            })
-        });
-        registry.register(
-            "pocketgate_session_refreshes",
-            "Identity refreshes with the provider, by outcome",
-            refresh_family,
-        );
-        let records_rejected = Counter::default();
-        registry.register(
-            "pocketgate_session_records_rejected",
-            "Stored session records that did not open (edited, copied, foreign key, garbage) and were removed",
-            records_rejected.clone(),
-        );
-        SessionMetrics {
-            created,
-            ended,
-            cache,
-            store_errors,
-            store_latency,
-            refreshes,
-            records_rejected,
-        }
-    }
-}
-
-/// A classic histogram over [`BUCKETS`] in plain atomics, encoded by the
-/// crate. `prometheus_client`'s own `Histogram` takes a mutex per
-/// observation, which the request path must not.
-#[derive(Debug, Clone, Default)]
-struct Latency(Arc<LatencyCounts>);
-
-#[derive(Debug, Default)]
-struct LatencyCounts {
-    /// Observations per bucket, not cumulative (the encoder accumulates); the
-    /// last one is `+Inf`.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    sum_nanos: AtomicU64,
-}
-
-impl Latency {
-    fn observe(&self, took: Duration) {
-        let secs = took.as_secs_f64();
-        let i = BUCKETS
-            .iter()
-            .position(|le| secs <= *le)
-            .unwrap_or(BUCKETS.len());
-        self.0.buckets[i].fetch_add(1, Relaxed);
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.0.sum_nanos.fetch_add(nanos, Relaxed);
-    }
-}
-
-impl EncodeMetric for Latency {
-    fn encode(&self, mut encoder: MetricEncoder) -> fmt::Result {
-        let mut buckets = [(f64::INFINITY, 0); BUCKETS.len() + 1];
-        for (i, (le, n)) in buckets.iter_mut().enumerate() {
-            *le = BUCKETS.get(i).copied().unwrap_or(f64::INFINITY);
-            *n = self.0.buckets[i].load(Relaxed);
-        }
-        // The count is the sum of the buckets read here, so `_count` always
-        // equals the `+Inf` bucket, even while requests are being counted.
-        let count = buckets.iter().map(|(_, n)| n).sum();
-        let sum = self.0.sum_nanos.load(Relaxed) as f64 / 1e9;
-        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
-    }
-
-    fn metric_type(&self) -> MetricType {
-        MetricType::Histogram
-    }
+/// Registers a counter family under `name` with a series for each of
+/// `labels`, created now, and returns their handles in that order.
+fn counter_series<L, const N: usize>(
+    registry: &mut Registry,
+    name: &str,
+    help: &str,
+    labels: [L; N],
+) -> [Counter; N]
+where
+    L: EncodeLabelSet + Clone + Eq + Hash + Debug + Send + Sync + 'static,
+{
+    let family = Family::<L, Counter>::default();
+    let series = labels.map(|l| family.get_or_create_owned(&l));
+    registry.register(name, help, family);
+    series
 }
 
 /// Every metric of `/metrics`, and the handles the handlers count with.
@@ -466,25 +102,21 @@ struct ReloadMetrics {
 
 impl ReloadMetrics {
     fn register(registry: &mut Registry) -> ReloadMetrics {
-        let family = Family::<ResultLabels, Counter>::default();
-        let total =
-            ["success", "error"].map(|result| family.get_or_create_owned(&ResultLabels { result }));
-        registry.register(
+        let total = counter_series(
+            registry,
             "pocketgate_config_reloads",
             "Configuration reloads (SIGHUP or a changed file), by result",
-            family,
+            ["success", "error"].map(|result| ResultLabels { result }),
         );
-        let last_success = Gauge::default();
-        registry.register(
+        let last_success = registered(
+            registry,
             "pocketgate_config_last_reload_success_timestamp_seconds",
             "When the configuration in force was loaded (Unix time; the start counts)",
-            last_success.clone(),
         );
-        let last_ok = Gauge::default();
-        registry.register(
+        let last_ok: Gauge = registered(
+            registry,
             "pocketgate_config_last_reload_successful",
             "Whether the last reload attempt succeeded (1) or the previous configuration stayed (0)",
-            last_ok.clone(),
         );
         last_ok.set(1);
         ReloadMetrics {
@@ -529,10 +161,12 @@ impl Default for Metrics {
             bad_requests.clone(),
         );
 
-        let login_family = Family::<LoginLabels, Counter>::default();
-        let logins =
-            LoginEvent::ALL.map(|event| login_family.get_or_create_owned(&LoginLabels { event }));
-        registry.register("pocketgate_login_events", "Login flow events", login_family);
+        let logins = counter_series(
+            &mut registry,
+            "pocketgate_login_events",
+            "Login flow events",
+            LoginEvent::ALL.map(|event| LoginLabels { event }),
+        );
 
         let latency = Latency::default();
         registry.register_with_unit(
@@ -542,11 +176,10 @@ impl Default for Metrics {
             latency.clone(),
         );
 
-        let provider_ready = Gauge::default();
-        registry.register(
+        let provider_ready = registered(
+            &mut registry,
             "pocketgate_provider_ready",
             "Whether provider metadata is loaded (1) or not (0)",
-            provider_ready.clone(),
         );
 
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -561,21 +194,18 @@ impl Default for Metrics {
             build_info,
         );
 
-        let bearer_family = Family::<ResultLabels, Counter>::default();
-        let bearer = BearerResult::ALL
-            .map(|r| bearer_family.get_or_create_owned(&ResultLabels { result: r.as_str() }));
-        registry.register(
+        let bearer = counter_series(
+            &mut registry,
             "pocketgate_bearer_tokens",
             "Bearer tokens on the auth endpoints, by result",
-            bearer_family,
+            BearerResult::ALL.map(|r| ResultLabels { result: r.as_str() }),
         );
-        let throttled_family = Family::<ReasonLabels, Counter>::default();
-        let bearer_throttled = [Throttle::InFlight(0), Throttle::ClientBudget(0)]
-            .map(|t| throttled_family.get_or_create_owned(&ReasonLabels { reason: t.as_str() }));
-        registry.register(
+        let bearer_throttled = counter_series(
+            &mut registry,
             "pocketgate_bearer_throttled",
             "Bearer tokens not checked because provider lookups were at their bound, by reason",
-            throttled_family,
+            [Throttle::InFlight(0), Throttle::ClientBudget(0)]
+                .map(|t| ReasonLabels { reason: t.as_str() }),
         );
 
         let sessions = SessionMetrics::register(&mut registry);
@@ -668,47 +298,6 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
         out
-    }
-}
-
-impl SessionEvents for Metrics {
-    fn created(&self) {
-        self.sessions.created.inc();
-    }
-
-    fn ended(&self, reason: EndReason, count: usize) {
-        if let Some(c) = EndReason::ALL
-            .iter()
-            .position(|r| *r == reason)
-            .and_then(|i| self.sessions.ended.get(i))
-        {
-            c.inc_by(count as u64);
-        }
-    }
-
-    fn cache(&self, hit: bool) {
-        self.sessions.cache[usize::from(!hit)].inc();
-    }
-
-    fn store_call(&self, took: Duration, ok: bool) {
-        self.sessions.store_latency.observe(took.as_secs_f64());
-        if !ok {
-            self.sessions.store_errors.inc();
-        }
-    }
-
-    fn refresh(&self, outcome: RefreshOutcome) {
-        if let Some(c) = RefreshOutcome::ALL
-            .iter()
-            .position(|o| *o == outcome)
-            .and_then(|i| self.sessions.refreshes.get(i))
-        {
-            c.inc();
-        }
-    }
-
-    fn record_rejected(&self) {
-        self.sessions.records_rejected.inc();
     }
 }
 

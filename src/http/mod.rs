@@ -1,9 +1,10 @@
 //! The actix-web front: thin handlers that turn requests into the engine's
 //! input and its decisions into responses, plus the application builder.
 //!
-//! Nothing here decides: `request` reconstructs the original request, `policy`
-//! decides, `session` opens cookies, `oidc` talks to the provider. This module
-//! maps their answers to status codes, headers and pages.
+//! Nothing here decides: `request` reconstructs the original request, `gate`
+//! answers it (the session or bearer token, `policy`'s decision, the
+//! assertion), `session` opens cookies, `oidc` talks to the provider. This
+//! module maps their answers to status codes, headers and pages.
 
 mod auth;
 mod backchannel;
@@ -33,6 +34,7 @@ use crate::session::store::{Store, StoreError};
 use crate::session::{self, CookieSettings, Current, SessionKeys, Sessions};
 use metrics::Metrics;
 pub use respond::identity_headers;
+use respond::Readiness;
 
 /// Everything a handler needs, built once.
 pub struct AppState {
@@ -150,8 +152,7 @@ impl AppState {
     /// session cookie's own family is looked at, and nothing is copied unless
     /// the value is chunked; why a cookie was refused is logged at debug.
     pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
-        let name = self.cookie.name.as_str();
-        let pairs = cookie_values(headers, |n| session::is_family(name, n));
+        let pairs = self.session_cookies(headers);
         if pairs.is_empty() {
             return Ok(None);
         }
@@ -290,53 +291,48 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 }
 
 async fn healthz() -> HttpResponse {
-    HttpResponse::Ok().content_type("text/plain").body("ok\n")
+    respond::alive()
 }
 
 async fn readyz(state: State) -> HttpResponse {
+    respond::readiness(readiness(&state).await)
+}
+
+/// Ready when the session store answers and the provider's metadata is loaded.
+async fn readiness(state: &State) -> Readiness {
     if let Some(store) = state.sessions.store() {
         if let Err(e) = store.ping().await {
-            return HttpResponse::ServiceUnavailable()
-                .content_type("text/plain")
-                .body(format!("not ready: {e}\n"));
+            return Readiness::NotReady(e.to_string());
         }
     }
     if state.provider.is_ready() {
-        HttpResponse::Ok()
-            .content_type("text/plain")
-            .body("ready\n")
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .content_type("text/plain")
-            .body(format!(
-                "not ready: provider metadata from {} not loaded yet{}\n",
-                state.runtime.oidc.issuer,
-                state
-                    .provider
-                    .last_error()
-                    .map(|e| format!(" ({e})"))
-                    .unwrap_or_default()
-            ))
+        return Readiness::Ready;
     }
+    Readiness::NotReady(format!(
+        "provider metadata from {} not loaded yet{}",
+        state.runtime.oidc.issuer,
+        state
+            .provider
+            .last_error()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
+    ))
 }
 
 /// The public keys of the identity assertion; an empty set when it is off.
-/// Backends may cache it briefly: a new key is published before it signs
-/// only when it comes with a reload, so a backend refetches on an unknown `kid`.
 async fn jwks(state: State) -> HttpResponse {
     let body = match &state.assertion {
         Some(a) => a.jwks(now()),
         None => serde_json::json!({ "keys": [] }),
     };
-    HttpResponse::Ok()
-        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
-        .json(body)
+    respond::jwks(body)
 }
 
 async fn metrics_page(state: State) -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type(metrics::CONTENT_TYPE)
-        .body(state.metrics.render(state.provider.is_ready()))
+    respond::metrics(
+        metrics::CONTENT_TYPE,
+        state.metrics.render(state.provider.is_ready()),
+    )
 }
 
 /// The routes of `metrics_listen`: what a scraper or an orchestrator asks.
@@ -405,15 +401,7 @@ impl Application {
         let mut server = HttpServer::new(move || {
             let app = App::new()
                 .app_data(data.clone())
-                .app_data(web::QueryConfig::default().error_handler(|e, _| {
-                    actix_web::error::InternalError::from_response(
-                        "",
-                        HttpResponse::BadRequest()
-                            .content_type("text/plain")
-                            .body(format!("bad query string: {e}\n")),
-                    )
-                    .into()
-                }))
+                .app_data(web::QueryConfig::default().error_handler(respond::bad_query))
                 .configure(routes);
             match extra_routes {
                 Some(extra) => app.configure(extra),

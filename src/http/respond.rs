@@ -12,13 +12,19 @@ use super::metrics::{BadRequestReason, Endpoint};
 use super::pages;
 use crate::assertion::AssertionError;
 use crate::config::{HeaderNames, PublicUrl};
-use crate::oidc::bearer::{Throttle, TokenError};
+use crate::gate::{GateError, Verdict};
+use crate::oidc::bearer::{BearerError, Throttle, TokenError};
 use crate::oidc::flow::{BadRedirect, FlowError, OAuthError, OAuthErrorCode};
 use crate::oidc::OidcError;
 use crate::policy::{Identity, Outcome};
-use crate::request::{OriginalRequest, RequestError};
+use crate::request::RequestError;
 use crate::session::store::StoreError;
 use crate::session::{CreateError, TooLarge};
+
+mod service;
+pub(crate) use service::{
+    alive, backchannel, bad_query, jwks, metrics, private_json, readiness, LogoutAnswer, Readiness,
+};
 
 /// Who is asking: a person's browser navigating, or a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,15 +111,19 @@ pub(crate) enum Rejection {
     /// A field of the identity cannot be sent as a header (control characters).
     #[error("the user's {0} holds characters that cannot go into a header")]
     UnsendableIdentity(&'static str),
+    /// The query string does not fit the endpoint's parameters (`rd` twice).
+    #[error("bad query string: {0}")]
+    Query(String),
 }
 
 impl Rejection {
     /// The status code.
     pub(crate) fn status(&self) -> StatusCode {
         match self {
-            Rejection::NoPeer | Rejection::Request(_) | Rejection::Redirect { .. } => {
-                StatusCode::BAD_REQUEST
-            }
+            Rejection::NoPeer
+            | Rejection::Request(_)
+            | Rejection::Redirect { .. }
+            | Rejection::Query(_) => StatusCode::BAD_REQUEST,
             Rejection::Flow { error, .. } => match error {
                 FlowError::Refused {
                     code: OAuthErrorCode(OAuthError::AccessDenied),
@@ -152,6 +162,8 @@ impl Rejection {
             Rejection::NoPeer => BadRequestReason::no_peer,
             Rejection::Request(e) => BadRequestReason::from(e),
             Rejection::Redirect { .. } => BadRequestReason::bad_rd,
+            // Refused by the extractor before any handler counts it.
+            Rejection::Query(_) => return None,
             _ => BadRequestReason::bad_flow,
         })
     }
@@ -217,6 +229,10 @@ impl Rejection {
                 "Access denied",
                 format!("Your {field} holds characters that cannot be passed to the application."),
             ),
+            Rejection::Query(e) => (
+                "Bad request",
+                format!("The address's query string cannot be read ({e})."),
+            ),
         }
     }
 
@@ -236,6 +252,7 @@ impl Rejection {
                 tracing::warn!(error = %self, "cannot reconstruct the original request")
             }
             Rejection::Redirect { .. } => tracing::info!(error = %self, "refused return address"),
+            Rejection::Query(_) => tracing::info!(error = %self, "refused query string"),
             // The reason only: a token is never logged.
             Rejection::BearerInvalid(_) => tracing::info!(error = %self, "bearer token refused"),
             _ => tracing::warn!(error = %self, "request refused"),
@@ -308,42 +325,54 @@ fn sign_in_again(rd: Option<&str>) -> String {
     )
 }
 
-/// What answering a decision needs besides the outcome.
+impl From<GateError> for Rejection {
+    fn from(e: GateError) -> Rejection {
+        match e {
+            GateError::Store(e) => Rejection::StoreUnavailable(e),
+            GateError::Bearer(BearerError::Invalid(e)) => Rejection::BearerInvalid(e),
+            GateError::Bearer(BearerError::Unavailable(e)) => Rejection::BearerUnavailable(e),
+            GateError::Bearer(BearerError::Throttled(t)) => Rejection::BearerThrottled(t),
+            GateError::Assertion(e) => Rejection::Assertion(e),
+        }
+    }
+}
+
+/// The response when the gate reached no decision. A refused or unchecked
+/// bearer token answers a script, whatever its `Accept` header says: never
+/// a login page.
+pub(crate) fn refused(e: GateError, client: Client) -> HttpResponse {
+    let client = match e {
+        GateError::Bearer(_) => Client::Api,
+        _ => client,
+    };
+    reject(&Rejection::from(e), client)
+}
+
+/// What answering a decision needs besides the gate's verdict.
 pub(crate) struct Answer<'a> {
     pub endpoint: Endpoint,
     pub client: Client,
-    /// Where the login for the request's host runs: the public URL of the
-    /// login domain whose cookie that host sees.
-    pub public_url: &'a PublicUrl,
-    pub original: &'a OriginalRequest<'a>,
-    pub names: &'a HeaderNames,
-    pub identity: Option<&'a Identity>,
-    /// The signed assertion for an allow, with its header name.
-    pub assertion: Option<(&'a HeaderName, HeaderValue)>,
+    pub verdict: &'a Verdict<'a>,
 }
 
 /// The response for a decision: 200 (with identity headers on allow), a
-/// redirect or 401 to sign in, or 403 with the reason. `reason` is asked
-/// only for a deny.
-pub(crate) fn decision(
-    outcome: Outcome,
-    answer: &Answer<'_>,
-    reason: impl FnOnce() -> String,
-) -> HttpResponse {
-    match outcome {
+/// redirect or 401 to sign in, or 403 with the reason.
+pub(crate) fn decision(answer: &Answer<'_>) -> HttpResponse {
+    let verdict = answer.verdict;
+    match verdict.outcome() {
         Outcome::Bypass => no_store(HttpResponse::Ok()).finish(),
         Outcome::Allow => {
-            let Some(user) = answer.identity else {
+            let Some(user) = verdict.identity() else {
                 // The engine never allows without an identity; fail closed if it ever did.
                 return text(StatusCode::FORBIDDEN, "pocketgate: no identity\n");
             };
-            match identity_headers(answer.names, user) {
+            match identity_headers(verdict.names, user) {
                 Ok(headers) => {
                     let mut resp = no_store(HttpResponse::Ok());
                     for (name, value) in headers {
                         resp.insert_header((name, value));
                     }
-                    if let Some((name, value)) = &answer.assertion {
+                    if let Some((name, value)) = &verdict.assertion {
                         resp.insert_header(((*name).clone(), value.clone()));
                     }
                     resp.finish()
@@ -352,22 +381,24 @@ pub(crate) fn decision(
                     tracing::warn!(user = %user.subject, field, "identity holds characters that cannot go into a header; denied");
                     deny(
                         answer.client,
-                        &answer.original.host,
+                        &verdict.original.host,
                         &Rejection::UnsendableIdentity(field).public().1,
                     )
                 }
             }
         }
         Outcome::Login => login(answer),
-        Outcome::Deny => deny(answer.client, &answer.original.host, &reason()),
+        Outcome::Deny => deny(answer.client, &verdict.original.host, &verdict.reason()),
     }
 }
 
 fn login(answer: &Answer<'_>) -> HttpResponse {
+    let public_url = answer.verdict.public_url;
     let login_url = format!(
         "{}/login?rd={}",
-        answer.public_url.origin,
-        url::form_urlencoded::byte_serialize(answer.original.url().as_bytes()).collect::<String>()
+        public_url.origin,
+        url::form_urlencoded::byte_serialize(answer.verdict.original.url().as_bytes())
+            .collect::<String>()
     );
     match answer.client {
         Client::Browser => {
@@ -384,7 +415,7 @@ fn login(answer: &Answer<'_>) -> HttpResponse {
         Client::Api => no_store(HttpResponse::Unauthorized())
             .insert_header((
                 header::WWW_AUTHENTICATE,
-                format!("Bearer realm=\"{}\"", answer.public_url.host),
+                format!("Bearer realm=\"{}\"", public_url.host),
             ))
             .json(serde_json::json!({
                 "error": "unauthorized",

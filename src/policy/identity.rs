@@ -1,7 +1,9 @@
 //! Who the user is, as far as the decision engine cares.
 //!
-//! An [`Identity`] is built once at login from the provider's claims and then
-//! carried, sealed, in the session cookie. The engine only reads it.
+//! An [`Identity`] is built from the provider's claims, at login or from a
+//! bearer token, and kept with the session: sealed in the cookie, or in the
+//! session store. `claims` keeps the other claims `claim_roles` refers to, so
+//! roles are computed without the provider. The engine only reads it.
 
 use std::collections::BTreeMap;
 

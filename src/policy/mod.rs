@@ -1,15 +1,21 @@
 //! The decision engine: pure functions from the compiled [`Rules`], the facts
 //! of one request and an optional [`Identity`] to a [`Decision`].
 //!
-//! It implements DESIGN.md's order — host, bypass, trusted network, identity,
-//! roles, policy — and nothing else: no HTTP types, no I/O, no clock (a test
-//! in `tests/layering.rs` keeps it so). `config` compiles into [`Rules`]; the
-//! `http` module asks [`decide_with`] and translates the answer; `explain`
-//! prints it.
+//! It implements DESIGN.md's order — host, bypass, `[[hosts.rules]]`, trusted
+//! network, identity, roles, policy — and nothing else: no HTTP types, no I/O,
+//! no clock (`tests/layering.rs` keeps it so). `config` compiles into
+//! [`Rules`] through a [`RulesBuilder`]; the `gate` asks [`route`] for the
+//! steps before the identity, then [`Pending::judge`] once it has looked the
+//! identity up (a store, a token); [`decide`] does both for callers that
+//! hold the identity already. The [`Decision`]'s `reason` is what `explain`
+//! prints and the decision log carries. The rules are in `rules.rs`, the
+//! user in `identity.rs`, the first steps in `route.rs`; the decision tables
+//! in `tests.rs` and `tests/`.
 // Request-derived indices must never panic: only checked access here.
 #![deny(clippy::indexing_slicing)]
 
 mod identity;
+mod route;
 mod rules;
 
 use std::borrow::Cow;
@@ -19,6 +25,7 @@ use serde::Serialize;
 
 use crate::domain::{fold_case, is_plain, ClientAddr, PathReadings};
 pub use identity::Identity;
+pub use route::{route, Pending, Route};
 pub use rules::{
     anchored_literal, ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule,
     PathRules, Policy, Resources, RuleAction, Rules, RulesBuilder,
@@ -130,125 +137,10 @@ pub fn decide<'r>(
     facts: &RequestFacts<'_>,
     identity: Option<&Identity>,
 ) -> Decision<'r> {
-    decide_with(rules, facts, || identity)
-}
-
-/// [`decide`], asking for the identity only when step 4 is reached, so that
-/// bypasses, trusted networks and unknown hosts never pay for opening a cookie.
-pub fn decide_with<'r, 'i>(
-    rules: &'r Rules,
-    facts: &RequestFacts<'_>,
-    identity: impl FnOnce() -> Option<&'i Identity>,
-) -> Decision<'r> {
-    let host = rules.lookup_host(facts.host);
-    let (policy, entry): (&'r Policy, Option<&'r HostRule>) = match host {
-        HostMatch::Entry(h) => (&h.policy, Some(h)),
-        HostMatch::Default(p) => (p, None),
-        HostMatch::Unknown => {
-            return Decision {
-                outcome: Outcome::Deny,
-                host,
-                policy: None,
-                rule: Rule::UnknownHost,
-                bypass_refused: false,
-                path_rule: None,
-            }
-        }
-    };
-    let decision = move |outcome, rule, bypass_refused| Decision {
-        outcome,
-        host,
-        policy: Some(policy),
-        rule,
-        bypass_refused,
-        path_rule: None,
-    };
-
-    // 2 + 3. Bypass and path rules, in every reading of the path.
-    let mut bypass_refused = false;
-    let mut path_rule = None;
-    let mut policy = policy;
-    if let Some(h) = entry {
-        let (step, refused) = path_step(h, facts);
-        bypass_refused = refused;
-        match step {
-            Step::Host => {}
-            Step::Bypass(BypassMatch::Path(index), network) => {
-                return decision(Outcome::Bypass, Rule::BypassPath { index, network }, false)
-            }
-            Step::Bypass(BypassMatch::Resource(index), network) => {
-                return decision(
-                    Outcome::Bypass,
-                    Rule::BypassResource { index, network },
-                    false,
-                )
-            }
-            Step::Ambiguous => return decision(Outcome::Deny, Rule::AmbiguousPath, refused),
-            Step::MethodUnknown(index) => {
-                return decision(Outcome::Deny, Rule::MethodUnknown { index }, refused)
-            }
-            Step::Rule(index, key) => {
-                let with_rule = |outcome, rule| Decision {
-                    path_rule: Some((index, key)),
-                    ..decision(outcome, rule, refused)
-                };
-                match h.rules.get(index).map(|r| &r.action) {
-                    Some(RuleAction::Bypass) => {
-                        return with_rule(Outcome::Bypass, Rule::RuleBypass { index })
-                    }
-                    Some(RuleAction::Policy(p)) => {
-                        policy = p;
-                        path_rule = Some((index, key));
-                    }
-                    // A rule that is not there cannot have matched; never allow on a bug.
-                    Some(RuleAction::Deny) | None => {
-                        return with_rule(Outcome::Deny, Rule::RuleDeny { index })
-                    }
-                }
-            }
-        }
+    match route(rules, facts) {
+        Route::Decided(decision) => decision,
+        Route::NeedsIdentity(pending) => pending.judge(identity),
     }
-    let decision = |outcome, rule, bypass_refused| Decision {
-        outcome,
-        host,
-        policy: Some(policy),
-        rule,
-        bypass_refused,
-        path_rule,
-    };
-
-    // 4. Trusted network.
-    if let Some(index) = policy.allowed_networks.position(facts.client) {
-        return decision(
-            Outcome::Bypass,
-            Rule::TrustedNetwork { index },
-            bypass_refused,
-        );
-    }
-
-    // 5. Identity.
-    let Some(user) = identity() else {
-        return decision(Outcome::Login, Rule::NoIdentity, bypass_refused);
-    };
-
-    // 6 + 7. Roles and policy.
-    let role = if policy.allowed_groups.is_empty() {
-        None
-    } else {
-        let claim_roles = entry.map(|h| h.claim_roles.as_slice()).unwrap_or_default();
-        match policy
-            .allowed_groups
-            .iter()
-            .position(|g| has_role(rules.claim_names(), user, claim_roles, g))
-        {
-            Some(i) => Some(i),
-            None => return decision(Outcome::Deny, Rule::NotInGroups, bypass_refused),
-        }
-    };
-    if !policy.allowed_users.is_empty() && !names_user(&policy.allowed_users, user) {
-        return decision(Outcome::Deny, Rule::NotInUsers, bypass_refused);
-    }
-    decision(Outcome::Allow, Rule::Admitted { role }, bypass_refused)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -665,6 +557,3 @@ fn network_clause(
 
 #[cfg(test)]
 mod tests;
-
-#[cfg(test)]
-mod rule_tests;

@@ -408,7 +408,9 @@ impl PartialEq for HostMatch<'_> {
 }
 
 /// All compiled rules. Policies are shared by reference, so nothing indexes
-/// into a list with a number that could be out of range.
+/// into a list with a number that could be out of range. The default is the
+/// empty set, where every host is unknown.
+#[derive(Default)]
 pub struct Rules {
     policies: Vec<Arc<Policy>>,
     hosts: Vec<HostRule>,
@@ -506,11 +508,8 @@ pub struct DuplicateHost {
 /// Builds [`Rules`]: policies first, then hosts referring to them.
 #[derive(Default)]
 pub struct RulesBuilder {
-    policies: Vec<Arc<Policy>>,
-    hosts: Vec<HostRule>,
-    exact: HashMap<String, usize>,
-    wildcard: HashMap<String, usize>,
-    default_policy: Option<Arc<Policy>>,
+    /// The rules so far; [`RulesBuilder::build`] sets their claim names.
+    rules: Rules,
 }
 
 impl RulesBuilder {
@@ -522,61 +521,61 @@ impl RulesBuilder {
     /// Add a policy; the handle hosts refer to it by.
     pub fn add_policy(&mut self, policy: Policy) -> Arc<Policy> {
         let p = Arc::new(policy);
-        self.policies.push(p.clone());
+        self.rules.policies.push(p.clone());
         p
     }
 
     /// The policy of that name, if added.
     pub fn policy(&self, name: &str) -> Option<Arc<Policy>> {
-        self.policies.iter().find(|p| p.name == name).cloned()
+        self.rules.policies.iter().find(|p| p.name == name).cloned()
     }
 
     /// The names of the policies added so far (for "defined: ..." messages).
     pub fn policy_names(&self) -> Vec<&str> {
-        self.policies.iter().map(|p| p.name.as_str()).collect()
+        self.rules
+            .policies
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect()
     }
 
     /// Set `default_policy`.
     pub fn default_policy(&mut self, policy: Arc<Policy>) {
-        self.default_policy = Some(policy);
+        self.rules.default_policy = Some(policy);
     }
 
     /// Add a host entry; its `index` is set to its position. A pattern already
     /// present is refused, naming the first entry.
     pub fn add_host(&mut self, mut host: HostRule) -> Result<(), DuplicateHost> {
-        let index = self.hosts.len();
+        let index = self.rules.hosts.len();
         let (table, key): (&mut HashMap<String, usize>, &HostName) = match &host.pattern {
-            HostPattern::Exact(n) => (&mut self.exact, n),
-            HostPattern::Wildcard(s) => (&mut self.wildcard, s),
+            HostPattern::Exact(n) => (&mut self.rules.exact, n),
+            HostPattern::Wildcard(s) => (&mut self.rules.wildcard, s),
         };
         if let Some(&first) = table.get(key.as_str()) {
             return Err(DuplicateHost { first });
         }
         table.insert(key.as_str().to_string(), index);
         host.index = index;
-        self.hosts.push(host);
+        self.rules.hosts.push(host);
         Ok(())
     }
 
     /// Whether any host entry or a default policy exists.
     pub fn covers_any_host(&self) -> bool {
-        !self.hosts.is_empty() || self.default_policy.is_some()
+        !self.rules.hosts.is_empty() || self.rules.default_policy.is_some()
     }
 
     /// The hosts added so far.
     pub fn hosts(&self) -> &[HostRule] {
-        &self.hosts
+        &self.rules.hosts
     }
 
     /// Finish.
     pub fn build(self, claims: ClaimNames) -> Rules {
         Rules {
-            policies: self.policies,
-            hosts: self.hosts,
-            exact: self.exact,
-            wildcard: self.wildcard,
-            default_policy: self.default_policy,
             claims,
+            ..self.rules
         }
     }
 }

@@ -1,14 +1,21 @@
-//! Decision table tests. Each row reads like DESIGN.md's decision order.
+//! Decision table tests. Each row reads like DESIGN.md's decision order:
+//! host, path, client, who → outcome and the rule that decided.
+//!
+//! The helpers here (`user`, `facts`, `expect`) serve the tables in `tests/`
+//! too.
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use super::*;
+
+mod rules;
 use crate::config::load_rules_str;
 use crate::domain::is_normal_path;
 use crate::domain::ClientAddr;
 
-/// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases.
+/// The seed setup (examples/pocketgate.toml) plus a few hosts for edge cases
+/// (tests/seed_hosts.toml).
 fn runtime() -> Rules {
     load_rules_str(&seed_text()).unwrap().value
 }
@@ -25,39 +32,11 @@ fn seed_text() -> String {
         "/examples/pocketgate.toml"
     ))
     .unwrap();
-    text.push_str(
-        r#"
-[policies.staff]
-allowed_groups = ["staff"]
-allowed_users = ["carol", "dave@example.com"]
-
-[policies.anyone]
-
-[[hosts]]
-host = "*.apps.example.com"
-policy = "users"
-
-[[hosts]]
-host = "wiki.example.com"
-policy = "staff"
-
-[[hosts]]
-host = "open.example.com"
-policy = "anyone"
-bypass_paths = ["/"]
-
-[[hosts]]
-host = "roles.example.com"
-policy = "admins"
-claim_roles = [
-  { claim = "department", value = "ops", role = "admins" },
-  { claim = "email", value = "boss@example.com", role = "admins" },
-]
-"#,
-    );
+    text.push_str(include_str!("tests/seed_hosts.toml"));
     text
 }
 
+/// A user with a verified `<name>@example.com` address and these groups.
 fn user(name: &str, groups: &[&str]) -> Identity {
     Identity {
         subject: format!("sub-{name}"),
@@ -70,229 +49,104 @@ fn user(name: &str, groups: &[&str]) -> Identity {
     }
 }
 
-struct Row {
-    host: &'static str,
-    path: &'static str,
-    ip: &'static str,
-    who: Option<Identity>,
-    outcome: Outcome,
-    rule: &'static str,
-}
-
-fn row(
-    host: &'static str,
-    path: &'static str,
-    ip: &'static str,
-    who: Option<Identity>,
-    outcome: Outcome,
-    rule: &'static str,
-) -> Row {
-    Row {
+/// The facts of one request from the client at `ip`.
+fn facts<'a>(host: &'a str, path: &'a str, ip: &str, method: Option<&'a str>) -> RequestFacts<'a> {
+    let ip: IpAddr = ip.parse().unwrap();
+    RequestFacts {
         host,
         path,
-        ip,
-        who,
-        outcome,
-        rule,
+        client: ClientAddr::new(ip),
+        method,
     }
 }
 
+/// Asserts that `rules` answer row `i` (`facts`, `who`) with `want`: the outcome and the rule name;
+/// on failure the message carries the engine's own explanation.
+fn expect(
+    rules: &Rules,
+    i: usize,
+    facts: &RequestFacts<'_>,
+    who: Option<&Identity>,
+    want: (Outcome, &str),
+) {
+    let d = decide(rules, facts, who);
+    assert_eq!(
+        (d.outcome, d.rule_name().as_str()),
+        want,
+        "row {i}: {:?} {} {} from {} as {:?}: {}",
+        facts.method,
+        facts.host,
+        facts.path,
+        facts.client,
+        who.map(|u| &u.user),
+        d.reason(rules, facts, who)
+    );
+}
+
+/// host, path, client → who → (outcome, rule name); the method is GET.
+type Row = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<Identity>,
+    Outcome,
+    &'static str,
+);
+
+/// Decides every row against the seed setup.
 fn check(rows: &[Row]) {
     let rt = runtime();
-    for (i, r) in rows.iter().enumerate() {
-        let ip: IpAddr = r.ip.parse().unwrap();
-        let facts = RequestFacts {
-            host: r.host,
-            path: r.path,
-            client: ClientAddr::new(ip),
-            method: Some("GET"),
-        };
-        let d = decide(&rt, &facts, r.who.as_ref());
-        let rule = d.rule_name();
-        assert_eq!(
-            (d.outcome, rule.as_str()),
-            (r.outcome, r.rule),
-            "row {i}: {} {} from {} as {:?}: {}",
-            r.host,
-            r.path,
-            r.ip,
-            r.who.as_ref().map(|u| &u.user),
-            d.reason(&rt, &facts, r.who.as_ref())
+    for (i, (host, path, ip, who, outcome, rule)) in rows.iter().enumerate() {
+        expect(
+            &rt,
+            i,
+            &facts(host, path, ip, Some("GET")),
+            who.as_ref(),
+            (*outcome, rule),
         );
     }
 }
 
 use Outcome::{Allow, Bypass, Deny, Login};
 
+#[rustfmt::skip]
 #[test]
 fn seed_grafana_admins_with_health_bypass_from_monitoring_network() {
     let alice = || Some(user("alice", &["admins", "users"]));
     let bob = || Some(user("bob", &["users"]));
     let dave = || Some(user("dave", &["grafana-admins"]));
     check(&[
-        row(
-            "grafana.example.com",
-            "/api/health",
-            "10.50.1.2",
-            None,
-            Bypass,
-            "hosts[0].bypass_paths[0]",
-        ),
-        row(
-            "grafana.example.com",
-            "/api/health/",
-            "10.50.1.2",
-            None,
-            Bypass,
-            "hosts[0].bypass_paths[0]",
-        ),
-        row(
-            "grafana.example.com",
-            "/api/health/live",
-            "10.50.1.2",
-            None,
-            Bypass,
-            "hosts[0].bypass_paths[0]",
-        ),
+        ("grafana.example.com", "/api/health",      "10.50.1.2",   None,    Bypass, "hosts[0].bypass_paths[0]"),
+        ("grafana.example.com", "/api/health/",     "10.50.1.2",   None,    Bypass, "hosts[0].bypass_paths[0]"),
+        ("grafana.example.com", "/api/health/live", "10.50.1.2",   None,    Bypass, "hosts[0].bypass_paths[0]"),
         // Outside the host's allowed_networks the bypass does not apply.
-        row(
-            "grafana.example.com",
-            "/api/health",
-            "10.51.0.1",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "grafana.example.com",
-            "/api/health",
-            "203.0.113.9",
-            None,
-            Login,
-            "no session",
-        ),
+        ("grafana.example.com", "/api/health",      "10.51.0.1",   None,    Login,  "no session"),
+        ("grafana.example.com", "/api/health",      "203.0.113.9", None,    Login,  "no session"),
         // Segment boundary.
-        row(
-            "grafana.example.com",
-            "/api/healthz",
-            "10.50.1.2",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "grafana.example.com",
-            "/api/health.json",
-            "10.50.1.2",
-            None,
-            Login,
-            "no session",
-        ),
+        ("grafana.example.com", "/api/healthz",     "10.50.1.2",   None,    Login,  "no session"),
+        ("grafana.example.com", "/api/health.json", "10.50.1.2",   None,    Login,  "no session"),
         // Identity and groups.
-        row(
-            "grafana.example.com",
-            "/",
-            "203.0.113.9",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "grafana.example.com",
-            "/",
-            "203.0.113.9",
-            alice(),
-            Allow,
-            "policies.admins.allowed_groups[0]",
-        ),
-        row(
-            "grafana.example.com",
-            "/",
-            "203.0.113.9",
-            bob(),
-            Deny,
-            "policies.admins.allowed_groups",
-        ),
+        ("grafana.example.com", "/",                "203.0.113.9", None,    Login,  "no session"),
+        ("grafana.example.com", "/",                "203.0.113.9", alice(), Allow,  "policies.admins.allowed_groups[0]"),
+        ("grafana.example.com", "/",                "203.0.113.9", bob(),   Deny,   "policies.admins.allowed_groups"),
         // claim_roles: the grafana-admins group maps to the admins role on this host only.
-        row(
-            "grafana.example.com",
-            "/",
-            "203.0.113.9",
-            dave(),
-            Allow,
-            "policies.admins.allowed_groups[0]",
-        ),
-        row(
-            "roles.example.com",
-            "/",
-            "203.0.113.9",
-            dave(),
-            Deny,
-            "policies.admins.allowed_groups",
-        ),
+        ("grafana.example.com", "/",                "203.0.113.9", dave(),  Allow,  "policies.admins.allowed_groups[0]"),
+        ("roles.example.com",   "/",                "203.0.113.9", dave(),  Deny,   "policies.admins.allowed_groups"),
     ]);
 }
 
+#[rustfmt::skip]
 #[test]
 fn seed_sonarr_api_bypass_for_the_lan() {
     let bob = || Some(user("bob", &["users"]));
     check(&[
-        row(
-            "sonarr.example.com",
-            "/api",
-            "192.168.1.20",
-            None,
-            Bypass,
-            "hosts[1].bypass_paths[0]",
-        ),
-        row(
-            "sonarr.example.com",
-            "/api/v3/series",
-            "192.168.1.20",
-            None,
-            Bypass,
-            "hosts[1].bypass_paths[0]",
-        ),
-        row(
-            "sonarr.example.com",
-            "/feed/calendar.ics",
-            "192.168.1.20",
-            None,
-            Bypass,
-            "hosts[1].bypass_paths[1]",
-        ),
-        row(
-            "sonarr.example.com",
-            "/apix",
-            "192.168.1.20",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "sonarr.example.com",
-            "/api/v3/series",
-            "203.0.113.9",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "sonarr.example.com",
-            "/",
-            "192.168.1.20",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "sonarr.example.com",
-            "/",
-            "192.168.1.20",
-            bob(),
-            Allow,
-            "policies.users.allowed_groups[1]",
-        ),
+        ("sonarr.example.com", "/api",               "192.168.1.20", None,  Bypass, "hosts[1].bypass_paths[0]"),
+        ("sonarr.example.com", "/api/v3/series",     "192.168.1.20", None,  Bypass, "hosts[1].bypass_paths[0]"),
+        ("sonarr.example.com", "/feed/calendar.ics", "192.168.1.20", None,  Bypass, "hosts[1].bypass_paths[1]"),
+        ("sonarr.example.com", "/apix",              "192.168.1.20", None,  Login,  "no session"),
+        ("sonarr.example.com", "/api/v3/series",     "203.0.113.9",  None,  Login,  "no session"),
+        ("sonarr.example.com", "/",                  "192.168.1.20", None,  Login,  "no session"),
+        ("sonarr.example.com", "/",                  "192.168.1.20", bob(), Allow,  "policies.users.allowed_groups[1]"),
     ]);
 }
 
@@ -308,12 +162,7 @@ fn bypass_regex_sees_the_path_only() {
     let rt = load_rules_str(&text.replace(sonarr_paths, ""))
         .unwrap()
         .value;
-    let facts = |path: &'static str| RequestFacts {
-        host: "sonarr.example.com",
-        path,
-        client: ClientAddr::new("192.168.1.20".parse().unwrap()),
-        method: Some("GET"),
-    };
+    let facts = |path: &'static str| facts("sonarr.example.com", path, "192.168.1.20", Some("GET"));
     let d = decide(&rt, &facts("/api/system/status"), None);
     assert_eq!(
         (d.outcome, d.rule_name().as_str()),
@@ -329,104 +178,39 @@ fn bypass_regex_sees_the_path_only() {
     }
 }
 
+#[rustfmt::skip]
 #[test]
 fn trusted_network_policy_allows_without_identity() {
     check(&[
-        row(
-            "lan.example.com",
-            "/",
-            "10.1.2.3",
-            None,
-            Bypass,
-            "policies.bypass.allowed_networks[0]",
-        ),
-        row(
-            "lan.example.com",
-            "/anything",
-            "192.168.7.7",
-            None,
-            Bypass,
-            "policies.bypass.allowed_networks[1]",
-        ),
-        row(
-            "lan.example.com",
-            "/",
-            "203.0.113.9",
-            None,
-            Login,
-            "no session",
-        ),
+        ("lan.example.com", "/",         "10.1.2.3",        None,                   Bypass, "policies.bypass.allowed_networks[0]"),
+        ("lan.example.com", "/anything", "192.168.7.7",     None,                   Bypass, "policies.bypass.allowed_networks[1]"),
+        ("lan.example.com", "/",         "203.0.113.9",     None,                   Login,  "no session"),
         // The bypass policy has no allowed_groups: any signed-in user passes from elsewhere.
-        row(
-            "lan.example.com",
-            "/",
-            "203.0.113.9",
-            Some(user("eve", &[])),
-            Allow,
-            "policies.bypass (any signed-in user)",
-        ),
+        ("lan.example.com", "/",         "203.0.113.9",     Some(user("eve", &[])), Allow,  "policies.bypass (any signed-in user)"),
         // An IPv4-mapped IPv6 address is the same client: ClientAddr stores it as IPv4.
-        row(
-            "lan.example.com",
-            "/",
-            "::ffff:10.0.0.1",
-            None,
-            Bypass,
-            "policies.bypass.allowed_networks[0]",
-        ),
+        ("lan.example.com", "/",         "::ffff:10.0.0.1", None,                   Bypass, "policies.bypass.allowed_networks[0]"),
     ]);
 }
 
+#[rustfmt::skip]
 #[test]
 fn host_matching_rules() {
     let bob = || Some(user("bob", &["users"]));
     check(&[
         // Unknown host falls to default_policy "users".
-        row(
-            "unknown.example.org",
-            "/",
-            "203.0.113.9",
-            None,
-            Login,
-            "no session",
-        ),
-        row(
-            "unknown.example.org",
-            "/",
-            "203.0.113.9",
-            bob(),
-            Allow,
-            "policies.users.allowed_groups[1]",
-        ),
+        ("unknown.example.org",  "/", "203.0.113.9", None,  Login, "no session"),
+        ("unknown.example.org",  "/", "203.0.113.9", bob(), Allow, "policies.users.allowed_groups[1]"),
         // Wildcards match any depth below the suffix, not the apex.
-        row(
-            "a.apps.example.com",
-            "/",
-            "203.0.113.9",
-            bob(),
-            Allow,
-            "policies.users.allowed_groups[1]",
-        ),
-        row(
-            "a.b.apps.example.com",
-            "/",
-            "203.0.113.9",
-            bob(),
-            Allow,
-            "policies.users.allowed_groups[1]",
-        ),
+        ("a.apps.example.com",   "/", "203.0.113.9", bob(), Allow, "policies.users.allowed_groups[1]"),
+        ("a.b.apps.example.com", "/", "203.0.113.9", bob(), Allow, "policies.users.allowed_groups[1]"),
     ]);
     let rt = runtime_without_default();
-    let facts = RequestFacts {
-        host: "unknown.example.org",
-        path: "/",
-        client: ClientAddr::new("10.1.1.1".parse().unwrap()),
-        method: Some("GET"),
-    };
+    let facts = facts("unknown.example.org", "/", "10.1.1.1", Some("GET"));
     let d = decide(&rt, &facts, Some(&user("alice", &["admins"])));
     assert_eq!((d.outcome, d.rule), (Deny, Rule::UnknownHost));
 }
 
+#[rustfmt::skip]
 #[test]
 fn allowed_users_and_verified_email() {
     let mut carol = user("carol", &["staff"]);
@@ -437,62 +221,21 @@ fn allowed_users_and_verified_email() {
     let mut erin_not_staff = user("carol", &[]);
     erin_not_staff.subject = "other".into();
     check(&[
-        row(
-            "wiki.example.com",
-            "/",
-            "203.0.113.9",
-            Some(carol.clone()),
-            Allow,
-            "policies.staff.allowed_groups[0]",
-        ),
-        row(
-            "wiki.example.com",
-            "/",
-            "203.0.113.9",
-            Some(dave.clone()),
-            Allow,
-            "policies.staff.allowed_groups[0]",
-        ),
+        ("wiki.example.com", "/", "203.0.113.9", Some(carol.clone()),             Allow, "policies.staff.allowed_groups[0]"),
+        ("wiki.example.com", "/", "203.0.113.9", Some(dave.clone()),              Allow, "policies.staff.allowed_groups[0]"),
         // An unverified e-mail never matches allowed_users.
-        row(
-            "wiki.example.com",
-            "/",
-            "203.0.113.9",
-            Some(mallory),
-            Deny,
-            "policies.staff.allowed_users",
-        ),
+        ("wiki.example.com", "/", "203.0.113.9", Some(mallory),                   Deny,  "policies.staff.allowed_users"),
         // allowed_users and allowed_groups must both hold.
-        row(
-            "wiki.example.com",
-            "/",
-            "203.0.113.9",
-            Some(erin_not_staff),
-            Deny,
-            "policies.staff.allowed_groups",
-        ),
-        row(
-            "wiki.example.com",
-            "/",
-            "203.0.113.9",
-            Some(user("frank", &["staff"])),
-            Deny,
-            "policies.staff.allowed_users",
-        ),
+        ("wiki.example.com", "/", "203.0.113.9", Some(erin_not_staff),            Deny,  "policies.staff.allowed_groups"),
+        ("wiki.example.com", "/", "203.0.113.9", Some(user("frank", &["staff"])), Deny,  "policies.staff.allowed_users"),
     ]);
     // E-mail comparison ignores ASCII case.
     carol.email = None;
     dave.email = Some("DAVE@Example.com".into());
-    check(&[row(
-        "wiki.example.com",
-        "/",
-        "203.0.113.9",
-        Some(dave),
-        Allow,
-        "policies.staff.allowed_groups[0]",
-    )]);
+    check(&[("wiki.example.com", "/", "203.0.113.9", Some(dave), Allow, "policies.staff.allowed_groups[0]")]);
 }
 
+#[rustfmt::skip]
 #[test]
 fn claim_roles_read_arbitrary_claims_and_verified_email() {
     let mut ops = user("olga", &[]);
@@ -503,38 +246,10 @@ fn claim_roles_read_arbitrary_claims_and_verified_email() {
     let mut fake_boss = boss.clone();
     fake_boss.email_verified = false;
     check(&[
-        row(
-            "roles.example.com",
-            "/",
-            "203.0.113.9",
-            Some(ops),
-            Allow,
-            "policies.admins.allowed_groups[0]",
-        ),
-        row(
-            "roles.example.com",
-            "/",
-            "203.0.113.9",
-            Some(boss),
-            Allow,
-            "policies.admins.allowed_groups[0]",
-        ),
-        row(
-            "roles.example.com",
-            "/",
-            "203.0.113.9",
-            Some(fake_boss),
-            Deny,
-            "policies.admins.allowed_groups",
-        ),
-        row(
-            "roles.example.com",
-            "/",
-            "203.0.113.9",
-            Some(user("nobody", &["Admins"])),
-            Deny,
-            "policies.admins.allowed_groups",
-        ),
+        ("roles.example.com", "/", "203.0.113.9", Some(ops),                         Allow, "policies.admins.allowed_groups[0]"),
+        ("roles.example.com", "/", "203.0.113.9", Some(boss),                        Allow, "policies.admins.allowed_groups[0]"),
+        ("roles.example.com", "/", "203.0.113.9", Some(fake_boss),                   Deny,  "policies.admins.allowed_groups"),
+        ("roles.example.com", "/", "203.0.113.9", Some(user("nobody", &["Admins"])), Deny,  "policies.admins.allowed_groups"),
     ]);
 }
 
@@ -574,12 +289,7 @@ fn paths_not_in_normal_form_never_bypass() {
     ];
     let rt = runtime();
     for path in tricks {
-        let facts = RequestFacts {
-            host: "grafana.example.com",
-            path,
-            client: ClientAddr::new("10.50.1.2".parse().unwrap()),
-            method: Some("GET"),
-        };
+        let facts = facts("grafana.example.com", path, "10.50.1.2", Some("GET"));
         let d = decide(&rt, &facts, None);
         assert_eq!(
             d.outcome,
@@ -591,12 +301,7 @@ fn paths_not_in_normal_form_never_bypass() {
     }
     // Even a bypass of "/" (everything) refuses them.
     for path in tricks {
-        let facts = RequestFacts {
-            host: "open.example.com",
-            path,
-            client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-            method: Some("GET"),
-        };
+        let facts = facts("open.example.com", path, "203.0.113.9", Some("GET"));
         assert_eq!(decide(&rt, &facts, None).outcome, Login, "{path:?}");
     }
     for ok in [
@@ -617,25 +322,11 @@ fn paths_not_in_normal_form_never_bypass() {
 /// characters bypassed an encoded spelling of a path that does not bypass.
 #[test]
 fn no_spelling_of_a_path_reaches_a_regex_its_plain_form_misses() {
-    let rules = load_rules_str(
-        r#"
-[policies.users]
-allowed_groups = ["users"]
-[[hosts]]
-host = "share.example.com"
-policy = "users"
-bypass_resources = ["^/share/.{8}$"]
-"#,
-    )
-    .unwrap()
-    .value;
+    let rules = load_rules_str(include_str!("tests/share.toml"))
+        .unwrap()
+        .value;
     let outcome = |path| {
-        let facts = RequestFacts {
-            host: "share.example.com",
-            path,
-            client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-            method: Some("GET"),
-        };
+        let facts = facts("share.example.com", path, "203.0.113.9", Some("GET"));
         decide(&rules, &facts, None).outcome
     };
     assert_eq!(outcome("/share/abcdefgh"), Outcome::Bypass);
@@ -650,7 +341,7 @@ bypass_resources = ["^/share/.{8}$"]
 
 #[test]
 fn case_of_the_path_matters_for_bypass() {
-    check(&[row(
+    check(&[(
         "grafana.example.com",
         "/API/health",
         "10.50.1.2",
@@ -663,12 +354,12 @@ fn case_of_the_path_matters_for_bypass() {
 #[test]
 fn explanations_name_the_rule_and_the_network() {
     let rt = runtime();
-    let facts = RequestFacts {
-        host: "grafana.example.com",
-        path: "/api/health",
-        client: ClientAddr::new("10.50.1.2".parse().unwrap()),
-        method: Some("GET"),
-    };
+    let facts = facts(
+        "grafana.example.com",
+        "/api/health",
+        "10.50.1.2",
+        Some("GET"),
+    );
     let d = decide(&rt, &facts, None);
     assert_eq!(
         d.reason(&rt, &facts, None),

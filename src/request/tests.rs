@@ -1,4 +1,5 @@
 use actix_web::test::TestRequest;
+use actix_web::HttpRequest;
 
 use super::*;
 
@@ -22,12 +23,21 @@ struct Owned {
     url: String,
 }
 
-fn run(headers: &[(&str, &str)], peer: &str) -> Result<Owned, RequestError> {
-    let mut req = TestRequest::default();
-    for (k, v) in headers {
-        req = req.append_header((*k, *v));
-    }
-    let req = req.to_http_request();
+/// An auth request carrying `headers`, each appended in order.
+fn request(headers: &[(&str, &str)]) -> HttpRequest {
+    headers
+        .iter()
+        .fold(TestRequest::default(), |req, (k, v)| {
+            req.append_header((*k, *v))
+        })
+        .to_http_request()
+}
+
+/// `reconstruct` as the auth endpoints call it, the connection from `peer`.
+fn reconstruct_from<'h>(
+    req: &'h HttpRequest,
+    peer: &str,
+) -> Result<OriginalRequest<'h>, RequestError> {
     reconstruct(
         req.headers(),
         peer.parse().unwrap(),
@@ -35,7 +45,10 @@ fn run(headers: &[(&str, &str)], peer: &str) -> Result<Owned, RequestError> {
         "GET",
         Scheme::Https,
     )
-    .map(|o| Owned {
+}
+
+fn run(headers: &[(&str, &str)], peer: &str) -> Result<Owned, RequestError> {
+    reconstruct_from(&request(headers), peer).map(|o| Owned {
         method: o.method.to_string(),
         scheme: o.scheme,
         host: o.host.to_string(),
@@ -45,6 +58,14 @@ fn run(headers: &[(&str, &str)], peer: &str) -> Result<Owned, RequestError> {
         client: o.client,
         url: o.url(),
     })
+}
+
+/// `X-Forwarded-Host` and `X-Forwarded-Uri` alone, from a trusted proxy.
+fn forwarded(host: &str, uri: &str) -> Result<Owned, RequestError> {
+    run(
+        &[("X-Forwarded-Host", host), ("X-Forwarded-Uri", uri)],
+        "127.0.0.1",
+    )
 }
 
 const CADDY: &[(&str, &str)] = &[
@@ -118,47 +139,37 @@ fn untrusted_peer_headers_are_ignored() {
     assert!(run(CADDY, "::ffff:127.0.0.1").is_ok());
 }
 
+/// `X-Forwarded-For` lines from a trusted proxy → the client, or `None` when refused.
+#[rustfmt::skip]
 #[test]
 fn client_address_is_read_right_to_left_skipping_trusted_hops() {
-    let xff = |v: &str| {
-        let mut h = CADDY[..4].to_vec();
-        h.push(("X-Forwarded-For", v));
-        run(&h, "127.0.0.1").map(|o| o.client.to_string())
-    };
-    // The client prepended a spoofed address; the proxy appended the real one.
-    assert_eq!(xff("10.50.1.2, 203.0.113.7").unwrap(), "203.0.113.7");
-    // Trusted hops are skipped.
-    assert_eq!(
-        xff("10.50.1.2, 203.0.113.7, 10.9.1.1").unwrap(),
-        "203.0.113.7"
-    );
-    // All hops trusted: the leftmost.
-    assert_eq!(xff("10.9.3.3, 10.9.1.1").unwrap(), "10.9.3.3");
-    assert_eq!(xff("[2001:db8::1]:443").unwrap(), "2001:db8::1");
-    assert_eq!(xff("::ffff:192.168.1.4").unwrap(), "192.168.1.4");
-    // Garbage on the walk fails closed.
-    assert!(matches!(
-        xff("10.50.1.2, not-an-ip"),
-        Err(RequestError::Malformed {
-            header: "X-Forwarded-For",
-            ..
-        })
-    ));
-    // Garbage beyond the first untrusted hop is never reached.
-    assert_eq!(xff("garbage, 203.0.113.7").unwrap(), "203.0.113.7");
-    // No X-Forwarded-For: the peer.
-    assert_eq!(
-        run(&CADDY[..4], "127.0.0.1").unwrap().client.to_string(),
-        "127.0.0.1"
-    );
-    // Several header lines are one list.
-    let mut h = CADDY[..4].to_vec();
-    h.push(("X-Forwarded-For", "10.50.1.2"));
-    h.push(("X-Forwarded-For", "203.0.113.8"));
-    assert_eq!(
-        run(&h, "127.0.0.1").unwrap().client.to_string(),
-        "203.0.113.8"
-    );
+    let rows: &[(&[&str], Option<&str>)] = &[
+        // The client prepended a spoofed address; the proxy appended the real one.
+        (&["10.50.1.2, 203.0.113.7"],             Some("203.0.113.7")),
+        // Trusted hops are skipped.
+        (&["10.50.1.2, 203.0.113.7, 10.9.1.1"],   Some("203.0.113.7")),
+        // All hops trusted: the leftmost.
+        (&["10.9.3.3, 10.9.1.1"],                 Some("10.9.3.3")),
+        (&["[2001:db8::1]:443"],                  Some("2001:db8::1")),
+        (&["::ffff:192.168.1.4"],                 Some("192.168.1.4")),
+        // Garbage on the walk fails closed.
+        (&["10.50.1.2, not-an-ip"],               None),
+        // Garbage beyond the first untrusted hop is never reached.
+        (&["garbage, 203.0.113.7"],               Some("203.0.113.7")),
+        // No X-Forwarded-For: the peer.
+        (&[],                                     Some("127.0.0.1")),
+        // Several header lines are one list.
+        (&["10.50.1.2", "203.0.113.8"],           Some("203.0.113.8")),
+    ];
+    for (lines, want) in rows {
+        let mut headers = CADDY[..4].to_vec();
+        headers.extend(lines.iter().map(|v| ("X-Forwarded-For", *v)));
+        match (run(&headers, "127.0.0.1"), want) {
+            (Ok(o), Some(client)) => assert_eq!(o.client.to_string(), *client, "{lines:?}"),
+            (Err(RequestError::Malformed { header: "X-Forwarded-For", .. }), None) => {}
+            (got, _) => panic!("{lines:?}: got {got:?}, want {want:?}"),
+        }
+    }
 }
 
 #[test]
@@ -184,133 +195,31 @@ fn missing_headers_are_named() {
     );
 }
 
+#[rustfmt::skip]
 #[test]
 fn malformed_headers_are_refused() {
     let cases: &[(&[(&str, &str)], &str)] = &[
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "http://evil/x"),
-            ],
-            "X-Forwarded-Uri",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "x"),
-            ],
-            "X-Forwarded-Uri",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "/a b"),
-            ],
-            "X-Forwarded-Uri",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "evil.test/x"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "user@a.example.com"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com, evil.test"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com:99999"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com:"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[("X-Forwarded-Host", "[::1"), ("X-Forwarded-Uri", "/")],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a..example.com"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Host", "b.example.com"),
-                ("X-Forwarded-Uri", "/"),
-            ],
-            "X-Forwarded-Host",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "/"),
-                ("X-Forwarded-Proto", "evil_protocol"),
-            ],
-            "X-Forwarded-Proto",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "/"),
-                ("X-Forwarded-Proto", "javascript"),
-            ],
-            "X-Forwarded-Proto",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "/"),
-                ("X-Forwarded-Method", "get"),
-            ],
-            "X-Forwarded-Method",
-        ),
-        (
-            &[
-                ("X-Forwarded-Host", "a.example.com"),
-                ("X-Forwarded-Uri", "/"),
-                ("X-Forwarded-Method", "GET\tX"),
-            ],
-            "X-Forwarded-Method",
-        ),
-        (&[("X-Original-URL", "/relative")], "X-Original-URL"),
-        (
-            &[("X-Original-URL", "ftp://a.example.com/")],
-            "X-Original-URL",
-        ),
-        (
-            &[("X-Original-URL", "https://a.example.com?x=1")],
-            "X-Original-URL",
-        ),
-        (&[("X-Original-URL", "https:///x")], "X-Original-URL"),
-        (
-            &[
-                ("X-Original-URL", "https://a.example.com/"),
-                ("X-Original-Method", "G3T"),
-            ],
-            "X-Original-Method",
-        ),
+        // headers                                                                                                    the header named
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "http://evil/x")],                             "X-Forwarded-Uri"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "x")],                                         "X-Forwarded-Uri"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "/a b")],                                      "X-Forwarded-Uri"),
+        (&[("X-Forwarded-Host", "evil.test/x"), ("X-Forwarded-Uri", "/")],                                           "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "user@a.example.com"), ("X-Forwarded-Uri", "/")],                                    "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a.example.com, evil.test"), ("X-Forwarded-Uri", "/")],                              "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a.example.com:99999"), ("X-Forwarded-Uri", "/")],                                   "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a.example.com:"), ("X-Forwarded-Uri", "/")],                                        "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "[::1"), ("X-Forwarded-Uri", "/")],                                                  "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a..example.com"), ("X-Forwarded-Uri", "/")],                                        "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Host", "b.example.com"), ("X-Forwarded-Uri", "/")],  "X-Forwarded-Host"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "/"), ("X-Forwarded-Proto", "evil_protocol")], "X-Forwarded-Proto"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "/"), ("X-Forwarded-Proto", "javascript")],    "X-Forwarded-Proto"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "/"), ("X-Forwarded-Method", "get")],          "X-Forwarded-Method"),
+        (&[("X-Forwarded-Host", "a.example.com"), ("X-Forwarded-Uri", "/"), ("X-Forwarded-Method", "GET\tX")],       "X-Forwarded-Method"),
+        (&[("X-Original-URL", "/relative")],                                                                         "X-Original-URL"),
+        (&[("X-Original-URL", "ftp://a.example.com/")],                                                              "X-Original-URL"),
+        (&[("X-Original-URL", "https://a.example.com?x=1")],                                                         "X-Original-URL"),
+        (&[("X-Original-URL", "https:///x")],                                                                        "X-Original-URL"),
+        (&[("X-Original-URL", "https://a.example.com/"), ("X-Original-Method", "G3T")],                              "X-Original-Method"),
     ];
     for (headers, header) in cases {
         match run(headers, "127.0.0.1") {
@@ -329,14 +238,7 @@ fn non_ascii_header_bytes_are_refused() {
         ))
         .append_header(("X-Forwarded-Uri", "/"))
         .to_http_request();
-    let e = reconstruct(
-        req.headers(),
-        "127.0.0.1".parse().unwrap(),
-        &trusted(),
-        "GET",
-        Scheme::Https,
-    )
-    .unwrap_err();
+    let e = reconstruct_from(&req, "127.0.0.1").unwrap_err();
     assert!(
         matches!(
             e,
@@ -351,28 +253,14 @@ fn non_ascii_header_bytes_are_refused() {
 
 #[test]
 fn defaults_for_optional_headers() {
-    let o = run(
-        &[
-            ("X-Forwarded-Host", "a.example.com"),
-            ("X-Forwarded-Uri", "/"),
-        ],
-        "127.0.0.1",
-    )
-    .unwrap();
+    let o = forwarded("a.example.com", "/").unwrap();
     assert_eq!(o.method, "GET");
     assert_eq!(
         o.scheme,
         Scheme::Https,
         "the public_url scheme when no X-Forwarded-Proto"
     );
-    let o = run(
-        &[
-            ("X-Forwarded-Host", "[2001:DB8::1]:8080"),
-            ("X-Forwarded-Uri", "/"),
-        ],
-        "127.0.0.1",
-    )
-    .unwrap();
+    let o = forwarded("[2001:DB8::1]:8080", "/").unwrap();
     assert_eq!(o.host, "2001:db8::1");
     assert_eq!(o.authority, "[2001:db8::1]:8080");
 }
@@ -393,28 +281,34 @@ fn both_header_sets_must_describe_the_same_request() {
     )
     .unwrap();
     assert_eq!(o.path, "/x");
-    // A client-sent X-Forwarded-* passed through by nginx: it picks another host and a bypass path.
-    let spoof = [
-        ("X-Original-URL", "https://grafana.example.com/admin"),
-        ("X-Forwarded-Host", "sonarr.example.com"),
-        ("X-Forwarded-Uri", "/api/health"),
+    let spoofs: [&[(&str, &str)]; 3] = [
+        // A client-sent X-Forwarded-* passed through by nginx: it picks another host and a bypass path.
+        &[
+            ("X-Original-URL", "https://grafana.example.com/admin"),
+            ("X-Forwarded-Host", "sonarr.example.com"),
+            ("X-Forwarded-Uri", "/api/health"),
+        ],
+        // A client-sent X-Original-URL passed through by Caddy/Traefik.
+        &[
+            ("X-Forwarded-Host", "grafana.example.com"),
+            ("X-Forwarded-Uri", "/admin"),
+            ("X-Original-URL", "https://grafana.example.com/api/health"),
+        ],
+        &[
+            ("X-Original-URL", "https://grafana.example.com/admin"),
+            ("X-Original-Method", "GET"),
+            ("X-Forwarded-Host", "grafana.example.com"),
+            ("X-Forwarded-Uri", "/admin"),
+            ("X-Forwarded-Method", "POST"),
+        ],
     ];
-    assert_eq!(run(&spoof, "127.0.0.1"), Err(RequestError::Conflicting));
-    // A client-sent X-Original-URL passed through by Caddy/Traefik.
-    let spoof = [
-        ("X-Forwarded-Host", "grafana.example.com"),
-        ("X-Forwarded-Uri", "/admin"),
-        ("X-Original-URL", "https://grafana.example.com/api/health"),
-    ];
-    assert_eq!(run(&spoof, "127.0.0.1"), Err(RequestError::Conflicting));
-    let spoof = [
-        ("X-Original-URL", "https://grafana.example.com/admin"),
-        ("X-Original-Method", "GET"),
-        ("X-Forwarded-Host", "grafana.example.com"),
-        ("X-Forwarded-Uri", "/admin"),
-        ("X-Forwarded-Method", "POST"),
-    ];
-    assert_eq!(run(&spoof, "127.0.0.1"), Err(RequestError::Conflicting));
+    for spoof in spoofs {
+        assert_eq!(
+            run(spoof, "127.0.0.1"),
+            Err(RequestError::Conflicting),
+            "{spoof:?}"
+        );
+    }
     // Half of the forwarded set next to X-Original-URL is still incomplete.
     let half = [
         ("X-Original-URL", "https://a.example.com/"),
@@ -430,33 +324,19 @@ fn both_header_sets_must_describe_the_same_request() {
 
 #[test]
 fn a_request_in_normal_form_is_borrowed_not_copied() {
-    let req = TestRequest::default()
-        .append_header(("X-Forwarded-Host", "grafana.example.com"))
-        .append_header(("X-Forwarded-Uri", "/d/abc?x=1"))
-        .to_http_request();
-    let o = reconstruct(
-        req.headers(),
-        "127.0.0.1".parse().unwrap(),
-        &trusted(),
-        "GET",
-        Scheme::Https,
-    )
-    .unwrap();
+    let req = request(&[
+        ("X-Forwarded-Host", "grafana.example.com"),
+        ("X-Forwarded-Uri", "/d/abc?x=1"),
+    ]);
+    let o = reconstruct_from(&req, "127.0.0.1").unwrap();
     assert!(matches!(o.host, Cow::Borrowed("grafana.example.com")));
     assert!(matches!(o.authority, Cow::Borrowed("grafana.example.com")));
     assert_eq!((o.path, o.query), ("/d/abc", Some("x=1")));
-    let req = TestRequest::default()
-        .append_header(("X-Forwarded-Host", "Grafana.example.com:8443"))
-        .append_header(("X-Forwarded-Uri", "/"))
-        .to_http_request();
-    let o = reconstruct(
-        req.headers(),
-        "127.0.0.1".parse().unwrap(),
-        &trusted(),
-        "GET",
-        Scheme::Https,
-    )
-    .unwrap();
+    let req = request(&[
+        ("X-Forwarded-Host", "Grafana.example.com:8443"),
+        ("X-Forwarded-Uri", "/"),
+    ]);
+    let o = reconstruct_from(&req, "127.0.0.1").unwrap();
     assert_eq!(o.host, "grafana.example.com");
     assert_eq!(o.authority, "grafana.example.com:8443");
 }
@@ -505,11 +385,7 @@ fn a_stray_bracket_is_not_part_of_a_host_name() {
             "{host}"
         );
     }
-    let o = run(
-        &[("X-Forwarded-Host", "[::1]:8443"), ("X-Forwarded-Uri", "/")],
-        "127.0.0.1",
-    )
-    .unwrap();
+    let o = forwarded("[::1]:8443", "/").unwrap();
     assert_eq!(
         (o.host.as_str(), o.authority.as_str()),
         ("::1", "[::1]:8443")
@@ -528,11 +404,7 @@ fn served_host_believes_x_forwarded_host_only_from_trusted_proxies() {
         (&[("Host", "a b")][..],                                                      "127.0.0.1", None),
         (&[][..],                                                                     "127.0.0.1", None),
     ] {
-        let mut req = TestRequest::default();
-        for (k, v) in headers {
-            req = req.insert_header((*k, *v));
-        }
-        let req = req.to_http_request();
+        let req = request(headers);
         let got = served_host(req.headers(), Some(peer.parse().unwrap()), &trusted());
         assert_eq!(got.as_deref(), want, "{headers:?} from {peer}");
     }

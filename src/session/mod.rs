@@ -1,9 +1,15 @@
-//! Sealing and opening the cookies pocketgate keeps its state in.
+//! Sessions: who is signed in, and the cookies that say so.
 //!
-//! Sessions are stateless: the [`Session`] (identity, issue and expiry times) is
-//! serialized, sealed with AES-256-GCM and stored in a cookie, so
-//! replicas share sessions through nothing but the configured secret. The ID
-//! token, which only logout needs, is sealed into a cookie of its own
+//! A [`Session`] (identity, issue and expiry times) is sealed with AES-256-GCM
+//! and kept where `session.store` says: on the server ([`store`]: the embedded
+//! database, the default, or Redis) behind a sealed random id in the cookie,
+//! so that sessions can be listed and revoked; or, with `store = "cookie"`, in
+//! the cookie itself, so that replicas share sessions through nothing but the
+//! configured secret.
+//!
+//! [`Sessions`] is the one service over both: it finds a request's session,
+//! starts one at login, ends and revokes them, and refreshes the identity.
+//! The ID token, which only logout needs, is sealed into a cookie of its own
 //! ([`LogoutHint`]) so that the cookie every request opens stays small.
 //! The login flow's state is sealed the same way into one short-lived cookie per
 //! flow ([`FlowState`], [`flow_cookie_name`]). This module also splits values that

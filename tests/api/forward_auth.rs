@@ -2,10 +2,6 @@
 
 use crate::common::*;
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    r.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 #[actix_web::test]
 async fn allowed_user_gets_identity_headers_on_both_endpoints() {
     let app = spawn_plain("").await;

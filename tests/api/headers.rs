@@ -32,10 +32,6 @@ policy = "users"
     )
 }
 
-fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
-    r.headers().get(name).and_then(|v| v.to_str().ok())
-}
-
 #[rustfmt::skip]
 const ROWS: &[(&str, [&str; 4])] = &[
     // host                   user               email                name                groups
@@ -231,10 +227,15 @@ fn an_include_file_may_carry_host_tables_and_its_mistakes_name_the_file() {
     .unwrap();
     let err = load(&main).unwrap_err().to_string();
     assert!(
-        err.contains("conf.d/grafana.toml: hosts[0].headers.mail") && err.contains("headers.email"),
+        err.contains("conf.d/grafana.toml:6: hosts[0].headers.mail")
+            && err.contains("headers.email"),
         "{err}"
     );
-    // Unknown keys stop before values are judged; the value mistake shows once the key is fixed.
+    // The unknown key and the value mistake are reported in one run; the value one stays once the key is fixed.
+    assert!(
+        err.contains("conf.d/grafana.toml:5: hosts[0].headers.user"),
+        "{err}"
+    );
     std::fs::write(
         &fragment,
         "[[hosts]]\nhost = \"grafana.example.com\"\npolicy = \"users\"\n[hosts.headers]\nuser = \"Host\"\n",
@@ -242,7 +243,7 @@ fn an_include_file_may_carry_host_tables_and_its_mistakes_name_the_file() {
     .unwrap();
     let err = load(&main).unwrap_err().to_string();
     assert!(
-        err.contains("conf.d/grafana.toml: hosts[0].headers.user"),
+        err.contains("conf.d/grafana.toml:5: hosts[0].headers.user"),
         "{err}"
     );
 }

@@ -855,3 +855,49 @@ async fn a_logout_from_this_site_or_typed_in_signs_out_at_once() {
         );
     }
 }
+
+/// A query string that does not fit the endpoint (`rd` twice) is refused
+/// like every other bad request: a 400 page for a browser, JSON for a
+/// script, never cached, and no redirect.
+#[actix_web::test]
+async fn a_bad_query_string_gets_the_400_page_or_json_of_other_rejections() {
+    let app = spawn_with_idp().await;
+    for path in ["/login", "/logout"] {
+        let url = app.url(&format!("{path}?rd=%2Fa&rd=%2Fb"));
+        let r = browser()
+            .get(&url)
+            .header("Accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        let header = |r: &reqwest::Response, name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
+        assert_eq!(
+            header(&r, "content-type").as_deref(),
+            Some("text/html; charset=utf-8")
+        );
+        assert!(header(&r, "location").is_none(), "{path}");
+        let page = r.text().await.unwrap();
+        assert!(
+            page.contains("Bad request") && page.contains("duplicate field"),
+            "{page}"
+        );
+
+        let r = client().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{path}");
+        assert_eq!(header(&r, "cache-control").as_deref(), Some("no-store"));
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], "bad_request", "{body}");
+        assert!(
+            body["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("query string")),
+            "{body}"
+        );
+    }
+}

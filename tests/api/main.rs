@@ -12,6 +12,7 @@ mod common;
 
 mod assertion;
 mod bearer;
+mod demo;
 mod domains;
 mod forward_auth;
 mod headers;

@@ -174,17 +174,13 @@ allowed_networks = ["10.0.0.0/33"]
     let err = String::from_utf8_lossy(&out.stderr);
     let lines: Vec<&str> = err.lines().filter(|l| l.starts_with("error: ")).collect();
     assert_eq!(lines.len(), 3, "{err}");
-    for key in [
-        "hosts[0].policy:",
-        "hosts[0].allowed_networks[0]:",
-        "session.lifetime:",
-    ] {
-        assert!(
-            lines
-                .iter()
-                .any(|l| l.starts_with(&format!("error: {key}"))),
-            "{key}: {err}"
-        );
+    // In the order of the file, each at its line.
+    for (line, key) in lines.iter().zip([
+        "three.toml:9: session.lifetime:",
+        "three.toml:14: hosts[0].policy:",
+        "three.toml:15: hosts[0].allowed_networks[0]:",
+    ]) {
+        assert!(line.starts_with(&format!("error: {key}")), "{key}: {err}");
     }
 }
 

@@ -18,39 +18,7 @@ pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 pub const OLD_SECRET: &str = "old-secret-0123456789abcdef01234567890";
 
 /// The policy part of every test configuration.
-pub const POLICIES: &str = r#"
-[policies.admins]
-allowed_groups = ["admins"]
-[policies.users]
-allowed_groups = ["admins", "users"]
-[policies.bypass]
-allowed_networks = ["10.0.0.0/8"]
-
-[[hosts]]
-host = "app.example.test"
-policy = "users"
-
-[[hosts]]
-host = "grafana.example.test"
-policy = "admins"
-claim_roles = [{ claim = "groups", value = "grafana-admins", role = "admins" }]
-bypass_paths = ["/api/health"]
-bypass_resources = ["^/status$"]
-allowed_networks = ["10.50.0.0/16"]
-
-[[hosts]]
-host = "open.example.test"
-policy = "users"
-bypass_paths = ["/api"]
-
-[[hosts]]
-host = "lan.example.test"
-policy = "bypass"
-
-[[hosts]]
-host = "*.wild.example.test"
-policy = "admins"
-"#;
+pub const POLICIES: &str = include_str!("policies.toml");
 
 /// A running pocketgate (and maybe a development provider).
 pub struct TestApp {
@@ -286,6 +254,12 @@ pub fn browser() -> reqwest::Client {
         .unwrap()
 }
 
+/// A response header's value, if present and text.
+pub fn header<'a>(r: &'a reqwest::Response, name: &str) -> Option<&'a str> {
+    r.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The `Location` of a redirect.
 pub fn location(r: &reqwest::Response) -> String {
     r.headers()
         .get("location")

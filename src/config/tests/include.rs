@@ -179,7 +179,7 @@ fn a_policy_defined_in_two_files_names_both() {
     );
     let e = s.err();
     assert!(
-        e.contains("conf.d/x.toml: policies.admins: policy \"admins\" is already defined in pocketgate.toml"),
+        e.contains("conf.d/x.toml:1: policies.admins: policy \"admins\" is already defined in pocketgate.toml"),
         "{e}"
     );
     // Two include files.
@@ -195,7 +195,7 @@ fn a_policy_defined_in_two_files_names_both() {
     );
     let e = s.err();
     assert!(
-        e.contains("conf.d/b.toml: policies.git:")
+        e.contains("conf.d/b.toml:1: policies.git:")
             && e.contains("already defined in conf.d/a.toml"),
         "{e}"
     );
@@ -216,7 +216,7 @@ fn a_host_defined_in_two_files_names_both() {
     );
     let e = s.err();
     assert!(
-        e.contains("conf.d/b.toml: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"),
+        e.contains("conf.d/b.toml:5: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"),
         "{e}"
     );
     // The main file and an include file.
@@ -225,7 +225,7 @@ fn a_host_defined_in_two_files_names_both() {
     s.write("conf.d/a.toml", &host("git.example.com", "users"));
     let e = s.err();
     assert!(
-        e.contains("conf.d/a.toml: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"),
+        e.contains("conf.d/a.toml:2: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"),
         "{e}"
     );
 }
@@ -242,10 +242,10 @@ fn keys_other_than_policies_and_hosts_are_refused_in_an_include_file() {
         ),
     );
     let e = s.err();
-    for key in ["listen", "include", "oidc"] {
+    for (line, key) in [(1, "listen"), (2, "include"), (3, "oidc")] {
         assert!(
             e.contains(&format!(
-                "conf.d/x.toml: {key}: not allowed in an include file"
+                "conf.d/x.toml:{line}: {key}: not allowed in an include file"
             )),
             "{key}: {e}"
         );
@@ -262,7 +262,7 @@ fn mistakes_inside_an_include_file_name_it() {
     );
     let e = s.err();
     assert!(
-        e.contains("conf.d/x.toml: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
+        e.contains("conf.d/x.toml:4: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
         "{e}"
     );
     // What compiling finds names the file too: hosts, their keys, policies.
@@ -278,9 +278,9 @@ fn mistakes_inside_an_include_file_name_it() {
     );
     let e = s.err();
     for key in [
-        "conf.d/x.toml: policies.lan.allowed_networks[0]:",
-        "conf.d/x.toml: hosts[1].policy: policy \"nobody\" is not defined",
-        "conf.d/x.toml: hosts[1].allowed_networks[0]:",
+        "conf.d/x.toml:2: policies.lan.allowed_networks[0]:",
+        "conf.d/x.toml:8: hosts[1].policy: policy \"nobody\" is not defined",
+        "conf.d/x.toml:9: hosts[1].allowed_networks[0]:",
     ] {
         assert!(e.contains(key), "{key}: {e}");
     }
@@ -289,7 +289,7 @@ fn mistakes_inside_an_include_file_name_it() {
     s.main(r#"["conf.d/*.toml"]"#, "");
     s.write("conf.d/x.toml", "hosts = 3\n");
     let e = s.err();
-    assert!(e.starts_with("conf.d/x.toml: hosts"), "{e}");
+    assert!(e.starts_with("conf.d/x.toml:1: hosts"), "{e}");
 }
 
 #[test]
@@ -300,7 +300,7 @@ fn a_syntax_error_in_an_include_file_names_it() {
     s.write("conf.d/x.toml", "[[hosts]\nhost = \"x.example.com\"\n");
     let e = s.err();
     assert!(
-        e.starts_with("conf.d/x.toml: TOML parse error at line 1"),
+        e.starts_with("conf.d/x.toml:1: TOML parse error at line 1"),
         "{e}"
     );
     assert!(!e.contains("source string"), "{e}");
@@ -360,7 +360,9 @@ fn a_bad_pattern_names_its_index() {
     s.main(r#"["conf.d/*.toml", "conf.d/[.toml"]"#, "");
     let e = s.err();
     assert!(
-        e.starts_with(r#"include[1]: "conf.d/[.toml" is not a valid glob pattern"#),
+        e.starts_with(
+            r#"pocketgate.toml:1: include[1]: "conf.d/[.toml" is not a valid glob pattern"#
+        ),
         "{e}"
     );
 }

@@ -1,0 +1,203 @@
+//! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`, `sessions`.
+//!
+//! Each command is a small function that loads what it needs, does one thing
+//! and returns the process exit code; each lives in the file named by its job,
+//! with its output formats. This file holds the arguments and the dispatch.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::ConfigErrors;
+
+mod check;
+mod explain;
+mod serve;
+mod sessions;
+
+pub use check::summary;
+pub use explain::explain_text;
+pub use sessions::sessions_text;
+
+use check::check;
+use explain::explain;
+use serve::serve;
+use sessions::sessions;
+
+/// Forward-auth sidecar for Caddy, nginx and Traefik in front of Pocket ID.
+#[derive(Debug, Parser)]
+#[command(name = "pocketgate", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file.
+    #[arg(
+        short = 'c',
+        long = "config",
+        global = true,
+        env = "POCKETGATE_CONFIG",
+        default_value = "pocketgate.toml"
+    )]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Validate the configuration and print a summary; exit 1 with a precise error.
+    Check {
+        /// Do not open the secret and key files or ask the provider (build
+        /// sandboxes such as Nix's): everything else is checked.
+        #[arg(long)]
+        offline: bool,
+    },
+    /// Print the decision for one request and the rule that made it (no network).
+    Explain(ExplainArgs),
+    /// Print a fresh random session secret (32 bytes, base64).
+    GenSecret,
+    /// Run everything on loopback with an embedded development identity provider.
+    Demo(DemoArgs),
+    /// List or end the live sessions of the configured store (works while `serve` runs).
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+/// `sessions` actions.
+#[derive(Debug, Subcommand)]
+pub enum SessionsAction {
+    /// The live sessions: user, groups, created, refreshed, expires, client, user agent, id.
+    List {
+        /// Only this user's sessions.
+        #[arg(long)]
+        user: Option<String>,
+        /// Print a JSON array.
+        #[arg(long)]
+        json: bool,
+    },
+    /// End sessions now (in force on every replica within 5 seconds).
+    Revoke(RevokeArgs),
+}
+
+/// Which sessions `sessions revoke` ends: exactly one of the three.
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+pub struct RevokeArgs {
+    /// Every session of this user name.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The session with this id (as `sessions list` shows it, at least 8 hex digits).
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Every session.
+    #[arg(long)]
+    pub all: bool,
+}
+
+/// `explain` options.
+#[derive(Debug, Args)]
+pub struct ExplainArgs {
+    /// The original URL, e.g. https://grafana.example.com/api/health
+    #[arg(long)]
+    pub url: String,
+    /// The original method.
+    #[arg(long, default_value = "GET")]
+    pub method: String,
+    /// The client address (default 192.0.2.1, a documentation address in no network).
+    #[arg(long)]
+    pub ip: Option<IpAddr>,
+    /// Simulate a session for this user.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// The simulated user's groups, comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Simulate a bearer token: its claims (read, NOT verified) make the
+    /// identity, as `username_claim` and `groups_claim` say. `-` reads the
+    /// token from standard input (keeps it out of the shell history).
+    #[arg(long, conflicts_with_all = ["user", "groups"])]
+    pub bearer: Option<String>,
+    /// Print JSON: {"outcome", "host", "policy", "rule", "reason"}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[cfg(feature = "demo")]
+use crate::demo::DemoArgs;
+
+/// `demo` options (this build has no demo: they are parsed, then refused).
+#[cfg(not(feature = "demo"))]
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Port of the sidecar on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 4180)]
+    pub port: u16,
+    /// Port of the development identity provider on 127.0.0.1 (0 = any free port).
+    #[arg(long, default_value_t = 4181)]
+    pub idp_port: u16,
+    /// Where the demo keeps sessions: embedded (a temporary directory), redis, or cookie.
+    #[arg(long, default_value = "embedded")]
+    pub store: String,
+    /// With `--store redis`: the Redis or Valkey URL.
+    #[arg(long, default_value = "redis://127.0.0.1:6379/0")]
+    pub redis_url: String,
+    /// Sign an identity assertion on every allow (`[assertion] header =
+    /// "X-Pocketgate-Assertion"`, key generated into the demo's state directory).
+    #[arg(long)]
+    pub assertion: bool,
+}
+
+/// Parse arguments and run; the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(&cli.config),
+        Command::Check { offline } => check(&cli.config, offline),
+        Command::Explain(args) => explain(&cli.config, &args),
+        Command::GenSecret => {
+            println!("{}", gen_secret());
+            ExitCode::SUCCESS
+        }
+        Command::Demo(args) => demo(&args),
+        Command::Sessions { action } => sessions(&cli.config, &action),
+    }
+}
+
+/// Print every configuration error, one `error:` line each.
+fn fail(errors: &ConfigErrors) -> ExitCode {
+    for e in errors.located() {
+        eprintln!("error: {e}");
+    }
+    ExitCode::FAILURE
+}
+
+/// A fresh session secret: 32 bytes from the OS CSPRNG, base64.
+pub fn gen_secret() -> String {
+    let mut buf = [0u8; 32];
+    #[allow(
+        clippy::expect_used,
+        reason = "a CLI command with no OS random source has nothing to print"
+    )]
+    getrandom::getrandom(&mut buf).expect("the OS random source failed");
+    base64::engine::general_purpose::STANDARD.encode(buf)
+}
+
+#[cfg(feature = "demo")]
+fn demo(args: &DemoArgs) -> ExitCode {
+    crate::demo::run(args)
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_: &DemoArgs) -> ExitCode {
+    eprintln!(
+        "error: this pocketgate was built without the `demo` feature (a production build). \
+         Build it with the default features to get the demo: `cargo build` or `cargo run -- demo`."
+    );
+    ExitCode::from(2)
+}
