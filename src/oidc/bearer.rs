@@ -135,7 +135,7 @@ pub enum TokenError {
     #[error("the bearer token is malformed: {0}")]
     Malformed(&'static str),
     /// A JWT that fails the JWS checks shared with ID and logout tokens
-    /// ([`jws`]), strict parsing included.
+    /// ([`super::jws`]), strict parsing included.
     #[error("the bearer token {0}")]
     Jws(#[from] JwsError),
     #[error("the bearer token's typ is none of JWT, at+jwt")]
