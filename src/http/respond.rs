@@ -103,7 +103,7 @@ pub(crate) enum Rejection {
     BearerInvalid(TokenError),
     /// The provider cannot answer for a bearer token now (keys, userinfo): 503.
     #[error("bearer token not checked: {0}")]
-    BearerUnavailable(String),
+    BearerUnavailable(std::sync::Arc<OidcError>),
     /// A bearer token needs a provider lookup past the bounds on lookups:
     /// 503 with `Retry-After`.
     #[error("bearer token not checked: {0}")]

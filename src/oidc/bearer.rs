@@ -36,21 +36,21 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use moka::sync::Cache;
-use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
-use openidconnect::{JsonWebKey as _, JsonWebTokenType};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use super::logout::{self, Jws, LogoutTokenError};
-use super::{Provider, LEEWAY};
+use super::jws::{numeric_date, string_claim, Jws, JwsError};
+use super::{OidcError, Provider, ProviderError, Unverified, LEEWAY};
 use crate::config::{BearerSettings, OpaqueTokens};
 use crate::policy::Identity;
 
+mod flight;
 mod limits;
+use flight::{Running, RunningChecks};
 use limits::Limits;
 pub use limits::Throttle;
 
@@ -131,32 +131,19 @@ pub fn credential<'h>(mut values: impl Iterator<Item = &'h [u8]>) -> Credential<
 pub enum TokenError {
     #[error("the bearer token is longer than {MAX_TOKEN_LEN} bytes")]
     TooLarge,
+    /// The `Authorization` header holds no usable token.
     #[error("the bearer token is malformed: {0}")]
     Malformed(&'static str),
-    #[error("the bearer token's alg is missing or not a JWS algorithm")]
-    UnknownAlgorithm,
-    #[error("the bearer token is unsigned (alg none)")]
-    Unsigned,
-    #[error("the bearer token is signed with a shared secret (HMAC); only the provider's public keys are accepted")]
-    SymmetricAlgorithm,
-    #[error("the bearer token's alg {0} is not one the provider advertises")]
-    AlgorithmNotAllowed(String),
+    /// A JWT that fails the JWS checks shared with ID and logout tokens
+    /// ([`super::jws`]), strict parsing included.
+    #[error("the bearer token {0}")]
+    Jws(#[from] JwsError),
     #[error("the bearer token's typ is none of JWT, at+jwt")]
     BadType,
-    #[error("the bearer token is a JWT that does not parse strictly as a compact JWS: {0}")]
-    NotStrictJws(&'static str),
     #[error(
         "the bearer token is a JWT without typ at+jwt and lacks what an access token carries: {0}"
     )]
     NotAccessToken(&'static str),
-    #[error("the bearer token has critical header parameters (crit), none of which are supported")]
-    CriticalHeader,
-    #[error("no key of the provider matches the bearer token's kid and alg")]
-    UnknownKey,
-    #[error("the bearer token has no kid and several keys of the provider would fit")]
-    AmbiguousKey,
-    #[error("the bearer token's signature does not verify")]
-    BadSignature,
     #[error("the bearer token is a logout token")]
     LogoutToken,
     #[error("the bearer token is an ID token, not an access token")]
@@ -165,8 +152,6 @@ pub enum TokenError {
     WrongIssuer,
     #[error("the bearer token's aud (or introspected client_id) names none of bearer.audiences")]
     WrongAudience,
-    #[error("claim {0} of the bearer token has the wrong JSON type")]
-    ClaimType(&'static str),
     #[error("the bearer token has no exp")]
     NoExpiry,
     #[error("the bearer token has expired")]
@@ -195,26 +180,7 @@ impl TokenError {
     /// Whether asking again could give another answer soon: an unknown key
     /// may be published by the next (rate-limited) refetch.
     fn worth_remembering(&self) -> bool {
-        !matches!(self, TokenError::UnknownKey)
-    }
-}
-
-impl From<LogoutTokenError> for TokenError {
-    fn from(e: LogoutTokenError) -> TokenError {
-        use LogoutTokenError as L;
-        match e {
-            L::TooLarge => TokenError::TooLarge,
-            L::Malformed(why) => TokenError::NotStrictJws(why),
-            L::UnknownAlgorithm => TokenError::UnknownAlgorithm,
-            L::Unsigned => TokenError::Unsigned,
-            L::SymmetricAlgorithm => TokenError::SymmetricAlgorithm,
-            L::AlgorithmNotAllowed(alg) => TokenError::AlgorithmNotAllowed(alg),
-            L::UnknownKey => TokenError::UnknownKey,
-            L::AmbiguousKey => TokenError::AmbiguousKey,
-            L::BadSignature => TokenError::BadSignature,
-            L::ClaimType(name) => TokenError::ClaimType(name),
-            _ => TokenError::Malformed("unexpected check"),
-        }
+        !matches!(self, TokenError::Jws(JwsError::UnknownKey))
     }
 }
 
@@ -224,13 +190,20 @@ pub enum BearerError {
     /// The token is refused: 401 `invalid_token`.
     #[error(transparent)]
     Invalid(#[from] TokenError),
-    /// The provider could not answer for it (keys, introspection, userinfo): 503, retry.
+    /// The provider could not answer for it (keys, introspection, userinfo):
+    /// 503, retry. Shared by every request that waited for the same check.
     #[error("the bearer token cannot be checked now: {0}")]
-    Unavailable(String),
+    Unavailable(Arc<OidcError>),
     /// The token needs a provider lookup and the bounds on lookups are
     /// reached: 503 with `Retry-After`, not cached.
     #[error("the bearer token is not checked now: {0}")]
     Throttled(Throttle),
+}
+
+impl From<OidcError> for BearerError {
+    fn from(e: OidcError) -> BearerError {
+        BearerError::Unavailable(Arc::new(e))
+    }
 }
 
 impl From<Throttle> for BearerError {
@@ -253,37 +226,6 @@ pub enum Source {
     Introspection,
 }
 
-/// Verify a compact JWS bearer token against the provider's `jwks` and
-/// `algs` and check its claims; the claims, once everything held. `now` is
-/// seconds since the Unix epoch.
-pub(super) fn verify_jwt(
-    jws: &Jws<'_>,
-    jwks: &CoreJsonWebKeySet,
-    algs: &[CoreJwsSigningAlgorithm],
-    issuer: &str,
-    audiences: &[String],
-    now: u64,
-) -> Result<Map<String, Value>, TokenError> {
-    let alg = logout::allowed_alg(&jws.header, algs)?;
-    let typ = check_type(&jws.header)?;
-    if jws.header.contains_key("crit") {
-        return Err(TokenError::CriticalHeader);
-    }
-    let kid = match jws.header.get("kid") {
-        None => None,
-        Some(Value::String(kid)) => Some(kid.as_str()),
-        Some(_) => return Err(TokenError::Malformed("the header's kid is not a string")),
-    };
-    let key = logout::select_key(jwks, kid, &alg)?;
-    key.verify_signature(&alg, jws.signing_input.as_bytes(), &jws.signature)
-        .map_err(|_| TokenError::BadSignature)?;
-    // Only now is the payload the provider's word.
-    let claims: Map<String, Value> = serde_json::from_slice(&jws.payload)
-        .map_err(|_| TokenError::Malformed("the payload is not a JSON object"))?;
-    check_claims(&claims, typ, issuer, audiences, now)?;
-    Ok(claims)
-}
-
 /// What the header's `typ` says the token is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Typ {
@@ -295,20 +237,12 @@ enum Typ {
 
 /// `typ`, by an allowlist: `at+jwt`, `JWT` or absent (any case, with or
 /// without `application/`); `logout+jwt` is named, anything else refused.
-fn check_type(header: &Map<String, Value>) -> Result<Typ, TokenError> {
-    let typ = match header.get("typ") {
-        None => return Ok(Typ::Generic),
-        Some(Value::String(typ)) => typ,
-        Some(_) => return Err(TokenError::BadType),
-    };
-    let normalized = JsonWebTokenType::new(typ.clone())
-        .normalize()
-        .map_err(|_| TokenError::BadType)?;
-    match normalized.as_str() {
-        "application/at+jwt" => Ok(Typ::AccessToken),
-        "application/jwt" => Ok(Typ::Generic),
-        "application/logout+jwt" => Err(TokenError::LogoutToken),
-        _ => Err(TokenError::BadType),
+fn check_type(jws: &Jws<'_>) -> Result<Typ, TokenError> {
+    match jws.typ()?.as_deref() {
+        None | Some("application/jwt") => Ok(Typ::Generic),
+        Some("application/at+jwt") => Ok(Typ::AccessToken),
+        Some("application/logout+jwt") => Err(TokenError::LogoutToken),
+        Some(_) => Err(TokenError::BadType),
     }
 }
 
@@ -318,7 +252,7 @@ fn check_type(header: &Map<String, Value>) -> Result<Typ, TokenError> {
 /// that does not say "access token" itself, none of the claims only ID and
 /// logout tokens carry.
 fn check_access_token(claims: &Map<String, Value>, typ: Typ) -> Result<(), TokenError> {
-    match logout::string_claim(claims, "type")? {
+    match string_claim(claims, "type")? {
         None | Some(POCKET_ID_ACCESS_TOKEN_TYPE) => {}
         Some("id-token") => return Err(TokenError::IdToken),
         Some(_) => {
@@ -327,7 +261,7 @@ fn check_access_token(claims: &Map<String, Value>, typ: Typ) -> Result<(), Token
             ))
         }
     }
-    if logout::string_claim(claims, "sub")?.is_none_or(str::is_empty) {
+    if string_claim(claims, "sub")?.is_none_or(str::is_empty) {
         return Err(TokenError::NotAccessToken("no sub"));
     }
     if typ == Typ::Generic {
@@ -358,14 +292,14 @@ fn audience_named(aud: Option<&Value>, audiences: &[String]) -> bool {
 /// [`LEEWAY`]; the `exp`.
 fn check_times(claims: &Map<String, Value>, now: u64) -> Result<u64, TokenError> {
     let leeway = LEEWAY.as_secs();
-    let exp = logout::numeric_date(claims, "exp")?.ok_or(TokenError::NoExpiry)?;
+    let exp = numeric_date(claims, "exp")?.ok_or(TokenError::NoExpiry)?;
     if now >= exp.saturating_add(leeway) {
         return Err(TokenError::Expired);
     }
-    if logout::numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
+    if numeric_date(claims, "nbf")?.is_some_and(|nbf| nbf > now.saturating_add(leeway)) {
         return Err(TokenError::NotYetValid);
     }
-    if logout::numeric_date(claims, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
+    if numeric_date(claims, "iat")?.is_some_and(|iat| iat > now.saturating_add(leeway)) {
         return Err(TokenError::IssuedInFuture);
     }
     Ok(exp)
@@ -380,7 +314,7 @@ fn check_claims(
     now: u64,
 ) -> Result<u64, TokenError> {
     check_access_token(claims, typ)?;
-    if logout::string_claim(claims, "iss")? != Some(issuer) {
+    if string_claim(claims, "iss")? != Some(issuer) {
         return Err(TokenError::WrongIssuer);
     }
     if !audience_named(claims.get("aud"), audiences) {
@@ -406,17 +340,17 @@ pub(super) fn check_introspection(
     // Pocket ID writes neither (its answer for its own refresh token is
     // active, with our client_id): userinfo refuses those, later. When the
     // provider does say, anything but an access token is refused here.
-    if let Some(t) = logout::string_claim(answer, "token_type")? {
+    if let Some(t) = string_claim(answer, "token_type")? {
         if !ACCESS_TOKEN_TYPES.iter().any(|a| a.eq_ignore_ascii_case(t)) {
             return Err(TokenError::IntrospectedType);
         }
     }
-    if let Some(t) = logout::string_claim(answer, "token_use")? {
+    if let Some(t) = string_claim(answer, "token_use")? {
         if !t.eq_ignore_ascii_case("access") {
             return Err(TokenError::IntrospectedType);
         }
     }
-    if logout::string_claim(answer, "iss")?.is_some_and(|iss| iss != issuer) {
+    if string_claim(answer, "iss")?.is_some_and(|iss| iss != issuer) {
         return Err(TokenError::WrongIssuer);
     }
     if !audience_named(answer.get("aud"), audiences)
@@ -436,60 +370,6 @@ struct Verified {
 
 /// The answer of one check, shared by every request that waited for it.
 type Checked = Result<(Arc<Identity>, Source), BearerError>;
-
-/// Checks running now, by token hash.
-type RunningChecks = Mutex<HashMap<[u8; 32], Waiting>>;
-
-/// One running check and how many requests wait for it; both change only
-/// under the map's lock, so the last request to leave always sees itself
-/// as the last, however many leave at once.
-struct Waiting {
-    cell: Arc<tokio::sync::OnceCell<Checked>>,
-    waiters: usize,
-}
-
-/// One request's interest in a running check: dropping the last one takes
-/// the check out of the map (a later request finds its answer in the caches,
-/// or starts afresh).
-struct Running<'a> {
-    running: &'a RunningChecks,
-    key: [u8; 32],
-    cell: Arc<tokio::sync::OnceCell<Checked>>,
-}
-
-impl<'a> Running<'a> {
-    /// Wait for the check of `key`, starting one if none is running.
-    fn join(running: &'a RunningChecks, key: [u8; 32]) -> Running<'a> {
-        let mut map = running.lock().unwrap_or_else(PoisonError::into_inner);
-        let waiting = map.entry(key).or_insert_with(|| Waiting {
-            cell: Arc::default(),
-            waiters: 0,
-        });
-        waiting.waiters = waiting.waiters.saturating_add(1);
-        Running {
-            running,
-            key,
-            cell: waiting.cell.clone(),
-        }
-    }
-}
-
-impl Drop for Running<'_> {
-    fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
-        let Some(waiting) = running.get_mut(&self.key) else {
-            return;
-        };
-        // A later check of the same token has its own entry: not ours.
-        if !Arc::ptr_eq(&waiting.cell, &self.cell) {
-            return;
-        }
-        waiting.waiters = waiting.waiters.saturating_sub(1);
-        if waiting.waiters == 0 || self.cell.initialized() {
-            running.remove(&self.key);
-        }
-    }
-}
 
 /// Bearer-token authentication with its caches: one per configuration (a
 /// reload that changes the provider or `[bearer]` starts empty caches).
@@ -580,7 +460,7 @@ impl BearerAuth {
     fn running_len(&self) -> usize {
         self.running
             .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
             .len()
     }
 
@@ -624,18 +504,28 @@ impl BearerAuth {
         client: IpAddr,
     ) -> Result<(Identity, u64, Source), BearerError> {
         let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
-        let jws = match Jws::parse(token) {
+        let jws = match Jws::parse(token, MAX_TOKEN_LEN) {
             Ok(jws) => jws,
             // Three parts or more: a JWT that does not parse strictly is no
             // token at all, whatever a lenient provider would make of it.
             Err(e) if token.matches('.').count() >= 2 => return Err(TokenError::from(e).into()),
             Err(_) => return self.check_opaque(token, now, client).await,
         };
-        let mut claims = self
-            .provider
-            .verify_bearer_jwt(&jws, &self.settings.audiences, now)
-            .await?;
-        let until = logout::numeric_date(&claims, "exp")
+        let typ = check_type(&jws)?;
+        let signed = match self.provider.verify_signed(&jws).await {
+            Ok(signed) => signed,
+            Err(Unverified::Refused(e)) => return Err(TokenError::Jws(e).into()),
+            Err(Unverified::Unavailable(e)) => return Err(e.into()),
+        };
+        check_claims(
+            &signed.claims,
+            typ,
+            signed.issuer(),
+            &self.settings.audiences,
+            now,
+        )?;
+        let mut claims = signed.claims;
+        let until = numeric_date(&claims, "exp")
             .ok()
             .flatten()
             .unwrap_or(now)
@@ -644,7 +534,7 @@ impl BearerAuth {
             return Ok((self.identity(&claims)?, until, Source::Jwt));
         }
         let _permit = self.limits.admit(client)?;
-        let info = self.provider.bearer_userinfo(token).await?;
+        let info = self.userinfo(token).await?;
         super::claims::merge_userinfo(&mut claims, info).map_err(|_| TokenError::OtherSubject)?;
         Ok((self.identity(&claims)?, until, Source::Userinfo))
     }
@@ -661,10 +551,10 @@ impl BearerAuth {
         let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
         if self.settings.opaque == OpaqueTokens::Userinfo {
             let _permit = self.limits.admit(client)?;
-            let claims = self.provider.bearer_userinfo(token).await?;
+            let claims = self.userinfo(token).await?;
             return Ok((self.identity(&claims)?, cap, Source::Userinfo));
         }
-        let Some(endpoint) = self.provider.bearer_introspection_endpoint()? else {
+        let Some(endpoint) = self.provider.introspection_endpoint()? else {
             if !self
                 .said_no_introspection
                 .swap(true, std::sync::atomic::Ordering::Relaxed)
@@ -674,7 +564,11 @@ impl BearerAuth {
             return Err(TokenError::NoIntrospection.into());
         };
         let _permit = self.limits.admit(client)?;
-        let mut claims = self.provider.bearer_introspect(&endpoint, token).await?;
+        let mut claims = self
+            .provider
+            .introspect(&endpoint, token, LOOKUP_TIMEOUT)
+            .await
+            .map_err(OidcError::from)?;
         let exp = check_introspection(
             &claims,
             self.provider.issuer(),
@@ -682,11 +576,35 @@ impl BearerAuth {
             now,
         )?;
         if !claims.contains_key(self.provider.groups_claim()) {
-            let info = self.provider.bearer_userinfo(token).await?;
+            let info = self.userinfo(token).await?;
             super::claims::merge_userinfo(&mut claims, info)
                 .map_err(|_| TokenError::OtherSubject)?;
         }
         Ok((self.identity(&claims)?, exp.min(cap), Source::Introspection))
+    }
+
+    /// The provider's userinfo answer for `token`: a refusal (400, 401, 403,
+    /// and 404: Pocket ID's answer when the token names no user, as a
+    /// `client_credentials` token or a deleted user's does) is the token's
+    /// fault, anything else the provider's.
+    async fn userinfo(&self, token: &str) -> Result<Map<String, Value>, BearerError> {
+        let endpoint = self
+            .provider
+            .userinfo_endpoint()?
+            .ok_or(TokenError::NoUserinfo)?;
+        match self
+            .provider
+            .userinfo(&endpoint, token, Some(LOOKUP_TIMEOUT))
+            .await
+        {
+            Ok(claims) => Ok(claims),
+            Err(ProviderError::Status { status, .. })
+                if matches!(status.as_u16(), 400 | 401 | 403 | 404) =>
+            {
+                Err(TokenError::Refused(status.as_u16()).into())
+            }
+            Err(e) => Err(OidcError::from(e).into()),
+        }
     }
 
     fn identity(&self, claims: &Map<String, Value>) -> Result<Identity, TokenError> {
@@ -696,34 +614,13 @@ impl BearerAuth {
     }
 }
 
-/// Why the userinfo endpoint gave no claims.
-#[derive(Debug)]
-pub(super) enum UserinfoError {
-    /// 400, 401 or 403: the provider refuses the token.
-    Refused(u16),
-    /// Anything else: no answer, 5xx, a garbled answer.
-    Failed(String),
-}
-
-impl From<UserinfoError> for BearerError {
-    fn from(e: UserinfoError) -> BearerError {
-        match e {
-            UserinfoError::Refused(status) => BearerError::Invalid(TokenError::Refused(status)),
-            UserinfoError::Failed(why) => BearerError::Unavailable(format!("userinfo: {why}")),
-        }
-    }
-}
-
-/// The introspection and userinfo request timeout for a bearer token.
-pub(super) fn lookup_timeout() -> Duration {
-    LOOKUP_TIMEOUT
-}
-
 /// The claims of an unverified JWT, for `explain --bearer` only: nothing
 /// here is trusted, and nothing else may use it.
 pub fn unverified_claims(token: &str) -> Result<Map<String, Value>, String> {
-    let jws = Jws::parse(token.trim()).map_err(|e| TokenError::from(e).to_string())?;
-    serde_json::from_slice(&jws.payload).map_err(|_| "the payload is not a JSON object".into())
+    let jws =
+        Jws::parse(token.trim(), MAX_TOKEN_LEN).map_err(|e| TokenError::from(e).to_string())?;
+    jws.unverified_payload()
+        .map_err(|e| TokenError::from(e).to_string())
 }
 
 #[cfg(test)]

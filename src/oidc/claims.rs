@@ -1,13 +1,13 @@
 //! From verified claims to an [`Identity`].
 //!
-//! The ID token's signature and standard claims are verified by
-//! `openidconnect`; this module reads the application claims (user name,
+//! The ID token's signature is verified by [`super::jws`] and its standard
+//! claims by `openidconnect`; this module reads the application claims (user name,
 //! e-mail, name, groups, and the claims `claim_roles` refers to) from the same,
 //! already verified, payload.
 
-use base64::Engine;
 use serde_json::{Map, Value};
 
+use super::IdTokenError;
 use crate::config::OidcSettings;
 use crate::policy::Identity;
 
@@ -15,26 +15,14 @@ use crate::policy::Identity;
 /// and would not fit into a cookie anyway.
 const MAX_GROUPS: usize = 256;
 
-/// The JSON payload of a compact JWT whose signature has been verified already.
-pub(crate) fn payload(jwt: &str) -> Result<Map<String, Value>, String> {
-    let middle = jwt
-        .split('.')
-        .nth(1)
-        .ok_or_else(|| "the ID token is not a compact JWT".to_string())?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(middle.trim_end_matches('='))
-        .map_err(|e| format!("ID token payload: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("ID token payload: {e}"))
-}
-
 /// Fill claims missing from the ID token from the userinfo answer, whose `sub`
 /// must be the ID token's (OIDC Core 5.3.2).
 pub(crate) fn merge_userinfo(
     claims: &mut Map<String, Value>,
     info: Map<String, Value>,
-) -> Result<(), String> {
+) -> Result<(), IdTokenError> {
     if info.get("sub") != claims.get("sub") {
-        return Err("userinfo is about another subject than the ID token".into());
+        return Err(IdTokenError::OtherSubject);
     }
     for (k, v) in info {
         claims.entry(k).or_insert(v);
@@ -174,20 +162,11 @@ fn scalar(v: &Value) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ClientAuth;
+    use crate::oidc::test_keys::oidc_settings;
     use serde_json::json;
 
     fn settings() -> OidcSettings {
-        OidcSettings {
-            issuer: "https://id.example.com".into(),
-            client_id: "pocketgate".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            username_claim: "preferred_username".into(),
-            groups_claim: "groups".into(),
-            offline_access: false,
-        }
+        oidc_settings("https://id.example.com")
     }
 
     fn map(v: Value) -> Map<String, Value> {

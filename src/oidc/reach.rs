@@ -8,8 +8,10 @@
 //! request to the discovery document (2 s timeout), its answer kept for a
 //! few seconds, so a burst of sign-ins asks once.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use super::{Endpoint, ProviderError};
 
 /// How long an answer is believed: a success a little longer than a failure,
 /// so a provider that comes back is noticed quickly.
@@ -21,14 +23,18 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// reached (`None`: it answered).
 #[derive(Debug, Default)]
 pub(super) struct Reachability {
-    last: Mutex<Option<(Instant, Option<String>)>>,
+    last: Mutex<Option<(Instant, Option<Arc<ProviderError>>)>>,
 }
 
 impl Reachability {
     /// `Ok` when the provider answered the last check (asked again when it is
     /// too old), else why not. Any HTTP answer below 500 counts: the provider
     /// is there and will show its own page.
-    pub(super) async fn check(&self, http: &reqwest::Client, url: &str) -> Result<(), String> {
+    pub(super) async fn check(
+        &self,
+        http: &reqwest::Client,
+        url: &str,
+    ) -> Result<(), Arc<ProviderError>> {
         let now = Instant::now();
         if let Ok(last) = self.last.lock() {
             if let Some((at, why)) = last.as_ref() {
@@ -39,11 +45,12 @@ impl Reachability {
             }
         }
         let why = match http.get(url).timeout(TIMEOUT).send().await {
-            Ok(resp) if resp.status().is_server_error() => {
-                Some(format!("{url} answered {}", resp.status()))
-            }
+            Ok(resp) if resp.status().is_server_error() => Some(Arc::new(ProviderError::Status {
+                endpoint: Endpoint::Discovery,
+                status: resp.status(),
+            })),
             Ok(_) => None,
-            Err(e) => Some(format!("{url}: {}", super::describe_chain(&e))),
+            Err(e) => Some(Arc::new(ProviderError::failed(Endpoint::Discovery, e))),
         };
         if let Ok(mut last) = self.last.lock() {
             *last = Some((Instant::now(), why.clone()));

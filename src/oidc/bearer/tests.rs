@@ -1,42 +1,36 @@
 //! Every refusal of [`verify_jwt`], [`check_introspection`] and
 //! [`credential`], one row each.
 
-use std::sync::OnceLock;
-
-use jsonwebtoken::{Algorithm, EncodingKey};
+use jsonwebtoken::Algorithm;
+use openidconnect::core::{CoreJsonWebKeySet, CoreJwsSigningAlgorithm};
 use serde_json::json;
 
 use super::*;
-use crate::oidc::test_keys::{b64, ec_key, rsa_key};
+use crate::oidc::jws;
+use crate::oidc::test_keys::{b64, es, impostor, keys, oidc_settings, rs, sign};
 use CoreJwsSigningAlgorithm as A;
+use JwsError as J;
 
 const ISS: &str = "https://id.example.com";
 const NOW: u64 = 1_700_000_000;
 const ALGS: &[CoreJwsSigningAlgorithm] = &[A::RsaSsaPkcs1V15Sha256, A::EcdsaP256Sha256];
 
-struct Keys {
-    rsa: EncodingKey,
-    rsa_pem: String,
-    ec: EncodingKey,
-    impostor: EncodingKey,
-    jwks: CoreJsonWebKeySet,
-}
-
-fn keys() -> &'static Keys {
-    static KEYS: OnceLock<Keys> = OnceLock::new();
-    KEYS.get_or_init(|| {
-        let (rsa, rsa_jwk, rsa_pem) = rsa_key("rsa-1");
-        let (ec, ec_jwk) = ec_key("ec-1");
-        let (impostor, _, _) = rsa_key("rsa-1");
-        let jwks = serde_json::from_value(json!({ "keys": [rsa_jwk, ec_jwk] })).unwrap();
-        Keys {
-            rsa,
-            rsa_pem,
-            ec,
-            impostor,
-            jwks,
-        }
-    })
+/// Verify a compact JWS bearer token against the provider's `jwks` and
+/// `algs` and check its claims; the claims, once everything held. `now` is
+/// seconds since the Unix epoch: what [`BearerAuth`] does with the provider's
+/// current keys (refetched on an unknown `kid`).
+fn verify_jwt(
+    jws: &Jws<'_>,
+    jwks: &CoreJsonWebKeySet,
+    algs: &[CoreJwsSigningAlgorithm],
+    issuer: &str,
+    audiences: &[String],
+    now: u64,
+) -> Result<Map<String, Value>, TokenError> {
+    let typ = check_type(jws)?;
+    let claims = jws::verify(jws, jwks, algs)?;
+    check_claims(&claims, typ, issuer, audiences, now)?;
+    Ok(claims)
 }
 
 /// An access token as Pocket ID issues one (plus groups), valid at `NOW`.
@@ -58,18 +52,8 @@ fn with(name: &str, value: Value) -> Value {
     claims
 }
 
-fn jws(header: &Value, payload: &str, alg: Algorithm, key: &EncodingKey) -> String {
-    let input = format!("{}.{}", b64(header.to_string()), b64(payload));
-    let signature = jsonwebtoken::crypto::sign(input.as_bytes(), key, alg).unwrap();
-    format!("{input}.{signature}")
-}
-
 fn rs_header() -> Value {
     json!({ "alg": "RS256", "kid": "rsa-1", "typ": "JWT" })
-}
-
-fn rs(header: Value, claims: Value) -> String {
-    jws(&header, &claims.to_string(), Algorithm::RS256, &keys().rsa)
 }
 
 fn rs256(claims: Value) -> String {
@@ -77,8 +61,10 @@ fn rs256(claims: Value) -> String {
 }
 
 fn es256(claims: Value) -> String {
-    let header = json!({ "alg": "ES256", "kid": "ec-1", "typ": "at+jwt" });
-    jws(&header, &claims.to_string(), Algorithm::ES256, &keys().ec)
+    es(
+        json!({ "alg": "ES256", "kid": "ec-1", "typ": "at+jwt" }),
+        claims,
+    )
 }
 
 fn typed(typ: &str) -> String {
@@ -88,33 +74,22 @@ fn typed(typ: &str) -> String {
     )
 }
 
-fn impostor(claims: Value) -> String {
-    jws(
-        &rs_header(),
-        &claims.to_string(),
-        Algorithm::RS256,
-        &keys().impostor,
-    )
-}
-
 fn unsigned(claims: Value) -> String {
     let header = json!({ "alg": "none", "typ": "JWT" });
     format!("{}.{}.", b64(header.to_string()), b64(claims.to_string()))
 }
 
 fn hs256_with_rsa_pem(claims: Value) -> String {
-    let header = json!({ "alg": "HS256", "kid": "rsa-1", "typ": "JWT" });
-    let secret = EncodingKey::from_secret(keys().rsa_pem.as_bytes());
-    jws(&header, &claims.to_string(), Algorithm::HS256, &secret)
+    crate::oidc::test_keys::hs256_with_rsa_pem(rs_header(), &claims)
 }
 
 fn ps256(claims: Value) -> String {
     let header = json!({ "alg": "PS256", "kid": "rsa-1" });
-    jws(&header, &claims.to_string(), Algorithm::PS256, &keys().rsa)
+    sign(&header, &claims.to_string(), Algorithm::PS256, &keys().rsa)
 }
 
 fn check(token: &str) -> Result<Map<String, Value>, TokenError> {
-    let jws = Jws::parse(token).map_err(TokenError::from)?;
+    let jws = Jws::parse(token, MAX_TOKEN_LEN)?;
     let audiences = [
         "pocketgate".to_string(),
         "https://api.example.com".to_string(),
@@ -151,10 +126,10 @@ macro_rules! refused {
 
 #[rustfmt::skip]
 refused! {
-    bad_signature:         impostor(valid())                              => TokenError::BadSignature,
-    alg_none:              unsigned(valid())                              => TokenError::Unsigned,
-    hs256_with_public_key: hs256_with_rsa_pem(valid())                    => TokenError::SymmetricAlgorithm,
-    alg_not_advertised:    ps256(valid())                                 => TokenError::AlgorithmNotAllowed(_),
+    bad_signature:         impostor(rs_header(), valid())                              => TokenError::Jws(J::BadSignature),
+    alg_none:              unsigned(valid())                              => TokenError::Jws(J::Unsigned),
+    hs256_with_public_key: hs256_with_rsa_pem(valid())                    => TokenError::Jws(J::SymmetricAlgorithm),
+    alg_not_advertised:    ps256(valid())                                 => TokenError::Jws(J::AlgorithmNotAllowed(_)),
     wrong_issuer:          rs256(with("iss", json!("https://evil.example"))) => TokenError::WrongIssuer,
     no_issuer:             rs256(with("iss", Value::Null))                => TokenError::WrongIssuer,
     wrong_audience:        rs256(with("aud", json!("some-other-client"))) => TokenError::WrongAudience,
@@ -162,7 +137,7 @@ refused! {
     no_audience:           rs256(with("aud", Value::Null))                => TokenError::WrongAudience,
     expired:               rs256(with("exp", json!(NOW - 61)))            => TokenError::Expired,
     no_expiry:             rs256(with("exp", Value::Null))                => TokenError::NoExpiry,
-    exp_not_a_number:      rs256(with("exp", json!("soon")))              => TokenError::ClaimType("exp"),
+    exp_not_a_number:      rs256(with("exp", json!("soon")))              => TokenError::Jws(J::ClaimType("exp")),
     not_yet_valid:         rs256(with("nbf", json!(NOW + 120)))           => TokenError::NotYetValid,
     issued_in_future:      rs256(with("iat", json!(NOW + 120)))           => TokenError::IssuedInFuture,
     logout_token_by_typ:   typed("logout+jwt")                            => TokenError::LogoutToken,
@@ -177,12 +152,12 @@ refused! {
     other_pocket_id_type:  rs256(with("type", json!("refresh-token")))   => TokenError::NotAccessToken(_),
     no_subject:            rs256(with("sub", Value::Null))                => TokenError::NotAccessToken(_),
     empty_subject:         rs256(with("sub", json!("")))                  => TokenError::NotAccessToken(_),
-    padded_parts:          reencoded(&rs256(valid()), Reencode::Padded)    => TokenError::NotStrictJws(_),
-    standard_alphabet:     reencoded(&rs256(valid()), Reencode::Standard)  => TokenError::NotStrictJws(_),
-    unknown_kid:           rs(json!({"alg": "RS256", "kid": "rsa-9"}), valid()) => TokenError::UnknownKey,
-    crit_header:           rs(json!({"alg": "RS256", "kid": "rsa-1", "crit": ["x"]}), valid()) => TokenError::CriticalHeader,
-    payload_not_json:      jws(&rs_header(), "not json", Algorithm::RS256, &keys().rsa) => TokenError::Malformed(_),
-    garbage:               String::from("not.a.jwt")                      => TokenError::NotStrictJws(_),
+    padded_parts:          reencoded(&rs256(valid()), Reencode::Padded)    => TokenError::Jws(J::NotBase64Url),
+    standard_alphabet:     reencoded(&rs256(valid()), Reencode::Standard)  => TokenError::Jws(J::NotBase64Url),
+    unknown_kid:           rs(json!({"alg": "RS256", "kid": "rsa-9"}), valid()) => TokenError::Jws(J::UnknownKey),
+    crit_header:           rs(json!({"alg": "RS256", "kid": "rsa-1", "crit": ["x"]}), valid()) => TokenError::Jws(J::CriticalHeader),
+    payload_not_json:      sign(&rs_header(), "not json", Algorithm::RS256, &keys().rsa) => TokenError::Jws(J::PayloadNotJson),
+    garbage:               String::from("not.a.jwt")                      => TokenError::Jws(J::NotBase64Url),
 }
 
 #[test]
@@ -386,7 +361,6 @@ fn errors_never_repeat_the_token() {
 /// single-flight map: each round's entry is gone once its last waiter is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn waiters_that_go_away_together_leave_no_running_check() {
-    use crate::config::{ClientAuth, OidcSettings};
     use dev_idp::{AccessTokenOptions, DevIdp, DevIdpConfig};
 
     let idp = DevIdp::start(DevIdpConfig {
@@ -395,20 +369,7 @@ async fn waiters_that_go_away_together_leave_no_running_check() {
     })
     .await
     .unwrap();
-    let provider = Provider::new(
-        OidcSettings {
-            issuer: idp.issuer().to_owned(),
-            client_id: "pocketgate".into(),
-            client_secret: None,
-            client_auth: ClientAuth::None,
-            scopes: vec!["openid".into()],
-            username_claim: "preferred_username".into(),
-            groups_claim: "groups".into(),
-            offline_access: false,
-        },
-        Vec::new(),
-    )
-    .unwrap();
+    let provider = Provider::new(oidc_settings(idp.issuer()), Vec::new()).unwrap();
     provider.discover().await.unwrap();
     let auth = Arc::new(BearerAuth::new(
         provider,
@@ -481,7 +442,7 @@ fn the_last_waiter_to_leave_takes_the_check_out_in_any_order() {
     let running: RunningChecks = Mutex::new(HashMap::new());
     let (done, other) = (Running::join(&running, key), Running::join(&running, key));
     done.cell
-        .set(Err(BearerError::Unavailable("test".into())))
+        .set(Err(OidcError::NotReady(None).into()))
         .unwrap();
     drop(done);
     let later = Running::join(&running, key);
