@@ -65,6 +65,7 @@ impl Provider {
             Ok(discovered) => {
                 self.store(discovered);
                 self.set_error(None);
+                self.reach.answered();
                 self.ready.store(true, Ordering::Release);
                 Ok(())
             }

@@ -57,4 +57,15 @@ impl Reachability {
         }
         why.map_or(Ok(()), Err)
     }
+
+    /// The provider answered elsewhere (discovery succeeded): forget a
+    /// remembered failure, so the next sign-in is not refused for a
+    /// provider that is back.
+    pub(super) fn answered(&self) {
+        if let Ok(mut last) = self.last.lock() {
+            if last.as_ref().is_some_and(|(_, why)| why.is_some()) {
+                *last = None;
+            }
+        }
+    }
 }
