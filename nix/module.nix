@@ -255,6 +255,36 @@ let
     (replace snippetFile "proxy_set_header X-Pocketgate-Assertion $pg_assertion;" "proxy_set_header ${assertionHeader} $pg_assertion;")
   ];
 
+  # --- the snippet's backend lines in every location ----------------------------
+  # nginx inherits a server's proxy_set_header lines only into a location that
+  # sets none of its own. NixOS writes such lines into a location
+  # (nixos/modules/services/web-servers/nginx/default.nix, mkLocations):
+  #   proxyWebsockets                -> proxy_http_version 1.1;
+  #                                     proxy_set_header Upgrade $http_upgrade;
+  #                                     proxy_set_header Connection $connection_upgrade;
+  #   proxyPass != null && recommendedProxySettings (a location's default is
+  #   the global one)                -> include recommendedProxyConfig, i.e.
+  #     proxy_set_header Host $host; X-Real-IP $remote_addr;
+  #     X-Forwarded-For $proxy_add_x_forwarded_for; X-Forwarded-Proto $scheme;
+  #     X-Forwarded-Host $host; X-Forwarded-Server $host;
+  # So every location of a protected host gets the snippet's proxy_set_header
+  # lines too (the identity headers, Cookie, the assertion, and Host,
+  # X-Forwarded-*, Upgrade, Connection), less the names NixOS already sets
+  # there, which nginx would otherwise send twice. proxy_http_version is not
+  # an array directive: the location inherits the snippet's from the server.
+  nixosRecommendedHeaders = [ "host" "x-real-ip" "x-forwarded-for" "x-forwarded-proto" "x-forwarded-host" "x-forwarded-server" ];
+  nixosWebsocketHeaders = [ "upgrade" "connection" ];
+  nixosLocationHeaders = loc:
+    optionals ((loc.proxyPass or null) != null && (loc.recommendedProxySettings or false)) nixosRecommendedHeaders
+    ++ optionals (loc.proxyWebsockets or false) nixosWebsocketHeaders;
+  backendHeaderLines = filter (hasPrefix "proxy_set_header ") (splitString "\n"
+    (between snippetFile "# --- what the backend receives" "# --- the subrequest to pocketgate" nginxSnippet));
+  headerOfLine = l: toLower (builtins.elemAt (filter (w: w != "") (splitString " " l)) 1);
+  locationHeaderLines = loc: filter (l: !(elem (headerOfLine l) (nixosLocationHeaders loc))) backendHeaderLines;
+  locationLines = loc: "# pocketgate: the snippet's backend headers again (a location that sets any header of its own inherits none of the server's)\n"
+    + concatMapStrings (l: l + "\n") (locationHeaderLines loc);
+  nginxProtected = name: cfg.enable && cfg.nginx.enable && elem name protectedHosts;
+
   # --- checks that NixOS reports before anything is built -----------------------
   policyNames = attrNames (final.policies or { });
   policyCheck = where: name: {
@@ -300,16 +330,19 @@ let
     || builtins.match ".*[?&](pass|password)=.*" url != null;
   # nginx: what would let a request past the snippet's identity headers.
   # - A location that sets any proxy_set_header of its own makes nginx drop
-  #   every one the snippet sets for the server (the identity headers too), so
-  #   the client's X-Remote-User would reach the backend. NixOS adds such
-  #   lines for recommendedProxySettings (on a location with proxyPass; its
-  #   default is the global setting) and proxyWebsockets.
+  #   every one the snippet sets for the server (the identity headers too).
+  #   NixOS adds such lines for recommendedProxySettings and proxyWebsockets,
+  #   so the wiring writes the snippet's backend lines into every location of
+  #   a protected host as well (locationLines); what is left to refuse is a
+  #   location whose own extraConfig sets one of those names again.
   # - fastcgi/uwsgi/scgi/grpc backends get the client's headers as they are
   #   (HTTP_X_REMOTE_USER): the snippet's proxy_set_header lines never apply.
   # - Another virtual host serving the same name (serverName/serverAliases
   #   under another attribute name) may be the one nginx picks.
   passes = [ "fastcgi_pass" "uwsgi_pass" "scgi_pass" "grpc_pass" ];
   nginxVhosts = config.services.nginx.virtualHosts;
+  setHeaderNames = text: map (m: toLower (builtins.head m))
+    (filter builtins.isList (builtins.split "proxy_set_header[[:space:]]+([^[:space:];]+)" text));
   nginxChecks = concatMap (host:
     let
       vhost = nginxVhosts.${host} or { locations = { }; extraConfig = ""; };
@@ -320,15 +353,17 @@ let
         && (elem (toLower host) (map toLower (optional ((v.serverName or null) != null) v.serverName ++ (v.serverAliases or [ ])))))
         nginxVhosts);
     in
-    mapAttrsToList (path: loc: {
-      assertion = !(((loc.proxyPass or null) != null && (loc.recommendedProxySettings or false))
-        || (loc.proxyWebsockets or false) || hasInfix "proxy_set_header" (loc.extraConfig or ""));
-      message = "${where}.locations.\"${path}\" sets its own proxy_set_header "
-        + "(recommendedProxySettings, proxyWebsockets or extraConfig), so nginx drops the identity headers "
-        + "pocketgate's snippet sets for the server and a client's forged X-Remote-User would reach the backend; "
-        + "set recommendedProxySettings = false and proxyWebsockets = false there (the snippet already sends "
-        + "Host, X-Forwarded-* and the WebSocket headers)";
-    }) (vhost.locations or { })
+    mapAttrsToList (path: loc:
+      let
+        ownLoc = replaceStrings [ (locationLines loc) ] [ "" ] (loc.extraConfig or "");
+        twice = filter (n: elem n (map headerOfLine (locationHeaderLines loc))) (unique (setHeaderNames ownLoc));
+      in {
+        assertion = twice == [ ];
+        message = "${where}.locations.\"${path}\" sets proxy_set_header ${concatStringsSep ", " twice} in its "
+          + "extraConfig, which pocketgate's wiring sets on every location of a protected host (the identity "
+          + "headers from pocketgate's answer, the others as the snippet sends them), so nginx would send the "
+          + "header twice; remove the line from the location";
+      }) (vhost.locations or { })
     ++ mapAttrsToList (path: loc: {
       assertion = (loc.fastcgiParams or { }) == { } && !(lib.any (p: hasInfix p (loc.extraConfig or "")) passes);
       message = "${where}.locations.\"${path}\" passes requests to a FastCGI/uwsgi/SCGI/gRPC backend, which "
@@ -340,7 +375,7 @@ let
         assertion = !(lib.any (p: hasInfix p own) passes) && !(hasInfix "location" own && hasInfix "proxy_set_header" own);
         message = "${where}.extraConfig holds a location with its own proxy_set_header, or a FastCGI/uwsgi/SCGI/gRPC "
           + "pass, where the identity headers of pocketgate's snippet do not apply; use locations.<path> with "
-          + "proxyPass (and recommendedProxySettings = false) instead";
+          + "proxyPass instead (the wiring puts the identity headers into each of those)";
       }
       {
         assertion = others == [ ];
@@ -419,6 +454,19 @@ let
     + "add services.pocketgate.hosts.\"${name}\" (it may just name the wildcard's policy)";
 in
 {
+  # Every location of a protected virtual host gets the snippet's backend
+  # lines (locationLines): NixOS's vhost and location submodules are extended
+  # here, which the module system merges with nginx's own declarations.
+  options.services.nginx.virtualHosts = mkOption {
+    type = types.attrsOf (types.submodule ({ name, ... }: {
+      options.locations = mkOption {
+        type = types.attrsOf (types.submodule ({ config, ... }: {
+          config.extraConfig = mkIf (nginxProtected name) (lib.mkAfter (locationLines config));
+        }));
+      };
+    }));
+  };
+
   options.services.pocketgate = {
     enable = mkEnableOption "pocketgate, the forward-auth sidecar for Pocket ID";
 

@@ -36,7 +36,7 @@ import pytest
 from harness import configs, flows, nixos
 from harness.checks import ALIASES, IDENTITY_NAMES, assert_login_required, cookie_header, logged_in, raw_echo, squash
 from harness.configs import ADDR_LAN, ADDR_MONITORING, ADDR_OUTSIDE_2, ADDR_PRIVATE, TEST_DOMAIN
-from harness.net import browser, raw_request
+from harness.net import browser, raw_request, websocket_handshake
 from harness.proxies import _binary
 from harness.stack import Additions, pocketgate_binary, start_stack
 
@@ -244,14 +244,6 @@ FAILURES = [
      ['services.pocketgate.defaultPolicy = "everyone": no such policy']),
     ("one host twice, by case", ['{ services.pocketgate.hosts."Grafana.example.com".policy = "users"; }'],
      ["host grafana.example.com is defined twice"]),
-    ("nginx global recommendedProxySettings",
-     ['{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
-      'services.nginx.virtualHosts."grafana.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; }'],
-     ['services.nginx.virtualHosts."grafana.example.com".locations."/" sets its own proxy_set_header']),
-    ("nginx websocket location",
-     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."grafana.example.com".locations."/api/live" = '
-      '{ proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; }'],
-     ['services.nginx.virtualHosts."grafana.example.com".locations."/api/live" sets its own proxy_set_header']),
     ("nginx FastCGI backend",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".locations."~ \\\\.php$".extraConfig = '
       '"fastcgi_pass unix:/run/phpfpm/app.sock;"; }'],
@@ -291,11 +283,12 @@ FAILURES = [
       '{ serverName = "grafana.example.com"; locations."/".proxyPass = "http://127.0.0.1:3000"; }; }'],
      ['services.nginx.virtualHosts."grafana" also serve grafana.example.com',
       'define the site as services.nginx.virtualHosts."grafana.example.com" instead']),
-    ("nginx location that drops the identity headers",
+    ("nginx location that sets a header the wiring sets",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."sonarr.example.com".locations."/" = '
-      '{ proxyPass = "http://127.0.0.1:8989"; recommendedProxySettings = true; }; }'],
-     ['services.nginx.virtualHosts."sonarr.example.com".locations."/" sets its own proxy_set_header',
-      "recommendedProxySettings = false"]),
+      '{ proxyPass = "http://127.0.0.1:8989"; extraConfig = "proxy_set_header X-Real-IP $remote_addr;\\n'
+      'proxy_set_header  x-remote-user  $remote_user;\\nproxy_set_header Host $http_host;"; }; }'],
+     ['services.nginx.virtualHosts."sonarr.example.com".locations."/" sets proxy_set_header x-remote-user, host '
+      "in its extraConfig", "would send the header twice"]),
 ]
 
 
@@ -326,12 +319,51 @@ def test_a_nix_path_in_settings_is_refused_by_type(evaluate):
     assert "JSON value (files as strings, never Nix paths)" in err, err
 
 
-def test_nginx_locations_that_keep_the_identity_headers_pass(evaluate):
+def _location_headers(text: str) -> list[str]:
+    return [m.lower() for m in re.findall(r"^proxy_set_header\s+(\S+)", text, re.M)]
+
+
+def test_every_location_of_a_protected_host_gets_the_identity_lines(evaluate):
+    """NixOS's recommendedProxySettings (global or per location) and
+    proxyWebsockets write proxy_set_header lines into a location, so nginx
+    inherits none of the server's there: the wiring writes the snippet's
+    backend lines into each location, less the names NixOS already sets."""
     ev = evaluate('{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
                   'services.nginx.virtualHosts."grafana.example.com".locations = { '
-                  '"/".proxyPass = "http://127.0.0.1:3000"; "/".recommendedProxySettings = false; '
-                  '"/static/".extraConfig = "alias /srv/static/;"; }; }')
-    assert ev.data["nginx"]["virtualHosts"]["grafana.example.com"]["locations"]["/"]["proxyPass"]
+                  '"/".proxyPass = "http://127.0.0.1:3000"; '
+                  '"/api/live/" = { proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; '
+                  '"/plain/" = { proxyPass = "http://127.0.0.1:3000"; recommendedProxySettings = false; }; '
+                  '"/static/".extraConfig = "alias /srv/static/;"; }; '
+                  'services.nginx.virtualHosts."blog.example.net".locations."/".proxyPass = "http://127.0.0.1:4000"; }')
+    snippet = (configs.EXAMPLES / "nginx" / "pocketgate.conf").read_text()
+    backend = snippet.split("# --- what the backend receives", 1)[1].split("# --- the subrequest to pocketgate")[0]
+    lines = [line for line in backend.splitlines() if line.startswith("proxy_set_header ")]
+    identity = ["x-remote-user", "x-remote-email", "x-remote-name", "x-remote-groups", "x-webauth-user", "cookie",
+                "x-pocketgate-assertion"]
+    recommended = {"host", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                   "x-forwarded-server"}
+    locations = ev.data["nginx"]["virtualHosts"]["grafana.example.com"]["locations"]
+    expected = {
+        "/": [n for n in _location_headers("\n".join(lines)) if n not in recommended],
+        "/api/live/": [n for n in _location_headers("\n".join(lines)) if n not in recommended | {"upgrade", "connection"}],
+        "/plain/": _location_headers("\n".join(lines)),
+        "/static/": _location_headers("\n".join(lines)),
+    }
+    for path, names in expected.items():
+        text = locations[path]["extraConfig"]
+        assert _location_headers(text) == names, (path, text)
+        assert set(identity) <= set(names), path
+        # the lines are the snippet's own, names put in
+        assert all(line in lines for line in text.splitlines() if line.startswith("proxy_set_header")), text
+    assert locations["/"]["recommendedProxySettings"] and locations["/api/live/"]["proxyWebsockets"]
+    assert "alias /srv/static/;" in locations["/static/"]["extraConfig"]
+    # a virtual host pocketgate does not protect is left as it is
+    assert ev.data["nginx"]["virtualHosts"]["blog.example.net"]["locations"]["/"]["extraConfig"] == ""
+    # the configured names follow
+    ev = evaluate('{ services.pocketgate = { nginx.enable = true; settings.headers.user = "Remote-User"; }; '
+                  'services.nginx.virtualHosts."lan.example.com".locations."/".proxyWebsockets = true; }')
+    text = ev.data["nginx"]["virtualHosts"]["lan.example.com"]["locations"]["/"]["extraConfig"]
+    assert "proxy_set_header Remote-User     $pg_user;" in text and "X-Remote-User" not in text, text
 
 
 def test_a_site_under_a_protected_wildcard_gets_a_warning(evaluate):
@@ -417,10 +449,14 @@ def test_the_nginx_wiring_is_the_example(evaluate):
 
 
 def test_the_nginx_wiring_passes_the_checks_nixos_runs(evaluate, tmp_path):
-    """NixOS builds nginx.conf through gixy (and nginx parses it at start)."""
+    """NixOS builds nginx.conf through gixy (and nginx parses it at start),
+    with the recommended proxy settings and a WebSocket location too."""
     backends = "".join(f'services.nginx.virtualHosts."{h}.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; '
                        for h in ("grafana", "sonarr", "lan"))
-    ev = evaluate(f"{{ services.pocketgate.nginx.enable = true; {backends}}}")
+    ev = evaluate(f"{{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; "
+                  'services.nginx.virtualHosts."grafana.example.com".locations."/api/live/" = '
+                  '{ proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; '
+                  f"{backends}}}")
     conf = tmp_path / "nginx.conf"
     conf.write_text(nixos.nginx_conf(ev.data["nginx"], configs.Ports(proxy=18080, auth=0, echo=0), tmp_path))
     gixy = subprocess.run([str(Path(sys.executable).parent / "gixy"), str(conf)], capture_output=True, text=True,
@@ -537,9 +573,11 @@ def nix_stack(request, nix_lib, echo, run_dir):
     store = run_dir / f"nixos-store-{proxy}"
     generated = {}
     # the backends as a NixOS operator would add them for nginx (the example
-    # adds Caddy's in each service's module)
-    nginx_backends = "".join(
-        f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/".proxyPass = "http://127.0.0.1:{port}";\n'
+    # adds Caddy's in each service's module): NixOS's recommended proxy
+    # settings on, and WebSockets on grafana's and sonarr's locations
+    nginx_backends = "services.nginx.recommendedProxySettings = true;\n" + "".join(
+        f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/" = {{ proxyPass = "http://127.0.0.1:{port}"; '
+        f'proxyWebsockets = {str(site != "lan").lower()}; }};\n'
         for site in ("grafana", "sonarr", "lan"))
 
     def config(_toml: str, stack) -> str:
@@ -601,7 +639,12 @@ def test_nixos_lets_admins_into_grafana_with_its_header(nix_stack):
     assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
     assert "mallory" not in json.dumps(data["headers"]), data["headers"]
     assert len(flows.header_values(data, "X-Pocketgate-Assertion")) == 1
-    assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), "a pocketgate cookie reached the backend"
+    _no_pocketgate_cookie(nix_stack, data)
+
+
+def _no_pocketgate_cookie(stack, data: dict) -> None:
+    assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), \
+        "a pocketgate cookie reached the backend"
 
 
 def test_nixos_denies_users_grafana_but_not_sonarr(nix_stack):
@@ -673,6 +716,28 @@ def test_nixos_strips_every_spelling_of_an_identity_header(nix_stack):
             assert set(seen) <= {n.lower() for n in IDENTITY_NAMES}, (path, seen)
         else:
             assert seen == [], (path, seen)
+
+
+def test_nixos_websocket_upgrade_needs_a_session(nix_stack):
+    """The upgrade passes only with a session, with pocketgate's identity and
+    none of the client's (on nginx: a location with proxyWebsockets and the
+    recommended proxy settings)."""
+    hs = websocket_handshake(nix_stack.ports.proxy, nix_stack.host("grafana"), "/api/live/ws",
+                             source_ip=ADDR_OUTSIDE_2)
+    assert hs.status in (401, 302), hs.head
+    user = nix_stack.new_user(["admins"])
+    s = logged_in(nix_stack, user, first_host="grafana")
+    hs = websocket_handshake(nix_stack.ports.proxy, nix_stack.host("grafana"), "/api/live/ws",
+                             cookie=cookie_header(s, f"grafana.{TEST_DOMAIN}"),
+                             extra=[("X-WEBAUTH-USER", "mallory"), ("X-Remote-Groups", "mallory")])
+    assert hs.status == 101 and hs.accept_ok, hs.head
+    m = re.search(rb"\{.*\}", hs.first_frame, re.S)
+    assert m, hs.first_frame[:200]
+    data = json.loads(m.group(0))
+    assert flows.header_values(data, "X-WEBAUTH-USER") == [user]
+    assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
+    assert "mallory" not in json.dumps(data["headers"]), data["headers"]
+    _no_pocketgate_cookie(nix_stack, data)
 
 
 def test_nixos_public_site_keeps_metrics_private(nix_stack):
