@@ -22,7 +22,7 @@
 # from this repository's examples/ (the same text operators paste by hand),
 # with only the names this configuration uses put in: the listen address,
 # identity header names, the assertion header and the cookie name.
-{ config, lib, pkgs, ... }:
+{ config, options, lib, pkgs, ... }:
 
 let
   inherit (lib)
@@ -285,6 +285,57 @@ let
     + concatMapStrings (l: l + "\n") (locationHeaderLines loc);
   nginxProtected = name: cfg.enable && cfg.nginx.enable && elem name protectedHosts;
 
+  # --- Traefik: examples/traefik/dynamic.yml's middleware and public router ------
+  traefikFile = "examples/traefik/dynamic.yml";
+  traefikExample = builtins.readFile (examples + "/traefik/dynamic.yml");
+  # The example's settings that carry no name of this configuration, as written there.
+  traefikRequestHeaders = map (l: lib.removePrefix "          - " l)
+    (filter (hasPrefix "          - ") (splitString "\n"
+      (between traefikFile "        authRequestHeaders:\n" "\n\n" traefikExample)));
+  traefikPublicRule = replace traefikFile "Host(`auth.example.com`)" "Host(`@host@`)"
+    (between traefikFile "    pocketgate:\n      rule: \"" "\"\n" traefikExample);
+  # The example's regex for its default names, built from this
+  # configuration's: each name by its words with any separator (or none)
+  # between them, in any case.
+  traefikNameRegex = n: concatStringsSep "[^a-z0-9]*" (nameWords n);
+  traefikRegex = "(?i)^(" + concatMapStringsSep "|" traefikNameRegex (globalNames ++ extraNames ++ [ assertionHeader ]) + ")$";
+  traefikMiddleware = {
+    forwardAuth = {
+      address = "http://${target}/forward-auth";
+      trustForwardHeader = if hasInfix "trustForwardHeader: false\n" traefikExample then false
+        else throw "services.pocketgate: ${traefikFile} no longer sets trustForwardHeader: false; nix/module.nix must follow the example";
+      authResponseHeadersRegex = traefikRegex;
+      authRequestHeaders = traefikRequestHeaders;
+    };
+  };
+  # The other modules' dynamic and static configuration (this module's own
+  # definitions left out: the routers to wire are read from what the
+  # operator defined, and this module adds to that).
+  thisFile = toString ./module.nix;
+  othersOf = opt: map (d: d.value) (filter (d: d.file != thisFile) (opt.definitionsWithLocations or [ ]));
+  traefikOpts = options.services.traefik or { };
+  traefikRoutersDefined = lib.foldl' (acc: v: acc // (((v.http or { }).routers or { }))) { }
+    (othersOf (traefikOpts.dynamicConfigOptions or { }));
+  # Host(`a`) and Host(`a`, `b`) (Traefik v2) name hosts; the names, lower case.
+  ruleHosts = rule: concatMap (m: map (h: toLower (builtins.head h))
+      (filter builtins.isList (builtins.split "`([^`]+)`" (builtins.head m))))
+    (filter builtins.isList (builtins.split "Host\\(([^)]*)\\)" rule));
+  protectsName = h: elem h (map toLower protectedHosts) || lib.any (suffix: lib.hasSuffix suffix h) wildcardSuffixes;
+  traefikLoginRouters = lib.imap0 (i: url: {
+    name = if i == 0 then "pocketgate" else "pocketgate-${toString i}";
+    host = toLower (urlHost url);
+  }) loginUrls;
+  traefikAuto = filter (r: !(elem r (map (l: l.name) traefikLoginRouters))
+      && lib.any protectsName (ruleHosts (traefikRoutersDefined.${r}.rule or "")))
+    (attrNames traefikRoutersDefined);
+  traefikWired = if cfg.traefik.routers != null then cfg.traefik.routers else traefikAuto;
+  traefikStaticOthers = othersOf (traefikOpts.staticConfigOptions or { });
+  # Without a definition of its own the static configuration is NixOS's
+  # default, which this module's definition would replace: it is kept.
+  traefikStaticBase = if traefikStaticOthers == [ ] then (traefikOpts.staticConfigOptions.default or { }) else { };
+  traefikEntryPoints = if cfg.traefik.entryPoints != [ ] then cfg.traefik.entryPoints
+    else attrNames (lib.foldl' (acc: v: acc // ((v.entryPoints or { }))) (traefikStaticBase.entryPoints or { }) traefikStaticOthers);
+
   # --- checks that NixOS reports before anything is built -----------------------
   policyNames = attrNames (final.policies or { });
   policyCheck = where: name: {
@@ -441,6 +492,17 @@ let
         + "(e.g. X-Pocketgate-User)";
     }) (stripNames ++ [ assertionHeader ]);
 
+  traefikChecks = map (r: {
+      assertion = traefikRoutersDefined ? ${r};
+      message = "services.pocketgate.traefik.routers names the router \"${r}\", which "
+        + "services.traefik.dynamicConfigOptions.http.routers does not define";
+    }) (if cfg.traefik.routers != null then cfg.traefik.routers else [ ])
+    ++ [ {
+      assertion = traefikEntryPoints != [ ];
+      message = "services.pocketgate.traefik: no entry point to set aliasHeadersStrategy on; define "
+        + "services.traefik.staticConfigOptions.entryPoints or name them in services.pocketgate.traefik.entryPoints";
+    } ];
+
   # A site of its own under a protected wildcard ("*.example.com") is matched
   # by the proxy before the wildcard site, so it gets no wiring.
   wildcardSuffixes = map (h: lib.removePrefix "*" (toLower h)) (filter (hasPrefix "*.") protectedHosts);
@@ -574,6 +636,28 @@ in
 
     caddy.enable = mkEnableOption "the forward-auth wiring in services.caddy for every host";
     nginx.enable = mkEnableOption "the auth_request wiring in services.nginx for every host";
+    traefik = {
+      enable = mkEnableOption ''
+        the forward-auth middleware `pocketgate` in services.traefik.dynamicConfigOptions, on the
+        routers of the protected hosts, and pocketgate's own router for its public URL'';
+      routers = mkOption {
+        type = types.nullOr strList;
+        default = null;
+        example = [ "grafana" "sonarr" ];
+        description = ''
+          The routers (services.traefik.dynamicConfigOptions.http.routers) that get the middleware.
+          null: every router whose rule names a protected host (Host(`...`)).
+        '';
+      };
+      entryPoints = mkOption {
+        type = strList;
+        default = [ ];
+        description = ''
+          The entry points that get `http.aliasHeadersStrategy = "delete"` and that pocketgate's own
+          router is on. []: every entry point of services.traefik.staticConfigOptions (the router on all).
+        '';
+      };
+    };
 
     configFile = mkOption {
       type = types.unspecified;
@@ -643,7 +727,8 @@ in
         }
       ] ++ hostPolicyChecks
         ++ optionals cfg.nginx.enable nginxChecks
-        ++ optionals cfg.caddy.enable caddyChecks;
+        ++ optionals cfg.caddy.enable caddyChecks
+        ++ optionals cfg.traefik.enable traefikChecks;
 
       warnings =
         optionals cfg.caddy.enable (map (wildcardWarning "caddy")
@@ -728,6 +813,29 @@ in
         map (url: lib.nameValuePair (urlAddress url) { extraConfig = caddyPublic; }) loginUrls
         ++ map (host: lib.nameValuePair host { extraConfig = mkBefore "import pocketgate"; }) protectedHosts
       );
+    })
+
+    (mkIf (cfg.enable && cfg.traefik.enable) {
+      # NixOS writes these as the file provider's file and the static file
+      # (nixos/modules/services/web-servers/traefik.nix); each attribute set
+      # here is written out literally so that reading the other modules'
+      # definitions (the routers to wire) never needs this one's.
+      services.traefik.dynamicConfigOptions = {
+        http = {
+          middlewares.pocketgate = traefikMiddleware;
+          routers = lib.listToAttrs (map (l: lib.nameValuePair l.name ({
+              rule = replaceStrings [ "@host@" ] [ l.host ] traefikPublicRule;
+              service = "pocketgate";
+            } // optionalAttrs (cfg.traefik.entryPoints != [ ]) { inherit (cfg.traefik) entryPoints; }))
+            traefikLoginRouters
+            ++ map (r: lib.nameValuePair r { middlewares = mkBefore [ "pocketgate" ]; }) traefikWired);
+          services.pocketgate.loadBalancer.servers = [ { url = "http://${target}"; } ];
+        };
+      };
+      services.traefik.staticConfigOptions = {
+        entryPoints = lib.genAttrs traefikEntryPoints (ep:
+          ((traefikStaticBase.entryPoints or { }).${ep} or { }) // { http.aliasHeadersStrategy = "delete"; });
+      };
     })
 
     (mkIf (cfg.enable && cfg.nginx.enable) {

@@ -515,6 +515,68 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
     assert r"pg_sess(?:_[0-7]" in nginx["appendHttpConfig"] and ")pocketgate(" not in nginx["appendHttpConfig"]
 
 
+TRAEFIK = ('{ services.pocketgate.traefik.enable = true; '
+           'services.traefik.staticConfigOptions.entryPoints.websecure.address = ":443"; '
+           'services.traefik.dynamicConfigOptions.http = { '
+           'routers.grafana = { rule = "Host(`grafana.example.com`)"; service = "grafana"; middlewares = [ "compress" ]; }; '
+           'routers.sonarr = { rule = "Host(`sonarr.example.com`) && PathPrefix(`/`)"; service = "sonarr"; }; '
+           'routers.blog = { rule = "Host(`blog.example.net`)"; service = "blog"; }; }; }')
+
+
+def _traefik_example() -> dict:
+    import yaml
+    return yaml.safe_load((configs.EXAMPLES / "traefik" / "dynamic.yml").read_text())
+
+
+def test_the_traefik_wiring_is_the_examples(evaluate):
+    ev = evaluate(TRAEFIK)
+    example = _traefik_example()["http"]
+    dyn = ev.data["traefik"]["dynamicConfigOptions"]["http"]
+    got, want = dyn["middlewares"]["pocketgate"]["forwardAuth"], example["middlewares"]["pocketgate"]["forwardAuth"]
+    assert got["address"] == want["address"] and got["trustForwardHeader"] is False
+    assert got["authRequestHeaders"] == want["authRequestHeaders"]
+    # the regex built from the configuration's names strips what the example's does
+    names = [*IDENTITY_NAMES, *(k for k, _ in ALIASES), "X_WEBAUTH_USER", "xpocketgateassertion", "X-Remote-Userx",
+             "Remote-User", "X-Remote", "Accept", "X-Forwarded-User", "X-WEBAUTH-USERNAME"]
+    assert [bool(re.search(got["authResponseHeadersRegex"], n)) for n in names] == \
+        [bool(re.search(want["authResponseHeadersRegex"], n)) for n in names]
+    assert any(re.search(got["authResponseHeadersRegex"], n) for n in names)
+    routers = dyn["routers"]
+    # the protected hosts' routers get the middleware first; another host's router is left alone
+    assert routers["grafana"]["middlewares"] == ["pocketgate", "compress"]
+    assert routers["sonarr"]["middlewares"] == ["pocketgate"]
+    assert "middlewares" not in routers["blog"]
+    # pocketgate's own public router is the example's, with its service
+    assert routers["pocketgate"] == {"rule": example["routers"]["pocketgate"]["rule"], "service": "pocketgate"}
+    assert dyn["services"]["pocketgate"] == example["services"]["pocketgate"]
+    # the entry point's alias-header setting, as examples/traefik/traefik.yml sets it
+    static = ev.data["traefik"]["staticConfigOptions"]
+    assert static["entryPoints"] == {"websecure": {"address": ":443", "http": {"aliasHeadersStrategy": "delete"}}}
+    import yaml
+    shipped = yaml.safe_load((configs.EXAMPLES / "traefik" / "traefik.yml").read_text())
+    assert shipped["entryPoints"]["websecure"]["http"]["aliasHeadersStrategy"] == "delete"
+
+
+def test_the_traefik_wiring_takes_named_routers_and_follows_the_names(evaluate):
+    ev = evaluate(TRAEFIK, '{ services.pocketgate = { traefik.routers = [ "sonarr" ]; traefik.entryPoints = [ "websecure" ]; '
+                  'listen = "127.0.0.1:9090"; settings.headers.user = "Remote-User"; }; }')
+    dyn = ev.data["traefik"]["dynamicConfigOptions"]["http"]
+    assert dyn["routers"]["grafana"]["middlewares"] == ["compress"]
+    assert dyn["routers"]["sonarr"]["middlewares"] == ["pocketgate"]
+    assert dyn["routers"]["pocketgate"]["entryPoints"] == ["websecure"]
+    fa = dyn["middlewares"]["pocketgate"]["forwardAuth"]
+    assert fa["address"] == "http://127.0.0.1:9090/forward-auth"
+    assert re.search(fa["authResponseHeadersRegex"], "remote_user") and not re.search(fa["authResponseHeadersRegex"], "X-Remote-User")
+    assert dyn["services"]["pocketgate"]["loadBalancer"]["servers"] == [{"url": "http://127.0.0.1:9090"}]
+    # without a static configuration of its own, NixOS's default entry point is kept
+    ev = evaluate('{ services.pocketgate.traefik.enable = true; }')
+    assert ev.data["traefik"]["staticConfigOptions"] == {
+        "entryPoints": {"http": {"address": ":80", "http": {"aliasHeadersStrategy": "delete"}}}}
+    err = eval_error(evaluate, TRAEFIK, '{ services.pocketgate.traefik.routers = [ "grafana" "wiki" ]; }')
+    assert ('services.pocketgate.traefik.routers names the router "wiki", which '
+            "services.traefik.dynamicConfigOptions.http.routers does not define") in err, err
+
+
 # --- the unit ---------------------------------------------------------------------
 
 def test_the_unit_is_hardened_and_reloads_by_sighup(evaluate):
@@ -563,11 +625,11 @@ def test_the_package_expression_builds_from_this_checkout(nix_lib):
 
 # --- real Caddy and nginx from the generated configuration ------------------------------
 
-@pytest.fixture(scope="module", params=["caddy", "nginx"])
+@pytest.fixture(scope="module", params=["caddy", "nginx", "traefik"])
 def nix_stack(request, nix_lib, echo, run_dir):
     """The generated configuration and proxy wiring, running: pocketgate, the
-    test provider, and Caddy or nginx rendered from services.caddy /
-    services.nginx as NixOS would."""
+    test provider, and Caddy, nginx or Traefik rendered from services.caddy /
+    services.nginx / services.traefik as NixOS would."""
     proxy = request.param
     proc, port = echo
     store = run_dir / f"nixos-store-{proxy}"
@@ -579,6 +641,22 @@ def nix_stack(request, nix_lib, echo, run_dir):
         f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/" = {{ proxyPass = "http://127.0.0.1:{port}"; '
         f'proxyWebsockets = {str(site != "lan").lower()}; }};\n'
         for site in ("grafana", "sonarr", "lan"))
+
+    # Traefik's routers as a NixOS operator writes them: a Host rule and a
+    # service each; the module finds them by their rule.
+    traefik_routers = "".join(
+        f'services.traefik.dynamicConfigOptions.http.routers.{site} = {{ rule = "Host(`{site}.{TEST_DOMAIN}`)"; '
+        f'service = "echo"; }};\n' for site in ("grafana", "sonarr", "lan"))
+
+    def traefik_module(stack) -> str:
+        return f"""services.traefik.enable = true;
+          services.traefik.staticConfigOptions = {{
+            entryPoints.web.address = "127.0.0.1:{stack.ports.proxy}";
+            global = {{ checkNewVersion = false; sendAnonymousUsage = false; }};
+            log.level = "DEBUG";
+          }};
+          services.traefik.dynamicConfigOptions.http.services.echo.loadBalancer.servers = [ {{ url = "http://127.0.0.1:{port}"; }} ];
+          {traefik_routers}"""
 
     def config(_toml: str, stack) -> str:
         work = run_dir / f"nixos-modules-{proxy}"
@@ -592,8 +670,10 @@ def nix_stack(request, nix_lib, echo, run_dir):
             settings.session.state_dir = lib.mkForce "{stack.workdir / 'state'}";
             caddy.enable = lib.mkForce {str(proxy == "caddy").lower()};
             nginx.enable = {str(proxy == "nginx").lower()};
+            traefik.enable = {str(proxy == "traefik").lower()};
           }};
           {nginx_backends if proxy == "nginx" else ""}
+          {traefik_module(stack) if proxy == "traefik" else ""}
         }}"""
         ev = nixos.evaluate([*modules, local], store, pocketgate_binary(), nix_lib)
         built = nixos.build_config(ev, store / "built.json")
@@ -604,6 +684,8 @@ def nix_stack(request, nix_lib, echo, run_dir):
     def files(ports, workdir):
         if proxy == "caddy":
             return {"Caddyfile": nixos.caddyfile(generated["caddy"], ports)}
+        if proxy == "traefik":
+            return nixos.traefik_files(generated["traefik"], workdir)
         return {"nginx.conf": nixos.nginx_conf(generated["nginx"], ports, workdir)}
 
     add = Additions(name="nixos", config=config, config_name="pocketgate.json", proxy_files=files)
@@ -643,8 +725,11 @@ def test_nixos_lets_admins_into_grafana_with_its_header(nix_stack):
 
 
 def _no_pocketgate_cookie(stack, data: dict) -> None:
-    assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), \
-        "a pocketgate cookie reached the backend"
+    """Traefik passes the Cookie header on as it is (examples/traefik/dynamic.yml
+    says why; test_backend_headers.py pins it); the others keep ours."""
+    if stack.proxy != "traefik":
+        assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), \
+            "a pocketgate cookie reached the backend"
 
 
 def test_nixos_denies_users_grafana_but_not_sonarr(nix_stack):

@@ -40,6 +40,9 @@ else {
     inherit (config.services.caddy) extraConfig;
     virtualHosts = lib.mapAttrs (_: v: v.extraConfig) config.services.caddy.virtualHosts;
   };
+  traefik = {
+    inherit (config.services.traefik) staticConfigOptions dynamicConfigOptions;
+  };
   nginx = {
     inherit (config.services.nginx) appendHttpConfig recommendedProxySettings;
     virtualHosts = lib.mapAttrs (_: v: {

@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from harness import configs
 
 REPO = configs.REPO
@@ -240,3 +242,16 @@ def nginx_conf(nginx: dict, ports: configs.Ports, workdir: Path) -> str:
             "  map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n  }\n"
             f"{''.join(servers)}\n{nginx['appendHttpConfig']}\n}}\n")
 
+
+def traefik_files(traefik: dict, workdir: Path) -> dict[str, str]:
+    """traefik.yml and dynamic.yml as NixOS's traefik module writes them
+    (nixos/modules/services/web-servers/traefik.nix): dynamicConfigOptions
+    as the file provider's file, staticConfigOptions with
+    ``providers.file.filename`` set to it (recursiveUpdate). NixOS converts
+    the JSON to TOML (remarshal, yj); Traefik reads YAML the same, so YAML
+    it is here, the values unchanged."""
+    static = json.loads(json.dumps(traefik["staticConfigOptions"]))
+    providers = static.setdefault("providers", {})
+    providers.setdefault("file", {})["filename"] = str(workdir / "dynamic.yml")
+    return {"traefik.yml": yaml.safe_dump(static, sort_keys=False),
+            "dynamic.yml": yaml.safe_dump(traefik["dynamicConfigOptions"], sort_keys=False)}
