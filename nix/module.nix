@@ -514,6 +514,16 @@ let
   wildcardWarning = proxy: name: "services.${proxy}.virtualHosts.\"${name}\" falls under a protected wildcard "
     + "host but is a site of its own, which pocketgate's wiring does not reach: its requests are never checked; "
     + "add services.pocketgate.hosts.\"${name}\" (it may just name the wildcard's policy)";
+  # A site no `hosts` entry names is not wired at all, so defaultPolicy (which
+  # decides only for requests that ask pocketgate) never applies to it. Sites
+  # under a protected wildcard have their own warning above; pocketgate's own
+  # public site is never wired.
+  defaultOnly = names: optionals ((final.default_policy or null) != null)
+    (filter (n: let l = toLower (urlHost n); in !(protectsName l) && !(elem l loginHosts)) names);
+  defaultOnlyWarning = proxy: where: host: "${where} is not wired by services.pocketgate.${proxy}.enable: "
+    + "no services.pocketgate.hosts entry names ${host}, and the wiring goes only on the hosts listed there, so "
+    + "defaultPolicy (\"${final.default_policy}\") never applies to it and its requests reach the backend unchecked; "
+    + "add services.pocketgate.hosts.\"${host}\".policy = \"${final.default_policy}\"; (or another policy) to protect it";
 in
 {
   # Every location of a protected virtual host gets the snippet's backend
@@ -737,7 +747,18 @@ in
         ++ optionals cfg.nginx.enable (map (wildcardWarning "nginx")
           (unwired (lib.unique (concatMap (n: let v = nginxVhosts.${n}; in
             [ (if (v.serverName or null) != null then v.serverName else n) ] ++ (v.serverAliases or [ ]))
-            (attrNames nginxVhosts)))));
+            (attrNames nginxVhosts)))))
+        ++ optionals cfg.caddy.enable (concatMap (n: map (defaultOnlyWarning "caddy" "services.caddy.virtualHosts.\"${n}\"")
+            (defaultOnly [ (caddyVhosts.${n}.hostName or n) ]))
+          (attrNames caddyVhosts))
+        ++ optionals cfg.nginx.enable (concatMap (n: let v = nginxVhosts.${n}; in
+            map (defaultOnlyWarning "nginx" "services.nginx.virtualHosts.\"${n}\"")
+              (defaultOnly [ (if (v.serverName or null) != null then v.serverName else n) ]))
+          (attrNames nginxVhosts))
+        ++ optionals cfg.traefik.enable (concatMap (r: let hs = ruleHosts (traefikRoutersDefined.${r}.rule or ""); in
+            map (defaultOnlyWarning "traefik" "services.traefik.dynamicConfigOptions.http.routers.\"${r}\"")
+              (optionals (!(elem r traefikWired) && defaultOnly hs == hs) hs))
+          (attrNames traefikRoutersDefined));
 
       environment.etc."pocketgate/pocketgate.json".source = checkedFile;
 

@@ -577,6 +577,34 @@ def test_the_traefik_wiring_takes_named_routers_and_follows_the_names(evaluate):
             "services.traefik.dynamicConfigOptions.http.routers does not define") in err, err
 
 
+def test_sites_left_to_the_default_policy_get_a_warning_naming_each(evaluate, tmp_path):
+    sites = ('{ services.pocketgate.nginx.enable = true; '
+             'services.nginx.virtualHosts."wiki.example.com".locations."/".proxyPass = "http://127.0.0.1:3001"; '
+             'services.nginx.virtualHosts.docs = { serverName = "docs.example.com"; locations."/".proxyPass = "http://127.0.0.1:3002"; }; '
+             'services.caddy.virtualHosts."notes.example.com".extraConfig = "reverse_proxy 127.0.0.1:3003"; }')
+    ev = evaluate(sites, TRAEFIK)
+    why = ("no services.pocketgate.hosts entry names {host}, and the wiring goes only on the hosts listed there, so "
+           'defaultPolicy ("users") never applies to it and its requests reach the backend unchecked; '
+           'add services.pocketgate.hosts."{host}".policy = "users"; (or another policy) to protect it')
+    expected = [
+        ('services.caddy.virtualHosts."notes.example.com"', "caddy", "notes.example.com"),
+        ('services.nginx.virtualHosts."docs"', "nginx", "docs.example.com"),
+        ('services.nginx.virtualHosts."wiki.example.com"', "nginx", "wiki.example.com"),
+        ('services.traefik.dynamicConfigOptions.http.routers."blog"', "traefik", "blog.example.net"),
+    ]
+    assert ev.data["warnings"] == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
+                                   + why.format(host=host) for where, proxy, host in expected]
+    # a hosts entry wires it and ends the warning (docs: the virtual host must be named by its host)
+    ev = evaluate(sites, TRAEFIK, '{ services.pocketgate.hosts = { "wiki.example.com".policy = "users"; '
+                  '"notes.example.com".policy = "users"; "blog.example.net".policy = "users"; }; }')
+    assert ev.data["warnings"] == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
+                                   + why.format(host=host) for where, proxy, host in expected[1:2]]
+    assert nixos.build_config(ev, tmp_path / "out.json").returncode == 0
+    assert ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]["blog"]["middlewares"] == ["pocketgate"]
+    # without defaultPolicy such a host is denied if it asks, and nothing is said
+    assert evaluate(sites, TRAEFIK, '{ lib, ... }: { services.pocketgate.defaultPolicy = lib.mkForce null; }').data["warnings"] == []
+
+
 # --- the unit ---------------------------------------------------------------------
 
 def test_the_unit_is_hardened_and_reloads_by_sighup(evaluate):
