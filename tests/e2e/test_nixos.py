@@ -451,12 +451,10 @@ def test_the_nginx_wiring_is_the_example(evaluate):
 def test_the_nginx_wiring_passes_the_checks_nixos_runs(evaluate, tmp_path):
     """NixOS builds nginx.conf through gixy (and nginx parses it at start),
     with the recommended proxy settings and a WebSocket location too."""
-    backends = "".join(f'services.nginx.virtualHosts."{h}.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; '
-                       for h in ("grafana", "sonarr", "lan"))
-    ev = evaluate(f"{{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; "
-                  'services.nginx.virtualHosts."grafana.example.com".locations."/api/live/" = '
-                  '{ proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; '
-                  f"{backends}}}")
+    ev = evaluate(nixos.EXAMPLES / "nginx.nix")
+    assert ev.data["warnings"] == []
+    nginx = ev.data["nginx"]
+    assert nginx["recommendedProxySettings"] and nginx["virtualHosts"]["grafana.example.com"]["locations"]["/"]["proxyWebsockets"]
     conf = tmp_path / "nginx.conf"
     conf.write_text(nixos.nginx_conf(ev.data["nginx"], configs.Ports(proxy=18080, auth=0, echo=0), tmp_path))
     gixy = subprocess.run([str(Path(sys.executable).parent / "gixy"), str(conf)], capture_output=True, text=True,
@@ -555,6 +553,18 @@ def test_the_traefik_wiring_is_the_examples(evaluate):
     import yaml
     shipped = yaml.safe_load((configs.EXAMPLES / "traefik" / "traefik.yml").read_text())
     assert shipped["entryPoints"]["websecure"]["http"]["aliasHeadersStrategy"] == "delete"
+
+
+def test_the_traefik_example_module_is_wired_as_shipped(evaluate):
+    ev = evaluate(nixos.EXAMPLES / "traefik.nix")
+    assert ev.data["warnings"] == []
+    routers = ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]
+    assert {r: routers[r].get("middlewares") for r in ("grafana", "sonarr", "lan", "pocketgate")} == {
+        "grafana": ["pocketgate"], "sonarr": ["pocketgate"], "lan": ["pocketgate"], "pocketgate": None}
+    assert routers["pocketgate"]["entryPoints"] == ["websecure"]
+    assert routers["pocketgate"]["tls"] == {"certResolver": "letsencrypt"}
+    assert ev.data["traefik"]["staticConfigOptions"]["entryPoints"]["websecure"] == {
+        "address": ":443", "http": {"tls": {"certResolver": "letsencrypt"}, "aliasHeadersStrategy": "delete"}}
 
 
 def test_the_traefik_wiring_takes_named_routers_and_follows_the_names(evaluate):
@@ -662,34 +672,12 @@ def nix_stack(request, nix_lib, echo, run_dir):
     proc, port = echo
     store = run_dir / f"nixos-store-{proxy}"
     generated = {}
-    # the backends as a NixOS operator would add them for nginx (the example
-    # adds Caddy's in each service's module): NixOS's recommended proxy
-    # settings on, and WebSockets on grafana's and sonarr's locations
-    nginx_backends = "services.nginx.recommendedProxySettings = true;\n" + "".join(
-        f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/" = {{ proxyPass = "http://127.0.0.1:{port}"; '
-        f'proxyWebsockets = {str(site != "lan").lower()}; }};\n'
-        for site in ("grafana", "sonarr", "lan"))
-
-    # Traefik's routers as a NixOS operator writes them: a Host rule and a
-    # service each; the module finds them by their rule.
-    traefik_routers = "".join(
-        f'services.traefik.dynamicConfigOptions.http.routers.{site} = {{ rule = "Host(`{site}.{TEST_DOMAIN}`)"; '
-        f'service = "echo"; }};\n' for site in ("grafana", "sonarr", "lan"))
-
-    def traefik_module(stack) -> str:
-        return f"""services.traefik.enable = true;
-          services.traefik.staticConfigOptions = {{
-            entryPoints.web.address = "127.0.0.1:{stack.ports.proxy}";
-            global = {{ checkNewVersion = false; sendAnonymousUsage = false; }};
-            log.level = "DEBUG";
-          }};
-          services.traefik.dynamicConfigOptions.http.services.echo.loadBalancer.servers = [ {{ url = "http://127.0.0.1:{port}"; }} ];
-          {traefik_routers}"""
-
     def config(_toml: str, stack) -> str:
         work = run_dir / f"nixos-modules-{proxy}"
         work.mkdir(parents=True, exist_ok=True)
-        modules = nixos.seed_copy(work, port)
+        # the example's nginx.nix (recommendedProxySettings on, WebSockets on
+        # grafana's and sonarr's locations) or traefik.nix beside the seed's
+        modules = nixos.seed_copy(work, port, tuple(m for p, m in nixos.PROXY_MODULES.items() if p == proxy))
         local = f"""{{ lib, ... }}: {{
           services.pocketgate = {{
             listen = lib.mkForce "127.0.0.1:{stack.ports.auth}";
@@ -697,11 +685,7 @@ def nix_stack(request, nix_lib, echo, run_dir):
             oidc.issuer = lib.mkForce "{stack.issuer}";
             settings.session.state_dir = lib.mkForce "{stack.workdir / 'state'}";
             caddy.enable = lib.mkForce {str(proxy == "caddy").lower()};
-            nginx.enable = {str(proxy == "nginx").lower()};
-            traefik.enable = {str(proxy == "traefik").lower()};
           }};
-          {nginx_backends if proxy == "nginx" else ""}
-          {traefik_module(stack) if proxy == "traefik" else ""}
         }}"""
         ev = nixos.evaluate([*modules, local], store, pocketgate_binary(), nix_lib)
         built = nixos.build_config(ev, store / "built.json")
@@ -713,7 +697,7 @@ def nix_stack(request, nix_lib, echo, run_dir):
         if proxy == "caddy":
             return {"Caddyfile": nixos.caddyfile(generated["caddy"], ports)}
         if proxy == "traefik":
-            return nixos.traefik_files(generated["traefik"], workdir)
+            return nixos.traefik_files(generated["traefik"], ports, workdir)
         return {"nginx.conf": nixos.nginx_conf(generated["nginx"], ports, workdir)}
 
     add = Additions(name="nixos", config=config, config_name="pocketgate.json", proxy_files=files)

@@ -29,6 +29,8 @@ EVAL = REPO / "tests" / "nix" / "eval.nix"
 EXAMPLES = configs.EXAMPLES / "nixos"
 # the NixOS example, one module per service as an operator splits it
 SEED_MODULES = ("pocketgate.nix", "grafana.nix", "sonarr.nix")
+# the example's proxy alternatives, each imported beside the seed's modules
+PROXY_MODULES = {"nginx": "nginx.nix", "traefik": "traefik.nix"}
 
 INSTALL_HINT = (
     "install Nix (Debian: apt-get install nix-bin) and nixpkgs' lib: set NIXPKGS_LIB to a "
@@ -145,15 +147,16 @@ def build_config(ev: Evaluated, out: Path) -> subprocess.CompletedProcess:
                           env=env, timeout=60)
 
 
-def seed_copy(workdir: Path, echo_port: int) -> list[Path]:
+def seed_copy(workdir: Path, echo_port: int, extra: tuple[str, ...] = ()) -> list[Path]:
     """The NixOS example on loopback, as configs.py does for the others: host
     names under example.test, the networks' loopback twins, the backends on the
-    echo port, the module imported from this checkout."""
+    echo port, the module imported from this checkout. ``extra``: more of
+    examples/nixos/ (PROXY_MODULES)."""
     out = []
-    for name in SEED_MODULES:
+    for name in (*SEED_MODULES, *extra):
         what = f"examples/nixos/{name}"
         text = (EXAMPLES / name).read_text()
-        text = configs._sub(r"\bexample\.com\b", configs.TEST_DOMAIN, text, what)
+        text = configs._sub(r"\bexample\.com\b", configs.TEST_DOMAIN, text, what, min_count=0)
         for prod, test in configs.CIDR_MAP.items():
             text = configs._sub(re.escape(f'"{prod}"'), f'"{test}"', text, what, min_count=0)
         text = configs._backends(text, echo_port, what)
@@ -243,15 +246,29 @@ def nginx_conf(nginx: dict, ports: configs.Ports, workdir: Path) -> str:
             f"{''.join(servers)}\n{nginx['appendHttpConfig']}\n}}\n")
 
 
-def traefik_files(traefik: dict, workdir: Path) -> dict[str, str]:
+def traefik_files(traefik: dict, ports: configs.Ports, workdir: Path) -> dict[str, str]:
     """traefik.yml and dynamic.yml as NixOS's traefik module writes them
     (nixos/modules/services/web-servers/traefik.nix): dynamicConfigOptions
     as the file provider's file, staticConfigOptions with
     ``providers.file.filename`` set to it (recursiveUpdate). NixOS converts
     the JSON to TOML (remarshal, yj); Traefik reads YAML the same, so YAML
-    it is here, the values unchanged."""
+    it is here. For loopback, as configs.traefik_configs does for the
+    shipped example: the one entry point on the proxy port, no TLS or ACME,
+    logs and no version check."""
     static = json.loads(json.dumps(traefik["staticConfigOptions"]))
-    providers = static.setdefault("providers", {})
-    providers.setdefault("file", {})["filename"] = str(workdir / "dynamic.yml")
+    dynamic = json.loads(json.dumps(traefik["dynamicConfigOptions"]))
+    eps = static.get("entryPoints") or {}
+    if len(eps) != 1:
+        raise configs.ExampleDrift(f"services.traefik.staticConfigOptions: {len(eps)} entry points (expected 1)")
+    for ep in eps.values():
+        ep["address"] = f"127.0.0.1:{ports.proxy}"
+        (ep.get("http") or {}).pop("tls", None)
+    static.pop("certificatesResolvers", None)
+    for router in ((dynamic.get("http") or {}).get("routers") or {}).values():
+        router.pop("tls", None)
+    static.setdefault("providers", {}).setdefault("file", {})["filename"] = str(workdir / "dynamic.yml")
+    static["log"] = {"level": "DEBUG"}
+    static["accessLog"] = {"format": "common"}
+    static["global"] = {"checkNewVersion": False, "sendAnonymousUsage": False}
     return {"traefik.yml": yaml.safe_dump(static, sort_keys=False),
-            "dynamic.yml": yaml.safe_dump(traefik["dynamicConfigOptions"], sort_keys=False)}
+            "dynamic.yml": yaml.safe_dump(dynamic, sort_keys=False)}
