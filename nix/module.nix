@@ -18,11 +18,14 @@
 # own message. Secrets are only ever files, handed to the service by systemd
 # (LoadCredential); never the Nix store.
 #
-# caddy.enable / nginx.enable wire the proxy: the forward-auth snippet comes
-# from this repository's examples/ (the same text operators paste by hand),
-# with only the names this configuration uses put in: the listen address,
-# identity header names, the assertion header and the cookie name.
-{ config, options, lib, pkgs, ... }:
+# caddy.enable / nginx.enable (here) and traefik.enable (traefik.nix) wire
+# the proxy: the forward-auth snippet comes from this repository's examples/
+# (the same text operators paste by hand), with only the names this
+# configuration uses put in (names.nix): the listen address, identity header
+# names, the assertion header and the cookie name. nginx gets the snippet's
+# backend headers in every location of a protected host too, beside what
+# NixOS's recommendedProxySettings and proxyWebsockets write there.
+{ config, lib, pkgs, ... }:
 
 let
   inherit (lib)
@@ -47,70 +50,8 @@ let
   # Drop nulls and empty lists: pocketgate's own defaults apply to what is unset.
   clean = attrs: filterAttrs (_: v: v != null && v != [ ]) attrs;
 
-  # --- typed options -> pocketgate keys ----------------------------------------
-  policyOptions = {
-    options = {
-      allowedGroups = mkOption { type = strList; default = [ ]; description = "Groups (or claim-mapped roles) that pass."; };
-      allowedUsers = mkOption { type = strList; default = [ ]; description = "User names that pass."; };
-      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Client networks (CIDR) that pass without a login."; };
-    };
-  };
-  policyKeys = p: clean {
-    allowed_groups = p.allowedGroups;
-    allowed_users = p.allowedUsers;
-    allowed_networks = p.allowedNetworks;
-  };
-
-  claimRoleOptions = {
-    options = {
-      claim = mkOption { type = types.str; default = "groups"; description = "The ID token claim to look at."; };
-      value = mkOption { type = types.str; description = "The value the claim must hold."; };
-      role = mkOption { type = types.str; description = "The role (group) it counts as for this host."; };
-    };
-  };
-
-  ruleOptions = {
-    options = {
-      paths = mkOption { type = strList; default = [ ]; description = "Path prefixes on segment boundaries."; };
-      resources = mkOption { type = strList; default = [ ]; description = "Regexes on the path (paths OR resources)."; };
-      methods = mkOption { type = strList; default = [ ]; description = "AND the method is one of these."; };
-      networks = mkOption { type = strList; default = [ ]; description = "AND the client address is in one of these."; };
-      policy = mkOption { type = types.nullOr types.str; default = null; description = "This policy decides instead of the host's."; };
-      action = mkOption { type = types.nullOr (types.enum [ "bypass" "deny" ]); default = null; description = "Or: pass without identity, or 403."; };
-    };
-  };
-  ruleKeys = r: clean { inherit (r) paths resources methods networks policy action; };
-
-  headerOptions = {
-    options = lib.genAttrs [ "user" "email" "name" "groups" ] (field: mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "This host's header for the ${field} (the rest come from [headers]).";
-    });
-  };
-
-  hostOptions = { name, ... }: {
-    options = {
-      policy = mkOption { type = types.nullOr types.str; default = null; description = "The policy for ${name} (null: default_policy)."; };
-      claimRoles = mkOption { type = types.listOf (types.submodule claimRoleOptions); default = [ ]; description = "Claim values that count as roles here."; };
-      bypassPaths = mkOption { type = strList; default = [ ]; description = "Path prefixes that pass without a login."; };
-      bypassResources = mkOption { type = strList; default = [ ]; description = "Path regexes that pass without a login."; };
-      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Bypasses apply only from these networks."; };
-      rules = mkOption { type = types.listOf (types.submodule ruleOptions); default = [ ]; description = "Ordered per-path rules ([[hosts.rules]])."; };
-      caseInsensitivePaths = mkOption { type = types.bool; default = false; description = "Match bypass paths, resources and rules in any letter case (for backends that route so: ASP.NET Core apps such as Sonarr, Radarr, Jellyfin)."; };
-      headers = mkOption { type = types.submodule headerOptions; default = { }; description = "Header names for this host's backend."; };
-    };
-  };
-  hostKeys = host: h: clean {
-    inherit host;
-    inherit (h) policy;
-    claim_roles = map (c: { inherit (c) claim value role; }) h.claimRoles;
-    bypass_paths = h.bypassPaths;
-    bypass_resources = h.bypassResources;
-    allowed_networks = h.allowedNetworks;
-    rules = map ruleKeys h.rules;
-  } // optionalAttrs h.caseInsensitivePaths { case_insensitive_paths = true; }
-    // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
+  # --- typed options -> pocketgate keys (options.nix) ----------------------------
+  inherit (import ./options.nix { inherit lib clean strList; }) policyOptions policyKeys hostOptions hostKeys;
 
   # --- secrets: files only, handed over by systemd -----------------------------
   credentialsDir = "/run/credentials/pocketgate.service";
@@ -128,6 +69,9 @@ let
   # The configuration as written, and the same file once `check --offline` has
   # passed it (the unit runs only the checked one).
   final = cfg.settings;
+  inherit (import ./names.nix { inherit lib final; })
+    listen target settingsHosts globalHeaders globalNames assertionHeader uniqueCi extraNames urlHost loginUrls
+    protectedHosts examples replace between wildcardSuffixes loginHosts defaultOnly defaultOnlyWarning nameWords;
   rawFile = pkgs.writeText "pocketgate.json" (builtins.toJSON final);
   # Secrets an environmentFile may carry: the build-time check stands a
   # placeholder in for each one no file option sets.
@@ -140,35 +84,14 @@ let
     cp "$config" "$out"
   '';
 
-  # --- what the proxies need to know ------------------------------------------
-  listen = final.listen or "127.0.0.1:4180";
   lowPort = lib.toInt (lib.last (splitString ":" listen)) < 1024;
-  # Where the proxies reach it: a wildcard listen address is asked on loopback.
-  target =
-    if hasPrefix "0.0.0.0:" listen then "127.0.0.1:" + lib.removePrefix "0.0.0.0:" listen
-    else if hasPrefix "[::]:" listen then "[::1]:" + lib.removePrefix "[::]:" listen
-    else listen;
   cookieName = (final.session or { }).cookie_name or "pocketgate";
-  settingsHosts = final.hosts or [ ];
-  globalHeaders = {
-    user = "X-Remote-User"; email = "X-Remote-Email"; name = "X-Remote-Name"; groups = "X-Remote-Groups";
-  } // (final.headers or { });
-  globalNames = map (f: globalHeaders.${f}) [ "user" "email" "name" "groups" ];
-  assertionHeader = (final.assertion or { }).header or "X-Pocketgate-Assertion";
-  uniqueCi = names: lib.foldl' (acc: n: if elem (toLower n) (map toLower acc) then acc else acc ++ [ n ]) [ ] names;
-  hostHeaderNames = concatMap (h: attrValues (h.headers or { })) settingsHosts;
-  # Names a host uses besides the global four and the assertion: stripped and
-  # copied on every protected site (one list, as the examples explain).
-  extraNames = filter
-    (n: !(elem (toLower n) (map toLower (globalNames ++ [ assertionHeader ]))))
-    (uniqueCi hostHeaderNames);
   # Stripped by name: everything `X-Remote-*` does not already cover.
   stripNames = uniqueCi (filter (n: !(hasPrefix "x-remote-" (toLower n))) globalNames ++ extraNames);
   # Caddy strips every spelling of a name (X_Remote-User, X.Remote.User) by
   # one of its words: `request_header -*word*` removes each header whose name
   # contains it, in any case. The longest word (the last of equals) is used;
   # a word that the headers the wiring relies on contain would strip them too.
-  nameWords = n: filter (w: builtins.isString w && w != "") (builtins.split "[^a-z0-9]+" (toLower n));
   stripWord = n: lib.foldl' (a: w: if builtins.stringLength w >= builtins.stringLength a then w else a) "" (nameWords n);
   neededHeaders = [ "accept" "accept-encoding" "accept-language" "authorization" "cache-control" "connection"
     "content-length" "content-type" "cookie" "host" "if-modified-since" "if-none-match" "origin" "range" "referer"
@@ -183,26 +106,7 @@ let
     let m = builtins.match "(https?)://([^/]+)/?" url;
     in if m == null then throw "services.pocketgate: ${url} is not an http(s) origin"
        else if builtins.elemAt m 0 == "https" then builtins.elemAt m 1 else url;
-  urlHost = url: builtins.head (splitString ":" (lib.removePrefix "http://" (lib.removePrefix "https://" (lib.removeSuffix "/" url))));
-  loginUrls = optional (final ? public_url) final.public_url
-    ++ map (d: d.public_url) ((final.session or { }).domains or [ ]);
-  protectedHosts = map (h: h.host) settingsHosts;
 
-  # --- the examples, with this configuration's names put in --------------------
-  examples = ../examples;
-  # `replace` insists that the example still holds what it replaces, so an
-  # edited example fails evaluation here instead of generating something else.
-  replace = file: from: to: text:
-    if hasInfix from text then replaceStrings [ from ] [ to ] text
-    else throw "services.pocketgate: ${file} no longer contains ${builtins.toJSON from}; nix/module.nix must follow the example";
-  between = file: start: end: text:
-    let
-      after = splitString start text;
-      rest = if builtins.length after == 2 then builtins.elemAt after 1
-        else throw "services.pocketgate: ${file} must contain ${builtins.toJSON start} exactly once";
-      parts = splitString end rest;
-    in if builtins.length parts >= 2 then builtins.head parts
-       else throw "services.pocketgate: ${file} has no ${builtins.toJSON end} after ${builtins.toJSON start}";
   cookieRegex = escapeRegex cookieName;
   underscored = replaceStrings [ "-" ] [ "_" ];
 
@@ -284,57 +188,6 @@ let
   locationLines = loc: "# pocketgate: the snippet's backend headers again (a location that sets any header of its own inherits none of the server's)\n"
     + concatMapStrings (l: l + "\n") (locationHeaderLines loc);
   nginxProtected = name: cfg.enable && cfg.nginx.enable && elem name protectedHosts;
-
-  # --- Traefik: examples/traefik/dynamic.yml's middleware and public router ------
-  traefikFile = "examples/traefik/dynamic.yml";
-  traefikExample = builtins.readFile (examples + "/traefik/dynamic.yml");
-  # The example's settings that carry no name of this configuration, as written there.
-  traefikRequestHeaders = map (l: lib.removePrefix "          - " l)
-    (filter (hasPrefix "          - ") (splitString "\n"
-      (between traefikFile "        authRequestHeaders:\n" "\n\n" traefikExample)));
-  traefikPublicRule = replace traefikFile "Host(`auth.example.com`)" "Host(`@host@`)"
-    (between traefikFile "    pocketgate:\n      rule: \"" "\"\n" traefikExample);
-  # The example's regex for its default names, built from this
-  # configuration's: each name by its words with any separator (or none)
-  # between them, in any case.
-  traefikNameRegex = n: concatStringsSep "[^a-z0-9]*" (nameWords n);
-  traefikRegex = "(?i)^(" + concatMapStringsSep "|" traefikNameRegex (globalNames ++ extraNames ++ [ assertionHeader ]) + ")$";
-  traefikMiddleware = {
-    forwardAuth = {
-      address = "http://${target}/forward-auth";
-      trustForwardHeader = if hasInfix "trustForwardHeader: false\n" traefikExample then false
-        else throw "services.pocketgate: ${traefikFile} no longer sets trustForwardHeader: false; nix/module.nix must follow the example";
-      authResponseHeadersRegex = traefikRegex;
-      authRequestHeaders = traefikRequestHeaders;
-    };
-  };
-  # The other modules' dynamic and static configuration (this module's own
-  # definitions left out: the routers to wire are read from what the
-  # operator defined, and this module adds to that).
-  thisFile = toString ./module.nix;
-  othersOf = opt: map (d: d.value) (filter (d: d.file != thisFile) (opt.definitionsWithLocations or [ ]));
-  traefikOpts = options.services.traefik or { };
-  traefikRoutersDefined = lib.foldl' (acc: v: acc // (((v.http or { }).routers or { }))) { }
-    (othersOf (traefikOpts.dynamicConfigOptions or { }));
-  # Host(`a`) and Host(`a`, `b`) (Traefik v2) name hosts; the names, lower case.
-  ruleHosts = rule: concatMap (m: map (h: toLower (builtins.head h))
-      (filter builtins.isList (builtins.split "`([^`]+)`" (builtins.head m))))
-    (filter builtins.isList (builtins.split "Host\\(([^)]*)\\)" rule));
-  protectsName = h: elem h (map toLower protectedHosts) || lib.any (suffix: lib.hasSuffix suffix h) wildcardSuffixes;
-  traefikLoginRouters = lib.imap0 (i: url: {
-    name = if i == 0 then "pocketgate" else "pocketgate-${toString i}";
-    host = toLower (urlHost url);
-  }) loginUrls;
-  traefikAuto = filter (r: !(elem r (map (l: l.name) traefikLoginRouters))
-      && lib.any protectsName (ruleHosts (traefikRoutersDefined.${r}.rule or "")))
-    (attrNames traefikRoutersDefined);
-  traefikWired = if cfg.traefik.routers != null then cfg.traefik.routers else traefikAuto;
-  traefikStaticOthers = othersOf (traefikOpts.staticConfigOptions or { });
-  # Without a definition of its own the static configuration is NixOS's
-  # default, which this module's definition would replace: it is kept.
-  traefikStaticBase = if traefikStaticOthers == [ ] then (traefikOpts.staticConfigOptions.default or { }) else { };
-  traefikEntryPoints = if cfg.traefik.entryPoints != [ ] then cfg.traefik.entryPoints
-    else attrNames (lib.foldl' (acc: v: acc // ((v.entryPoints or { }))) (traefikStaticBase.entryPoints or { }) traefikStaticOthers);
 
   # --- checks that NixOS reports before anything is built -----------------------
   policyNames = attrNames (final.policies or { });
@@ -492,21 +345,8 @@ let
         + "(e.g. X-Pocketgate-User)";
     }) (stripNames ++ [ assertionHeader ]);
 
-  traefikChecks = map (r: {
-      assertion = traefikRoutersDefined ? ${r};
-      message = "services.pocketgate.traefik.routers names the router \"${r}\", which "
-        + "services.traefik.dynamicConfigOptions.http.routers does not define";
-    }) (if cfg.traefik.routers != null then cfg.traefik.routers else [ ])
-    ++ [ {
-      assertion = traefikEntryPoints != [ ];
-      message = "services.pocketgate.traefik: no entry point to set aliasHeadersStrategy on; define "
-        + "services.traefik.staticConfigOptions.entryPoints or name them in services.pocketgate.traefik.entryPoints";
-    } ];
-
   # A site of its own under a protected wildcard ("*.example.com") is matched
   # by the proxy before the wildcard site, so it gets no wiring.
-  wildcardSuffixes = map (h: lib.removePrefix "*" (toLower h)) (filter (hasPrefix "*.") protectedHosts);
-  loginHosts = map (u: toLower (urlHost u)) loginUrls;
   unwired = names: filter (n: let l = toLower n; in
       !(elem l (map toLower protectedHosts)) && !(elem l loginHosts) && !(hasPrefix "*." l)
       && lib.any (suffix: lib.hasSuffix suffix l) wildcardSuffixes)
@@ -514,18 +354,10 @@ let
   wildcardWarning = proxy: name: "services.${proxy}.virtualHosts.\"${name}\" falls under a protected wildcard "
     + "host but is a site of its own, which pocketgate's wiring does not reach: its requests are never checked; "
     + "add services.pocketgate.hosts.\"${name}\" (it may just name the wildcard's policy)";
-  # A site no `hosts` entry names is not wired at all, so defaultPolicy (which
-  # decides only for requests that ask pocketgate) never applies to it. Sites
-  # under a protected wildcard have their own warning above; pocketgate's own
-  # public site is never wired.
-  defaultOnly = names: optionals ((final.default_policy or null) != null)
-    (filter (n: let l = toLower (urlHost n); in !(protectsName l) && !(elem l loginHosts)) names);
-  defaultOnlyWarning = proxy: where: host: "${where} is not wired by services.pocketgate.${proxy}.enable: "
-    + "no services.pocketgate.hosts entry names ${host}, and the wiring goes only on the hosts listed there, so "
-    + "defaultPolicy (\"${final.default_policy}\") never applies to it and its requests reach the backend unchecked; "
-    + "add services.pocketgate.hosts.\"${host}\".policy = \"${final.default_policy}\"; (or another policy) to protect it";
 in
 {
+  imports = [ ./traefik.nix ];
+
   # Every location of a protected virtual host gets the snippet's backend
   # lines (locationLines): NixOS's vhost and location submodules are extended
   # here, which the module system merges with nginx's own declarations.
@@ -646,28 +478,6 @@ in
 
     caddy.enable = mkEnableOption "the forward-auth wiring in services.caddy for every host";
     nginx.enable = mkEnableOption "the auth_request wiring in services.nginx for every host";
-    traefik = {
-      enable = mkEnableOption ''
-        the forward-auth middleware `pocketgate` in services.traefik.dynamicConfigOptions, on the
-        routers of the protected hosts, and pocketgate's own router for its public URL'';
-      routers = mkOption {
-        type = types.nullOr strList;
-        default = null;
-        example = [ "grafana" "sonarr" ];
-        description = ''
-          The routers (services.traefik.dynamicConfigOptions.http.routers) that get the middleware.
-          null: every router whose rule names a protected host (Host(`...`)).
-        '';
-      };
-      entryPoints = mkOption {
-        type = strList;
-        default = [ ];
-        description = ''
-          The entry points that get `http.aliasHeadersStrategy = "delete"` and that pocketgate's own
-          router is on. []: every entry point of services.traefik.staticConfigOptions (the router on all).
-        '';
-      };
-    };
 
     configFile = mkOption {
       type = types.unspecified;
@@ -737,8 +547,7 @@ in
         }
       ] ++ hostPolicyChecks
         ++ optionals cfg.nginx.enable nginxChecks
-        ++ optionals cfg.caddy.enable caddyChecks
-        ++ optionals cfg.traefik.enable traefikChecks;
+        ++ optionals cfg.caddy.enable caddyChecks;
 
       warnings =
         optionals cfg.caddy.enable (map (wildcardWarning "caddy")
@@ -754,11 +563,7 @@ in
         ++ optionals cfg.nginx.enable (concatMap (n: let v = nginxVhosts.${n}; in
             map (defaultOnlyWarning "nginx" "services.nginx.virtualHosts.\"${n}\"")
               (defaultOnly [ (if (v.serverName or null) != null then v.serverName else n) ]))
-          (attrNames nginxVhosts))
-        ++ optionals cfg.traefik.enable (concatMap (r: let hs = ruleHosts (traefikRoutersDefined.${r}.rule or ""); in
-            map (defaultOnlyWarning "traefik" "services.traefik.dynamicConfigOptions.http.routers.\"${r}\"")
-              (optionals (!(elem r traefikWired) && defaultOnly hs == hs) hs))
-          (attrNames traefikRoutersDefined));
+          (attrNames nginxVhosts));
 
       environment.etc."pocketgate/pocketgate.json".source = checkedFile;
 
@@ -834,29 +639,6 @@ in
         map (url: lib.nameValuePair (urlAddress url) { extraConfig = caddyPublic; }) loginUrls
         ++ map (host: lib.nameValuePair host { extraConfig = mkBefore "import pocketgate"; }) protectedHosts
       );
-    })
-
-    (mkIf (cfg.enable && cfg.traefik.enable) {
-      # NixOS writes these as the file provider's file and the static file
-      # (nixos/modules/services/web-servers/traefik.nix); each attribute set
-      # here is written out literally so that reading the other modules'
-      # definitions (the routers to wire) never needs this one's.
-      services.traefik.dynamicConfigOptions = {
-        http = {
-          middlewares.pocketgate = traefikMiddleware;
-          routers = lib.listToAttrs (map (l: lib.nameValuePair l.name ({
-              rule = replaceStrings [ "@host@" ] [ l.host ] traefikPublicRule;
-              service = "pocketgate";
-            } // optionalAttrs (cfg.traefik.entryPoints != [ ]) { inherit (cfg.traefik) entryPoints; }))
-            traefikLoginRouters
-            ++ map (r: lib.nameValuePair r { middlewares = mkBefore [ "pocketgate" ]; }) traefikWired);
-          services.pocketgate.loadBalancer.servers = [ { url = "http://${target}"; } ];
-        };
-      };
-      services.traefik.staticConfigOptions = {
-        entryPoints = lib.genAttrs traefikEntryPoints (ep:
-          ((traefikStaticBase.entryPoints or { }).${ep} or { }) // { http.aliasHeadersStrategy = "delete"; });
-      };
     })
 
     (mkIf (cfg.enable && cfg.nginx.enable) {

@@ -602,8 +602,8 @@ def test_sites_left_to_the_default_policy_get_a_warning_naming_each(evaluate, tm
         ('services.nginx.virtualHosts."wiki.example.com"', "nginx", "wiki.example.com"),
         ('services.traefik.dynamicConfigOptions.http.routers."blog"', "traefik", "blog.example.net"),
     ]
-    assert ev.data["warnings"] == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
-                                   + why.format(host=host) for where, proxy, host in expected]
+    assert sorted(ev.data["warnings"]) == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
+                                           + why.format(host=host) for where, proxy, host in expected]
     # a hosts entry wires it and ends the warning (docs: the virtual host must be named by its host)
     ev = evaluate(sites, TRAEFIK, '{ services.pocketgate.hosts = { "wiki.example.com".policy = "users"; '
                   '"notes.example.com".policy = "users"; "blog.example.net".policy = "users"; }; }')
