@@ -43,10 +43,22 @@ let
   # The other modules' dynamic and static configuration (this module's own
   # definitions left out: the routers to wire are read from what the
   # operator defined, and this module adds to that).
+  # Values are read as the module system would merge them, near enough to
+  # find routers, rules and entry points: mkIf/mkMerge/mkOverride/mkOrder
+  # resolved (priorities not weighed), attribute sets merged recursively (one
+  # module's rule and another's tls make one router).
   thisFile = toString ./traefik.nix;
-  othersOf = opt: map (d: d.value) (filter (d: d.file != thisFile) (opt.definitionsWithLocations or [ ]));
+  plain = v:
+    if builtins.isAttrs v && v ? _type then
+      if v._type == "if" then (if v.condition then plain v.content else { })
+      else if v._type == "merge" then lib.foldl' (a: c: lib.recursiveUpdate a (plain c)) { } v.contents
+      else if v._type == "override" || v._type == "order" then plain v.content
+      else v
+    else if builtins.isAttrs v then lib.mapAttrs (_: plain) v
+    else v;
+  othersOf = opt: map (d: plain d.value) (filter (d: d.file != thisFile) (opt.definitionsWithLocations or [ ]));
   traefikOpts = options.services.traefik or { };
-  traefikRoutersDefined = lib.foldl' (acc: v: acc // (((v.http or { }).routers or { }))) { }
+  traefikRoutersDefined = lib.foldl' (acc: v: lib.recursiveUpdate acc ((v.http or { }).routers or { })) { }
     (othersOf (traefikOpts.dynamicConfigOptions or { }));
   # Host(`a`) and Host(`a`, `b`) (Traefik v2) name hosts; the names, lower case.
   ruleHosts = rule: concatMap (m: map (h: toLower (builtins.head h))
@@ -65,13 +77,19 @@ let
   # default, which this module's definition would replace: it is kept.
   traefikStaticBase = if traefikStaticOthers == [ ] then (traefikOpts.staticConfigOptions.default or { }) else { };
   traefikEntryPoints = if cfg.traefik.entryPoints != [ ] then cfg.traefik.entryPoints
-    else attrNames (lib.foldl' (acc: v: acc // ((v.entryPoints or { }))) (traefikStaticBase.entryPoints or { }) traefikStaticOthers);
+    else attrNames (lib.foldl' (acc: v: acc // (v.entryPoints or { })) (traefikStaticBase.entryPoints or { }) traefikStaticOthers);
 
   traefikChecks = map (r: {
       assertion = traefikRoutersDefined ? ${r};
       message = "services.pocketgate.traefik.routers names the router \"${r}\", which "
         + "services.traefik.dynamicConfigOptions.http.routers does not define";
     }) (if cfg.traefik.routers != null then cfg.traefik.routers else [ ])
+    ++ map (file: {
+      assertion = (config.services.traefik.${file} or null) == null;
+      message = "services.pocketgate.traefik wires services.traefik.dynamicConfigOptions and staticConfigOptions, "
+        + "which NixOS ignores when services.traefik.${file} is set; define the configuration in those options "
+        + "instead (or wire pocketgate into your file by hand: examples/traefik/)";
+    }) [ "dynamicConfigFile" "staticConfigFile" ]
     ++ [ {
       assertion = traefikEntryPoints != [ ];
       message = "services.pocketgate.traefik: no entry point to set aliasHeadersStrategy on; define "

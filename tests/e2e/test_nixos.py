@@ -585,6 +585,23 @@ def test_the_traefik_wiring_takes_named_routers_and_follows_the_names(evaluate):
     err = eval_error(evaluate, TRAEFIK, '{ services.pocketgate.traefik.routers = [ "grafana" "wiki" ]; }')
     assert ('services.pocketgate.traefik.routers names the router "wiki", which '
             "services.traefik.dynamicConfigOptions.http.routers does not define") in err, err
+    err = eval_error(evaluate, TRAEFIK, '{ services.traefik.dynamicConfigFile = "/etc/traefik/dynamic.toml"; }')
+    assert ("services.pocketgate.traefik wires services.traefik.dynamicConfigOptions and staticConfigOptions, which "
+            "NixOS ignores when services.traefik.dynamicConfigFile is set") in err, err
+
+
+def test_the_traefik_wiring_reads_routers_as_nixos_merges_them(evaluate):
+    """A router's rule in one module and more of it in another (mkIf, mkMerge
+    too) is one router: it is wired, never silently left out."""
+    ev = evaluate(TRAEFIK, '{ lib, ... }: { services.traefik.dynamicConfigOptions.http.routers = { '
+                  'grafana.tls.certResolver = "letsencrypt"; '
+                  'wiki = lib.mkIf true { rule = "Host(`wiki.example.com`)"; service = "wiki"; }; '
+                  'code = lib.mkMerge [ { service = "code"; } { rule = "Host(`code.example.com`)"; } ]; }; '
+                  'services.pocketgate.hosts = { "wiki.example.com".policy = "users"; "code.example.com".policy = "users"; }; }')
+    routers = ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]
+    assert routers["grafana"]["middlewares"] == ["pocketgate", "compress"]
+    assert routers["grafana"]["tls"] == {"certResolver": "letsencrypt"}
+    assert routers["wiki"]["middlewares"] == ["pocketgate"] and routers["code"]["middlewares"] == ["pocketgate"]
 
 
 def test_sites_left_to_the_default_policy_get_a_warning_naming_each(evaluate, tmp_path):

@@ -69,6 +69,8 @@ in
       enable = mkOption { type = types.bool; default = false; };
       staticConfigOptions = mkOption { type = jsonValue; default = { entryPoints.http.address = ":80"; }; };
       dynamicConfigOptions = mkOption { type = jsonValue; default = { }; };
+      staticConfigFile = mkOption { type = types.nullOr types.path; default = null; };
+      dynamicConfigFile = mkOption { type = types.nullOr types.path; default = null; };
     };
 
     # nixos/modules/services/web-servers/nginx
