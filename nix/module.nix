@@ -18,10 +18,13 @@
 # own message. Secrets are only ever files, handed to the service by systemd
 # (LoadCredential); never the Nix store.
 #
-# caddy.enable / nginx.enable wire the proxy: the forward-auth snippet comes
-# from this repository's examples/ (the same text operators paste by hand),
-# with only the names this configuration uses put in: the listen address,
-# identity header names, the assertion header and the cookie name.
+# caddy.enable / nginx.enable (here) and traefik.enable (traefik.nix) wire
+# the proxy: the forward-auth snippet comes from this repository's examples/
+# (the same text operators paste by hand), with only the names this
+# configuration uses put in (names.nix): the listen address, identity header
+# names, the assertion header and the cookie name. nginx gets the snippet's
+# backend headers in every location of a protected host too, beside what
+# NixOS's recommendedProxySettings and proxyWebsockets write there.
 { config, lib, pkgs, ... }:
 
 let
@@ -47,70 +50,8 @@ let
   # Drop nulls and empty lists: pocketgate's own defaults apply to what is unset.
   clean = attrs: filterAttrs (_: v: v != null && v != [ ]) attrs;
 
-  # --- typed options -> pocketgate keys ----------------------------------------
-  policyOptions = {
-    options = {
-      allowedGroups = mkOption { type = strList; default = [ ]; description = "Groups (or claim-mapped roles) that pass."; };
-      allowedUsers = mkOption { type = strList; default = [ ]; description = "User names that pass."; };
-      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Client networks (CIDR) that pass without a login."; };
-    };
-  };
-  policyKeys = p: clean {
-    allowed_groups = p.allowedGroups;
-    allowed_users = p.allowedUsers;
-    allowed_networks = p.allowedNetworks;
-  };
-
-  claimRoleOptions = {
-    options = {
-      claim = mkOption { type = types.str; default = "groups"; description = "The ID token claim to look at."; };
-      value = mkOption { type = types.str; description = "The value the claim must hold."; };
-      role = mkOption { type = types.str; description = "The role (group) it counts as for this host."; };
-    };
-  };
-
-  ruleOptions = {
-    options = {
-      paths = mkOption { type = strList; default = [ ]; description = "Path prefixes on segment boundaries."; };
-      resources = mkOption { type = strList; default = [ ]; description = "Regexes on the path (paths OR resources)."; };
-      methods = mkOption { type = strList; default = [ ]; description = "AND the method is one of these."; };
-      networks = mkOption { type = strList; default = [ ]; description = "AND the client address is in one of these."; };
-      policy = mkOption { type = types.nullOr types.str; default = null; description = "This policy decides instead of the host's."; };
-      action = mkOption { type = types.nullOr (types.enum [ "bypass" "deny" ]); default = null; description = "Or: pass without identity, or 403."; };
-    };
-  };
-  ruleKeys = r: clean { inherit (r) paths resources methods networks policy action; };
-
-  headerOptions = {
-    options = lib.genAttrs [ "user" "email" "name" "groups" ] (field: mkOption {
-      type = types.nullOr types.str;
-      default = null;
-      description = "This host's header for the ${field} (the rest come from [headers]).";
-    });
-  };
-
-  hostOptions = { name, ... }: {
-    options = {
-      policy = mkOption { type = types.nullOr types.str; default = null; description = "The policy for ${name} (null: default_policy)."; };
-      claimRoles = mkOption { type = types.listOf (types.submodule claimRoleOptions); default = [ ]; description = "Claim values that count as roles here."; };
-      bypassPaths = mkOption { type = strList; default = [ ]; description = "Path prefixes that pass without a login."; };
-      bypassResources = mkOption { type = strList; default = [ ]; description = "Path regexes that pass without a login."; };
-      allowedNetworks = mkOption { type = strList; default = [ ]; description = "Bypasses apply only from these networks."; };
-      rules = mkOption { type = types.listOf (types.submodule ruleOptions); default = [ ]; description = "Ordered per-path rules ([[hosts.rules]])."; };
-      caseInsensitivePaths = mkOption { type = types.bool; default = false; description = "Match bypass paths, resources and rules in any letter case (for backends that route so: ASP.NET Core apps such as Sonarr, Radarr, Jellyfin)."; };
-      headers = mkOption { type = types.submodule headerOptions; default = { }; description = "Header names for this host's backend."; };
-    };
-  };
-  hostKeys = host: h: clean {
-    inherit host;
-    inherit (h) policy;
-    claim_roles = map (c: { inherit (c) claim value role; }) h.claimRoles;
-    bypass_paths = h.bypassPaths;
-    bypass_resources = h.bypassResources;
-    allowed_networks = h.allowedNetworks;
-    rules = map ruleKeys h.rules;
-  } // optionalAttrs h.caseInsensitivePaths { case_insensitive_paths = true; }
-    // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
+  # --- typed options -> pocketgate keys (options.nix) ----------------------------
+  inherit (import ./options.nix { inherit lib clean strList; }) policyOptions policyKeys hostOptions hostKeys;
 
   # --- secrets: files only, handed over by systemd -----------------------------
   credentialsDir = "/run/credentials/pocketgate.service";
@@ -128,6 +69,9 @@ let
   # The configuration as written, and the same file once `check --offline` has
   # passed it (the unit runs only the checked one).
   final = cfg.settings;
+  inherit (import ./names.nix { inherit lib final; })
+    listen target settingsHosts globalHeaders globalNames assertionHeader uniqueCi extraNames urlHost loginUrls
+    protectedHosts examples replace between wildcardSuffixes loginHosts defaultOnly defaultOnlyWarning nameWords;
   rawFile = pkgs.writeText "pocketgate.json" (builtins.toJSON final);
   # Secrets an environmentFile may carry: the build-time check stands a
   # placeholder in for each one no file option sets.
@@ -140,35 +84,14 @@ let
     cp "$config" "$out"
   '';
 
-  # --- what the proxies need to know ------------------------------------------
-  listen = final.listen or "127.0.0.1:4180";
   lowPort = lib.toInt (lib.last (splitString ":" listen)) < 1024;
-  # Where the proxies reach it: a wildcard listen address is asked on loopback.
-  target =
-    if hasPrefix "0.0.0.0:" listen then "127.0.0.1:" + lib.removePrefix "0.0.0.0:" listen
-    else if hasPrefix "[::]:" listen then "[::1]:" + lib.removePrefix "[::]:" listen
-    else listen;
   cookieName = (final.session or { }).cookie_name or "pocketgate";
-  settingsHosts = final.hosts or [ ];
-  globalHeaders = {
-    user = "X-Remote-User"; email = "X-Remote-Email"; name = "X-Remote-Name"; groups = "X-Remote-Groups";
-  } // (final.headers or { });
-  globalNames = map (f: globalHeaders.${f}) [ "user" "email" "name" "groups" ];
-  assertionHeader = (final.assertion or { }).header or "X-Pocketgate-Assertion";
-  uniqueCi = names: lib.foldl' (acc: n: if elem (toLower n) (map toLower acc) then acc else acc ++ [ n ]) [ ] names;
-  hostHeaderNames = concatMap (h: attrValues (h.headers or { })) settingsHosts;
-  # Names a host uses besides the global four and the assertion: stripped and
-  # copied on every protected site (one list, as the examples explain).
-  extraNames = filter
-    (n: !(elem (toLower n) (map toLower (globalNames ++ [ assertionHeader ]))))
-    (uniqueCi hostHeaderNames);
   # Stripped by name: everything `X-Remote-*` does not already cover.
   stripNames = uniqueCi (filter (n: !(hasPrefix "x-remote-" (toLower n))) globalNames ++ extraNames);
   # Caddy strips every spelling of a name (X_Remote-User, X.Remote.User) by
   # one of its words: `request_header -*word*` removes each header whose name
   # contains it, in any case. The longest word (the last of equals) is used;
   # a word that the headers the wiring relies on contain would strip them too.
-  nameWords = n: filter (w: builtins.isString w && w != "") (builtins.split "[^a-z0-9]+" (toLower n));
   stripWord = n: lib.foldl' (a: w: if builtins.stringLength w >= builtins.stringLength a then w else a) "" (nameWords n);
   neededHeaders = [ "accept" "accept-encoding" "accept-language" "authorization" "cache-control" "connection"
     "content-length" "content-type" "cookie" "host" "if-modified-since" "if-none-match" "origin" "range" "referer"
@@ -183,26 +106,7 @@ let
     let m = builtins.match "(https?)://([^/]+)/?" url;
     in if m == null then throw "services.pocketgate: ${url} is not an http(s) origin"
        else if builtins.elemAt m 0 == "https" then builtins.elemAt m 1 else url;
-  urlHost = url: builtins.head (splitString ":" (lib.removePrefix "http://" (lib.removePrefix "https://" (lib.removeSuffix "/" url))));
-  loginUrls = optional (final ? public_url) final.public_url
-    ++ map (d: d.public_url) ((final.session or { }).domains or [ ]);
-  protectedHosts = map (h: h.host) settingsHosts;
 
-  # --- the examples, with this configuration's names put in --------------------
-  examples = ../examples;
-  # `replace` insists that the example still holds what it replaces, so an
-  # edited example fails evaluation here instead of generating something else.
-  replace = file: from: to: text:
-    if hasInfix from text then replaceStrings [ from ] [ to ] text
-    else throw "services.pocketgate: ${file} no longer contains ${builtins.toJSON from}; nix/module.nix must follow the example";
-  between = file: start: end: text:
-    let
-      after = splitString start text;
-      rest = if builtins.length after == 2 then builtins.elemAt after 1
-        else throw "services.pocketgate: ${file} must contain ${builtins.toJSON start} exactly once";
-      parts = splitString end rest;
-    in if builtins.length parts >= 2 then builtins.head parts
-       else throw "services.pocketgate: ${file} has no ${builtins.toJSON end} after ${builtins.toJSON start}";
   cookieRegex = escapeRegex cookieName;
   underscored = replaceStrings [ "-" ] [ "_" ];
 
@@ -255,6 +159,36 @@ let
     (replace snippetFile "proxy_set_header X-Pocketgate-Assertion $pg_assertion;" "proxy_set_header ${assertionHeader} $pg_assertion;")
   ];
 
+  # --- the snippet's backend lines in every location ----------------------------
+  # nginx inherits a server's proxy_set_header lines only into a location that
+  # sets none of its own. NixOS writes such lines into a location
+  # (nixos/modules/services/web-servers/nginx/default.nix, mkLocations):
+  #   proxyWebsockets                -> proxy_http_version 1.1;
+  #                                     proxy_set_header Upgrade $http_upgrade;
+  #                                     proxy_set_header Connection $connection_upgrade;
+  #   proxyPass != null && recommendedProxySettings (a location's default is
+  #   the global one)                -> include recommendedProxyConfig, i.e.
+  #     proxy_set_header Host $host; X-Real-IP $remote_addr;
+  #     X-Forwarded-For $proxy_add_x_forwarded_for; X-Forwarded-Proto $scheme;
+  #     X-Forwarded-Host $host; X-Forwarded-Server $host;
+  # So every location of a protected host gets the snippet's proxy_set_header
+  # lines too (the identity headers, Cookie, the assertion, and Host,
+  # X-Forwarded-*, Upgrade, Connection), less the names NixOS already sets
+  # there, which nginx would otherwise send twice. proxy_http_version is not
+  # an array directive: the location inherits the snippet's from the server.
+  nixosRecommendedHeaders = [ "host" "x-real-ip" "x-forwarded-for" "x-forwarded-proto" "x-forwarded-host" "x-forwarded-server" ];
+  nixosWebsocketHeaders = [ "upgrade" "connection" ];
+  nixosLocationHeaders = loc:
+    optionals ((loc.proxyPass or null) != null && (loc.recommendedProxySettings or false)) nixosRecommendedHeaders
+    ++ optionals (loc.proxyWebsockets or false) nixosWebsocketHeaders;
+  backendHeaderLines = filter (hasPrefix "proxy_set_header ") (splitString "\n"
+    (between snippetFile "# --- what the backend receives" "# --- the subrequest to pocketgate" nginxSnippet));
+  headerOfLine = l: toLower (builtins.elemAt (filter (w: w != "") (splitString " " l)) 1);
+  locationHeaderLines = loc: filter (l: !(elem (headerOfLine l) (nixosLocationHeaders loc))) backendHeaderLines;
+  locationLines = loc: "# pocketgate: the snippet's backend headers again (a location that sets any header of its own inherits none of the server's)\n"
+    + concatMapStrings (l: l + "\n") (locationHeaderLines loc);
+  nginxProtected = name: cfg.enable && cfg.nginx.enable && elem name protectedHosts;
+
   # --- checks that NixOS reports before anything is built -----------------------
   policyNames = attrNames (final.policies or { });
   policyCheck = where: name: {
@@ -300,16 +234,19 @@ let
     || builtins.match ".*[?&](pass|password)=.*" url != null;
   # nginx: what would let a request past the snippet's identity headers.
   # - A location that sets any proxy_set_header of its own makes nginx drop
-  #   every one the snippet sets for the server (the identity headers too), so
-  #   the client's X-Remote-User would reach the backend. NixOS adds such
-  #   lines for recommendedProxySettings (on a location with proxyPass; its
-  #   default is the global setting) and proxyWebsockets.
+  #   every one the snippet sets for the server (the identity headers too).
+  #   NixOS adds such lines for recommendedProxySettings and proxyWebsockets,
+  #   so the wiring writes the snippet's backend lines into every location of
+  #   a protected host as well (locationLines); what is left to refuse is a
+  #   location whose own extraConfig sets one of those names again.
   # - fastcgi/uwsgi/scgi/grpc backends get the client's headers as they are
   #   (HTTP_X_REMOTE_USER): the snippet's proxy_set_header lines never apply.
   # - Another virtual host serving the same name (serverName/serverAliases
   #   under another attribute name) may be the one nginx picks.
   passes = [ "fastcgi_pass" "uwsgi_pass" "scgi_pass" "grpc_pass" ];
   nginxVhosts = config.services.nginx.virtualHosts;
+  setHeaderNames = text: map (m: toLower (builtins.head m))
+    (filter builtins.isList (builtins.split "proxy_set_header[[:space:]]+([^[:space:];]+)" text));
   nginxChecks = concatMap (host:
     let
       vhost = nginxVhosts.${host} or { locations = { }; extraConfig = ""; };
@@ -320,15 +257,17 @@ let
         && (elem (toLower host) (map toLower (optional ((v.serverName or null) != null) v.serverName ++ (v.serverAliases or [ ])))))
         nginxVhosts);
     in
-    mapAttrsToList (path: loc: {
-      assertion = !(((loc.proxyPass or null) != null && (loc.recommendedProxySettings or false))
-        || (loc.proxyWebsockets or false) || hasInfix "proxy_set_header" (loc.extraConfig or ""));
-      message = "${where}.locations.\"${path}\" sets its own proxy_set_header "
-        + "(recommendedProxySettings, proxyWebsockets or extraConfig), so nginx drops the identity headers "
-        + "pocketgate's snippet sets for the server and a client's forged X-Remote-User would reach the backend; "
-        + "set recommendedProxySettings = false and proxyWebsockets = false there (the snippet already sends "
-        + "Host, X-Forwarded-* and the WebSocket headers)";
-    }) (vhost.locations or { })
+    mapAttrsToList (path: loc:
+      let
+        ownLoc = replaceStrings [ (locationLines loc) ] [ "" ] (loc.extraConfig or "");
+        twice = filter (n: elem n (map headerOfLine (locationHeaderLines loc))) (unique (setHeaderNames ownLoc));
+      in {
+        assertion = twice == [ ];
+        message = "${where}.locations.\"${path}\" sets proxy_set_header ${concatStringsSep ", " twice} in its "
+          + "extraConfig, which pocketgate's wiring sets on every location of a protected host (the identity "
+          + "headers from pocketgate's answer, the others as the snippet sends them), so nginx would send the "
+          + "header twice; remove the line from the location";
+      }) (vhost.locations or { })
     ++ mapAttrsToList (path: loc: {
       assertion = (loc.fastcgiParams or { }) == { } && !(lib.any (p: hasInfix p (loc.extraConfig or "")) passes);
       message = "${where}.locations.\"${path}\" passes requests to a FastCGI/uwsgi/SCGI/gRPC backend, which "
@@ -340,7 +279,7 @@ let
         assertion = !(lib.any (p: hasInfix p own) passes) && !(hasInfix "location" own && hasInfix "proxy_set_header" own);
         message = "${where}.extraConfig holds a location with its own proxy_set_header, or a FastCGI/uwsgi/SCGI/gRPC "
           + "pass, where the identity headers of pocketgate's snippet do not apply; use locations.<path> with "
-          + "proxyPass (and recommendedProxySettings = false) instead";
+          + "proxyPass instead (the wiring puts the identity headers into each of those)";
       }
       {
         assertion = others == [ ];
@@ -408,8 +347,6 @@ let
 
   # A site of its own under a protected wildcard ("*.example.com") is matched
   # by the proxy before the wildcard site, so it gets no wiring.
-  wildcardSuffixes = map (h: lib.removePrefix "*" (toLower h)) (filter (hasPrefix "*.") protectedHosts);
-  loginHosts = map (u: toLower (urlHost u)) loginUrls;
   unwired = names: filter (n: let l = toLower n; in
       !(elem l (map toLower protectedHosts)) && !(elem l loginHosts) && !(hasPrefix "*." l)
       && lib.any (suffix: lib.hasSuffix suffix l) wildcardSuffixes)
@@ -419,6 +356,21 @@ let
     + "add services.pocketgate.hosts.\"${name}\" (it may just name the wildcard's policy)";
 in
 {
+  imports = [ ./traefik.nix ];
+
+  # Every location of a protected virtual host gets the snippet's backend
+  # lines (locationLines): NixOS's vhost and location submodules are extended
+  # here, which the module system merges with nginx's own declarations.
+  options.services.nginx.virtualHosts = mkOption {
+    type = types.attrsOf (types.submodule ({ name, ... }: {
+      options.locations = mkOption {
+        type = types.attrsOf (types.submodule ({ config, ... }: {
+          config.extraConfig = mkIf (nginxProtected name) (lib.mkAfter (locationLines config));
+        }));
+      };
+    }));
+  };
+
   options.services.pocketgate = {
     enable = mkEnableOption "pocketgate, the forward-auth sidecar for Pocket ID";
 
@@ -604,7 +556,14 @@ in
         ++ optionals cfg.nginx.enable (map (wildcardWarning "nginx")
           (unwired (lib.unique (concatMap (n: let v = nginxVhosts.${n}; in
             [ (if (v.serverName or null) != null then v.serverName else n) ] ++ (v.serverAliases or [ ]))
-            (attrNames nginxVhosts)))));
+            (attrNames nginxVhosts)))))
+        ++ optionals cfg.caddy.enable (concatMap (n: map (defaultOnlyWarning "caddy" "services.caddy.virtualHosts.\"${n}\"")
+            (defaultOnly [ (caddyVhosts.${n}.hostName or n) ]))
+          (attrNames caddyVhosts))
+        ++ optionals cfg.nginx.enable (concatMap (n: let v = nginxVhosts.${n}; in
+            map (defaultOnlyWarning "nginx" "services.nginx.virtualHosts.\"${n}\"")
+              (defaultOnly [ (if (v.serverName or null) != null then v.serverName else n) ]))
+          (attrNames nginxVhosts));
 
       environment.etc."pocketgate/pocketgate.json".source = checkedFile;
 

@@ -36,7 +36,7 @@ import pytest
 from harness import configs, flows, nixos
 from harness.checks import ALIASES, IDENTITY_NAMES, assert_login_required, cookie_header, logged_in, raw_echo, squash
 from harness.configs import ADDR_LAN, ADDR_MONITORING, ADDR_OUTSIDE_2, ADDR_PRIVATE, TEST_DOMAIN
-from harness.net import browser, raw_request
+from harness.net import browser, raw_request, websocket_handshake
 from harness.proxies import _binary
 from harness.stack import Additions, pocketgate_binary, start_stack
 
@@ -244,14 +244,6 @@ FAILURES = [
      ['services.pocketgate.defaultPolicy = "everyone": no such policy']),
     ("one host twice, by case", ['{ services.pocketgate.hosts."Grafana.example.com".policy = "users"; }'],
      ["host grafana.example.com is defined twice"]),
-    ("nginx global recommendedProxySettings",
-     ['{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
-      'services.nginx.virtualHosts."grafana.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; }'],
-     ['services.nginx.virtualHosts."grafana.example.com".locations."/" sets its own proxy_set_header']),
-    ("nginx websocket location",
-     ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."grafana.example.com".locations."/api/live" = '
-      '{ proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; }'],
-     ['services.nginx.virtualHosts."grafana.example.com".locations."/api/live" sets its own proxy_set_header']),
     ("nginx FastCGI backend",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."lan.example.com".locations."~ \\\\.php$".extraConfig = '
       '"fastcgi_pass unix:/run/phpfpm/app.sock;"; }'],
@@ -291,11 +283,12 @@ FAILURES = [
       '{ serverName = "grafana.example.com"; locations."/".proxyPass = "http://127.0.0.1:3000"; }; }'],
      ['services.nginx.virtualHosts."grafana" also serve grafana.example.com',
       'define the site as services.nginx.virtualHosts."grafana.example.com" instead']),
-    ("nginx location that drops the identity headers",
+    ("nginx location that sets a header the wiring sets",
      ['{ services.pocketgate.nginx.enable = true; services.nginx.virtualHosts."sonarr.example.com".locations."/" = '
-      '{ proxyPass = "http://127.0.0.1:8989"; recommendedProxySettings = true; }; }'],
-     ['services.nginx.virtualHosts."sonarr.example.com".locations."/" sets its own proxy_set_header',
-      "recommendedProxySettings = false"]),
+      '{ proxyPass = "http://127.0.0.1:8989"; extraConfig = "proxy_set_header X-Real-IP $remote_addr;\\n'
+      'proxy_set_header  x-remote-user  $remote_user;\\nproxy_set_header Host $http_host;"; }; }'],
+     ['services.nginx.virtualHosts."sonarr.example.com".locations."/" sets proxy_set_header x-remote-user, host '
+      "in its extraConfig", "would send the header twice"]),
 ]
 
 
@@ -326,12 +319,51 @@ def test_a_nix_path_in_settings_is_refused_by_type(evaluate):
     assert "JSON value (files as strings, never Nix paths)" in err, err
 
 
-def test_nginx_locations_that_keep_the_identity_headers_pass(evaluate):
+def _location_headers(text: str) -> list[str]:
+    return [m.lower() for m in re.findall(r"^proxy_set_header\s+(\S+)", text, re.M)]
+
+
+def test_every_location_of_a_protected_host_gets_the_identity_lines(evaluate):
+    """NixOS's recommendedProxySettings (global or per location) and
+    proxyWebsockets write proxy_set_header lines into a location, so nginx
+    inherits none of the server's there: the wiring writes the snippet's
+    backend lines into each location, less the names NixOS already sets."""
     ev = evaluate('{ services.pocketgate.nginx.enable = true; services.nginx.recommendedProxySettings = true; '
                   'services.nginx.virtualHosts."grafana.example.com".locations = { '
-                  '"/".proxyPass = "http://127.0.0.1:3000"; "/".recommendedProxySettings = false; '
-                  '"/static/".extraConfig = "alias /srv/static/;"; }; }')
-    assert ev.data["nginx"]["virtualHosts"]["grafana.example.com"]["locations"]["/"]["proxyPass"]
+                  '"/".proxyPass = "http://127.0.0.1:3000"; '
+                  '"/api/live/" = { proxyPass = "http://127.0.0.1:3000"; proxyWebsockets = true; }; '
+                  '"/plain/" = { proxyPass = "http://127.0.0.1:3000"; recommendedProxySettings = false; }; '
+                  '"/static/".extraConfig = "alias /srv/static/;"; }; '
+                  'services.nginx.virtualHosts."blog.example.net".locations."/".proxyPass = "http://127.0.0.1:4000"; }')
+    snippet = (configs.EXAMPLES / "nginx" / "pocketgate.conf").read_text()
+    backend = snippet.split("# --- what the backend receives", 1)[1].split("# --- the subrequest to pocketgate")[0]
+    lines = [line for line in backend.splitlines() if line.startswith("proxy_set_header ")]
+    identity = ["x-remote-user", "x-remote-email", "x-remote-name", "x-remote-groups", "x-webauth-user", "cookie",
+                "x-pocketgate-assertion"]
+    recommended = {"host", "x-real-ip", "x-forwarded-for", "x-forwarded-proto", "x-forwarded-host",
+                   "x-forwarded-server"}
+    locations = ev.data["nginx"]["virtualHosts"]["grafana.example.com"]["locations"]
+    expected = {
+        "/": [n for n in _location_headers("\n".join(lines)) if n not in recommended],
+        "/api/live/": [n for n in _location_headers("\n".join(lines)) if n not in recommended | {"upgrade", "connection"}],
+        "/plain/": _location_headers("\n".join(lines)),
+        "/static/": _location_headers("\n".join(lines)),
+    }
+    for path, names in expected.items():
+        text = locations[path]["extraConfig"]
+        assert _location_headers(text) == names, (path, text)
+        assert set(identity) <= set(names), path
+        # the lines are the snippet's own, names put in
+        assert all(line in lines for line in text.splitlines() if line.startswith("proxy_set_header")), text
+    assert locations["/"]["recommendedProxySettings"] and locations["/api/live/"]["proxyWebsockets"]
+    assert "alias /srv/static/;" in locations["/static/"]["extraConfig"]
+    # a virtual host pocketgate does not protect is left as it is
+    assert ev.data["nginx"]["virtualHosts"]["blog.example.net"]["locations"]["/"]["extraConfig"] == ""
+    # the configured names follow
+    ev = evaluate('{ services.pocketgate = { nginx.enable = true; settings.headers.user = "Remote-User"; }; '
+                  'services.nginx.virtualHosts."lan.example.com".locations."/".proxyWebsockets = true; }')
+    text = ev.data["nginx"]["virtualHosts"]["lan.example.com"]["locations"]["/"]["extraConfig"]
+    assert "proxy_set_header Remote-User     $pg_user;" in text and "X-Remote-User" not in text, text
 
 
 def test_a_site_under_a_protected_wildcard_gets_a_warning(evaluate):
@@ -417,10 +449,12 @@ def test_the_nginx_wiring_is_the_example(evaluate):
 
 
 def test_the_nginx_wiring_passes_the_checks_nixos_runs(evaluate, tmp_path):
-    """NixOS builds nginx.conf through gixy (and nginx parses it at start)."""
-    backends = "".join(f'services.nginx.virtualHosts."{h}.example.com".locations."/".proxyPass = "http://127.0.0.1:3000"; '
-                       for h in ("grafana", "sonarr", "lan"))
-    ev = evaluate(f"{{ services.pocketgate.nginx.enable = true; {backends}}}")
+    """NixOS builds nginx.conf through gixy (and nginx parses it at start),
+    with the recommended proxy settings and a WebSocket location too."""
+    ev = evaluate(nixos.EXAMPLES / "nginx.nix")
+    assert ev.data["warnings"] == []
+    nginx = ev.data["nginx"]
+    assert nginx["recommendedProxySettings"] and nginx["virtualHosts"]["grafana.example.com"]["locations"]["/"]["proxyWebsockets"]
     conf = tmp_path / "nginx.conf"
     conf.write_text(nixos.nginx_conf(ev.data["nginx"], configs.Ports(proxy=18080, auth=0, echo=0), tmp_path))
     gixy = subprocess.run([str(Path(sys.executable).parent / "gixy"), str(conf)], capture_output=True, text=True,
@@ -479,6 +513,125 @@ def test_the_wiring_follows_the_configured_names(evaluate, tmp_path):
     assert r"pg_sess(?:_[0-7]" in nginx["appendHttpConfig"] and ")pocketgate(" not in nginx["appendHttpConfig"]
 
 
+TRAEFIK = ('{ services.pocketgate.traefik.enable = true; '
+           'services.traefik.staticConfigOptions.entryPoints.websecure.address = ":443"; '
+           'services.traefik.dynamicConfigOptions.http = { '
+           'routers.grafana = { rule = "Host(`grafana.example.com`)"; service = "grafana"; middlewares = [ "compress" ]; }; '
+           'routers.sonarr = { rule = "Host(`sonarr.example.com`) && PathPrefix(`/`)"; service = "sonarr"; }; '
+           'routers.blog = { rule = "Host(`blog.example.net`)"; service = "blog"; }; }; }')
+
+
+def _traefik_example() -> dict:
+    import yaml
+    return yaml.safe_load((configs.EXAMPLES / "traefik" / "dynamic.yml").read_text())
+
+
+def test_the_traefik_wiring_is_the_examples(evaluate):
+    ev = evaluate(TRAEFIK)
+    example = _traefik_example()["http"]
+    dyn = ev.data["traefik"]["dynamicConfigOptions"]["http"]
+    got, want = dyn["middlewares"]["pocketgate"]["forwardAuth"], example["middlewares"]["pocketgate"]["forwardAuth"]
+    assert got["address"] == want["address"] and got["trustForwardHeader"] is False
+    assert got["authRequestHeaders"] == want["authRequestHeaders"]
+    # the regex built from the configuration's names strips what the example's does
+    names = [*IDENTITY_NAMES, *(k for k, _ in ALIASES), "X_WEBAUTH_USER", "xpocketgateassertion", "X-Remote-Userx",
+             "Remote-User", "X-Remote", "Accept", "X-Forwarded-User", "X-WEBAUTH-USERNAME"]
+    assert [bool(re.search(got["authResponseHeadersRegex"], n)) for n in names] == \
+        [bool(re.search(want["authResponseHeadersRegex"], n)) for n in names]
+    assert any(re.search(got["authResponseHeadersRegex"], n) for n in names)
+    routers = dyn["routers"]
+    # the protected hosts' routers get the middleware first; another host's router is left alone
+    assert routers["grafana"]["middlewares"] == ["pocketgate", "compress"]
+    assert routers["sonarr"]["middlewares"] == ["pocketgate"]
+    assert "middlewares" not in routers["blog"]
+    # pocketgate's own public router is the example's, with its service
+    assert routers["pocketgate"] == {"rule": example["routers"]["pocketgate"]["rule"], "service": "pocketgate"}
+    assert dyn["services"]["pocketgate"] == example["services"]["pocketgate"]
+    # the entry point's alias-header setting, as examples/traefik/traefik.yml sets it
+    static = ev.data["traefik"]["staticConfigOptions"]
+    assert static["entryPoints"] == {"websecure": {"address": ":443", "http": {"aliasHeadersStrategy": "delete"}}}
+    import yaml
+    shipped = yaml.safe_load((configs.EXAMPLES / "traefik" / "traefik.yml").read_text())
+    assert shipped["entryPoints"]["websecure"]["http"]["aliasHeadersStrategy"] == "delete"
+
+
+def test_the_traefik_example_module_is_wired_as_shipped(evaluate):
+    ev = evaluate(nixos.EXAMPLES / "traefik.nix")
+    assert ev.data["warnings"] == []
+    routers = ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]
+    assert {r: routers[r].get("middlewares") for r in ("grafana", "sonarr", "lan", "pocketgate")} == {
+        "grafana": ["pocketgate"], "sonarr": ["pocketgate"], "lan": ["pocketgate"], "pocketgate": None}
+    assert routers["pocketgate"]["entryPoints"] == ["websecure"]
+    assert routers["pocketgate"]["tls"] == {"certResolver": "letsencrypt"}
+    assert ev.data["traefik"]["staticConfigOptions"]["entryPoints"]["websecure"] == {
+        "address": ":443", "http": {"tls": {"certResolver": "letsencrypt"}, "aliasHeadersStrategy": "delete"}}
+
+
+def test_the_traefik_wiring_takes_named_routers_and_follows_the_names(evaluate):
+    ev = evaluate(TRAEFIK, '{ services.pocketgate = { traefik.routers = [ "sonarr" ]; traefik.entryPoints = [ "websecure" ]; '
+                  'listen = "127.0.0.1:9090"; settings.headers.user = "Remote-User"; }; }')
+    dyn = ev.data["traefik"]["dynamicConfigOptions"]["http"]
+    assert dyn["routers"]["grafana"]["middlewares"] == ["compress"]
+    assert dyn["routers"]["sonarr"]["middlewares"] == ["pocketgate"]
+    assert dyn["routers"]["pocketgate"]["entryPoints"] == ["websecure"]
+    fa = dyn["middlewares"]["pocketgate"]["forwardAuth"]
+    assert fa["address"] == "http://127.0.0.1:9090/forward-auth"
+    assert re.search(fa["authResponseHeadersRegex"], "remote_user") and not re.search(fa["authResponseHeadersRegex"], "X-Remote-User")
+    assert dyn["services"]["pocketgate"]["loadBalancer"]["servers"] == [{"url": "http://127.0.0.1:9090"}]
+    # without a static configuration of its own, NixOS's default entry point is kept
+    ev = evaluate('{ services.pocketgate.traefik.enable = true; }')
+    assert ev.data["traefik"]["staticConfigOptions"] == {
+        "entryPoints": {"http": {"address": ":80", "http": {"aliasHeadersStrategy": "delete"}}}}
+    err = eval_error(evaluate, TRAEFIK, '{ services.pocketgate.traefik.routers = [ "grafana" "wiki" ]; }')
+    assert ('services.pocketgate.traefik.routers names the router "wiki", which '
+            "services.traefik.dynamicConfigOptions.http.routers does not define") in err, err
+    err = eval_error(evaluate, TRAEFIK, '{ services.traefik.dynamicConfigFile = "/etc/traefik/dynamic.toml"; }')
+    assert ("services.pocketgate.traefik wires services.traefik.dynamicConfigOptions and staticConfigOptions, which "
+            "NixOS ignores when services.traefik.dynamicConfigFile is set") in err, err
+
+
+def test_the_traefik_wiring_reads_routers_as_nixos_merges_them(evaluate):
+    """A router's rule in one module and more of it in another (mkIf, mkMerge
+    too) is one router: it is wired, never silently left out."""
+    ev = evaluate(TRAEFIK, '{ lib, ... }: { services.traefik.dynamicConfigOptions.http.routers = { '
+                  'grafana.tls.certResolver = "letsencrypt"; '
+                  'wiki = lib.mkIf true { rule = "Host(`wiki.example.com`)"; service = "wiki"; }; '
+                  'code = lib.mkMerge [ { service = "code"; } { rule = "Host(`code.example.com`)"; } ]; }; '
+                  'services.pocketgate.hosts = { "wiki.example.com".policy = "users"; "code.example.com".policy = "users"; }; }')
+    routers = ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]
+    assert routers["grafana"]["middlewares"] == ["pocketgate", "compress"]
+    assert routers["grafana"]["tls"] == {"certResolver": "letsencrypt"}
+    assert routers["wiki"]["middlewares"] == ["pocketgate"] and routers["code"]["middlewares"] == ["pocketgate"]
+
+
+def test_sites_left_to_the_default_policy_get_a_warning_naming_each(evaluate, tmp_path):
+    sites = ('{ services.pocketgate.nginx.enable = true; '
+             'services.nginx.virtualHosts."wiki.example.com".locations."/".proxyPass = "http://127.0.0.1:3001"; '
+             'services.nginx.virtualHosts.docs = { serverName = "docs.example.com"; locations."/".proxyPass = "http://127.0.0.1:3002"; }; '
+             'services.caddy.virtualHosts."notes.example.com".extraConfig = "reverse_proxy 127.0.0.1:3003"; }')
+    ev = evaluate(sites, TRAEFIK)
+    why = ("no services.pocketgate.hosts entry names {host}, and the wiring goes only on the hosts listed there, so "
+           'defaultPolicy ("users") never applies to it and its requests reach the backend unchecked; '
+           'add services.pocketgate.hosts."{host}".policy = "users"; (or another policy) to protect it')
+    expected = [
+        ('services.caddy.virtualHosts."notes.example.com"', "caddy", "notes.example.com"),
+        ('services.nginx.virtualHosts."docs"', "nginx", "docs.example.com"),
+        ('services.nginx.virtualHosts."wiki.example.com"', "nginx", "wiki.example.com"),
+        ('services.traefik.dynamicConfigOptions.http.routers."blog"', "traefik", "blog.example.net"),
+    ]
+    assert sorted(ev.data["warnings"]) == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
+                                           + why.format(host=host) for where, proxy, host in expected]
+    # a hosts entry wires it and ends the warning (docs: the virtual host must be named by its host)
+    ev = evaluate(sites, TRAEFIK, '{ services.pocketgate.hosts = { "wiki.example.com".policy = "users"; '
+                  '"notes.example.com".policy = "users"; "blog.example.net".policy = "users"; }; }')
+    assert ev.data["warnings"] == [f"{where} is not wired by services.pocketgate.{proxy}.enable: "
+                                   + why.format(host=host) for where, proxy, host in expected[1:2]]
+    assert nixos.build_config(ev, tmp_path / "out.json").returncode == 0
+    assert ev.data["traefik"]["dynamicConfigOptions"]["http"]["routers"]["blog"]["middlewares"] == ["pocketgate"]
+    # without defaultPolicy such a host is denied if it asks, and nothing is said
+    assert evaluate(sites, TRAEFIK, '{ lib, ... }: { services.pocketgate.defaultPolicy = lib.mkForce null; }').data["warnings"] == []
+
+
 # --- the unit ---------------------------------------------------------------------
 
 def test_the_unit_is_hardened_and_reloads_by_sighup(evaluate):
@@ -527,25 +680,21 @@ def test_the_package_expression_builds_from_this_checkout(nix_lib):
 
 # --- real Caddy and nginx from the generated configuration ------------------------------
 
-@pytest.fixture(scope="module", params=["caddy", "nginx"])
+@pytest.fixture(scope="module", params=["caddy", "nginx", "traefik"])
 def nix_stack(request, nix_lib, echo, run_dir):
     """The generated configuration and proxy wiring, running: pocketgate, the
-    test provider, and Caddy or nginx rendered from services.caddy /
-    services.nginx as NixOS would."""
+    test provider, and Caddy, nginx or Traefik rendered from services.caddy /
+    services.nginx / services.traefik as NixOS would."""
     proxy = request.param
     proc, port = echo
     store = run_dir / f"nixos-store-{proxy}"
     generated = {}
-    # the backends as a NixOS operator would add them for nginx (the example
-    # adds Caddy's in each service's module)
-    nginx_backends = "".join(
-        f'services.nginx.virtualHosts."{site}.{TEST_DOMAIN}".locations."/".proxyPass = "http://127.0.0.1:{port}";\n'
-        for site in ("grafana", "sonarr", "lan"))
-
     def config(_toml: str, stack) -> str:
         work = run_dir / f"nixos-modules-{proxy}"
         work.mkdir(parents=True, exist_ok=True)
-        modules = nixos.seed_copy(work, port)
+        # the example's nginx.nix (recommendedProxySettings on, WebSockets on
+        # grafana's and sonarr's locations) or traefik.nix beside the seed's
+        modules = nixos.seed_copy(work, port, tuple(m for p, m in nixos.PROXY_MODULES.items() if p == proxy))
         local = f"""{{ lib, ... }}: {{
           services.pocketgate = {{
             listen = lib.mkForce "127.0.0.1:{stack.ports.auth}";
@@ -553,9 +702,7 @@ def nix_stack(request, nix_lib, echo, run_dir):
             oidc.issuer = lib.mkForce "{stack.issuer}";
             settings.session.state_dir = lib.mkForce "{stack.workdir / 'state'}";
             caddy.enable = lib.mkForce {str(proxy == "caddy").lower()};
-            nginx.enable = {str(proxy == "nginx").lower()};
           }};
-          {nginx_backends if proxy == "nginx" else ""}
         }}"""
         ev = nixos.evaluate([*modules, local], store, pocketgate_binary(), nix_lib)
         built = nixos.build_config(ev, store / "built.json")
@@ -566,6 +713,8 @@ def nix_stack(request, nix_lib, echo, run_dir):
     def files(ports, workdir):
         if proxy == "caddy":
             return {"Caddyfile": nixos.caddyfile(generated["caddy"], ports)}
+        if proxy == "traefik":
+            return nixos.traefik_files(generated["traefik"], ports, workdir)
         return {"nginx.conf": nixos.nginx_conf(generated["nginx"], ports, workdir)}
 
     add = Additions(name="nixos", config=config, config_name="pocketgate.json", proxy_files=files)
@@ -601,7 +750,15 @@ def test_nixos_lets_admins_into_grafana_with_its_header(nix_stack):
     assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
     assert "mallory" not in json.dumps(data["headers"]), data["headers"]
     assert len(flows.header_values(data, "X-Pocketgate-Assertion")) == 1
-    assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), "a pocketgate cookie reached the backend"
+    _no_pocketgate_cookie(nix_stack, data)
+
+
+def _no_pocketgate_cookie(stack, data: dict) -> None:
+    """Traefik passes the Cookie header on as it is (examples/traefik/dynamic.yml
+    says why; test_backend_headers.py pins it); the others keep ours."""
+    if stack.proxy != "traefik":
+        assert not any("pocketgate" in c for c in flows.header_values(data, "Cookie")), \
+            "a pocketgate cookie reached the backend"
 
 
 def test_nixos_denies_users_grafana_but_not_sonarr(nix_stack):
@@ -673,6 +830,28 @@ def test_nixos_strips_every_spelling_of_an_identity_header(nix_stack):
             assert set(seen) <= {n.lower() for n in IDENTITY_NAMES}, (path, seen)
         else:
             assert seen == [], (path, seen)
+
+
+def test_nixos_websocket_upgrade_needs_a_session(nix_stack):
+    """The upgrade passes only with a session, with pocketgate's identity and
+    none of the client's (on nginx: a location with proxyWebsockets and the
+    recommended proxy settings)."""
+    hs = websocket_handshake(nix_stack.ports.proxy, nix_stack.host("grafana"), "/api/live/ws",
+                             source_ip=ADDR_OUTSIDE_2)
+    assert hs.status in (401, 302), hs.head
+    user = nix_stack.new_user(["admins"])
+    s = logged_in(nix_stack, user, first_host="grafana")
+    hs = websocket_handshake(nix_stack.ports.proxy, nix_stack.host("grafana"), "/api/live/ws",
+                             cookie=cookie_header(s, f"grafana.{TEST_DOMAIN}"),
+                             extra=[("X-WEBAUTH-USER", "mallory"), ("X-Remote-Groups", "mallory")])
+    assert hs.status == 101 and hs.accept_ok, hs.head
+    m = re.search(rb"\{.*\}", hs.first_frame, re.S)
+    assert m, hs.first_frame[:200]
+    data = json.loads(m.group(0))
+    assert flows.header_values(data, "X-WEBAUTH-USER") == [user]
+    assert flows.header_values(data, "X-Remote-Groups") == ["admins"]
+    assert "mallory" not in json.dumps(data["headers"]), data["headers"]
+    _no_pocketgate_cookie(nix_stack, data)
 
 
 def test_nixos_public_site_keeps_metrics_private(nix_stack):

@@ -40,11 +40,16 @@ else {
     inherit (config.services.caddy) extraConfig;
     virtualHosts = lib.mapAttrs (_: v: v.extraConfig) config.services.caddy.virtualHosts;
   };
+  traefik = {
+    inherit (config.services.traefik) staticConfigOptions dynamicConfigOptions;
+  };
   nginx = {
-    inherit (config.services.nginx) appendHttpConfig;
+    inherit (config.services.nginx) appendHttpConfig recommendedProxySettings;
     virtualHosts = lib.mapAttrs (_: v: {
-      inherit (v) extraConfig;
-      locations = lib.mapAttrs (_: l: { inherit (l) proxyPass extraConfig; }) v.locations;
+      inherit (v) extraConfig serverName serverAliases;
+      locations = lib.mapAttrs (_: l: {
+        inherit (l) proxyPass extraConfig proxyWebsockets recommendedProxySettings;
+      }) v.locations;
     }) config.services.nginx.virtualHosts;
   };
 }

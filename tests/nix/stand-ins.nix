@@ -7,6 +7,9 @@
 let
   inherit (lib) mkOption types;
   anyAttrs = types.attrsOf types.anything;
+  jsonValue = types.nullOr (types.oneOf [
+    types.bool types.int types.float types.str (types.lazyAttrsOf jsonValue) (types.listOf jsonValue)
+  ]) // { description = "JSON value"; emptyValue.value = { }; };
 in
 {
   options = {
@@ -57,6 +60,17 @@ in
         }));
         default = { };
       };
+    };
+
+    # nixos/modules/services/web-servers/traefik.nix: JSON values, the
+    # dynamic configuration written to the file provider's file, the static
+    # one with providers.file.filename added
+    services.traefik = {
+      enable = mkOption { type = types.bool; default = false; };
+      staticConfigOptions = mkOption { type = jsonValue; default = { entryPoints.http.address = ":80"; }; };
+      dynamicConfigOptions = mkOption { type = jsonValue; default = { }; };
+      staticConfigFile = mkOption { type = types.nullOr types.path; default = null; };
+      dynamicConfigFile = mkOption { type = types.nullOr types.path; default = null; };
     };
 
     # nixos/modules/services/web-servers/nginx

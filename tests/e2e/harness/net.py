@@ -122,8 +122,10 @@ class HandshakeResult:
 
 
 def websocket_handshake(port: int, host: str, path: str, *, cookie: str | None = None,
-                        source_ip: str | None = None, timeout: float = 10.0) -> HandshakeResult:
-    """Open a WebSocket through the proxy; read the status line and one frame."""
+                        source_ip: str | None = None, timeout: float = 10.0,
+                        extra: tuple[tuple[str, str], ...] | list[tuple[str, str]] = ()) -> HandshakeResult:
+    """Open a WebSocket through the proxy; read the status line and one frame.
+    ``extra``: more request headers (a client's forged ones)."""
     from harness.echo import websocket_accept
 
     key = base64.b64encode(os.urandom(16)).decode()
@@ -139,6 +141,7 @@ def websocket_handshake(port: int, host: str, path: str, *, cookie: str | None =
     ]
     if cookie:
         lines.append(f"Cookie: {cookie}")
+    lines.extend(f"{k}: {v}" for k, v in extra)
     request = ("\r\n".join(lines) + "\r\n\r\n").encode()
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout,
                                     source_address=(source_ip, 0) if source_ip else None)

@@ -20,6 +20,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import yaml
+
 from harness import configs
 
 REPO = configs.REPO
@@ -27,6 +29,8 @@ EVAL = REPO / "tests" / "nix" / "eval.nix"
 EXAMPLES = configs.EXAMPLES / "nixos"
 # the NixOS example, one module per service as an operator splits it
 SEED_MODULES = ("pocketgate.nix", "grafana.nix", "sonarr.nix")
+# the example's proxy alternatives, each imported beside the seed's modules
+PROXY_MODULES = {"nginx": "nginx.nix", "traefik": "traefik.nix"}
 
 INSTALL_HINT = (
     "install Nix (Debian: apt-get install nix-bin) and nixpkgs' lib: set NIXPKGS_LIB to a "
@@ -143,15 +147,16 @@ def build_config(ev: Evaluated, out: Path) -> subprocess.CompletedProcess:
                           env=env, timeout=60)
 
 
-def seed_copy(workdir: Path, echo_port: int) -> list[Path]:
+def seed_copy(workdir: Path, echo_port: int, extra: tuple[str, ...] = ()) -> list[Path]:
     """The NixOS example on loopback, as configs.py does for the others: host
     names under example.test, the networks' loopback twins, the backends on the
-    echo port, the module imported from this checkout."""
+    echo port, the module imported from this checkout. ``extra``: more of
+    examples/nixos/ (PROXY_MODULES)."""
     out = []
-    for name in SEED_MODULES:
+    for name in (*SEED_MODULES, *extra):
         what = f"examples/nixos/{name}"
         text = (EXAMPLES / name).read_text()
-        text = configs._sub(r"\bexample\.com\b", configs.TEST_DOMAIN, text, what)
+        text = configs._sub(r"\bexample\.com\b", configs.TEST_DOMAIN, text, what, min_count=0)
         for prod, test in configs.CIDR_MAP.items():
             text = configs._sub(re.escape(f'"{prod}"'), f'"{test}"', text, what, min_count=0)
         text = configs._backends(text, echo_port, what)
@@ -175,22 +180,95 @@ def caddyfile(caddy: dict, ports: configs.Ports) -> str:
             f"{caddy['extraConfig']}\n{sites}")
 
 
+# What NixOS's nginx module writes (nixos/modules/services/web-servers/nginx/
+# default.nix): `recommendedProxyConfig`, the file a location with proxyPass
+# and recommendedProxySettings includes, and the http block includes too when
+# services.nginx.recommendedProxySettings is on;
+NIXOS_RECOMMENDED_PROXY_HEADERS = (
+    "proxy_set_header        Host $host;\n"
+    "proxy_set_header        X-Real-IP $remote_addr;\n"
+    "proxy_set_header        X-Forwarded-For $proxy_add_x_forwarded_for;\n"
+    "proxy_set_header        X-Forwarded-Proto $scheme;\n"
+    "proxy_set_header        X-Forwarded-Host $host;\n"
+    "proxy_set_header        X-Forwarded-Server $host;\n"
+)
+
+
+def _nixos_recommended_http(include: Path) -> str:
+    """The http block's part for services.nginx.recommendedProxySettings
+    (proxyTimeout's default 60s)."""
+    return ("  proxy_redirect          off;\n"
+            "  proxy_connect_timeout   60s;\n"
+            "  proxy_send_timeout      60s;\n"
+            "  proxy_read_timeout      60s;\n"
+            "  proxy_http_version      1.1;\n"
+            '  proxy_set_header        "Connection" "";\n'
+            f"  include {include};\n")
+
+
+def _nixos_location(path: str, loc: dict, include: Path) -> str:
+    """A location as mkLocations writes it: proxy_pass, the proxyWebsockets
+    lines, extraConfig, then the recommended headers' include (proxyPass set
+    and the location's recommendedProxySettings, whose default is the
+    global one)."""
+    body = ""
+    if loc["proxyPass"]:
+        body += f"      proxy_pass {loc['proxyPass']};\n"
+    if loc.get("proxyWebsockets"):
+        body += ("      proxy_http_version 1.1;\n"
+                 "      proxy_set_header Upgrade $http_upgrade;\n"
+                 "      proxy_set_header Connection $connection_upgrade;\n")
+    body += f"      {loc['extraConfig']}\n"
+    if loc["proxyPass"] and loc.get("recommendedProxySettings"):
+        body += f"      include {include};\n"
+    return f"    location {path} {{\n{body}    }}\n"
+
+
 def nginx_conf(nginx: dict, ports: configs.Ports, workdir: Path) -> str:
     """The nginx.conf NixOS's nginx module writes from services.nginx: the
-    http block with its own `$connection_upgrade` map, one server per virtual
-    host (locations first, then extraConfig), then appendHttpConfig; every
-    server on the proxy port, logs in ``workdir``."""
+    http block with the recommended proxy settings when they are on and its
+    own `$connection_upgrade` map, one server per virtual host (server_name
+    with its aliases, locations first, then extraConfig), then
+    appendHttpConfig; every server on the proxy port, logs in ``workdir``
+    (the recommended headers' file too)."""
+    include = workdir / "nginx-recommended-proxy-headers.conf"
+    include.write_text(NIXOS_RECOMMENDED_PROXY_HEADERS)
     servers = []
     for name, vhost in sorted(nginx["virtualHosts"].items()):
-        locations = "".join(
-            f"    location {path} {{\n"
-            + (f"      proxy_pass {loc['proxyPass']};\n" if loc["proxyPass"] else "")
-            + f"      {loc['extraConfig']}\n    }}\n"
-            for path, loc in sorted(vhost["locations"].items())
-        )
-        servers.append(f"  server {{\n    listen 127.0.0.1:{ports.proxy};\n    server_name {name};\n"
+        locations = "".join(_nixos_location(path, loc, include) for path, loc in sorted(vhost["locations"].items()))
+        names = " ".join([vhost.get("serverName") or name, *vhost.get("serverAliases", [])])
+        servers.append(f"  server {{\n    listen 127.0.0.1:{ports.proxy};\n    server_name {names};\n"
                        f"{locations}{vhost['extraConfig']}\n  }}\n")
+    recommended = _nixos_recommended_http(include) if nginx.get("recommendedProxySettings") else ""
     return (f"error_log {workdir}/error.log info;\nevents {{\n  worker_connections 256;\n}}\n"
-            f"http {{\n  access_log {workdir}/access.log;\n"
+            f"http {{\n  access_log {workdir}/access.log;\n{recommended}"
             "  map $http_upgrade $connection_upgrade {\n    default upgrade;\n    '' close;\n  }\n"
             f"{''.join(servers)}\n{nginx['appendHttpConfig']}\n}}\n")
+
+
+def traefik_files(traefik: dict, ports: configs.Ports, workdir: Path) -> dict[str, str]:
+    """traefik.yml and dynamic.yml as NixOS's traefik module writes them
+    (nixos/modules/services/web-servers/traefik.nix): dynamicConfigOptions
+    as the file provider's file, staticConfigOptions with
+    ``providers.file.filename`` set to it (recursiveUpdate). NixOS converts
+    the JSON to TOML (remarshal, yj); Traefik reads YAML the same, so YAML
+    it is here. For loopback, as configs.traefik_configs does for the
+    shipped example: the one entry point on the proxy port, no TLS or ACME,
+    logs and no version check."""
+    static = json.loads(json.dumps(traefik["staticConfigOptions"]))
+    dynamic = json.loads(json.dumps(traefik["dynamicConfigOptions"]))
+    eps = static.get("entryPoints") or {}
+    if len(eps) != 1:
+        raise configs.ExampleDrift(f"services.traefik.staticConfigOptions: {len(eps)} entry points (expected 1)")
+    for ep in eps.values():
+        ep["address"] = f"127.0.0.1:{ports.proxy}"
+        (ep.get("http") or {}).pop("tls", None)
+    static.pop("certificatesResolvers", None)
+    for router in ((dynamic.get("http") or {}).get("routers") or {}).values():
+        router.pop("tls", None)
+    static.setdefault("providers", {}).setdefault("file", {})["filename"] = str(workdir / "dynamic.yml")
+    static["log"] = {"level": "DEBUG"}
+    static["accessLog"] = {"format": "common"}
+    static["global"] = {"checkNewVersion": False, "sendAnonymousUsage": False}
+    return {"traefik.yml": yaml.safe_dump(static, sort_keys=False),
+            "dynamic.yml": yaml.safe_dump(dynamic, sort_keys=False)}

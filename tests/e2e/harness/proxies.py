@@ -40,11 +40,12 @@ def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
     """The proxy from its example; ``aliases``: more names for the example's
     sites (configs.py); ``files``: the proxy's configuration from elsewhere
     (the NixOS module's, test_nixos.py), as {file name: text} in its work
-    directory: ``Caddyfile`` or ``nginx.conf``."""
+    directory: ``Caddyfile``, ``nginx.conf``, or ``traefik.yml`` and
+    ``dynamic.yml``."""
     workdir.mkdir(parents=True, exist_ok=True)
     given = files(ports, workdir) if files else None
     if given is not None:
-        if kind not in ("caddy", "nginx"):
+        if kind not in PROXIES:
             raise ValueError(f"configuration files for {kind}")
         for name, text in given.items():
             (workdir / name).write_text(text)
@@ -63,9 +64,10 @@ def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
         proc = Proc("nginx", [_binary("nginx"), "-p", f"{workdir}/", "-e", f"{workdir}/error.log",
                               "-c", workdir / "nginx.conf", "-g", f"daemon off; pid {workdir}/nginx.pid;"], log_dir)
     elif kind == "traefik":
-        static, dynamic = configs.traefik_configs(ports, workdir, aliases)
-        (workdir / "traefik.yml").write_text(static)
-        (workdir / "dynamic.yml").write_text(dynamic)
+        if given is None:
+            static, dynamic = configs.traefik_configs(ports, workdir, aliases)
+            (workdir / "traefik.yml").write_text(static)
+            (workdir / "dynamic.yml").write_text(dynamic)
         proc = Proc("traefik", [_binary("traefik"), f"--configFile={workdir / 'traefik.yml'}"], log_dir)
     else:
         raise ValueError(kind)
