@@ -41,7 +41,11 @@ fn refuse(state: &AppState, endpoint: BadRequestEndpoint, rejection: &Rejection)
     if let Some(reason) = rejection.bad_request_reason() {
         state.metrics.bad_request(endpoint, reason);
     }
-    respond::reject(rejection, Client::Browser)
+    respond::reject_to(
+        rejection,
+        Client::Browser,
+        state.runtime.support_contact.as_deref(),
+    )
 }
 
 /// Login flows kept per browser at once (each one cookie).

@@ -163,6 +163,12 @@ pub(super) fn runtime(
             rules,
             session,
             assertion,
+            support_contact: raw
+                .support_contact
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
         }),
         _ => None,
     };
