@@ -304,6 +304,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
                 .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
         ),
     };
+    let started = std::time::Instant::now();
     let cookies = state.session_cookies(req.headers());
     let credentials = state.credentials(req.headers(), &cookies);
     // The very gate /forward-auth asks: the host's header names, the assertion.
@@ -311,6 +312,11 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         Ok(v) => v,
         Err(e) => return respond::refused(e, Client::Browser),
     };
+    // Counted as the /forward-auth it stands in for: the metrics show what
+    // a person tried, demo or not (the gate already logged the decision).
+    state
+        .metrics
+        .decision(Endpoint::ForwardAuth, verdict.outcome(), started.elapsed());
     if verdict.outcome() == Outcome::Login {
         // The demo stands in for the proxy and follows the answer itself: back
         // to this page (on public_url) after signing in.

@@ -92,3 +92,20 @@ async fn with_assertion_the_page_shows_an_assertion_that_verifies() {
     let claims = decode::<Value>(&token, &key, &v).unwrap().claims;
     assert_eq!(claims["preferred_username"], "alice");
 }
+
+#[actix_web::test]
+async fn the_demo_pages_are_counted_like_forward_auth() {
+    let (base, _) = signed_in_page(&args(false), "alice", "/demo/app.demo.test/").await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["login", "allow"] {
+        let line = format!(
+            "pocketgate_decisions_total{{endpoint=\"forward-auth\",outcome=\"{outcome}\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line}\n{metrics}");
+    }
+}
