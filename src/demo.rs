@@ -50,18 +50,21 @@ pub struct DemoArgs {
 }
 
 /// The demo's session store settings, as `[session]` lines.
-fn store_lines(store: &str, redis_url: &str) -> String {
+fn store_lines(store: &str, redis_url: &str, dir: &std::path::Path) -> String {
     match store {
         "cookie" => "store = \"cookie\"\n".into(),
         "redis" => format!("store = \"redis\"\nredis_url = {redis_url:?}\n"),
-        _ => format!("state_dir = {:?}\n", state_dir().display().to_string()),
+        _ => format!("state_dir = {:?}\n", dir.display().to_string()),
     }
 }
 
-/// The demo's session store: a directory of its own under the system's
-/// temporary directory, per process, removed when the demo stops.
+/// The demo's state (its configuration, the embedded store): a directory of
+/// its own under the system's temporary directory, per demo started,
+/// removed when the demo stops.
 fn state_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("pocketgate-demo-{}", std::process::id()))
+    static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    std::env::temp_dir().join(format!("pocketgate-demo-{}-{n}", std::process::id()))
 }
 
 /// The demo's apps: (host, what it shows).
@@ -85,43 +88,93 @@ pub struct Demo {
     pub idp: DevIdp,
     /// The page to open.
     pub url: String,
+    /// The configuration the demo runs, written out so that `pocketgate
+    /// sessions list -c` (and `check`, `explain`) can be pointed at it.
+    pub config: std::path::PathBuf,
+    /// The demo's own directory: its configuration, the embedded store.
+    pub state_dir: std::path::PathBuf,
+    /// What the person should know before starting: a busy port replaced.
+    pub notes: Vec<String>,
 }
 
-fn bind(port: u16) -> std::io::Result<TcpListener> {
-    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port)))
-        .or_else(|_| TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))))
+/// A listener on 127.0.0.1:`port`, else on a free port with a note naming
+/// the busy one and `option`, the flag that picks another.
+fn bind(port: u16, option: &str, notes: &mut Vec<String>) -> std::io::Result<TcpListener> {
+    TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).or_else(|e| {
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+        notes.push(format!(
+            "port {port} on 127.0.0.1 is busy ({e}); using {} instead (choose one with {option} PORT)",
+            listener.local_addr()?.port()
+        ));
+        Ok(listener)
+    })
+}
+
+/// Write the demo's configuration (it holds the demo's secrets: 0600, in a
+/// 0700 directory).
+fn write_config(toml: &str, dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let path = dir.join("pocketgate-demo.toml");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    file.write_all(toml.as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Start the provider and prepare the sidecar. Ports that are taken fall back to free ones.
 pub async fn start(port: u16, idp_port: u16, signals: bool) -> Result<Demo, String> {
-    start_with(port, idp_port, signals, &store_lines("embedded", ""), "").await
+    let dir = state_dir();
+    start_with(
+        port,
+        idp_port,
+        signals,
+        (&store_lines("embedded", "", &dir), &dir),
+        "",
+    )
+    .await
 }
 
 /// [`start`] as `pocketgate demo` with these options does: the store and
 /// `--assertion` as given.
 pub async fn start_from(args: &DemoArgs, signals: bool) -> Result<Demo, String> {
-    let lines = store_lines(&args.store, &args.redis_url);
+    let dir = state_dir();
+    let lines = store_lines(&args.store, &args.redis_url, &dir);
     let more = if args.assertion { ASSERTION_TABLE } else { "" };
-    start_with(args.port, args.idp_port, signals, &lines, more).await
+    start_with(args.port, args.idp_port, signals, (&lines, &dir), more).await
 }
 
 /// `[assertion]` for `demo --assertion`: the documented default header.
 const ASSERTION_TABLE: &str = "[assertion]\nheader = \"X-Pocketgate-Assertion\"\n";
 
-/// [`start`] with the `[session]` store lines and more tables given.
+/// [`start`] with the `[session]` store lines, the state directory and
+/// more tables given.
 async fn start_with(
     port: u16,
     idp_port: u16,
     signals: bool,
-    store_lines: &str,
+    (store_lines, dir): (&str, &std::path::Path),
     more_tables: &str,
 ) -> Result<Demo, String> {
-    let listener = bind(port).map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    let mut notes = Vec::new();
+    let listener =
+        bind(port, "--port", &mut notes).map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let public_url = format!("http://127.0.0.1:{}", addr.port());
     let random = |bytes| kit::random_token(bytes).map_err(|e| format!("no random source: {e}"));
     let client_secret = random(24)?;
-    let idp_bind = match bind(idp_port).and_then(|l| l.local_addr()) {
+    let idp_bind = match bind(idp_port, "--idp-port", &mut notes).and_then(|l| l.local_addr()) {
         Ok(a) => a,
         Err(e) => return Err(format!("cannot listen on 127.0.0.1: {e}")),
     };
@@ -170,6 +223,7 @@ user = "X-WEBAUTH-USER"
         session_secret = random(32)?,
     );
     let loaded = config::load_str(&toml, &|_| None).map_err(|e| e.to_string())?;
+    let config = write_config(&toml, dir)?;
     let runtime = Arc::new(loaded.value);
     let provider = Provider::new(runtime.oidc.clone(), runtime.rules.role_claims())
         .map_err(|e| e.to_string())?;
@@ -195,6 +249,9 @@ user = "X-WEBAUTH-USER"
         url: format!("{public_url}/demo"),
         app,
         idp,
+        config,
+        state_dir: dir.to_path_buf(),
+        notes,
     })
 }
 
@@ -219,11 +276,29 @@ pub fn run(args: &DemoArgs) -> ExitCode {
             "  provider  {}  (development identity provider)",
             demo.idp.issuer()
         );
-        println!("  users     alice (admins, users), bob (users), carol (no groups)\n");
+        println!("  users     alice (admins, users), bob (users), carol (no groups)");
+        println!("  config    {}", demo.config.display());
+        let config = demo.config.display();
+        match args.store.as_str() {
+            "cookie" => println!(
+                "  sessions  in the browsers' cookies (--store cookie): nothing to list or revoke"
+            ),
+            "redis" => println!(
+                "  sessions  in redis (--redis-url); try: pocketgate sessions list -c {config}"
+            ),
+            _ => println!(
+                "  sessions  in {}; try: pocketgate sessions list -c {config}",
+                demo.state_dir.display()
+            ),
+        }
+        println!();
+        for note in &demo.notes {
+            println!("note: {note}");
+        }
         println!("Ctrl-C stops it.");
         let result = demo.app.run().await;
         demo.idp.stop().await;
-        let _ = std::fs::remove_dir_all(state_dir());
+        let _ = std::fs::remove_dir_all(&demo.state_dir);
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -304,6 +379,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
                 .unwrap_or(std::net::IpAddr::from([127, 0, 0, 1])),
         ),
     };
+    let started = std::time::Instant::now();
     let cookies = state.session_cookies(req.headers());
     let credentials = state.credentials(req.headers(), &cookies);
     // The very gate /forward-auth asks: the host's header names, the assertion.
@@ -311,6 +387,11 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         Ok(v) => v,
         Err(e) => return respond::refused(e, Client::Browser),
     };
+    // Counted as the /forward-auth it stands in for: the metrics show what
+    // a person tried, demo or not (the gate already logged the decision).
+    state
+        .metrics
+        .decision(Endpoint::ForwardAuth, verdict.outcome(), started.elapsed());
     if verdict.outcome() == Outcome::Login {
         // The demo stands in for the proxy and follows the answer itself: back
         // to this page (on public_url) after signing in.
@@ -372,4 +453,29 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
             status,
         ),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_busy_port_is_named_with_the_option_to_change_it() {
+        let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = taken.local_addr().unwrap().port();
+        let mut notes = Vec::new();
+        let got = bind(port, "--port", &mut notes).unwrap();
+        assert_ne!(got.local_addr().unwrap().port(), port);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(
+            notes[0].starts_with(&format!("port {port} on 127.0.0.1 is busy"))
+                && notes[0].contains("--port PORT"),
+            "{notes:?}"
+        );
+        let free = got.local_addr().unwrap().port();
+        drop(got);
+        let mut quiet = Vec::new();
+        bind(free, "--port", &mut quiet).unwrap();
+        assert!(quiet.is_empty(), "{quiet:?}");
+    }
 }

@@ -96,6 +96,8 @@ pub struct Verdict<'a> {
     pub assertion: Option<(&'a HeaderName, HeaderValue)>,
     /// The request decided about.
     pub original: &'a OriginalRequest<'a>,
+    /// `support_contact`: whom a refused person should ask.
+    pub support_contact: Option<&'a str>,
     rules: &'a Rules,
 }
 
@@ -172,6 +174,7 @@ pub async fn decide<'a>(
         identified,
         assertion,
         original,
+        support_contact: runtime.support_contact.as_deref(),
         rules: &runtime.rules,
     })
 }

@@ -358,3 +358,54 @@ fn check_lists_every_mistake_with_its_file_and_line() {
         "{stderr}"
     );
 }
+
+/// Logs sent to a file (as a journal or `2> file` gets them): plain text
+/// without colour codes, no actix lifecycle lines at the default level, and
+/// a denial's line with the client's address and the reason.
+#[tokio::test]
+async fn logs_to_a_file_are_plain_and_a_denial_names_client_and_reason() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    write(&path, &config(port, ""));
+    let log = dir.path().join("stderr.log");
+    let server = Server(
+        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .env_remove("NO_COLOR")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let bob = cookie();
+    assert!(
+        eventually(port, "app.example.test", &bob, 200).await,
+        "pocketgate did not answer within 10 s"
+    );
+    assert_eq!(status(port, "other.example.test", &bob).await, 403);
+    let mut text = String::new();
+    for _ in 0..50 {
+        text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("decision") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(server);
+    assert!(!text.contains('\x1b'), "colour codes in a file: {text:?}");
+    assert!(
+        !text.to_ascii_lowercase().contains("workers"),
+        "actix lifecycle at info: {text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.contains("decision"))
+        .unwrap_or_else(|| panic!("no decision line: {text}"));
+    assert!(
+        line.contains("client=127.0.0.1") && line.contains("reason="),
+        "{line}"
+    );
+}

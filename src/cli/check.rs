@@ -125,19 +125,18 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         humantime::format_duration(rt.session.lifetime),
         rt.session.secrets.len()
     );
-    if rt.login_domains.len() > 1 {
-        for d in rt.login_domains.iter() {
-            let _ = writeln!(
-                s,
-                "login domain {} -> {}  (register at the provider: callback {}, logout {})",
-                d.cookie_domain
-                    .as_ref()
-                    .map_or(d.public_url.host.as_str(), |c| c.as_str()),
-                d.public_url.origin,
-                d.redirect_uri(),
-                d.logout_done_uri()
-            );
-        }
+    // Always: these two URLs go into Pocket ID's client before anything works.
+    for d in rt.login_domains.iter() {
+        let _ = writeln!(
+            s,
+            "login domain {} -> {}  (register at the provider: callback {}, logout {})",
+            d.cookie_domain
+                .as_ref()
+                .map_or(d.public_url.host.as_str(), |c| c.as_str()),
+            d.public_url.origin,
+            d.redirect_uri(),
+            d.logout_done_uri()
+        );
     }
     let store = match &rt.session.store {
         StoreSettings::Embedded { state_dir } => format!("embedded in {}", state_dir.display()),
@@ -247,7 +246,15 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
     );
     match rt.rules.default_policy() {
         Some(p) => {
-            let _ = writeln!(s, "other hosts: policy {}", p.name);
+            let issuer = url::Url::parse(&rt.oidc.issuer)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "other hosts: policy {} (keep forward_auth / auth_request off {issuer} and {}: a sign-in page behind a sign-in loops)",
+                p.name, rt.public_url.host
+            );
         }
         None => {
             let _ = writeln!(s, "other hosts: denied (no default_policy)");

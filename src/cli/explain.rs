@@ -58,7 +58,8 @@ fn bearer_identity(rules: &Rules, token: &str) -> Result<Identity, String> {
 
 /// The `explain` output for one simulated request.
 pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String> {
-    let url = crate::request::parse_absolute_url(&args.url).map_err(|e| format!("--url: {e}"))?;
+    let (target, assumed) = with_scheme(&args.url);
+    let url = crate::request::parse_absolute_url(&target).map_err(|e| format!("--url: {e}"))?;
     let client = ClientAddr::new(args.ip.unwrap_or(IpAddr::from([192, 0, 2, 1])));
     let bearer = match args.bearer.as_deref() {
         Some(token) => Some(bearer_identity(rules, token)?),
@@ -105,6 +106,8 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
             "rule": rule,
             "policy_rule": decision.policy_clause(),
             "reason": reason,
+            "url": target,
+            "scheme_assumed": assumed,
         });
         return Ok(format!("{v}\n"));
     }
@@ -127,13 +130,71 @@ pub fn explain_text(rules: &Rules, args: &ExplainArgs) -> Result<String, String>
     } else {
         ""
     };
+    let scheme_note = if assumed {
+        " (no scheme given: https assumed)"
+    } else {
+        ""
+    };
     Ok(format!(
-        "request  {} {}\nclient   {client}{ip_note}, {who}\nhost     {} -> {}\npolicy   {}\nrule     {rule}\nreason   {reason}\noutcome  {}\n",
+        "request  {} {target}{scheme_note}\nclient   {client}{ip_note}, {who}\nhost     {} -> {}\npolicy   {}\nrule     {rule}\nreason   {reason}\noutcome  {}\n",
         args.method.to_ascii_uppercase(),
-        args.url,
         url.host,
         host_entry.as_deref().unwrap_or("no entry, no default_policy"),
         policy_name.as_deref().unwrap_or("-"),
         decision.outcome,
     ))
+}
+
+/// `--url` as given, or with `https://` in front when it names no scheme
+/// (`grafana.example.com/x`): what a person means, since pocketgate sits
+/// behind a TLS proxy. The flag says the scheme was assumed.
+fn with_scheme(url: &str) -> (std::borrow::Cow<'_, str>, bool) {
+    let url = url.trim();
+    if url.contains("://") || url.starts_with('/') {
+        (url.into(), false)
+    } else {
+        (format!("https://{url}").into(), true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explain_url(url: &str, json: bool) -> String {
+        let rules = config::load_rules_str(
+            "[policies.admins]\nallowed_groups = [\"admins\"]\n\
+             [[hosts]]\nhost = \"grafana.example.com\"\npolicy = \"admins\"\n",
+        )
+        .unwrap()
+        .value;
+        let args = ExplainArgs {
+            url: url.into(),
+            method: "GET".into(),
+            ip: None,
+            user: None,
+            groups: Vec::new(),
+            bearer: None,
+            json,
+        };
+        explain_text(&rules, &args).unwrap()
+    }
+
+    #[test]
+    fn a_url_without_a_scheme_is_https_and_the_answer_says_so() {
+        let out = explain_url("grafana.example.com/x", false);
+        assert!(
+            out.contains(
+                "request  GET https://grafana.example.com/x (no scheme given: https assumed)"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("hosts[0] (grafana.example.com)"), "{out}");
+        let v: serde_json::Value =
+            serde_json::from_str(&explain_url("grafana.example.com/x", true)).unwrap();
+        assert_eq!(v["url"], "https://grafana.example.com/x");
+        assert_eq!(v["scheme_assumed"], true);
+        let given = explain_url("http://grafana.example.com/x", false);
+        assert!(!given.contains("assumed"), "{given}");
+    }
 }

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use base64::Engine;
-use clap::{Args, Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 use crate::config::ConfigErrors;
 
@@ -155,7 +156,16 @@ pub struct DemoArgs {
 
 /// Parse arguments and run; the process exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    let config_given = matches.value_source("config") == Some(ValueSource::CommandLine);
+    if config_given && matches!(cli.command, Some(Command::Demo(_))) {
+        eprintln!("{DEMO_WITH_CONFIG}");
+        return ExitCode::from(2);
+    }
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(&cli.config),
         Command::Check { offline } => check(&cli.config, offline),
@@ -168,6 +178,11 @@ pub fn main() -> ExitCode {
         Command::Sessions { action } => sessions(&cli.config, &action),
     }
 }
+
+/// `demo -c FILE`: the demo writes and runs its own configuration.
+pub const DEMO_WITH_CONFIG: &str =
+    "error: demo runs its own configuration (it prints where it wrote it) and does not read -c; \
+to run yours, use `pocketgate serve -c FILE` (and `pocketgate check -c FILE` first)";
 
 /// Print every configuration error, one `error:` line each.
 fn fail(errors: &ConfigErrors) -> ExitCode {

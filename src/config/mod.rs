@@ -58,6 +58,8 @@ pub struct Runtime {
     pub log: LogSettings,
     /// `[assertion]`: `None` unless `assertion.header` is set.
     pub assertion: Option<AssertionSettings>,
+    /// `support_contact`: whom a refused person should ask, shown on the pages.
+    pub support_contact: Option<String>,
 }
 
 impl Runtime {

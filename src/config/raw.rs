@@ -23,6 +23,9 @@ pub(crate) struct RawConfig {
     pub trusted_proxies: Option<Vec<String>>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub default_policy: Option<String>,
+    /// A line for people refused at a page: whom to ask.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub support_contact: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub log_format: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
@@ -363,6 +366,7 @@ pub(crate) mod keys {
         "public_url",
         "trusted_proxies",
         "default_policy",
+        "support_contact",
         "log_format",
         "log_level",
         "include",

@@ -41,7 +41,18 @@ fn refuse(state: &AppState, endpoint: BadRequestEndpoint, rejection: &Rejection)
     if let Some(reason) = rejection.bad_request_reason() {
         state.metrics.bad_request(endpoint, reason);
     }
-    respond::reject(rejection, Client::Browser)
+    respond::reject_to(
+        rejection,
+        Client::Browser,
+        state.runtime.support_contact.as_deref(),
+    )
+}
+
+/// The browser's address, as `/forward-auth` reads it: the proxy's address
+/// is not the browser's, so `X-Forwarded-For` counts from `trusted_proxies`.
+fn client_address(req: &HttpRequest, rt: &Runtime) -> Option<String> {
+    super::peer_ip(req)
+        .map(|ip| request::client_of(req.headers(), ip, &rt.trusted_proxies).to_string())
 }
 
 /// Login flows kept per browser at once (each one cookie).
@@ -205,12 +216,8 @@ pub(super) async fn callback(
     let flow_cookie = flow::callback_state(&params)
         .ok()
         .map(|s| flow_cookie_name(&state.cookie.name, served.public_url.https, s));
-    // The proxy's address is not the browser's: read X-Forwarded-For as
-    // /forward-auth does (only from trusted_proxies).
     let context = LoginContext {
-        client: super::peer_ip(&req).map(|ip| {
-            request::client_of(req.headers(), ip, &state.runtime.trusted_proxies).to_string()
-        }),
+        client: client_address(&req, &state.runtime),
         user_agent: req
             .headers()
             .get(header::USER_AGENT)
@@ -298,6 +305,7 @@ async fn complete_sign_in(
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
     let present = state.session_cookie_names(headers);
+    let client = context.client.clone().unwrap_or_default();
     let user = sign_in.identity.user.clone();
     let groups = sign_in.identity.groups.clone();
     let provider = &state.provider;
@@ -331,7 +339,7 @@ async fn complete_sign_in(
             CreateError::TooLarge(e) => Rejection::SessionTooLarge(e),
             other => Rejection::SessionNotStored(other),
         })?;
-    tracing::info!(user = %user, groups = ?groups, "signed in");
+    tracing::info!(user = %user, groups = ?groups, %client, "signed in");
     state.metrics.login(LoginEvent::Completed);
     let mut resp = respond::found(&flow.rd);
     for c in &cookies {
@@ -419,7 +427,8 @@ async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> Http
     );
     state.metrics.login(LoginEvent::Logout);
     if let Some(user) = &ended.user {
-        tracing::info!(user = %user, "signed out");
+        let client = client_address(req, rt).unwrap_or_default();
+        tracing::info!(user = %user, %client, "signed out");
     }
     // RP-initiated logout at the provider when it offers it; it returns to /logout/done, which goes on to rd.
     let target = ended

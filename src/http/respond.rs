@@ -21,7 +21,9 @@ use crate::request::RequestError;
 use crate::session::store::StoreError;
 use crate::session::{CreateError, TooLarge};
 
+mod denied;
 mod service;
+pub(crate) use denied::Denied;
 pub(crate) use service::{
     alive, backchannel, bad_query, jwks, metrics, private_json, readiness, LogoutAnswer, Readiness,
 };
@@ -269,6 +271,15 @@ fn refused_sentence(code: OAuthError) -> String {
 
 /// The response for a rejection, logged with its detail.
 pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
+    reject_to(rejection, client, None)
+}
+
+/// [`reject`], with the `support_contact` line on a browser's page.
+pub(crate) fn reject_to(
+    rejection: &Rejection,
+    client: Client,
+    support: Option<&str>,
+) -> HttpResponse {
     rejection.log();
     let status = rejection.status();
     let (title, message) = rejection.public();
@@ -277,6 +288,7 @@ pub(crate) fn reject(rejection: &Rejection, client: Client) -> HttpResponse {
         (Rejection::Request(_) | Rejection::NoPeer, _) => text(status, format!("{message}\n")),
         (_, Client::Browser) => {
             let mut body = format!("<p>{}</p>", pages::escape(&message));
+            body.push_str(&pages::support_line(support));
             if let Some(retry) = rejection.retry() {
                 body.push_str(&sign_in_again(retry));
             }
@@ -379,16 +391,17 @@ pub(crate) fn decision(answer: &Answer<'_>) -> HttpResponse {
                 }
                 Err(field) => {
                     tracing::warn!(user = %user.subject, field, "identity holds characters that cannot go into a header; denied");
+                    let lack = Rejection::UnsendableIdentity(field).public().1;
                     deny(
                         answer.client,
-                        &verdict.original.host,
-                        &Rejection::UnsendableIdentity(field).public().1,
+                        &Denied::with_lack(verdict, lack.clone()),
+                        &lack,
                     )
                 }
             }
         }
         Outcome::Login => login(answer),
-        Outcome::Deny => deny(answer.client, &verdict.original.host, &verdict.reason()),
+        Outcome::Deny => deny(answer.client, &Denied::of(verdict), &verdict.reason()),
     }
 }
 
@@ -425,21 +438,14 @@ fn login(answer: &Answer<'_>) -> HttpResponse {
     }
 }
 
-/// 403: a page naming the host and the reason for browsers, JSON for scripts.
-pub(crate) fn deny(client: Client, host: &str, reason: &str) -> HttpResponse {
+/// 403: for a browser, a page in the person's words with a way out; for a
+/// script, JSON with the operator's `reason`.
+pub(crate) fn deny(client: Client, page: &Denied<'_>, reason: &str) -> HttpResponse {
     match client {
-        Client::Browser => html(
-            StatusCode::FORBIDDEN,
-            "Access denied",
-            &format!(
-                "<p>You may not open <strong>{}</strong>.</p><p>{}</p>",
-                pages::escape(host),
-                pages::escape(reason)
-            ),
-        ),
+        Client::Browser => html(StatusCode::FORBIDDEN, "Access denied", &page.body()),
         Client::Api => no_store(HttpResponse::Forbidden()).json(serde_json::json!({
             "error": "forbidden",
-            "host": host,
+            "host": page.host,
             "reason": reason,
         })),
     }

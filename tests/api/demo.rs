@@ -92,3 +92,81 @@ async fn with_assertion_the_page_shows_an_assertion_that_verifies() {
     let claims = decode::<Value>(&token, &key, &v).unwrap().claims;
     assert_eq!(claims["preferred_username"], "alice");
 }
+
+#[actix_web::test]
+async fn the_demo_pages_are_counted_like_forward_auth() {
+    let (base, _) = signed_in_page(&args(false), "alice", "/demo/app.demo.test/").await;
+    let metrics = reqwest::get(format!("{base}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for outcome in ["login", "allow"] {
+        let line = format!(
+            "pocketgate_decisions_total{{endpoint=\"forward-auth\",outcome=\"{outcome}\"}} 1"
+        );
+        assert!(metrics.contains(&line), "{line}\n{metrics}");
+    }
+}
+
+#[actix_web::test]
+async fn sessions_list_works_against_a_running_demo_with_its_printed_config() {
+    let args = DemoArgs {
+        store: "embedded".into(),
+        ..args(false)
+    };
+    let demo = demo::start_from(&args, false).await.unwrap();
+    let base = format!("http://{}", demo.app.addr());
+    let config = demo.config.clone();
+    assert!(config.starts_with(&demo.state_dir), "{}", config.display());
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&config).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "it holds the demo's secrets");
+    let idp = demo.idp;
+    actix_web::rt::spawn(demo.app.run());
+    let b = browser();
+    let r = b
+        .get(format!("{base}/demo/app.demo.test/"))
+        .send()
+        .await
+        .unwrap();
+    let r = b
+        .get(format!("{base}{}", location(&r)))
+        .send()
+        .await
+        .unwrap();
+    let r = b
+        .get(idp.approve_url(&location(&r), "bob").unwrap())
+        .send()
+        .await
+        .unwrap();
+    let r = b.get(location(&r)).send().await.unwrap();
+    assert_eq!(r.status(), 302, "signed in");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+        .args(["sessions", "list", "-c"])
+        .arg(&config)
+        .env_remove("POCKETGATE_CONFIG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("bob"),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn demo_with_a_configuration_file_is_refused_with_the_command_to_use() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+        .args(["demo", "-c", "mine.toml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("does not read -c") && stderr.contains("pocketgate serve -c FILE"),
+        "{stderr}"
+    );
+}

@@ -24,9 +24,51 @@ async fn allowed_user_gets_identity_headers_on_both_endpoints() {
     }
 }
 
+/// The 403 page in the person's words: who is signed in, what they lack,
+/// whom to ask, a sign-out link that works; the rule stays in the log.
+async fn assert_speaks_to_the_person(app: &TestApp, body: &str, cookie: &str) {
+    assert!(body.contains("Access denied"), "{body}");
+    assert!(body.contains("signed in as <strong>bob</strong>"), "{body}");
+    assert!(
+        body.contains("open to members of admins, and your account is in none"),
+        "what they lack, in one sentence: {body}"
+    );
+    assert!(
+        !body.contains("polic") && !body.contains("allowed_groups"),
+        "the rule stays in the log: {body}"
+    );
+    assert!(
+        body.contains("Ask the ops team: ops@example.test"),
+        "{body}"
+    );
+    assert!(body.contains("Sign out or switch user"), "{body}");
+    // Nothing from elsewhere, and readable on a phone.
+    assert!(!body.contains("<script") && !body.contains("<link") && !body.contains("src="));
+    assert!(body.contains("initial-scale=1"), "{body}");
+    let logout = format!("{}/logout?rd=", app.public_url);
+    let start = body
+        .find(&logout)
+        .expect("a sign-out link on the public URL");
+    let href = &body[start..start + body[start..].find('"').unwrap()];
+    assert!(href.contains("grafana.example.test%2F"), "{href}");
+    // The link signs out and goes back to the refused address.
+    let r = client()
+        .get(href.replace("&amp;", "&"))
+        .header("Cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{href}");
+    assert!(
+        location(&r).contains("grafana.example.test/"),
+        "{}",
+        location(&r)
+    );
+}
+
 #[actix_web::test]
 async fn user_outside_the_groups_is_denied_with_a_page_naming_host_and_reason() {
-    let app = spawn_plain("").await;
+    let app = spawn_plain("support_contact = \"Ask the ops team: ops@example.test\"\n").await;
     let cookie = app.cookie("bob", &["users"]);
     for how in BOTH {
         let r = ask(
@@ -45,6 +87,7 @@ async fn user_outside_the_groups_is_denied_with_a_page_naming_host_and_reason() 
             body.contains("grafana.example.test") && body.contains("bob"),
             "{body}"
         );
+        assert_speaks_to_the_person(&app, &body, &cookie).await;
         let r = ask(
             &app,
             how,

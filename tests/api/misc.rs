@@ -78,6 +78,17 @@ fn check_summarises_the_example_with_secrets_from_the_environment() {
         "{stdout}"
     );
     assert!(stdout.contains("other hosts: policy users"), "{stdout}");
+    // With a single domain too: what to register at Pocket ID.
+    assert!(
+        stdout.contains(
+            "callback https://auth.example.com/callback, logout https://auth.example.com/logout/done"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("keep forward_auth / auth_request off id.example.com and auth.example.com"),
+        "{stdout}"
+    );
 }
 
 /// `check` says which hosts fold case; `explain` decides in any letter case there.

@@ -122,6 +122,9 @@ pub(super) fn runtime(
     if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
+        if let Some(oidc) = &oidc {
+            warn_login_loop(server, session, &oidc.issuer, rules, &mut report);
+        }
     }
     let runtime = match (
         server,
@@ -163,10 +166,53 @@ pub(super) fn runtime(
             rules,
             session,
             assertion,
+            support_contact: raw
+                .support_contact
+                .as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from),
         }),
         _ => None,
     };
     report.finish(runtime)
+}
+
+/// A `[[hosts]]` entry (exact or wildcard) covering the provider's host or
+/// one of pocketgate's own public hosts: if the proxy asks about that site,
+/// the sign-in pages themselves need a sign-in, and the browser loops.
+fn warn_login_loop(
+    server: &server::Server,
+    session: &super::SessionSettings,
+    issuer: &str,
+    rules: &Rules,
+    report: &mut Report,
+) {
+    let mut own: Vec<(String, &str)> = std::iter::once(&server.public_url)
+        .chain(session.domains.iter().map(|d| &d.public_url))
+        .map(|u| {
+            (
+                u.host.as_str().to_string(),
+                "pocketgate's own public_url host",
+            )
+        })
+        .collect();
+    if let Some(host) = url::Url::parse(issuer).ok().and_then(|u| {
+        u.host_str()
+            .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
+    }) {
+        own.push((host, "the identity provider's host (oidc.issuer)"));
+    }
+    for (host, what) in own {
+        if let crate::policy::HostMatch::Entry(h) = rules.lookup_host(&host) {
+            report.warn(format!(
+                "hosts[{}]: {} covers {host}, {what}: if the proxy asks pocketgate about it, signing in itself needs a sign-in and the browser loops (fix: leave forward_auth / auth_request off that site{})",
+                h.index,
+                h.pattern,
+                if h.pattern.to_string() == host { "" } else { ", or list the protected hosts instead of the wildcard" }
+            ));
+        }
+    }
 }
 
 /// Compile only the rules (`explain`): no secrets are read or required.

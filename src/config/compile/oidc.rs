@@ -64,6 +64,11 @@ pub(super) fn compile(
             return None;
         }
     };
+    if o.client_auth.is_none() && client_secret.is_none() {
+        report.warn(
+            "oidc.client_secret: none is set, so pocketgate signs in as a public client (PKCE only) and Pocket ID refuses the code exchange unless the client is public (fix: in Pocket ID, edit the OIDC client and turn on \"Public Client\", then set oidc.client_auth = \"none\" to say so; or give pocketgate the client secret Pocket ID showed, by oidc.client_secret_file or POCKETGATE_OIDC__CLIENT_SECRET)",
+        );
+    }
     if client_auth != ClientAuth::None && client_secret.is_none() {
         report.error(ConfigError::Missing {
             key: "oidc.client_secret".into(),
