@@ -135,7 +135,9 @@ impl Redis {
     }
 
     pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
-        let text: Option<String> = self.query(::redis::cmd("GET").arg(record_key(key))).await?;
+        let text: Option<String> = self
+            .query(::redis::cmd("GET").arg(record_key(key).as_bytes()))
+            .await?;
         text.map(|t| parse(&t)).transpose()
     }
 
@@ -151,7 +153,7 @@ impl Redis {
         let mut pipe = ::redis::pipe();
         pipe.atomic()
             .cmd("SET")
-            .arg(record_key(key))
+            .arg(record_key(key).as_bytes())
             .arg(text)
             .arg("PX")
             .arg(ttl)
@@ -159,9 +161,20 @@ impl Redis {
         for index in index_keys(record) {
             // NX gives a new set its first expiry; GT only ever lengthens it,
             // so the set outlives its newest member.
-            pipe.cmd("SADD").arg(&index).arg(key.as_str()).ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
+            pipe.cmd("SADD")
+                .arg(index.as_slice())
+                .arg(key.as_str())
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(index.as_slice())
+                .arg(ttl)
+                .arg("NX")
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(index.as_slice())
+                .arg(ttl)
+                .arg("GT")
+                .ignore();
         }
         self.query_pipe(&pipe).await
     }
@@ -178,7 +191,7 @@ impl Redis {
         let replaced: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(record_key(key))
+                    .arg(record_key(key).as_bytes())
                     .arg(text)
                     .arg("PX")
                     .arg(ttl)
@@ -190,9 +203,20 @@ impl Redis {
         }
         let mut pipe = ::redis::pipe();
         for index in index_keys(record) {
-            pipe.cmd("SADD").arg(&index).arg(key.as_str()).ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
+            pipe.cmd("SADD")
+                .arg(index.as_slice())
+                .arg(key.as_str())
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(index.as_slice())
+                .arg(ttl)
+                .arg("NX")
+                .ignore();
+            pipe.cmd("PEXPIRE")
+                .arg(index.as_slice())
+                .arg(ttl)
+                .arg("GT")
+                .ignore();
         }
         self.query_pipe::<()>(&pipe).await?;
         Ok(true)
@@ -201,7 +225,7 @@ impl Redis {
     pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         // GETDEL: of two concurrent removals only one gets the record back.
         let text: Option<String> = self
-            .query_at_most_once(::redis::cmd("GETDEL").arg(record_key(key)))
+            .query_at_most_once(::redis::cmd("GETDEL").arg(record_key(key).as_bytes()))
             .await?;
         let Some(text) = text else {
             return Ok(None);
@@ -209,7 +233,10 @@ impl Redis {
         let record = parse(&text)?;
         let mut pipe = ::redis::pipe();
         for index in index_keys(&record) {
-            pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
+            pipe.cmd("SREM")
+                .arg(index.as_slice())
+                .arg(key.as_str())
+                .ignore();
         }
         // The session has ended either way; a membership left behind is a
         // stale member, which reads skip and remove.
@@ -259,7 +286,7 @@ impl Redis {
     async fn remove_found(
         &self,
         filter: &Filter,
-        index: Option<&str>,
+        index: Option<&[u8]>,
         found: Vec<(StoreKey, Option<String>)>,
     ) -> Result<Vec<StoreKey>, StoreError> {
         let mut pipe = ::redis::pipe();
@@ -268,16 +295,19 @@ impl Redis {
         for (key, text) in found {
             match text.as_deref().map(parse) {
                 Some(Ok(r)) if filter.matches(&key, &r) => {
-                    pipe.cmd("DEL").arg(record_key(&key));
+                    pipe.cmd("DEL").arg(record_key(&key).as_bytes());
                     for index in index_keys(&r) {
-                        pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
+                        pipe.cmd("SREM")
+                            .arg(index.as_slice())
+                            .arg(key.as_str())
+                            .ignore();
                     }
                     deleting.push(key);
                 }
                 // Ending a session is always safe, so a record that does not
                 // parse goes too; its other memberships turn stale.
                 Some(Err(_)) => {
-                    pipe.cmd("DEL").arg(record_key(&key));
+                    pipe.cmd("DEL").arg(record_key(&key).as_bytes());
                     if let Some(index) = index {
                         pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
                     }
@@ -365,7 +395,7 @@ impl Redis {
         let set: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(format!("{PREFIX}jti:{jti}"))
+                    .arg(named_key("jti:", jti))
                     .arg(1)
                     .arg("NX")
                     .arg("EX")
@@ -380,7 +410,7 @@ impl Redis {
         let set: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(lock_key(key))
+                    .arg(lock_key(key).as_bytes())
                     .arg(&self.owner)
                     .arg("NX")
                     .arg("PX")
@@ -391,7 +421,7 @@ impl Redis {
     }
 
     pub(super) async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let mut call = UNLOCK.key(lock_key(key));
+        let mut call = UNLOCK.key(lock_key(key).as_bytes());
         call.arg(&self.owner);
         let call = &call;
         // Deleting our own lock twice is deleting it once.
@@ -407,7 +437,7 @@ impl Redis {
     }
 
     /// The store keys in an index set (invalid members are dropped).
-    async fn members(&self, index: &str) -> Result<Vec<StoreKey>, StoreError> {
+    async fn members(&self, index: &[u8]) -> Result<Vec<StoreKey>, StoreError> {
         let members: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(index)).await?;
         Ok(members
             .iter()
@@ -427,10 +457,9 @@ impl Redis {
                     .arg(BATCH),
             )
             .await?;
-        let prefix = record_key_prefix();
         let keys = keys
             .iter()
-            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .filter_map(|k| k.strip_prefix(RECORD_PREFIX))
             .filter_map(StoreKey::from_hex)
             .collect();
         Ok((next, keys))
@@ -446,7 +475,7 @@ impl Redis {
         }
         let mut mget = ::redis::cmd("MGET");
         for k in keys {
-            mget.arg(record_key(k));
+            mget.arg(record_key(k).as_bytes());
         }
         let texts: Vec<Option<String>> = self.query(&mget).await?;
         Ok(keys.iter().cloned().zip(texts).collect())
@@ -454,7 +483,7 @@ impl Redis {
 
     /// Remove members of `index` whose record is gone or no longer matches.
     /// Best effort: a member left behind is skipped again next time.
-    async fn drop_stale(&self, index: &str, stale: &[StoreKey]) {
+    async fn drop_stale(&self, index: &[u8], stale: &[StoreKey]) {
         if stale.is_empty() {
             return;
         }
@@ -545,36 +574,76 @@ impl Redis {
     }
 }
 
-fn record_key_prefix() -> String {
-    format!("{PREFIX}s:")
+/// What the record keys start with: [`PREFIX`] and `s:`.
+const RECORD_PREFIX: &str = "pocketgate:s:";
+/// The kinds of key a session's own keys have after [`PREFIX`].
+const RECORD: &str = "s:";
+const LOCK: &str = "lock:";
+/// The longest such key: [`PREFIX`], `lock:` and the 64 hex digits of a store key.
+const SESSION_KEY_MAX: usize = PREFIX.len() + LOCK.len() + 64;
+
+/// A session's own Redis key (its record, its refresh lock), built once
+/// into a byte buffer: [`PREFIX`], the kind, the store key. The layout is
+/// the text it always was (`pocketgate:s:<store key>`), so records written
+/// before are found.
+struct SessionKey {
+    buf: [u8; SESSION_KEY_MAX],
+    len: usize,
 }
 
-fn record_key(key: &StoreKey) -> String {
-    format!("{PREFIX}s:{}", key.as_str())
+impl SessionKey {
+    fn new(kind: &str, key: &StoreKey) -> SessionKey {
+        let mut buf = [0u8; SESSION_KEY_MAX];
+        let mut len = 0;
+        for part in [PREFIX.as_bytes(), kind.as_bytes(), key.as_bytes()] {
+            if let Some(room) = buf.get_mut(len..len + part.len()) {
+                room.copy_from_slice(part);
+                len += part.len();
+            }
+        }
+        SessionKey { buf, len }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
 }
 
-fn lock_key(key: &StoreKey) -> String {
-    format!("{PREFIX}lock:{}", key.as_str())
+fn record_key(key: &StoreKey) -> SessionKey {
+    SessionKey::new(RECORD, key)
+}
+
+fn lock_key(key: &StoreKey) -> SessionKey {
+    SessionKey::new(LOCK, key)
+}
+
+/// [`PREFIX`], `kind` and `value` in one buffer (an index set, a `jti`).
+fn named_key(kind: &str, value: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREFIX.len() + kind.len() + value.len());
+    for part in [PREFIX, kind, value] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    out
 }
 
 /// The index sets a record is a member of.
-fn index_keys(record: &Stored) -> Vec<String> {
+fn index_keys(record: &Stored) -> Vec<Vec<u8>> {
     let mut keys = vec![
-        format!("{PREFIX}u:{}", record.user),
-        format!("{PREFIX}sub:{}", record.subject),
+        named_key("u:", &record.user),
+        named_key("sub:", &record.subject),
     ];
     if let Some(sid) = &record.sid {
-        keys.push(format!("{PREFIX}sid:{sid}"));
+        keys.push(named_key("sid:", sid));
     }
     keys
 }
 
 /// The index set that answers `filter`, if one does.
-fn index_of(filter: &Filter) -> Option<String> {
+fn index_of(filter: &Filter) -> Option<Vec<u8>> {
     match filter {
-        Filter::User(u) => Some(format!("{PREFIX}u:{u}")),
-        Filter::Subject(s) => Some(format!("{PREFIX}sub:{s}")),
-        Filter::ProviderSession(sid) => Some(format!("{PREFIX}sid:{sid}")),
+        Filter::User(u) => Some(named_key("u:", u)),
+        Filter::Subject(s) => Some(named_key("sub:", s)),
+        Filter::ProviderSession(sid) => Some(named_key("sid:", sid)),
         Filter::All | Filter::Id(_) => None,
     }
 }
@@ -583,15 +652,14 @@ fn index_of(filter: &Filter) -> Option<String> {
 /// id prefix that is not hex: no key can match it, and it must not reach a
 /// glob pattern.
 fn scan_pattern(filter: &Filter) -> Option<String> {
-    match filter {
-        Filter::Id(prefix) if prefix.bytes().all(|b| b.is_ascii_hexdigit()) => Some(format!(
-            "{}{}*",
-            record_key_prefix(),
+    let ids = match filter {
+        Filter::Id(prefix) if prefix.bytes().all(|b| b.is_ascii_hexdigit()) => {
             prefix.to_ascii_lowercase()
-        )),
-        Filter::Id(_) => None,
-        _ => Some(format!("{}*", record_key_prefix())),
-    }
+        }
+        Filter::Id(_) => return None,
+        _ => String::new(),
+    };
+    Some([RECORD_PREFIX, &ids, "*"].concat())
 }
 
 fn parse(text: &str) -> Result<Stored, StoreError> {
@@ -614,7 +682,12 @@ fn millis_until(at: u64) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -634,6 +707,48 @@ mod tests {
             scan_pattern(&Filter::All).as_deref(),
             Some("pocketgate:s:*")
         );
+    }
+
+    #[test]
+    fn keys_built_into_buffers_have_the_layout_stores_were_written_with() {
+        // The layout as it was built before, with `format!`.
+        let key = StoreKey::of(b"abc");
+        let old = |kind: &str, value: &str| format!("{PREFIX}{kind}{value}").into_bytes();
+        assert_eq!(
+            record_key(&key).as_bytes(),
+            old("s:", key.as_str()).as_slice()
+        );
+        assert_eq!(
+            record_key(&key).as_bytes(),
+            b"pocketgate:s:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        assert_eq!(
+            lock_key(&key).as_bytes(),
+            old("lock:", key.as_str()).as_slice()
+        );
+        let stored = Stored {
+            user: "alice".into(),
+            subject: "3ffb29e3".into(),
+            sid: Some("sid-1".into()),
+            issued: 1,
+            expires: 2,
+            sealed: String::new(),
+        };
+        assert_eq!(
+            index_keys(&stored),
+            [
+                old("u:", "alice"),
+                old("sub:", "3ffb29e3"),
+                old("sid:", "sid-1")
+            ]
+        );
+        assert_eq!(
+            index_of(&Filter::User("alice".into())),
+            Some(old("u:", "alice"))
+        );
+        assert_eq!(named_key("jti:", "j-1"), old("jti:", "j-1"));
+        assert_eq!(RECORD_PREFIX.as_bytes(), old("s:", "").as_slice());
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]
