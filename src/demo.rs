@@ -281,7 +281,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         Ok(c) => c,
         Err(e) => return respond::reject(&Rejection::StoreUnavailable(e), Client::Browser),
     };
-    let identity = current.as_ref().map(|c| &c.session.identity);
+    let identity = current.as_ref().map(|c| &*c.session.identity);
     let facts = RequestFacts {
         host: &host,
         path: &path,

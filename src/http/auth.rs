@@ -89,7 +89,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     }
     let identity = current
         .as_ref()
-        .map(|c| &c.session.identity)
+        .map(|c| &*c.session.identity)
         .or(token_identity.as_deref());
     state
         .metrics
