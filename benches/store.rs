@@ -15,37 +15,29 @@
 //! Run: `cargo bench --bench store`; `cargo test --bench store` runs each case once.
 #![allow(
     clippy::unwrap_used,
-    clippy::expect_used,
     clippy::panic,
-    unreachable_pub,
     reason = "bench code: a panic is a failed run"
 )]
 
 #[path = "../tests/redis/server.rs"]
 mod redis_server;
+mod support;
 
 use std::hint::black_box;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use pocketgate::config::{RedisUrl, SessionSecret, SessionSecrets, StoreSettings};
-use pocketgate::policy::Identity;
 use pocketgate::session::store::{Store, StoreKey};
 use pocketgate::session::{
     CookieSettings, LoginContext, NoEvents, Purpose, SessionKeys, Sessions, Tokens,
 };
+use support::{alice, now, SECRET};
 use tokio::runtime::Runtime;
 
-fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
-}
-
 fn keys() -> SessionKeys {
-    let secret = SessionSecret::new(b"bench-secret-0123456789abcdef0123456789".to_vec()).unwrap();
+    let secret = SessionSecret::new(SECRET).unwrap();
     SessionKeys::new(&SessionSecrets::new(secret, Vec::new()))
 }
 
@@ -55,21 +47,6 @@ fn cookie() -> CookieSettings {
         domain: Some("example.com".into()),
         secure: true,
         lifetime: Duration::from_secs(12 * 3600),
-    }
-}
-
-/// A user as Pocket ID's claims make her: UUID subject, name, e-mail, a few groups.
-fn alice() -> Identity {
-    Identity {
-        subject: "3ffb29e3-4b67-8262-8050-78ae568e43af".into(),
-        user: "alice".into(),
-        email: Some("alice.andersen@example.com".into()),
-        email_verified: true,
-        name: Some("Alice Andersen".into()),
-        groups: ["admins", "users", "media", "grafana-admins", "family"]
-            .map(String::from)
-            .to_vec(),
-        claims: Default::default(),
     }
 }
 

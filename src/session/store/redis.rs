@@ -158,24 +158,7 @@ impl Redis {
             .arg("PX")
             .arg(ttl)
             .ignore();
-        for index in index_keys(record) {
-            // NX gives a new set its first expiry; GT only ever lengthens it,
-            // so the set outlives its newest member.
-            pipe.cmd("SADD")
-                .arg(index.as_slice())
-                .arg(key.as_str())
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(index.as_slice())
-                .arg(ttl)
-                .arg("NX")
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(index.as_slice())
-                .arg(ttl)
-                .arg("GT")
-                .ignore();
-        }
+        add_memberships(&mut pipe, key, record, ttl);
         self.query_pipe(&pipe).await
     }
 
@@ -202,22 +185,7 @@ impl Redis {
             return Ok(false);
         }
         let mut pipe = ::redis::pipe();
-        for index in index_keys(record) {
-            pipe.cmd("SADD")
-                .arg(index.as_slice())
-                .arg(key.as_str())
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(index.as_slice())
-                .arg(ttl)
-                .arg("NX")
-                .ignore();
-            pipe.cmd("PEXPIRE")
-                .arg(index.as_slice())
-                .arg(ttl)
-                .arg("GT")
-                .ignore();
-        }
+        add_memberships(&mut pipe, key, record, ttl);
         self.query_pipe::<()>(&pipe).await?;
         Ok(true)
     }
@@ -624,6 +592,19 @@ fn named_key(kind: &str, value: &str) -> Vec<u8> {
         out.extend_from_slice(part.as_bytes());
     }
     out
+}
+
+/// Add `key` to the index sets of `record`, each kept for at least `ttl` ms.
+fn add_memberships(pipe: &mut Pipeline, key: &StoreKey, record: &Stored, ttl: u64) {
+    for index in index_keys(record) {
+        let index = index.as_slice();
+        pipe.cmd("SADD").arg(index).arg(key.as_str()).ignore();
+        // NX gives a new set its first expiry; GT only ever lengthens it,
+        // so the set outlives its newest member.
+        for when in ["NX", "GT"] {
+            pipe.cmd("PEXPIRE").arg(index).arg(ttl).arg(when).ignore();
+        }
+    }
 }
 
 /// The index sets a record is a member of.
