@@ -14,24 +14,23 @@
     reason = "bench code: a panic is a failed run"
 )]
 
+mod support;
+
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use actix_web::{test, web, App};
 use criterion::{criterion_group, criterion_main, Criterion};
 use pocketgate::config::load_str;
 use pocketgate::http::{routes, AppState, LiveState};
 use pocketgate::oidc::Provider;
-use pocketgate::policy::Identity;
 use pocketgate::session::{Session, SessionKeys};
+use support::{alice, now, SECRET};
 
 /// A client on the internet, and one in the monitoring network the bypass admits.
 const OUTSIDE: &str = "203.0.113.7";
 const MONITORING: &str = "10.50.1.2";
-
-const SECRET: &str = "bench-secret-0123456789abcdef0123456789";
 
 const CONFIG: &str = r#"
 public_url = "https://auth.example.com"
@@ -57,22 +56,9 @@ claim_roles = [{ claim = "groups", value = "grafana-admins", role = "admins" }]
 
 /// A session as Pocket ID's claims make it: UUID subject, name, e-mail, a few groups.
 fn sealed_session(keys: &SessionKeys) -> String {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now();
     Session {
-        identity: Identity {
-            subject: "3ffb29e3-4b67-8262-8050-78ae568e43af".into(),
-            user: "alice".into(),
-            email: Some("alice.andersen@example.com".into()),
-            email_verified: true,
-            name: Some("Alice Andersen".into()),
-            groups: ["admins", "users", "media", "grafana-admins", "family"]
-                .map(String::from)
-                .to_vec(),
-            claims: Default::default(),
-        },
+        identity: alice(),
         issued: now,
         expires: now + 12 * 3600,
     }
@@ -327,10 +313,7 @@ async fn embedded_app() -> (AppState, String, tempfile::TempDir) {
         .await
         .unwrap();
     let state = AppState::new(runtime, provider, store).unwrap();
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = now();
     let identity = Session::open(&state.keys, &sealed_session(&state.keys), now)
         .unwrap()
         .identity;

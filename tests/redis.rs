@@ -15,7 +15,6 @@
     reason = "test code: a panic is a failed test"
 )]
 
-use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -24,10 +23,14 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use pocketgate::config::{RedisUrl, StoreSettings};
 use pocketgate::session::store::{Filter, Redis, Store, StoreError, StoreKey, Stored};
+use server::{find, free_port, Server};
 
 // ---------------------------------------------------------------------------
 // A redis-server of our own
 // ---------------------------------------------------------------------------
+
+#[path = "redis/server.rs"]
+mod server;
 
 /// `redis-server`, found or (as root, once per run) installed; why not otherwise.
 fn redis_server() -> Result<&'static Path, &'static str> {
@@ -44,14 +47,6 @@ fn redis_server() -> Result<&'static Path, &'static str> {
         .as_ref()
         .map(PathBuf::as_path)
         .map_err(String::as_str)
-}
-
-fn find(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/usr/bin"), PathBuf::from("/usr/sbin")])
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
 }
 
 /// `apt-get install redis-server`, keeping the package from starting a
@@ -94,37 +89,6 @@ fn install() -> Result<(), String> {
     }
 }
 
-/// A port nothing listens on now.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Whether a plain-text Redis on `port` answers PING.
-fn pings(port: u16) -> bool {
-    let Ok(mut s) =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200))
-    else {
-        return false;
-    };
-    let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
-    let mut reply = [0u8; 7];
-    s.write_all(b"PING\r\n").is_ok()
-        && s.read_exact(&mut reply).is_ok()
-        && reply.as_slice() == b"+PONG\r\n"
-}
-
-/// A `redis-server` child on loopback, killed on drop. Nothing persists.
-struct Server {
-    bin: PathBuf,
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
 impl Server {
     /// A running server, or `None` (after printing why) when there is no
     /// redis-server to run.
@@ -133,87 +97,13 @@ impl Server {
     }
 
     fn start_on(port: Option<u16>) -> Option<Server> {
-        let bin = match redis_server() {
-            Ok(bin) => bin.to_path_buf(),
+        match redis_server() {
+            Ok(bin) => Some(Server::start_with(bin, port)),
             Err(why) => {
                 println!("skipped: {why}");
-                return None;
-            }
-        };
-        // A port picked free can be taken before the server binds it: a few tries.
-        for _ in 0..3 {
-            let mut server = Server {
-                bin: bin.clone(),
-                port: port.unwrap_or_else(free_port),
-                dir: tempfile::tempdir().unwrap(),
-                child: None,
-            };
-            if server.run() {
-                return Some(server);
+                None
             }
         }
-        panic!("redis-server did not answer PING on three ports");
-    }
-
-    /// Start the process on `self.port` and wait (at most 5 s) for PING.
-    fn run(&mut self) -> bool {
-        let child = Command::new(&self.bin)
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        for _ in 0..100 {
-            if pings(self.port) {
-                return true;
-            }
-            if let Some(Ok(Some(_))) = self.child.as_mut().map(Child::try_wait) {
-                break; // exited: the port was taken
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.stop();
-        false
-    }
-
-    /// Kill the server (the data goes with it).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    /// Start again on the same port.
-    fn restart(&mut self) {
-        assert!(
-            self.run(),
-            "redis-server did not come back on {}",
-            self.port
-        );
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
-    }
-
-    /// A plain client, to look at what the store wrote.
-    async fn raw(&self) -> redis::aio::MultiplexedConnection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_multiplexed_async_connection()
-            .await
-            .unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop();
     }
 }
 

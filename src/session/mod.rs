@@ -1,20 +1,21 @@
-//! Sessions: who is signed in, and the cookies that say so.
+//! Sessions: sealing them, keeping them, finding them again.
 //!
-//! A [`Session`] (identity, issue and expiry times) is sealed with AES-256-GCM
-//! and kept where `session.store` says: on the server ([`store`]: the embedded
-//! database, the default, or Redis) behind a sealed random id in the cookie,
-//! so that sessions can be listed and revoked; or, with `store = "cookie"`, in
-//! the cookie itself, so that replicas share sessions through nothing but the
-//! configured secret.
+//! - `seal.rs`: AES-256-GCM under the session secret, one [`Purpose`] per
+//!   kind of value, key rotation (the first configured secret seals, every
+//!   secret opens).
+//! - `cookies.rs`: cookie names, attributes, and splitting values too long
+//!   for one cookie into numbered chunks and joining them again.
+//! - `service/`: the session service ([`Sessions`]) the HTTP layer asks: the
+//!   cookie codec, the store-backed lookup with its cache, the lifecycle
+//!   (start, end, revoke, refresh) and the events the metrics hear.
+//! - `store/`: where sessions live on the server (embedded or Redis), keyed
+//!   by a hash of the cookie's id ([`store::StoreKey`]).
 //!
-//! [`Sessions`] is the one service over both: it finds a request's session,
-//! starts one at login, ends and revokes them, and refreshes the identity.
-//! The ID token, which only logout needs, is sealed into a cookie of its own
-//! ([`LogoutHint`]) so that the cookie every request opens stays small.
-//! The login flow's state is sealed the same way into one short-lived cookie per
-//! flow ([`FlowState`], [`flow_cookie_name`]). This module also splits values that
-//! are too long for one cookie into numbered chunks and joins them again, and it
-//! supports key rotation: the first configured secret seals, every secret opens.
+//! This file holds the sealed payloads: the stateless [`Session`] (identity,
+//! issue and expiry times; the cookie itself with `store = "cookie"`), the
+//! [`LogoutHint`] (the ID token, in a cookie of its own so that the cookie
+//! every request opens stays small), and the login flow's [`FlowState`], one
+//! short-lived cookie per flow ([`flow_cookie_name`]).
 //!
 //! It is not for HTTP types or policy decisions: it takes and returns plain
 //! strings and [`cookie::Cookie`] values, and never decides who may pass.
@@ -37,7 +38,7 @@ pub use cookies::{
 pub use seal::{Purpose, Refused, SessionKeys};
 pub use service::{
     CreateError, Current, EndReason, Ended, LoginContext, NoEvents, RefreshOutcome, SessionEvents,
-    Sessions, Tokens, CACHE_TTL,
+    Sessions, SignedIn, Tokens, CACHE_TTL,
 };
 
 /// How far in the future a session's `issued` time may lie before it is refused,

@@ -810,3 +810,86 @@ mod stored_records {
         );
     }
 }
+
+// --- the session service ---
+
+mod service {
+    use std::sync::Arc;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    use super::*;
+    use crate::config::StoreSettings;
+    use store::Store;
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Sessions in an embedded store in `dir`, or stateless without one.
+    async fn sessions(dir: Option<&std::path::Path>) -> Sessions {
+        let store = match dir {
+            Some(dir) => {
+                let settings = StoreSettings::Embedded {
+                    state_dir: dir.to_path_buf(),
+                };
+                Store::open(&settings).await.unwrap()
+            }
+            None => None,
+        };
+        let events = Arc::new(NoEvents);
+        Sessions::new(
+            keys(&[secret(1)]),
+            settings(false, None),
+            store,
+            None,
+            events,
+        )
+    }
+
+    /// A session started for alice, as the browser sends it back.
+    async fn signed_in(sessions: &Sessions) -> Vec<(String, String)> {
+        let cookies = sessions
+            .create(
+                &settings(false, None),
+                identity(),
+                Tokens::default(),
+                LoginContext::default(),
+                Duration::from_secs(3600),
+                now(),
+                &[],
+            )
+            .await
+            .unwrap();
+        as_request(&cookies)
+    }
+
+    #[tokio::test]
+    async fn signed_in_requests_share_the_cached_identity_instead_of_copying_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let sessions = sessions(Some(dir.path())).await;
+        let pairs = signed_in(&sessions).await;
+        let first = sessions.current(&borrow(&pairs), now()).await.unwrap();
+        let second = sessions.current(&borrow(&pairs), now()).await.unwrap();
+        let (first, second) = (first.unwrap(), second.unwrap());
+        assert_eq!(*first.session.identity, identity());
+        assert!(Arc::ptr_eq(
+            &first.session.identity,
+            &second.session.identity
+        ));
+        assert_eq!(first.key, second.key);
+        assert!(first.key.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_stateless_session_opens_to_the_same_identity() {
+        let sessions = sessions(None).await;
+        let pairs = signed_in(&sessions).await;
+        let current = sessions.current(&borrow(&pairs), now()).await.unwrap();
+        let current = current.unwrap();
+        assert_eq!(*current.session.identity, identity());
+        assert_eq!(current.key, None);
+        assert!(!current.refresh_due);
+    }
+}

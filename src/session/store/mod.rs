@@ -12,13 +12,13 @@
 //! (`try_lock`). It never decides; it only keeps.
 
 mod embedded;
+mod key;
 mod redis;
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::{Purpose, Refused, SessionKeys};
 use crate::config::StoreSettings;
@@ -26,45 +26,7 @@ use crate::policy::Identity;
 
 pub use self::redis::Redis;
 pub use embedded::Embedded;
-
-/// What the store is keyed by: the hex SHA-256 of the session id. The id
-/// itself never leaves the sealed cookie.
-#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct StoreKey(String);
-
-impl StoreKey {
-    /// The key of a session id.
-    pub fn of(id: &[u8]) -> StoreKey {
-        let digest = Sha256::digest(id);
-        let mut hex = String::with_capacity(64);
-        for b in digest {
-            hex.push_str(&format!("{b:02x}"));
-        }
-        StoreKey(hex)
-    }
-
-    /// A key as stored (from `list`); only hex digits are accepted.
-    pub fn from_hex(hex: &str) -> Option<StoreKey> {
-        (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
-            .then(|| StoreKey(hex.to_ascii_lowercase()))
-    }
-
-    /// The full key.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The first 12 hex digits: what `pocketgate sessions` shows and takes.
-    pub fn short(&self) -> &str {
-        self.0.get(..12).unwrap_or(&self.0)
-    }
-}
-
-impl fmt::Debug for StoreKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StoreKey({})", self.short())
-    }
-}
+pub use key::StoreKey;
 
 /// One session as a store keeps it.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,7 +74,7 @@ impl Record {
             sid: self.sid.clone(),
             issued: self.issued,
             expires: self.expires,
-            sealed: keys.seal_bound(Purpose::StoredRecord, key.as_str().as_bytes(), &json),
+            sealed: keys.seal_bound(Purpose::StoredRecord, key.as_bytes(), &json),
         }
     }
 }
@@ -146,7 +108,7 @@ impl Stored {
     /// The record sealed in, when it opens under `key` with one of `keys`
     /// (an older secret line too) and the clear fields agree with it.
     pub fn open(&self, keys: &SessionKeys, key: &StoreKey) -> Result<Record, Refused> {
-        let json = keys.open_bound(Purpose::StoredRecord, key.as_str().as_bytes(), &self.sealed)?;
+        let json = keys.open_bound(Purpose::StoredRecord, key.as_bytes(), &self.sealed)?;
         let record: Record = serde_json::from_slice(&json).map_err(|_| Refused::NotThisKind)?;
         // Edited clear fields would hide the session from revocation.
         if record.identity.user != self.user

@@ -43,6 +43,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
 
+mod keys;
+
+use self::keys::{
+    index_keys, index_of, lock_key, named_key, record_key, scan_pattern, RECORD_PREFIX,
+};
 use super::{Filter, StoreError, StoreKey, Stored};
 use crate::config::RedisUrl;
 
@@ -135,7 +140,9 @@ impl Redis {
     }
 
     pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
-        let text: Option<String> = self.query(::redis::cmd("GET").arg(record_key(key))).await?;
+        let text: Option<String> = self
+            .query(::redis::cmd("GET").arg(record_key(key).as_bytes()))
+            .await?;
         text.map(|t| parse(&t)).transpose()
     }
 
@@ -151,18 +158,12 @@ impl Redis {
         let mut pipe = ::redis::pipe();
         pipe.atomic()
             .cmd("SET")
-            .arg(record_key(key))
+            .arg(record_key(key).as_bytes())
             .arg(text)
             .arg("PX")
             .arg(ttl)
             .ignore();
-        for index in index_keys(record) {
-            // NX gives a new set its first expiry; GT only ever lengthens it,
-            // so the set outlives its newest member.
-            pipe.cmd("SADD").arg(&index).arg(key.as_str()).ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
-        }
+        add_memberships(&mut pipe, key, record, ttl);
         self.query_pipe(&pipe).await
     }
 
@@ -178,7 +179,7 @@ impl Redis {
         let replaced: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(record_key(key))
+                    .arg(record_key(key).as_bytes())
                     .arg(text)
                     .arg("PX")
                     .arg(ttl)
@@ -189,11 +190,7 @@ impl Redis {
             return Ok(false);
         }
         let mut pipe = ::redis::pipe();
-        for index in index_keys(record) {
-            pipe.cmd("SADD").arg(&index).arg(key.as_str()).ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("NX").ignore();
-            pipe.cmd("PEXPIRE").arg(&index).arg(ttl).arg("GT").ignore();
-        }
+        add_memberships(&mut pipe, key, record, ttl);
         self.query_pipe::<()>(&pipe).await?;
         Ok(true)
     }
@@ -201,7 +198,7 @@ impl Redis {
     pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
         // GETDEL: of two concurrent removals only one gets the record back.
         let text: Option<String> = self
-            .query_at_most_once(::redis::cmd("GETDEL").arg(record_key(key)))
+            .query_at_most_once(::redis::cmd("GETDEL").arg(record_key(key).as_bytes()))
             .await?;
         let Some(text) = text else {
             return Ok(None);
@@ -209,7 +206,10 @@ impl Redis {
         let record = parse(&text)?;
         let mut pipe = ::redis::pipe();
         for index in index_keys(&record) {
-            pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
+            pipe.cmd("SREM")
+                .arg(index.as_slice())
+                .arg(key.as_str())
+                .ignore();
         }
         // The session has ended either way; a membership left behind is a
         // stale member, which reads skip and remove.
@@ -259,7 +259,7 @@ impl Redis {
     async fn remove_found(
         &self,
         filter: &Filter,
-        index: Option<&str>,
+        index: Option<&[u8]>,
         found: Vec<(StoreKey, Option<String>)>,
     ) -> Result<Vec<StoreKey>, StoreError> {
         let mut pipe = ::redis::pipe();
@@ -268,16 +268,19 @@ impl Redis {
         for (key, text) in found {
             match text.as_deref().map(parse) {
                 Some(Ok(r)) if filter.matches(&key, &r) => {
-                    pipe.cmd("DEL").arg(record_key(&key));
+                    pipe.cmd("DEL").arg(record_key(&key).as_bytes());
                     for index in index_keys(&r) {
-                        pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
+                        pipe.cmd("SREM")
+                            .arg(index.as_slice())
+                            .arg(key.as_str())
+                            .ignore();
                     }
                     deleting.push(key);
                 }
                 // Ending a session is always safe, so a record that does not
                 // parse goes too; its other memberships turn stale.
                 Some(Err(_)) => {
-                    pipe.cmd("DEL").arg(record_key(&key));
+                    pipe.cmd("DEL").arg(record_key(&key).as_bytes());
                     if let Some(index) = index {
                         pipe.cmd("SREM").arg(index).arg(key.as_str()).ignore();
                     }
@@ -365,7 +368,7 @@ impl Redis {
         let set: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(format!("{PREFIX}jti:{jti}"))
+                    .arg(named_key("jti:", jti))
                     .arg(1)
                     .arg("NX")
                     .arg("EX")
@@ -380,7 +383,7 @@ impl Redis {
         let set: Option<String> = self
             .query_at_most_once(
                 ::redis::cmd("SET")
-                    .arg(lock_key(key))
+                    .arg(lock_key(key).as_bytes())
                     .arg(&self.owner)
                     .arg("NX")
                     .arg("PX")
@@ -391,7 +394,7 @@ impl Redis {
     }
 
     pub(super) async fn unlock(&self, key: &StoreKey) -> Result<(), StoreError> {
-        let mut call = UNLOCK.key(lock_key(key));
+        let mut call = UNLOCK.key(lock_key(key).as_bytes());
         call.arg(&self.owner);
         let call = &call;
         // Deleting our own lock twice is deleting it once.
@@ -407,7 +410,7 @@ impl Redis {
     }
 
     /// The store keys in an index set (invalid members are dropped).
-    async fn members(&self, index: &str) -> Result<Vec<StoreKey>, StoreError> {
+    async fn members(&self, index: &[u8]) -> Result<Vec<StoreKey>, StoreError> {
         let members: Vec<String> = self.query(::redis::cmd("SMEMBERS").arg(index)).await?;
         Ok(members
             .iter()
@@ -427,10 +430,9 @@ impl Redis {
                     .arg(BATCH),
             )
             .await?;
-        let prefix = record_key_prefix();
         let keys = keys
             .iter()
-            .filter_map(|k| k.strip_prefix(prefix.as_str()))
+            .filter_map(|k| k.strip_prefix(RECORD_PREFIX))
             .filter_map(StoreKey::from_hex)
             .collect();
         Ok((next, keys))
@@ -446,7 +448,7 @@ impl Redis {
         }
         let mut mget = ::redis::cmd("MGET");
         for k in keys {
-            mget.arg(record_key(k));
+            mget.arg(record_key(k).as_bytes());
         }
         let texts: Vec<Option<String>> = self.query(&mget).await?;
         Ok(keys.iter().cloned().zip(texts).collect())
@@ -454,7 +456,7 @@ impl Redis {
 
     /// Remove members of `index` whose record is gone or no longer matches.
     /// Best effort: a member left behind is skipped again next time.
-    async fn drop_stale(&self, index: &str, stale: &[StoreKey]) {
+    async fn drop_stale(&self, index: &[u8], stale: &[StoreKey]) {
         if stale.is_empty() {
             return;
         }
@@ -545,52 +547,16 @@ impl Redis {
     }
 }
 
-fn record_key_prefix() -> String {
-    format!("{PREFIX}s:")
-}
-
-fn record_key(key: &StoreKey) -> String {
-    format!("{PREFIX}s:{}", key.as_str())
-}
-
-fn lock_key(key: &StoreKey) -> String {
-    format!("{PREFIX}lock:{}", key.as_str())
-}
-
-/// The index sets a record is a member of.
-fn index_keys(record: &Stored) -> Vec<String> {
-    let mut keys = vec![
-        format!("{PREFIX}u:{}", record.user),
-        format!("{PREFIX}sub:{}", record.subject),
-    ];
-    if let Some(sid) = &record.sid {
-        keys.push(format!("{PREFIX}sid:{sid}"));
-    }
-    keys
-}
-
-/// The index set that answers `filter`, if one does.
-fn index_of(filter: &Filter) -> Option<String> {
-    match filter {
-        Filter::User(u) => Some(format!("{PREFIX}u:{u}")),
-        Filter::Subject(s) => Some(format!("{PREFIX}sub:{s}")),
-        Filter::ProviderSession(sid) => Some(format!("{PREFIX}sid:{sid}")),
-        Filter::All | Filter::Id(_) => None,
-    }
-}
-
-/// The `SCAN MATCH` pattern for the filters no index answers. `None` for an
-/// id prefix that is not hex: no key can match it, and it must not reach a
-/// glob pattern.
-fn scan_pattern(filter: &Filter) -> Option<String> {
-    match filter {
-        Filter::Id(prefix) if prefix.bytes().all(|b| b.is_ascii_hexdigit()) => Some(format!(
-            "{}{}*",
-            record_key_prefix(),
-            prefix.to_ascii_lowercase()
-        )),
-        Filter::Id(_) => None,
-        _ => Some(format!("{}*", record_key_prefix())),
+/// Add `key` to the index sets of `record`, each kept for at least `ttl` ms.
+fn add_memberships(pipe: &mut Pipeline, key: &StoreKey, record: &Stored, ttl: u64) {
+    for index in index_keys(record) {
+        let index = index.as_slice();
+        pipe.cmd("SADD").arg(index).arg(key.as_str()).ignore();
+        // NX gives a new set its first expiry; GT only ever lengthens it,
+        // so the set outlives its newest member.
+        for when in ["NX", "GT"] {
+            pipe.cmd("PEXPIRE").arg(index).arg(ttl).arg(when).ignore();
+        }
     }
 }
 
@@ -614,7 +580,12 @@ fn millis_until(at: u64) -> u64 {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    bytes
+        .iter()
+        .flat_map(|b| [DIGITS[usize::from(b >> 4)], DIGITS[usize::from(b & 0x0f)]])
+        .map(char::from)
+        .collect()
 }
 
 #[cfg(test)]
@@ -622,18 +593,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_id_prefix_that_is_not_hex_never_reaches_a_glob_pattern() {
-        assert_eq!(
-            scan_pattern(&Filter::Id("AbC123".into())).as_deref(),
-            Some("pocketgate:s:abc123*")
-        );
-        for bad in ["*", "ab?", "[a-f]", "ab\\*"] {
-            assert_eq!(scan_pattern(&Filter::Id(bad.into())), None, "{bad}");
-        }
-        assert_eq!(
-            scan_pattern(&Filter::All).as_deref(),
-            Some("pocketgate:s:*")
-        );
+    fn the_lock_owner_token_is_lowercase_hex() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 
     #[test]

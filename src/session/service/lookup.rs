@@ -1,0 +1,201 @@
+//! The store-backed lookup: the session under a store key, from a small
+//! in-process cache, else from the [`Store`] (opened, checked, cached).
+//!
+//! The cache keeps an entry at most [`CACHE_TTL`]: a session revoked on
+//! another replica, or by `pocketgate sessions revoke`, is refused everywhere
+//! within that time. It never extends a session: expiry is checked on every
+//! read. It holds records already opened, with the identity behind an
+//! [`Arc`]: the signed-in path opens a sealed record once per cache
+//! lifetime, and hands out the identity without copying it.
+//!
+//! A stored record that does not open (edited, copied under another key,
+//! sealed by a secret no longer configured, garbage) is no session: it is
+//! removed, counted and logged once, and the browser goes to login.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use moka::sync::Cache;
+
+use super::super::store::{Record, Store, StoreError, StoreKey};
+use super::super::SessionKeys;
+use super::events::{EndReason, SessionEvents};
+use crate::policy::Identity;
+
+/// How long a record read from the store is trusted without asking again.
+pub const CACHE_TTL: Duration = Duration::from_secs(5);
+/// Most records cached at once.
+const CACHE_CAPACITY: u64 = 100_000;
+
+/// When a session's identity is next re-checked with the provider.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct RefreshClock {
+    /// The record keeps a refresh token.
+    refreshable: bool,
+    /// The last successful check.
+    refreshed: u64,
+    /// Not before this (a backoff after the provider failed).
+    retry_at: u64,
+}
+
+impl RefreshClock {
+    pub(super) fn of(record: &Record) -> RefreshClock {
+        RefreshClock {
+            refreshable: record.refresh_token.is_some(),
+            refreshed: record.refreshed,
+            retry_at: record.retry_at,
+        }
+    }
+
+    /// Whether a refresh is due at `now` every `interval` (never without one).
+    pub(super) fn due(self, interval: Option<Duration>, now: u64) -> bool {
+        self.refreshable
+            && now >= self.retry_at
+            && interval.is_some_and(|i| now >= self.refreshed.saturating_add(i.as_secs()))
+    }
+}
+
+/// What the cache keeps of an opened record: what a signed-in request
+/// needs, shared. The tokens stay in the store.
+#[derive(Debug)]
+pub(super) struct Entry {
+    pub(super) identity: Arc<Identity>,
+    pub(super) issued: u64,
+    pub(super) expires: u64,
+    pub(super) sid: Option<Arc<str>>,
+    pub(super) refresh: RefreshClock,
+}
+
+impl Entry {
+    /// The entry of an opened record (its identity moved, not copied).
+    fn of(record: Record) -> Entry {
+        Entry {
+            refresh: RefreshClock::of(&record),
+            identity: Arc::new(record.identity),
+            issued: record.issued,
+            expires: record.expires,
+            sid: record.sid.map(Arc::from),
+        }
+    }
+}
+
+/// A store and the cache in front of it. Cloning shares both.
+#[derive(Clone)]
+pub(super) struct Lookup {
+    store: Arc<Store>,
+    cache: Cache<StoreKey, Arc<Entry>>,
+}
+
+impl Lookup {
+    pub(super) fn new(store: Store) -> Lookup {
+        Lookup {
+            store: Arc::new(store),
+            cache: Cache::builder()
+                .max_capacity(CACHE_CAPACITY)
+                .time_to_live(CACHE_TTL)
+                .build(),
+        }
+    }
+
+    pub(super) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The live session under `key`: from the cache, else from the store
+    /// (and then cached). `None` when there is none or it has ended.
+    pub(super) async fn find(
+        &self,
+        keys: &SessionKeys,
+        events: &dyn SessionEvents,
+        key: &StoreKey,
+        now: u64,
+    ) -> Result<Option<Arc<Entry>>, StoreError> {
+        let entry = match self.cache.get(key) {
+            Some(entry) => {
+                events.cache(true);
+                Some(entry)
+            }
+            None => {
+                events.cache(false);
+                let loaded = self
+                    .load(keys, events, key, now)
+                    .await?
+                    .map(|r| Arc::new(Entry::of(r)));
+                if let Some(entry) = &loaded {
+                    self.cache.insert(key.clone(), entry.clone());
+                }
+                loaded
+            }
+        };
+        Ok(entry.filter(|e| now < e.expires))
+    }
+
+    /// This process's view of `key` is `record` from now on (just written).
+    pub(super) fn remember(&self, key: StoreKey, record: Record) {
+        self.cache.insert(key, Arc::new(Entry::of(record)));
+    }
+
+    /// This process asks the store again for `key` (it ended, or changed).
+    pub(super) fn forget(&self, key: &StoreKey) {
+        self.cache.invalidate(key);
+    }
+
+    /// The opened record under `key` from the store (a cache miss); `None`
+    /// when there is none, when it has ended (removed now rather than at the
+    /// next purge), or when it does not open (removed, counted, logged once).
+    async fn load(
+        &self,
+        keys: &SessionKeys,
+        events: &dyn SessionEvents,
+        key: &StoreKey,
+        now: u64,
+    ) -> Result<Option<Record>, StoreError> {
+        let started = Instant::now();
+        let got = self.store.get(key).await;
+        events.store_call(
+            started.elapsed(),
+            !matches!(got, Err(StoreError::Unavailable { .. })),
+        );
+        let opened = match got {
+            Ok(None) => return Ok(None),
+            Ok(Some(stored)) => stored.open(keys, key).map_err(|why| why.to_string()),
+            Err(StoreError::Corrupt(why)) => Err(why),
+            Err(e) => return Err(e),
+        };
+        match opened {
+            Err(why) => {
+                self.reject(events, key, &why).await?;
+                Ok(None)
+            }
+            Ok(r) if now >= r.expires => {
+                if self.store.remove(key).await?.is_some() {
+                    events.ended(EndReason::Expired, 1);
+                }
+                Ok(None)
+            }
+            Ok(r) => Ok(Some(r)),
+        }
+    }
+
+    /// A stored record that does not open is no session: remove it (so it
+    /// is logged and counted once, not on every request) and say why.
+    async fn reject(
+        &self,
+        events: &dyn SessionEvents,
+        key: &StoreKey,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        match self.store.remove(key).await {
+            // Removed, or what was removed does not parse either.
+            Ok(_) | Err(StoreError::Corrupt(_)) => {}
+            Err(e) => return Err(e),
+        }
+        events.record_rejected();
+        tracing::warn!(
+            session = key.short(),
+            %why,
+            "a stored session record does not open; removed, the browser signs in again"
+        );
+        Ok(())
+    }
+}
