@@ -158,9 +158,9 @@ fn public_url_is_checked_like_the_main_one() {
 fn an_entry_needs_the_main_cookie_domain() {
     let toml = with_domains(&[ORG], "").replace("cookie_domain = \"example.com\"\n", "");
     let e = err(&toml);
-    assert!(
-        e.contains("session.cookie_domain: missing") && e.contains("[[session.domains]]"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &["session.cookie_domain: missing", "[[session.domains]]"],
     );
 }
 
@@ -188,11 +188,7 @@ fn a_host_under_no_cookie_domain_is_warned_about() {
         "[[hosts]]\nhost = \"app.example.org\"\npolicy = \"users\"\n[[hosts]]\nhost = \"*.example.net\"\npolicy = \"users\"\n[[hosts]]\nhost = \"auth.example.com\"\npolicy = \"users\"\n",
     ))
     .unwrap();
-    let warned: Vec<&String> = loaded
-        .warnings
-        .iter()
-        .filter(|w| w.contains("under none of the cookie domains"))
-        .collect();
+    let warned = outside_cookie_domains(&loaded.warnings);
     assert_eq!(warned.len(), 1, "{:?}", loaded.warnings);
     assert!(
         warned[0].starts_with("hosts[1].host: *.example.net")
@@ -205,14 +201,18 @@ fn a_host_under_no_cookie_domain_is_warned_about() {
         "[[hosts]]\nhost = \"app.example.org\"\npolicy = \"users\"\n",
     ))
     .unwrap();
-    let warned: Vec<&String> = loaded
-        .warnings
-        .iter()
-        .filter(|w| w.contains("under none of the cookie domains"))
-        .collect();
+    let warned = outside_cookie_domains(&loaded.warnings);
     assert_eq!(warned.len(), 1, "{:?}", loaded.warnings);
     assert!(
         warned[0].contains("app.example.org") && warned[0].contains("portal loop"),
         "{warned:?}"
     );
+}
+
+/// The warnings about a host that no cookie domain covers.
+fn outside_cookie_domains(warnings: &[String]) -> Vec<&String> {
+    warnings
+        .iter()
+        .filter(|w| w.contains("under none of the cookie domains"))
+        .collect()
 }

@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::domain::ClientAddr;
-use crate::policy::{self, HostMatch, Identity, Outcome, RequestFacts, Rules};
+use crate::policy::{HostMatch, Outcome, Rules};
 
-use super::base;
+use super::{assert_warned, base};
 use crate::config::{load, load_rules, load_rules_str, load_str, ConfigErrors, Loaded, Runtime};
 
 /// A main file `pocketgate.toml` and its include files, in a temporary directory.
@@ -59,19 +58,7 @@ fn host(name: &str, policy: &str) -> String {
 
 /// The decision for a request to `host` by a user in `groups` (none: no session).
 fn outcome(rules: &Rules, host: &str, groups: Option<&[&str]>) -> Outcome {
-    let identity = groups.map(|g| Identity {
-        subject: "u1".into(),
-        user: "alice".into(),
-        groups: g.iter().map(|s| s.to_string()).collect(),
-        ..Identity::default()
-    });
-    let facts = RequestFacts {
-        host,
-        path: "/",
-        client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-        method: Some("GET"),
-    };
-    policy::decide(rules, &facts, identity.as_ref()).outcome
+    super::decide_for(rules, host, "/", groups)
 }
 
 /// The include file a host's entry came from, and its overall index.
@@ -140,33 +127,25 @@ fn include_files_and_the_main_file_use_each_others_policies() {
         ),
     );
     let rules = load_rules(&s.path("pocketgate.toml")).unwrap().value;
-    // The main file's host, on the include file's policy.
-    assert_eq!(
-        outcome(&rules, "wiki.example.com", Some(&["git"])),
-        Outcome::Allow
-    );
-    assert_eq!(
-        outcome(&rules, "wiki.example.com", Some(&["users"])),
-        Outcome::Deny
-    );
-    // The include file's hosts, on its own policy and on the main file's.
-    assert_eq!(
-        outcome(&rules, "gitea.example.com", Some(&["git"])),
-        Outcome::Allow
-    );
-    assert_eq!(
-        outcome(&rules, "admin.example.com", Some(&["git"])),
-        Outcome::Deny
-    );
-    assert_eq!(
-        outcome(&rules, "admin.example.com", Some(&["admins"])),
-        Outcome::Allow
-    );
-    // Hosts nobody listed still get the main file's default_policy.
-    assert_eq!(
-        outcome(&rules, "other.example.com", Some(&["users"])),
-        Outcome::Allow
-    );
+    #[rustfmt::skip]
+    let rows: [(&str, &[&str], Outcome); 6] = [
+        // The main file's host, on the include file's policy.
+        ("wiki.example.com",  &["git"],    Outcome::Allow),
+        ("wiki.example.com",  &["users"],  Outcome::Deny),
+        // The include file's hosts, on its own policy and on the main file's.
+        ("gitea.example.com", &["git"],    Outcome::Allow),
+        ("admin.example.com", &["git"],    Outcome::Deny),
+        ("admin.example.com", &["admins"], Outcome::Allow),
+        // Hosts nobody listed still get the main file's default_policy.
+        ("other.example.com", &["users"],  Outcome::Allow),
+    ];
+    for (host, groups, want) in rows {
+        assert_eq!(
+            outcome(&rules, host, Some(groups)),
+            want,
+            "{host} as {groups:?}"
+        );
+    }
 }
 
 #[test]
@@ -316,22 +295,12 @@ fn a_missing_directory_or_no_match_is_a_warning() {
     std::fs::create_dir(s.path("conf.d")).unwrap();
     let loaded = s.load().unwrap();
     assert_eq!(loaded.value.rules.hosts().len(), 1);
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w == r#"include[0]: "conf.d/*.toml" matches no file"#),
-        "{:?}",
-        loaded.warnings
-    );
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w == r#"include[1]: "missing/**/*.toml" matches no file"#),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_warned(&loaded.warnings, |w| {
+        w == r#"include[0]: "conf.d/*.toml" matches no file"#
+    });
+    assert_warned(&loaded.warnings, |w| {
+        w == r#"include[1]: "missing/**/*.toml" matches no file"#
+    });
     // Only the directory that exists is watched.
     assert_eq!(loaded.sources.dirs, vec![s.path("conf.d")]);
 }

@@ -2,8 +2,7 @@
 //! for generators without a TOML writer (Nix's `builtins.toJSON`, Ansible).
 
 use crate::config::{load, load_rules};
-use crate::domain::ClientAddr;
-use crate::policy::{self, HostMatch, Identity, Outcome, RequestFacts};
+use crate::policy::{self, HostMatch, Outcome};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-json";
 
@@ -28,19 +27,7 @@ fn main_json(include: &str) -> String {
 }
 
 fn decide(rules: &policy::Rules, host: &str, path: &str, groups: &[&str]) -> Outcome {
-    let user = Identity {
-        subject: "s".into(),
-        user: "bob".into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..Identity::default()
-    };
-    let facts = RequestFacts {
-        host,
-        path,
-        client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-        method: Some("GET"),
-    };
-    policy::decide(rules, &facts, Some(&user)).outcome
+    super::decide_for(rules, host, path, Some(groups))
 }
 
 #[test]
