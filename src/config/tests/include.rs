@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use crate::policy::{HostMatch, Outcome, Rules};
 
-use super::{assert_warned, base};
+use super::{assert_mentions, assert_warned, base};
 use crate::config::{load, load_rules, load_rules_str, load_str, ConfigErrors, Loaded, Runtime};
 
 /// A main file `pocketgate.toml` and its include files, in a temporary directory.
@@ -17,6 +17,13 @@ impl Setup {
         Setup {
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A main file that includes `conf.d/*.toml`, with `extra` after it.
+    fn conf_d(extra: &str) -> Setup {
+        let s = Setup::new();
+        s.main(r#"["conf.d/*.toml"]"#, extra);
+        s
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -150,20 +157,15 @@ fn include_files_and_the_main_file_use_each_others_policies() {
 
 #[test]
 fn a_policy_defined_in_two_files_names_both() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         "[policies.admins]\nallowed_groups = [\"root\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/x.toml:1: policies.admins: policy \"admins\" is already defined in pocketgate.toml"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/x.toml:1: policies.admins: policy \"admins\" is already defined in pocketgate.toml"]);
     // Two include files.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/a.toml",
         "[policies.git]\nallowed_groups = [\"git\"]\n",
@@ -173,17 +175,18 @@ fn a_policy_defined_in_two_files_names_both() {
         "[policies.git]\nallowed_groups = [\"git\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/b.toml:1: policies.git:")
-            && e.contains("already defined in conf.d/a.toml"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &[
+            "conf.d/b.toml:1: policies.git:",
+            "already defined in conf.d/a.toml",
+        ],
     );
 }
 
 #[test]
 fn a_host_defined_in_two_files_names_both() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/a.toml", &host("git.example.com", "users"));
     s.write(
         "conf.d/b.toml",
@@ -194,25 +197,17 @@ fn a_host_defined_in_two_files_names_both() {
         ),
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/b.toml:5: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/b.toml:5: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"]);
     // The main file and an include file.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, &host("git.example.com", "users"));
+    let s = Setup::conf_d(&host("git.example.com", "users"));
     s.write("conf.d/a.toml", &host("git.example.com", "users"));
     let e = s.err();
-    assert!(
-        e.contains("conf.d/a.toml:2: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/a.toml:2: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"]);
 }
 
 #[test]
 fn keys_other_than_policies_and_hosts_are_refused_in_an_include_file() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         &format!(
@@ -233,20 +228,15 @@ fn keys_other_than_policies_and_hosts_are_refused_in_an_include_file() {
 
 #[test]
 fn mistakes_inside_an_include_file_name_it() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         "[[hosts]]\nhost = \"x.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/x.toml:4: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/x.toml:4: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"]);
     // What compiling finds names the file too: hosts, their keys, policies.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, &host("main.example.com", "users"));
+    let s = Setup::conf_d(&host("main.example.com", "users"));
     s.write(
         "conf.d/x.toml",
         &format!(
@@ -264,8 +254,7 @@ fn mistakes_inside_an_include_file_name_it() {
         assert!(e.contains(key), "{key}: {e}");
     }
     // A type error.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/x.toml", "hosts = 3\n");
     let e = s.err();
     assert!(e.starts_with("conf.d/x.toml:1: hosts"), "{e}");
@@ -273,8 +262,7 @@ fn mistakes_inside_an_include_file_name_it() {
 
 #[test]
 fn a_syntax_error_in_an_include_file_names_it() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/ok.toml", &host("ok.example.com", "users"));
     s.write("conf.d/x.toml", "[[hosts]\nhost = \"x.example.com\"\n");
     let e = s.err();
@@ -308,8 +296,7 @@ fn a_missing_directory_or_no_match_is_a_warning() {
 #[test]
 fn an_unreadable_include_file_is_an_error_naming_it() {
     use std::os::unix::fs::PermissionsExt;
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     let path = s.write("conf.d/x.toml", &host("x.example.com", "users"));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read(&path).is_ok() {
