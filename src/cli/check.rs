@@ -94,6 +94,21 @@ fn provider_check(rt: &Runtime) {
     }
 }
 
+/// `label value` for each part that is there (`(label, there, value)`),
+/// joined by "; ", or `otherwise` when none is.
+fn clauses(parts: &[(&str, bool, String)], otherwise: &str) -> String {
+    let said: Vec<String> = parts
+        .iter()
+        .filter(|(_, there, _)| *there)
+        .map(|(label, _, value)| format!("{label} {value}"))
+        .collect();
+    if said.is_empty() {
+        otherwise.to_string()
+    } else {
+        said.join("; ")
+    }
+}
+
 /// The `check` summary: a header, the include files loaded, and one line per host.
 pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> String {
     use std::fmt::Write;
@@ -168,20 +183,27 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         }
     }
     for p in rt.rules.policies() {
-        let mut parts = Vec::new();
-        if !p.allowed_groups.is_empty() {
-            parts.push(format!("groups {}", p.allowed_groups.join(",")));
-        }
-        if !p.allowed_users.is_empty() {
-            parts.push(format!("users {}", p.allowed_users.join(",")));
-        }
-        if !p.allowed_networks.is_empty() {
-            parts.push(format!("networks {}", p.allowed_networks));
-        }
-        if parts.is_empty() {
-            parts.push("any signed-in user".into());
-        }
-        let _ = writeln!(s, "policy {}: {}", p.name, parts.join("; "));
+        let admits = clauses(
+            &[
+                (
+                    "groups",
+                    !p.allowed_groups.is_empty(),
+                    p.allowed_groups.join(","),
+                ),
+                (
+                    "users",
+                    !p.allowed_users.is_empty(),
+                    p.allowed_users.join(","),
+                ),
+                (
+                    "networks",
+                    !p.allowed_networks.is_empty(),
+                    p.allowed_networks.to_string(),
+                ),
+            ],
+            "any signed-in user",
+        );
+        let _ = writeln!(s, "policy {}: {admits}", p.name);
     }
     for h in rt.rules.hosts() {
         let _ = writeln!(
@@ -210,29 +232,18 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             );
         }
         for (j, r) in h.rules.iter().enumerate() {
-            let mut when = Vec::new();
-            if !r.paths.is_empty() {
-                let paths: Vec<&str> = r.paths.iter().map(|p| p.as_str()).collect();
-                when.push(format!("paths {}", paths.join(",")));
-            }
-            if !r.resource_sources().is_empty() {
-                when.push(format!("resources {}", r.resource_sources().join(" | ")));
-            }
-            if !r.methods.is_empty() {
-                when.push(format!("methods {}", r.methods.join(",")));
-            }
-            if !r.networks.is_empty() {
-                when.push(format!("networks {}", r.networks));
-            }
-            if when.is_empty() {
-                when.push("every request".into());
-            }
-            let _ = writeln!(
-                s,
-                "  rules[{j}] {} -> {}",
-                when.join("; "),
-                r.action.describe()
+            let paths: Vec<&str> = r.paths.iter().map(|p| p.as_str()).collect();
+            let resources = r.resource_sources();
+            let when = clauses(
+                &[
+                    ("paths", !paths.is_empty(), paths.join(",")),
+                    ("resources", !resources.is_empty(), resources.join(" | ")),
+                    ("methods", !r.methods.is_empty(), r.methods.join(",")),
+                    ("networks", !r.networks.is_empty(), r.networks.to_string()),
+                ],
+                "every request",
             );
+            let _ = writeln!(s, "  rules[{j}] {when} -> {}", r.action.describe());
         }
     }
     let mut all: Vec<&str> = rt.all_header_names().iter().map(|n| n.as_str()).collect();

@@ -146,36 +146,20 @@ impl LoginDomain {
 
 /// The login domains, main one first; never empty by construction, and no
 /// cookie domain covers another's.
-#[derive(Debug, Clone)]
-pub struct LoginDomains {
-    main: LoginDomain,
-    more: Vec<LoginDomain>,
-}
+pub type LoginDomains = NonEmpty<LoginDomain>;
 
 impl LoginDomains {
     /// The main domain and the `[[session.domains]]` entries, in file order.
     pub(crate) fn new(main: LoginDomain, more: Vec<LoginDomain>) -> LoginDomains {
-        LoginDomains { main, more }
+        NonEmpty {
+            first: main,
+            rest: more,
+        }
     }
 
     /// The main domain (`public_url`, `session.cookie_domain`).
     pub fn main(&self) -> &LoginDomain {
-        &self.main
-    }
-
-    /// Every domain, the main one first.
-    pub fn iter(&self) -> impl Iterator<Item = &LoginDomain> {
-        std::iter::once(&self.main).chain(&self.more)
-    }
-
-    /// How many there are (at least one).
-    pub fn len(&self) -> usize {
-        1 + self.more.len()
-    }
-
-    /// Always false; for symmetry with `len`.
-    pub fn is_empty(&self) -> bool {
-        false
+        &self.first
     }
 
     /// See [`Runtime::login_domain_for`].
@@ -186,7 +170,7 @@ impl LoginDomains {
                 c.covers(host).then_some((c.as_str().len(), d))
             })
             .max_by_key(|(len, _)| *len)
-            .map_or(&self.main, |(_, d)| d)
+            .map_or(&self.first, |(_, d)| d)
     }
 }
 
@@ -273,31 +257,40 @@ impl fmt::Debug for SessionSecret {
 
 /// The session secrets: the current one, which seals, and older ones that
 /// still open (rotation). Never empty by construction.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SessionSecrets {
-    current: SessionSecret,
-    older: Vec<SessionSecret>,
-}
+pub type SessionSecrets = NonEmpty<SessionSecret>;
 
 impl SessionSecrets {
     /// The current secret and the older ones, newest first.
     pub fn new(current: SessionSecret, older: Vec<SessionSecret>) -> SessionSecrets {
-        SessionSecrets { current, older }
+        NonEmpty {
+            first: current,
+            rest: older,
+        }
     }
 
     /// The secret that seals.
     pub fn current(&self) -> &SessionSecret {
-        &self.current
+        &self.first
+    }
+}
+
+/// One or more of a kind, the first one apart: the main login domain and
+/// the others, the current session secret and the older ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NonEmpty<T> {
+    first: T,
+    rest: Vec<T>,
+}
+
+impl<T> NonEmpty<T> {
+    /// Every one, the first one first.
+    pub fn iter(&self) -> impl Iterator<Item = &T> {
+        std::iter::once(&self.first).chain(&self.rest)
     }
 
-    /// Every secret, the current one first.
-    pub fn iter(&self) -> impl Iterator<Item = &SessionSecret> {
-        std::iter::once(&self.current).chain(&self.older)
-    }
-
-    /// How many secrets there are (at least one).
+    /// How many there are (at least one).
     pub fn len(&self) -> usize {
-        1 + self.older.len()
+        1 + self.rest.len()
     }
 
     /// Always false; for symmetry with `len`.

@@ -98,13 +98,18 @@ fn every_mistake_in_a_rule_is_named() {
     );
 }
 
-#[test]
-fn the_seed_example_warns_about_its_shadowed_regex() {
-    let text = std::fs::read_to_string(concat!(
+/// The example configuration shipped in `examples/`.
+pub(super) fn example_file() -> String {
+    std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/examples/pocketgate.toml"
     ))
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn the_seed_example_warns_about_its_shadowed_regex() {
+    let text = example_file();
     let w = load_rules_str(&text).unwrap().warnings;
     assert!(
         w.iter().any(|w| w.contains("bypass_resources[0] (\"^/api/system/status$\") never decides: bypass_paths[0] (\"/api\")")),

@@ -44,6 +44,27 @@ allowed_networks = ["10.0.0.0/8", "192.168.1.7"]
     )
 }
 
+/// The shared configuration with `line` in place of `session.secret`.
+fn with_secret_line(line: &str) -> String {
+    base("").replace(&format!("secret = \"{SECRET}\""), line)
+}
+
+/// The shared configuration with `keys` added to its `[oidc]` section.
+fn with_oidc(keys: &str) -> String {
+    base("").replace(
+        "client_id = \"pocketgate\"",
+        &format!("client_id = \"pocketgate\"\n{keys}"),
+    )
+}
+
+/// The shared configuration with `session.cookie_domain` set to `domain`.
+fn with_cookie_domain(domain: &str) -> String {
+    base("").replace(
+        "cookie_domain = \"example.com\"",
+        &format!("cookie_domain = \"{domain}\""),
+    )
+}
+
 fn load(toml: &str) -> Result<Loaded<Runtime>, ConfigErrors> {
     load_str(toml, &no_env)
 }
@@ -55,13 +76,50 @@ fn err(toml: &str) -> String {
     }
 }
 
+/// The decision for a `GET` of `path` on `host` by a user in `groups` (none:
+/// no session).
+fn decide_for(
+    rules: &crate::policy::Rules,
+    host: &str,
+    path: &str,
+    groups: Option<&[&str]>,
+) -> crate::policy::Outcome {
+    let identity = groups.map(|g| crate::policy::Identity {
+        subject: "u1".into(),
+        user: "alice".into(),
+        groups: g.iter().map(|s| s.to_string()).collect(),
+        ..crate::policy::Identity::default()
+    });
+    let facts = crate::policy::RequestFacts {
+        host,
+        path,
+        client: crate::domain::ClientAddr::new("203.0.113.9".parse().unwrap()),
+        method: Some("GET"),
+    };
+    crate::policy::decide(rules, &facts, identity.as_ref()).outcome
+}
+
+/// Assert that `toml` is refused with an error that names every one of `parts`.
+#[track_caller]
+fn assert_refused(toml: &str, parts: &[&str]) {
+    assert_mentions(&err(toml), parts);
+}
+
+/// Assert that the error message `e` names every one of `parts`.
+#[track_caller]
+fn assert_mentions(e: &str, parts: &[&str]) {
+    assert!(parts.iter().all(|part| e.contains(part)), "{e}");
+}
+
+/// Assert that one of `warnings` matches, listing them all when none does.
+#[track_caller]
+fn assert_warned(warnings: &[String], matches: impl FnMut(&String) -> bool) {
+    assert!(warnings.iter().any(matches), "{warnings:?}");
+}
+
 #[test]
 fn the_example_file_compiles_in_policy_only_mode() {
-    let text = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/examples/pocketgate.toml"
-    ))
-    .unwrap();
+    let text = super::rule_tests::example_file();
     let rules = load_rules_str(&text).unwrap().value;
     assert_eq!(rules.hosts().len(), 3);
     assert_eq!(rules.default_policy().unwrap().name, "users");
@@ -97,35 +155,30 @@ fn unknown_key_is_named_with_the_nearest_valid_one() {
     let e = err(&base(
         "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\n",
     ));
-    assert!(e.contains("hosts[0].bypass_path: unknown key"), "{e}");
-    assert!(e.contains("did you mean `hosts[0].bypass_paths`"), "{e}");
-    let e = err(&format!("listn = \"1\"\n{}", base("")));
-    assert!(e.contains("listen"), "{e}");
-    let e = err(&base("").replace("[oidc]", "[oidc]\nclientid = \"x\""));
-    assert!(
-        e.contains("oidc.clientid") && e.contains("oidc.client_id"),
-        "{e}"
+    assert_mentions(&e, &["hosts[0].bypass_path: unknown key"]);
+    assert_mentions(&e, &["did you mean `hosts[0].bypass_paths`"]);
+    assert_refused(&format!("listn = \"1\"\n{}", base("")), &["listen"]);
+    assert_refused(
+        &base("").replace("[oidc]", "[oidc]\nclientid = \"x\""),
+        &["oidc.clientid", "oidc.client_id"],
     );
     // caddy-security's camelCase names translate.
-    let e = err(&base(
-        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypassPaths = [\"/x\"]\n",
-    ));
-    assert!(e.contains("did you mean `hosts[0].bypass_paths`"), "{e}");
-    let e = err(&base("").replace(
-        "[policies.admins]",
-        "[policies.admins]\nallowedGroups = [\"x\"]",
-    ));
-    assert!(
-        e.contains("policies.admins.allowedGroups") && e.contains("allowed_groups"),
-        "{e}"
+    assert_refused(
+        &base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypassPaths = [\"/x\"]\n"),
+        &["did you mean `hosts[0].bypass_paths`"],
     );
-    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nclaim_roles = [{ claim = \"groups\", value = \"x\", rol = \"admins\" }]\n"));
-    assert!(
-        e.contains("hosts[0].claim_roles[0].rol") && e.contains("role"),
-        "{e}"
+    assert_refused(
+        &base("").replace(
+            "[policies.admins]",
+            "[policies.admins]\nallowedGroups = [\"x\"]",
+        ),
+        &["policies.admins.allowedGroups", "allowed_groups"],
     );
-    let e = err(&format!("{}\n[unrelated]\nx = 1\n", base("")));
-    assert!(e.contains("unrelated: unknown key"), "{e}");
+    assert_refused(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nclaim_roles = [{ claim = \"groups\", value = \"x\", rol = \"admins\" }]\n"), &["hosts[0].claim_roles[0].rol", "role"]);
+    assert_refused(
+        &format!("{}\n[unrelated]\nx = 1\n", base("")),
+        &["unrelated: unknown key"],
+    );
 }
 
 #[test]
@@ -133,42 +186,32 @@ fn undefined_policy_names_key_and_the_defined_ones() {
     let e = err(&base(
         "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"admin\"\n",
     ));
-    assert!(
-        e.contains("hosts[0].policy") && e.contains("\"admin\""),
-        "{e}"
+    assert_mentions(&e, &["hosts[0].policy", "\"admin\""]);
+    assert_mentions(&e, &["admins, bypass, users"]);
+    assert_refused(
+        &base("").replace("default_policy = \"users\"", "default_policy = \"nobody\""),
+        &["default_policy", "nobody"],
     );
-    assert!(e.contains("admins, bypass, users"), "{e}");
-    let e = err(&base("").replace("default_policy = \"users\"", "default_policy = \"nobody\""));
-    assert!(e.contains("default_policy") && e.contains("nobody"), "{e}");
 }
 
 #[test]
 fn bad_cidr_names_key_and_value() {
-    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nallowed_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"));
-    assert!(
-        e.contains("hosts[0].allowed_networks[1]") && e.contains("10.0.0.0/33"),
-        "{e}"
+    assert_refused(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nallowed_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n"), &["hosts[0].allowed_networks[1]", "10.0.0.0/33"]);
+    assert_refused(
+        &base("").replace("\"192.168.1.7\"", "\"lan\""),
+        &["policies.bypass.allowed_networks[1]", "\"lan\""],
     );
-    let e = err(&base("").replace("\"192.168.1.7\"", "\"lan\""));
-    assert!(
-        e.contains("policies.bypass.allowed_networks[1]") && e.contains("\"lan\""),
-        "{e}"
+    assert_refused(
+        &format!("trusted_proxies = [\"300.1.1.1/32\"]\n{}", base("")),
+        &["trusted_proxies[0]"],
     );
-    let e = err(&format!(
-        "trusted_proxies = [\"300.1.1.1/32\"]\n{}",
-        base("")
-    ));
-    assert!(e.contains("trusted_proxies[0]"), "{e}");
 }
 
 #[test]
 fn bad_regex_names_key_and_position() {
     let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_resources = [\"^/ok$\", \"^/api/(status$\"]\n"));
-    assert!(e.contains("hosts[0].bypass_resources[1]"), "{e}");
-    assert!(
-        e.contains("^/api/(status$") && e.contains("unclosed group"),
-        "{e}"
-    );
+    assert_mentions(&e, &["hosts[0].bypass_resources[1]"]);
+    assert_mentions(&e, &["^/api/(status$", "unclosed group"]);
     assert!(
         e.contains('^'),
         "the regex error carries a position marker: {e}"
@@ -177,42 +220,28 @@ fn bad_regex_names_key_and_position() {
 
 #[test]
 fn duplicate_host_is_refused_case_and_dot_insensitively() {
-    let e = err(&base(
+    assert_refused(&base(
         "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"A.Example.com.\"\npolicy = \"admins\"\n",
-    ));
-    assert!(
-        e.contains("hosts[1].host") && e.contains("hosts[0].host"),
-        "{e}"
-    );
-    let e = err(&base(
+    ), &["hosts[1].host", "hosts[0].host"]);
+    assert_refused(&base(
         "[[hosts]]\nhost = \"*.example.com\"\npolicy = \"users\"\n[[hosts]]\nhost = \"*.EXAMPLE.com\"\npolicy = \"users\"\n",
-    ));
-    assert!(e.contains("already configured"), "{e}");
+    ), &["already configured"]);
 }
 
 #[test]
 fn missing_or_short_secret() {
-    let toml = base("").replace(&format!("secret = \"{SECRET}\""), "");
-    let e = err(&toml);
-    assert!(
-        e.contains("session.secret: missing") && e.contains("gen-secret"),
-        "{e}"
-    );
-    let e = err(&base("").replace(SECRET, "tooshort"));
-    assert!(
-        e.contains("session.secret") && e.contains("8 bytes") && e.contains("32"),
-        "{e}"
+    let toml = with_secret_line("");
+    assert_refused(&toml, &["session.secret: missing", "gen-secret"]);
+    assert_refused(
+        &base("").replace(SECRET, "tooshort"),
+        &["session.secret", "8 bytes", "32"],
     );
     // Rotation: every line must be long enough, and the message says which one.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("secret");
     std::fs::write(&path, format!("{SECRET}\nshort\n")).unwrap();
-    let toml = base("").replace(
-        &format!("secret = \"{SECRET}\""),
-        &format!("secret_file = {:?}", path.display().to_string()),
-    );
-    let e = err(&toml);
-    assert!(e.contains("line 2") && e.contains("5 bytes"), "{e}");
+    let toml = with_secret_line(&format!("secret_file = {:?}", path.display().to_string()));
+    assert_refused(&toml, &["line 2", "5 bytes"]);
 }
 
 #[test]
@@ -222,10 +251,7 @@ fn secret_file_rotation_and_env_precedence() {
     let second = "fedcba9876543210fedcba9876543210-old";
     let mut f = std::fs::File::create(&path).unwrap();
     writeln!(f, "{SECRET}\n\n{second}").unwrap();
-    let toml = base("").replace(
-        &format!("secret = \"{SECRET}\""),
-        &format!("secret_file = {:?}", path.display().to_string()),
-    );
+    let toml = with_secret_line(&format!("secret_file = {:?}", path.display().to_string()));
     let loaded = load(&toml).unwrap();
     assert_eq!(
         secrets(&loaded.value),
@@ -246,44 +272,27 @@ fn secret_file_rotation_and_env_precedence() {
 #[test]
 fn inline_secrets_work_with_a_warning() {
     let loaded = load(&base("")).unwrap();
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.contains("session.secret is written inline")),
-        "{:?}",
-        loaded.warnings
-    );
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.contains("oidc.client_secret is written inline")),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_warned(&loaded.warnings, |w| {
+        w.contains("session.secret is written inline")
+    });
+    assert_warned(&loaded.warnings, |w| {
+        w.contains("oidc.client_secret is written inline")
+    });
 }
 
 #[test]
 fn unreadable_secret_file_names_key_and_path() {
-    let toml = base("").replace(
-        &format!("secret = \"{SECRET}\""),
-        "secret_file = \"/nonexistent/pocketgate-secret\"",
-    );
+    let toml = with_secret_line("secret_file = \"/nonexistent/pocketgate-secret\"");
     let e = err(&toml);
-    assert!(
-        e.contains("session.secret_file") && e.contains("/nonexistent/pocketgate-secret"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &["session.secret_file", "/nonexistent/pocketgate-secret"],
     );
     let toml = base("").replace(
         "client_secret = \"s3cret\"",
         "client_secret_file = \"/nonexistent/client\"",
     );
-    let e = err(&toml);
-    assert!(
-        e.contains("oidc.client_secret_file") && e.contains("/nonexistent/client"),
-        "{e}"
-    );
+    assert_refused(&toml, &["oidc.client_secret_file", "/nonexistent/client"]);
 }
 
 #[test]
@@ -295,66 +304,42 @@ fn relative_public_url_is_refused() {
             "{bad}: {e}"
         );
     }
-    let e = err(&base("").replace(
-        "https://auth.example.com",
-        "https://auth.example.com/sub/path",
-    ));
-    assert!(
-        e.contains("public_url") && e.contains("without path"),
-        "{e}"
+    assert_refused(
+        &base("").replace(
+            "https://auth.example.com",
+            "https://auth.example.com/sub/path",
+        ),
+        &["public_url", "without path"],
     );
 }
 
 #[test]
 fn cookie_domain_must_cover_public_url() {
-    let e = err(&base("").replace(
-        "cookie_domain = \"example.com\"",
-        "cookie_domain = \"example.org\"",
-    ));
-    assert!(
-        e.contains("session.cookie_domain") && e.contains("auth.example.com"),
-        "{e}"
+    assert_refused(
+        &with_cookie_domain("example.org"),
+        &["session.cookie_domain", "auth.example.com"],
     );
     // A suffix that is not on a label boundary does not cover.
-    let e = err(&base("").replace(
-        "cookie_domain = \"example.com\"",
-        "cookie_domain = \"ample.com\"",
-    ));
-    assert!(e.contains("does not cover"), "{e}");
+    assert_refused(&with_cookie_domain("ample.com"), &["does not cover"]);
     // A leading dot is accepted and dropped.
-    let rt = load(&base("").replace(
-        "cookie_domain = \"example.com\"",
-        "cookie_domain = \".Example.com\"",
-    ))
-    .unwrap()
-    .value;
+    let rt = load(&with_cookie_domain(".Example.com")).unwrap().value;
     assert_eq!(rt.session.cookie_domain.unwrap().as_str(), "example.com");
 }
 
 #[test]
 fn bypass_path_without_leading_slash_or_not_normal() {
-    let e = err(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"api/health\"]\n"));
-    assert!(
-        e.contains("hosts[0].bypass_paths[0]") && e.contains("/api/health"),
-        "{e}"
-    );
-    let e = err(&base(
+    assert_refused(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"api/health\"]\n"), &["hosts[0].bypass_paths[0]", "/api/health"]);
+    assert_refused(&base(
         "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = [\"/api/../x\"]\n",
-    ));
-    assert!(e.contains("normal form"), "{e}");
+    ), &["normal form"]);
 }
 
 #[test]
 fn unanchored_regex_warns() {
     let loaded = load(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_resources = [\"api/status$\"]\n")).unwrap();
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.contains("bypass_resources[0]") && w.contains("anchored")),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_warned(&loaded.warnings, |w| {
+        w.contains("bypass_resources[0]") && w.contains("anchored")
+    });
 }
 
 #[test]
@@ -370,14 +355,14 @@ fn host_patterns_are_normalised_and_ports_refused() {
         rt.rules.hosts()[1].pattern.to_string(),
         "*.apps.example.com"
     );
-    let e = err(&base(
-        "[[hosts]]\nhost = \"a.example.com:8443\"\npolicy = \"users\"\n",
-    ));
-    assert!(e.contains("hosts[0].host") && e.contains("port"), "{e}");
-    let e = err(&base(
-        "[[hosts]]\nhost = \"a b.example.com\"\npolicy = \"users\"\n",
-    ));
-    assert!(e.contains("hosts[0].host"), "{e}");
+    assert_refused(
+        &base("[[hosts]]\nhost = \"a.example.com:8443\"\npolicy = \"users\"\n"),
+        &["hosts[0].host", "port"],
+    );
+    assert_refused(
+        &base("[[hosts]]\nhost = \"a b.example.com\"\npolicy = \"users\"\n"),
+        &["hosts[0].host"],
+    );
     let rt = load(&base(
         "[[hosts]]\nhost = \"Bücher.example.com\"\npolicy = \"users\"\n",
     ))
@@ -423,16 +408,15 @@ fn host_lookup_exact_then_longest_wildcard_then_default() {
 
 #[test]
 fn type_errors_name_the_key() {
-    let e = err(&base(
-        "[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = \"/api\"\n",
-    ));
-    assert!(e.contains("bypass_paths"), "{e}");
-    let e = err(&base("")
-        .replace("lifetime", "x")
-        .replace("[session]", "[session]\nlifetime = \"12 parsecs\""));
-    assert!(
-        e.contains("session.lifetime") && e.contains("12 parsecs"),
-        "{e}"
+    assert_refused(
+        &base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_paths = \"/api\"\n"),
+        &["bypass_paths"],
+    );
+    assert_refused(
+        &base("")
+            .replace("lifetime", "x")
+            .replace("[session]", "[session]\nlifetime = \"12 parsecs\""),
+        &["session.lifetime", "12 parsecs"],
     );
 }
 
@@ -443,59 +427,51 @@ fn client_auth_rules() {
         .unwrap()
         .value;
     assert_eq!(rt.oidc.client_auth, ClientAuth::None);
-    let e = err(&base("").replace(
-        "client_secret = \"s3cret\"\n",
-        "client_auth = \"client_secret_post\"\n",
-    ));
-    assert!(e.contains("oidc.client_secret: missing"), "{e}");
+    assert_refused(
+        &base("").replace(
+            "client_secret = \"s3cret\"\n",
+            "client_auth = \"client_secret_post\"\n",
+        ),
+        &["oidc.client_secret: missing"],
+    );
     let rt = load(&base("").replace("client_secret = \"s3cret\"\n", "client_auth = \"none\"\n"))
         .unwrap()
         .value;
     assert_eq!(rt.oidc.client_auth, ClientAuth::None);
     assert!(rt.oidc.client_secret.is_none());
-    let e = err(&base("").replace(
-        "client_id = \"pocketgate\"",
-        "client_id = \"pocketgate\"\nclient_auth = \"jwt\"",
-    ));
-    assert!(
-        e.contains("oidc.client_auth") && e.contains("\"jwt\""),
-        "{e}"
+    assert_refused(
+        &with_oidc("client_auth = \"jwt\""),
+        &["oidc.client_auth", "\"jwt\""],
     );
-    let e = err(&base("").replace(
-        "client_id = \"pocketgate\"",
-        "client_id = \"pocketgate\"\nscopes = [\"profile\"]",
-    ));
-    assert!(e.contains("oidc.scopes") && e.contains("openid"), "{e}");
+    assert_refused(
+        &with_oidc("scopes = [\"profile\"]"),
+        &["oidc.scopes", "openid"],
+    );
 }
 
 #[test]
 fn missing_groups_scope_warns_when_groups_are_used() {
-    let loaded = load(&base("").replace(
-        "client_id = \"pocketgate\"",
-        "client_id = \"pocketgate\"\nscopes = [\"openid\", \"profile\"]",
-    ))
-    .unwrap();
-    assert!(
-        loaded.warnings.iter().any(|w| w.contains("groups")),
-        "{:?}",
-        loaded.warnings
-    );
+    let loaded = load(&with_oidc("scopes = [\"openid\", \"profile\"]")).unwrap();
+    assert_warned(&loaded.warnings, |w| w.contains("groups"));
 }
 
 #[test]
 fn header_names_are_validated() {
-    let e = err(&format!("{}\n[headers]\nuser = \"X Remote\"\n", base("")));
-    assert!(e.contains("headers.user"), "{e}");
-    let e = err(&format!(
-        "{}\n[headers]\nuser = \"Authorization\"\n",
-        base("")
-    ));
-    assert!(e.contains("headers.user"), "{e}");
-    let e = err(&format!(
-        "{}\n[headers]\nuser = \"X-Who\"\nname = \"x-who\"\n",
-        base("")
-    ));
-    assert!(e.contains("two identity fields"), "{e}");
+    assert_refused(
+        &format!("{}\n[headers]\nuser = \"X Remote\"\n", base("")),
+        &["headers.user"],
+    );
+    assert_refused(
+        &format!("{}\n[headers]\nuser = \"Authorization\"\n", base("")),
+        &["headers.user"],
+    );
+    assert_refused(
+        &format!(
+            "{}\n[headers]\nuser = \"X-Who\"\nname = \"x-who\"\n",
+            base("")
+        ),
+        &["two identity fields"],
+    );
 }
 
 #[test]
@@ -551,8 +527,10 @@ fn scalars_from_the_environment_are_read_as_text() {
     assert_eq!(rt.rules.policies()[0].allowed_groups, vec!["1000"]);
     assert_eq!(rt.session.cookie_name, "true");
     // Tables where text belongs are still errors that name the key.
-    let e = err(&base("").replace("client_id = \"pocketgate\"", "client_id = { a = 1 }"));
-    assert!(e.contains("oidc.client_id"), "{e}");
+    assert_refused(
+        &base("").replace("client_id = \"pocketgate\"", "client_id = { a = 1 }"),
+        &["oidc.client_id"],
+    );
 }
 
 /// The index of the `[[hosts]]` entry a host name matches.
@@ -617,9 +595,9 @@ fn every_unknown_key_is_reported_with_type_errors() {
     let e = load(&base("[[hosts]]\nhost = \"a.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\nbypassResources = [\"^/y\"]\n"))
         .unwrap_err()
         .to_string();
-    assert!(
-        e.contains("hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &["hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"],
     );
     assert!(
         e.contains(
@@ -641,21 +619,13 @@ fn case_insensitive_paths_is_a_host_key_that_folds_prefixes_and_regexes() {
     assert!(!off.value.rules.hosts()[0].case_insensitive_paths);
     assert_eq!(off.value.rules.hosts()[0].bypass_paths[0].as_str(), "/API");
 
-    let e = err(&base(&format!("{host}case_insensitive_path = true\n")));
-    assert!(
-        e.contains("hosts[0].case_insensitive_path: unknown key (did you mean `hosts[0].case_insensitive_paths`?)"),
-        "{e}"
-    );
+    assert_refused(&base(&format!("{host}case_insensitive_path = true\n")), &["hosts[0].case_insensitive_path: unknown key (did you mean `hosts[0].case_insensitive_paths`?)"]);
     // A regex that turns case sensitivity back on would stop matching the
     // spellings the switch folds: refused, with the key.
     for regex in ["(?-i)^/admin", "^/(?s-i:admin)$"] {
-        let e = err(&base(&format!(
+        assert_refused(&base(&format!(
             "{host}case_insensitive_paths = true\n[[hosts.rules]]\nresources = ['{regex}']\naction = \"deny\"\n"
-        )));
-        assert!(
-            e.contains("hosts[0].rules[0].resources[0]") && e.contains("(?-i)"),
-            "{e}"
-        );
+        )), &["hosts[0].rules[0].resources[0]", "(?-i)"]);
     }
     let ok = format!("{host}case_insensitive_paths = true\n[[hosts.rules]]\nresources = ['^/(?i)admin(?s:.*)$']\naction = \"deny\"\n");
     assert!(load(&base(&ok)).is_ok());
@@ -705,14 +675,7 @@ fn assertion_with_redis_needs_a_shared_key_file_and_cookies_warn() {
     let cookie = base("[assertion]\nheader = \"X-A\"")
         .replace("[session]\n", "[session]\nstore = \"cookie\"\n");
     let loaded = load(&cookie).unwrap();
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w.contains("generated in memory")),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_warned(&loaded.warnings, |w| w.contains("generated in memory"));
 }
 
 #[test]
@@ -723,11 +686,13 @@ fn a_key_file_that_holds_no_p256_key_is_refused() {
         "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----"
     )
     .unwrap();
-    let e = err(&base(&format!(
-        "[assertion]\nheader = \"X-A\"\nkey_file = {:?}",
-        f.path().display().to_string()
-    )));
-    assert!(e.contains("CERTIFICATE"), "{e}");
+    assert_refused(
+        &base(&format!(
+            "[assertion]\nheader = \"X-A\"\nkey_file = {:?}",
+            f.path().display().to_string()
+        )),
+        &["CERTIFICATE"],
+    );
 }
 
 #[test]
@@ -743,18 +708,16 @@ fn metrics_listen_is_a_second_address_other_than_listen() {
         rt.metrics_listen.map(|a| a.to_string()).as_deref(),
         Some("127.0.0.1:9180")
     );
-    let e = err(&format!("metrics_listen = \"localhost\"\n{}", base("")));
-    assert!(
-        e.contains("metrics_listen") && e.contains("is not an IP:port address"),
-        "{e}"
+    assert_refused(
+        &format!("metrics_listen = \"localhost\"\n{}", base("")),
+        &["metrics_listen", "is not an IP:port address"],
     );
-    let e = err(&format!(
-        "listen = \"127.0.0.1:4180\"\nmetrics_listen = \"127.0.0.1:4180\"\n{}",
-        base("")
-    ));
-    assert!(
-        e.contains("metrics_listen") && e.contains("`listen`'s address"),
-        "{e}"
+    assert_refused(
+        &format!(
+            "listen = \"127.0.0.1:4180\"\nmetrics_listen = \"127.0.0.1:4180\"\n{}",
+            base("")
+        ),
+        &["metrics_listen", "`listen`'s address"],
     );
     // Misspelt or camelCase (the NixOS option's spelling): the key is named.
     for wrong in ["metrics_listn", "metricsListen"] {

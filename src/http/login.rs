@@ -396,15 +396,16 @@ async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> Http
         tracing::info!("sign-out asked by another site: confirmation page");
         return respond::confirm_logout(&rd);
     }
+    let store_down = |e| {
+        refuse(
+            state,
+            BadRequestEndpoint::Logout,
+            &Rejection::StoreUnavailable(e),
+        )
+    };
     let current = match state.session(headers).await {
         Ok(c) => c,
-        Err(e) => {
-            return refuse(
-                state,
-                BadRequestEndpoint::Logout,
-                &Rejection::StoreUnavailable(e),
-            )
-        }
+        Err(e) => return store_down(e),
     };
     let hint_name = logout_hint_cookie_name(&state.cookie.name);
     let hint = cookie_values(headers, |n| n == hint_name)
@@ -413,13 +414,7 @@ async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> Http
         .map(|(_, v)| v);
     let ended = match state.sessions.end(current.as_ref(), hint, now()).await {
         Ok(e) => e,
-        Err(e) => {
-            return refuse(
-                state,
-                BadRequestEndpoint::Logout,
-                &Rejection::StoreUnavailable(e),
-            )
-        }
+        Err(e) => return store_down(e),
     };
     let clear = state.sessions.clearing(
         &state.cookie_for(served),

@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 
 use crate::assertion::{AssertionError, Assertions};
 use crate::config::HeaderNames;
-use crate::config::{LoginDomain, Runtime};
+use crate::config::{BearerSettings, LoginDomain, Runtime};
 use crate::oidc::bearer::BearerAuth;
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
@@ -74,30 +74,23 @@ impl AppState {
         store: Option<Store>,
     ) -> Result<AppState, BuildError> {
         let assertion = assertions(&runtime, None)?;
-        let (keys, cookie) = keys_and_cookie(&runtime);
         let metrics = Arc::new(Metrics::default());
-        let sessions = Sessions::new(
-            keys.clone(),
-            cookie.clone(),
-            store,
-            runtime.session.refresh_interval,
-            metrics.clone(),
-        );
-        let bearer = runtime
-            .bearer
-            .as_ref()
-            .map(|b| Arc::new(BearerAuth::new(provider.clone(), b.clone())));
-        Ok(AppState {
-            headers: runtime.headers.clone(),
+        Ok(AppState::assemble(
             runtime,
-            keys,
-            cookie,
             provider,
-            sessions,
-            metrics,
             assertion,
-            bearer,
-        })
+            metrics.clone(),
+            |runtime, keys, cookie| {
+                Sessions::new(
+                    keys,
+                    cookie,
+                    store,
+                    runtime.session.refresh_interval,
+                    metrics,
+                )
+            },
+            |provider, b| Arc::new(BearerAuth::new(provider.clone(), b.clone())),
+        ))
     }
 
     /// The state for a reloaded configuration: `runtime` and `provider` are
@@ -111,28 +104,49 @@ impl AppState {
         provider: Arc<Provider>,
     ) -> Result<AppState, BuildError> {
         let assertion = assertions(&runtime, self.assertion.as_deref())?;
+        Ok(AppState::assemble(
+            runtime,
+            provider,
+            assertion,
+            self.metrics.clone(),
+            |runtime, keys, cookie| {
+                self.sessions
+                    .reconfigured(keys, cookie, runtime.session.refresh_interval)
+            },
+            // The token caches carry over unless what they depend on changed.
+            |provider, b| match &self.bearer {
+                Some(old) if old.serves(provider, b) => old.clone(),
+                _ => Arc::new(BearerAuth::new(provider.clone(), b.clone())),
+            },
+        ))
+    }
+
+    /// What a first build and a reload share: keys and cookie settings
+    /// derived from `runtime`, the sessions over them, and bearer
+    /// authentication when `[bearer]` is on — how the sessions and the
+    /// bearer caches are had is where the two differ.
+    fn assemble(
+        runtime: Arc<Runtime>,
+        provider: Arc<Provider>,
+        assertion: Option<Arc<Assertions>>,
+        metrics: Arc<Metrics>,
+        sessions: impl FnOnce(&Runtime, SessionKeys, CookieSettings) -> Sessions,
+        bearer: impl FnOnce(&Arc<Provider>, &BearerSettings) -> Arc<BearerAuth>,
+    ) -> AppState {
         let (keys, cookie) = keys_and_cookie(&runtime);
-        let sessions = self.sessions.reconfigured(
-            keys.clone(),
-            cookie.clone(),
-            runtime.session.refresh_interval,
-        );
-        // The token caches carry over unless what they depend on changed.
-        let bearer = runtime.bearer.as_ref().map(|b| match &self.bearer {
-            Some(old) if old.serves(&provider, b) => old.clone(),
-            _ => Arc::new(BearerAuth::new(provider.clone(), b.clone())),
-        });
-        Ok(AppState {
+        let sessions = sessions(&runtime, keys.clone(), cookie.clone());
+        let bearer = runtime.bearer.as_ref().map(|b| bearer(&provider, b));
+        AppState {
             headers: runtime.headers.clone(),
             runtime,
             keys,
             cookie,
             provider,
             sessions,
-            metrics: self.metrics.clone(),
+            metrics,
             assertion,
             bearer,
-        })
+        }
     }
 
     /// The session cookie's attributes on `domain`: its `Domain` and, when

@@ -509,7 +509,7 @@ impl BearerAuth {
             // Three parts or more: a JWT that does not parse strictly is no
             // token at all, whatever a lenient provider would make of it.
             Err(e) if token.matches('.').count() >= 2 => return Err(TokenError::from(e).into()),
-            Err(_) => return self.check_opaque(token, now, client).await,
+            Err(_) => return self.check_opaque(token, now, cap, client).await,
         };
         let typ = check_type(&jws)?;
         let signed = match self.provider.verify_signed(&jws).await {
@@ -541,14 +541,14 @@ impl BearerAuth {
 
     /// An opaque token: introspection (audience checked), then userinfo for
     /// the identity if the answer lacks the groups claim; or, opted in,
-    /// userinfo alone.
+    /// userinfo alone. Cached until `cap` at the latest.
     async fn check_opaque(
         &self,
         token: &str,
         now: u64,
+        cap: u64,
         client: IpAddr,
     ) -> Result<(Identity, u64, Source), BearerError> {
-        let cap = now.saturating_add(MAX_CACHE_TTL.as_secs());
         if self.settings.opaque == OpaqueTokens::Userinfo {
             let _permit = self.limits.admit(client)?;
             let claims = self.userinfo(token).await?;

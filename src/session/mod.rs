@@ -27,6 +27,7 @@ pub mod store;
 
 use std::fmt;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -73,9 +74,7 @@ impl Session {
     /// [`Refused`]), does not parse, has expired (`now >= expires`), or was
     /// issued more than [`MAX_CLOCK_SKEW`] seconds in the future.
     pub fn open(keys: &SessionKeys, sealed: &str, now: u64) -> Result<Session, Refused> {
-        let plaintext = keys.open(Purpose::Session, sealed)?;
-        let session: Session =
-            serde_json::from_slice(&plaintext).map_err(|_| Refused::NotThisKind)?;
+        let session: Session = open_json(keys, Purpose::Session, sealed)?;
         if now >= session.expires {
             return Err(Refused::Expired);
         }
@@ -110,9 +109,7 @@ impl LogoutHint {
 
     /// Open a sealed hint, or say why not.
     pub fn open(keys: &SessionKeys, sealed: &str, now: u64) -> Result<LogoutHint, Refused> {
-        let plaintext = keys.open(Purpose::IdToken, sealed)?;
-        let hint: LogoutHint =
-            serde_json::from_slice(&plaintext).map_err(|_| Refused::NotThisKind)?;
+        let hint: LogoutHint = open_json(keys, Purpose::IdToken, sealed)?;
         if now >= hint.expires {
             return Err(Refused::Expired);
         }
@@ -184,6 +181,17 @@ fn to_json<T: Serialize>(value: &T) -> Vec<u8> {
         reason = "serializing these types has no failure mode"
     )]
     serde_json::to_vec(value).expect("session payloads always serialize")
+}
+
+/// Open what [`to_json`] sealed for `purpose`: it does not open, or it is not
+/// a `T` ([`Refused::NotThisKind`]).
+fn open_json<T: DeserializeOwned>(
+    keys: &SessionKeys,
+    purpose: Purpose,
+    sealed: &str,
+) -> Result<T, Refused> {
+    let plaintext = keys.open(purpose, sealed)?;
+    serde_json::from_slice(&plaintext).map_err(|_| Refused::NotThisKind)
 }
 
 impl fmt::Debug for FlowState {

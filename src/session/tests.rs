@@ -22,6 +22,35 @@ fn keys(secrets: &[Vec<u8>]) -> SessionKeys {
     SessionKeys::new(&SessionSecrets::new(current, all.collect()))
 }
 
+/// Keys from one secret, and `payload` sealed with them as a session.
+fn sealed_session(payload: &[u8]) -> (SessionKeys, String) {
+    let keys = keys(&[secret(1)]);
+    let sealed = keys.seal(Purpose::Session, payload);
+    (keys, sealed)
+}
+
+/// Assert that `sealed` does not open as a session; `what` says how it was
+/// made (for the failure message).
+#[track_caller]
+fn assert_not_opened(keys: &SessionKeys, sealed: &str, what: &str) {
+    assert_eq!(keys.open(Purpose::Session, sealed).ok(), None, "{what}");
+}
+
+/// Assert that `open` gives back `value` a second before `expires`, and
+/// nothing at `expires` or at any of the `later` times.
+#[track_caller]
+fn assert_open_until<T: PartialEq + std::fmt::Debug>(
+    open: impl Fn(u64) -> Option<T>,
+    value: &T,
+    expires: u64,
+    later: &[u64],
+) {
+    assert_eq!(open(expires - 1).as_ref(), Some(value));
+    for &now in std::iter::once(&expires).chain(later) {
+        assert_eq!(open(now), None, "at {now}");
+    }
+}
+
 fn identity() -> Identity {
     Identity {
         subject: "0b5e3c2a".into(),
@@ -162,8 +191,7 @@ fn debug_does_not_show_key_material() {
 
 #[test]
 fn flipped_byte_anywhere_does_not_open() {
-    let keys = keys(&[secret(1)]);
-    let sealed = keys.seal(Purpose::Session, b"some session payload");
+    let (keys, sealed) = sealed_session(b"some session payload");
     let raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
     let last = raw.len() - 1;
     for position in [
@@ -181,64 +209,41 @@ fn flipped_byte_anywhere_does_not_open() {
             let mut tampered = raw.clone();
             tampered[position] ^= bit;
             let tampered = URL_SAFE_NO_PAD.encode(&tampered);
-            assert_eq!(
-                keys.open(Purpose::Session, &tampered).ok(),
-                None,
-                "byte {position} bit {bit:#x}"
-            );
+            assert_not_opened(&keys, &tampered, &format!("byte {position} bit {bit:#x}"));
         }
     }
 }
 
 #[test]
 fn changed_character_anywhere_does_not_open() {
-    let keys = keys(&[secret(1)]);
-    let sealed = keys.seal(Purpose::Session, b"some session payload");
+    let (keys, sealed) = sealed_session(b"some session payload");
     for position in 0..sealed.len() {
         let mut chars: Vec<char> = sealed.chars().collect();
         chars[position] = if chars[position] == 'A' { 'B' } else { 'A' };
         let tampered: String = chars.into_iter().collect();
-        assert_eq!(
-            keys.open(Purpose::Session, &tampered).ok(),
-            None,
-            "char {position}"
-        );
+        assert_not_opened(&keys, &tampered, &format!("char {position}"));
     }
 }
 
 #[test]
 fn truncated_or_extended_does_not_open() {
-    let keys = keys(&[secret(1)]);
-    let sealed = keys.seal(Purpose::Session, b"payload");
+    let (keys, sealed) = sealed_session(b"payload");
     for len in 0..sealed.len() {
-        assert_eq!(
-            keys.open(Purpose::Session, &sealed[..len]).ok(),
-            None,
-            "len {len}"
-        );
+        assert_not_opened(&keys, &sealed[..len], &format!("len {len}"));
     }
     let raw = URL_SAFE_NO_PAD.decode(&sealed).unwrap();
     for len in 0..raw.len() {
         let cut = URL_SAFE_NO_PAD.encode(&raw[..len]);
-        assert_eq!(
-            keys.open(Purpose::Session, &cut).ok(),
-            None,
-            "raw len {len}"
-        );
+        assert_not_opened(&keys, &cut, &format!("raw len {len}"));
     }
     let mut longer = raw.clone();
     longer.push(0);
-    assert_eq!(
-        keys.open(Purpose::Session, &URL_SAFE_NO_PAD.encode(&longer))
-            .ok(),
-        None
-    );
+    assert_not_opened(&keys, &URL_SAFE_NO_PAD.encode(&longer), "one byte longer");
 }
 
 #[test]
 fn empty_and_malformed_input_does_not_open() {
-    let keys = keys(&[secret(1)]);
-    let sealed = keys.seal(Purpose::Session, b"payload");
+    let (keys, sealed) = sealed_session(b"payload");
     let padded = URL_SAFE_NO_PAD
         .decode(&sealed)
         .map(|raw| base64::engine::general_purpose::URL_SAFE.encode(raw) + "=");
@@ -260,12 +265,12 @@ fn empty_and_malformed_input_does_not_open() {
         &padded.unwrap(),
         &huge,
     ] {
-        assert_eq!(keys.open(Purpose::Session, input).ok(), None, "{input:?}");
+        assert_not_opened(&keys, input, &format!("{input:?}"));
     }
     // The standard alphabet only differs when '+' or '/' occur; either way it must not
     // open unless it is byte-for-byte the url-safe form.
     if standard != sealed {
-        assert_eq!(keys.open(Purpose::Session, &standard).ok(), None);
+        assert_not_opened(&keys, &standard, "standard alphabet");
     }
 }
 
@@ -278,10 +283,10 @@ fn wrong_version_does_not_open() {
     for version in [0u8, 1, 3, 255] {
         let mut other = raw.clone();
         other[0] = version;
-        assert_eq!(
-            keys.open(Purpose::Session, &URL_SAFE_NO_PAD.encode(&other))
-                .ok(),
-            None
+        assert_not_opened(
+            &keys,
+            &URL_SAFE_NO_PAD.encode(&other),
+            &format!("version {version}"),
         );
     }
 }
@@ -300,7 +305,7 @@ fn purposes_do_not_open_as_each_other() {
     let as_session = keys.seal(Purpose::Session, b"x");
     let as_flow = keys.seal(Purpose::Flow, b"x");
     assert_eq!(keys.open(Purpose::Flow, &as_session).ok(), None);
-    assert_eq!(keys.open(Purpose::Session, &as_flow).ok(), None);
+    assert_not_opened(&keys, &as_flow, "sealed for a flow");
 
     let sealed_session = session().seal(&keys);
     let sealed_flow = flow().seal(&keys);
@@ -336,13 +341,8 @@ fn expired_session_does_not_open() {
     let keys = keys(&[secret(1)]);
     let s = session();
     let sealed = s.seal(&keys);
-    assert_eq!(
-        Session::open(&keys, &sealed, s.expires - 1).ok(),
-        Some(s.clone())
-    );
-    assert_eq!(Session::open(&keys, &sealed, s.expires).ok(), None);
-    assert_eq!(Session::open(&keys, &sealed, s.expires + 1).ok(), None);
-    assert_eq!(Session::open(&keys, &sealed, u64::MAX).ok(), None);
+    let open = |now| Session::open(&keys, &sealed, now).ok();
+    assert_open_until(open, &s, s.expires, &[s.expires + 1, u64::MAX]);
 }
 
 #[test]
@@ -393,12 +393,8 @@ fn expired_flow_does_not_open() {
     let keys = keys(&[secret(1)]);
     let f = flow();
     let sealed = f.seal(&keys);
-    assert_eq!(
-        FlowState::open(&keys, &sealed, f.expires - 1).ok(),
-        Some(f.clone())
-    );
-    assert_eq!(FlowState::open(&keys, &sealed, f.expires).ok(), None);
-    assert_eq!(FlowState::open(&keys, &sealed, f.expires + 60).ok(), None);
+    let open = |now| FlowState::open(&keys, &sealed, now).ok();
+    assert_open_until(open, &f, f.expires, &[f.expires + 60]);
 }
 
 #[test]

@@ -100,13 +100,7 @@ pub(super) fn compile(
 
 fn lifetime(raw: Option<&str>, report: &mut Report) -> Option<Duration> {
     let text = raw.unwrap_or("60s");
-    let lifetime = report.take(humantime::parse_duration(text).map_err(|e| {
-        invalid(
-            "assertion.lifetime",
-            text,
-            format!("is not a duration ({e}; fix: e.g. \"60s\", \"5m\")"),
-        )
-    }))?;
+    let lifetime = report.duration("assertion.lifetime", text, "a duration", r#""60s", "5m""#)?;
     if !(MIN_LIFETIME..=MAX_LIFETIME).contains(&lifetime) {
         report.error(invalid(
             "assertion.lifetime",

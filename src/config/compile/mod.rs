@@ -60,6 +60,24 @@ impl Report {
         r.map_err(|e| self.error(e)).ok()
     }
 
+    /// `text`, the value of `key`, as a duration; when it is not one, an
+    /// error that says what was expected (`what`) with `examples` as the fix.
+    fn duration(
+        &mut self,
+        key: &str,
+        text: &str,
+        what: &str,
+        examples: &str,
+    ) -> Option<std::time::Duration> {
+        self.take(humantime::parse_duration(text).map_err(|e| {
+            invalid(
+                key,
+                text,
+                format!("is not {what} ({e}; fix: e.g. {examples})"),
+            )
+        }))
+    }
+
     fn finish<T>(self, value: Option<T>) -> Result<Loaded<T>, ConfigErrors> {
         match (ConfigErrors::from_vec(self.errors), value) {
             (None, Some(value)) => Ok(Loaded {

@@ -215,13 +215,12 @@ fn refresh_interval(raw: Option<&str>, report: &mut Report) -> Option<Option<Dur
     if text.eq_ignore_ascii_case("off") {
         return Some(None);
     }
-    let d = report.take(humantime::parse_duration(text).map_err(|e| {
-        invalid(
-            "session.refresh_interval",
-            text,
-            format!("is not a duration or \"off\" ({e}; fix: e.g. \"5m\")"),
-        )
-    }))?;
+    let d = report.duration(
+        "session.refresh_interval",
+        text,
+        r#"a duration or "off""#,
+        r#""5m""#,
+    )?;
     if d < Duration::from_secs(5) {
         report.error(invalid(
             "session.refresh_interval",
@@ -310,13 +309,12 @@ fn cookie_domain(
 
 fn lifetime(raw: Option<&str>, report: &mut Report) -> Option<Duration> {
     let text = raw.unwrap_or("12h");
-    let lifetime = report.take(humantime::parse_duration(text).map_err(|e| {
-        invalid(
-            "session.lifetime",
-            text,
-            format!("is not a duration ({e}; fix: e.g. \"12h\", \"7d\", \"90m\")"),
-        )
-    }))?;
+    let lifetime = report.duration(
+        "session.lifetime",
+        text,
+        "a duration",
+        r#""12h", "7d", "90m""#,
+    )?;
     if lifetime < Duration::from_secs(60) || lifetime > Duration::from_secs(400 * 86400) {
         report.error(invalid(
             "session.lifetime",

@@ -2,10 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::domain::ClientAddr;
-use crate::policy::{self, HostMatch, Identity, Outcome, RequestFacts, Rules};
+use crate::policy::{HostMatch, Outcome, Rules};
 
-use super::base;
+use super::{assert_mentions, assert_warned, base};
 use crate::config::{load, load_rules, load_rules_str, load_str, ConfigErrors, Loaded, Runtime};
 
 /// A main file `pocketgate.toml` and its include files, in a temporary directory.
@@ -18,6 +17,13 @@ impl Setup {
         Setup {
             dir: tempfile::tempdir().unwrap(),
         }
+    }
+
+    /// A main file that includes `conf.d/*.toml`, with `extra` after it.
+    fn conf_d(extra: &str) -> Setup {
+        let s = Setup::new();
+        s.main(r#"["conf.d/*.toml"]"#, extra);
+        s
     }
 
     fn path(&self, rel: &str) -> PathBuf {
@@ -59,19 +65,7 @@ fn host(name: &str, policy: &str) -> String {
 
 /// The decision for a request to `host` by a user in `groups` (none: no session).
 fn outcome(rules: &Rules, host: &str, groups: Option<&[&str]>) -> Outcome {
-    let identity = groups.map(|g| Identity {
-        subject: "u1".into(),
-        user: "alice".into(),
-        groups: g.iter().map(|s| s.to_string()).collect(),
-        ..Identity::default()
-    });
-    let facts = RequestFacts {
-        host,
-        path: "/",
-        client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-        method: Some("GET"),
-    };
-    policy::decide(rules, &facts, identity.as_ref()).outcome
+    super::decide_for(rules, host, "/", groups)
 }
 
 /// The include file a host's entry came from, and its overall index.
@@ -140,51 +134,38 @@ fn include_files_and_the_main_file_use_each_others_policies() {
         ),
     );
     let rules = load_rules(&s.path("pocketgate.toml")).unwrap().value;
-    // The main file's host, on the include file's policy.
-    assert_eq!(
-        outcome(&rules, "wiki.example.com", Some(&["git"])),
-        Outcome::Allow
-    );
-    assert_eq!(
-        outcome(&rules, "wiki.example.com", Some(&["users"])),
-        Outcome::Deny
-    );
-    // The include file's hosts, on its own policy and on the main file's.
-    assert_eq!(
-        outcome(&rules, "gitea.example.com", Some(&["git"])),
-        Outcome::Allow
-    );
-    assert_eq!(
-        outcome(&rules, "admin.example.com", Some(&["git"])),
-        Outcome::Deny
-    );
-    assert_eq!(
-        outcome(&rules, "admin.example.com", Some(&["admins"])),
-        Outcome::Allow
-    );
-    // Hosts nobody listed still get the main file's default_policy.
-    assert_eq!(
-        outcome(&rules, "other.example.com", Some(&["users"])),
-        Outcome::Allow
-    );
+    #[rustfmt::skip]
+    let rows: [(&str, &[&str], Outcome); 6] = [
+        // The main file's host, on the include file's policy.
+        ("wiki.example.com",  &["git"],    Outcome::Allow),
+        ("wiki.example.com",  &["users"],  Outcome::Deny),
+        // The include file's hosts, on its own policy and on the main file's.
+        ("gitea.example.com", &["git"],    Outcome::Allow),
+        ("admin.example.com", &["git"],    Outcome::Deny),
+        ("admin.example.com", &["admins"], Outcome::Allow),
+        // Hosts nobody listed still get the main file's default_policy.
+        ("other.example.com", &["users"],  Outcome::Allow),
+    ];
+    for (host, groups, want) in rows {
+        assert_eq!(
+            outcome(&rules, host, Some(groups)),
+            want,
+            "{host} as {groups:?}"
+        );
+    }
 }
 
 #[test]
 fn a_policy_defined_in_two_files_names_both() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         "[policies.admins]\nallowed_groups = [\"root\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/x.toml:1: policies.admins: policy \"admins\" is already defined in pocketgate.toml"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/x.toml:1: policies.admins: policy \"admins\" is already defined in pocketgate.toml"]);
     // Two include files.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/a.toml",
         "[policies.git]\nallowed_groups = [\"git\"]\n",
@@ -194,17 +175,18 @@ fn a_policy_defined_in_two_files_names_both() {
         "[policies.git]\nallowed_groups = [\"git\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/b.toml:1: policies.git:")
-            && e.contains("already defined in conf.d/a.toml"),
-        "{e}"
+    assert_mentions(
+        &e,
+        &[
+            "conf.d/b.toml:1: policies.git:",
+            "already defined in conf.d/a.toml",
+        ],
     );
 }
 
 #[test]
 fn a_host_defined_in_two_files_names_both() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/a.toml", &host("git.example.com", "users"));
     s.write(
         "conf.d/b.toml",
@@ -215,25 +197,17 @@ fn a_host_defined_in_two_files_names_both() {
         ),
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/b.toml:5: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/b.toml:5: hosts[1].host: host \"git.example.com\" is already configured at conf.d/a.toml: hosts[0].host"]);
     // The main file and an include file.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, &host("git.example.com", "users"));
+    let s = Setup::conf_d(&host("git.example.com", "users"));
     s.write("conf.d/a.toml", &host("git.example.com", "users"));
     let e = s.err();
-    assert!(
-        e.contains("conf.d/a.toml:2: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/a.toml:2: hosts[0].host: host \"git.example.com\" is already configured at pocketgate.toml: hosts[0].host"]);
 }
 
 #[test]
 fn keys_other_than_policies_and_hosts_are_refused_in_an_include_file() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         &format!(
@@ -254,20 +228,15 @@ fn keys_other_than_policies_and_hosts_are_refused_in_an_include_file() {
 
 #[test]
 fn mistakes_inside_an_include_file_name_it() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write(
         "conf.d/x.toml",
         "[[hosts]]\nhost = \"x.example.com\"\npolicy = \"users\"\nbypass_path = [\"/x\"]\n",
     );
     let e = s.err();
-    assert!(
-        e.contains("conf.d/x.toml:4: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"),
-        "{e}"
-    );
+    assert_mentions(&e, &["conf.d/x.toml:4: hosts[0].bypass_path: unknown key (did you mean `hosts[0].bypass_paths`?)"]);
     // What compiling finds names the file too: hosts, their keys, policies.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, &host("main.example.com", "users"));
+    let s = Setup::conf_d(&host("main.example.com", "users"));
     s.write(
         "conf.d/x.toml",
         &format!(
@@ -285,8 +254,7 @@ fn mistakes_inside_an_include_file_name_it() {
         assert!(e.contains(key), "{key}: {e}");
     }
     // A type error.
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/x.toml", "hosts = 3\n");
     let e = s.err();
     assert!(e.starts_with("conf.d/x.toml:1: hosts"), "{e}");
@@ -294,8 +262,7 @@ fn mistakes_inside_an_include_file_name_it() {
 
 #[test]
 fn a_syntax_error_in_an_include_file_names_it() {
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     s.write("conf.d/ok.toml", &host("ok.example.com", "users"));
     s.write("conf.d/x.toml", "[[hosts]\nhost = \"x.example.com\"\n");
     let e = s.err();
@@ -316,22 +283,12 @@ fn a_missing_directory_or_no_match_is_a_warning() {
     std::fs::create_dir(s.path("conf.d")).unwrap();
     let loaded = s.load().unwrap();
     assert_eq!(loaded.value.rules.hosts().len(), 1);
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w == r#"include[0]: "conf.d/*.toml" matches no file"#),
-        "{:?}",
-        loaded.warnings
-    );
-    assert!(
-        loaded
-            .warnings
-            .iter()
-            .any(|w| w == r#"include[1]: "missing/**/*.toml" matches no file"#),
-        "{:?}",
-        loaded.warnings
-    );
+    assert_warned(&loaded.warnings, |w| {
+        w == r#"include[0]: "conf.d/*.toml" matches no file"#
+    });
+    assert_warned(&loaded.warnings, |w| {
+        w == r#"include[1]: "missing/**/*.toml" matches no file"#
+    });
     // Only the directory that exists is watched.
     assert_eq!(loaded.sources.dirs, vec![s.path("conf.d")]);
 }
@@ -339,8 +296,7 @@ fn a_missing_directory_or_no_match_is_a_warning() {
 #[test]
 fn an_unreadable_include_file_is_an_error_naming_it() {
     use std::os::unix::fs::PermissionsExt;
-    let s = Setup::new();
-    s.main(r#"["conf.d/*.toml"]"#, "");
+    let s = Setup::conf_d("");
     let path = s.write("conf.d/x.toml", &host("x.example.com", "users"));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     if std::fs::read(&path).is_ok() {

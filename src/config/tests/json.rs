@@ -2,8 +2,7 @@
 //! for generators without a TOML writer (Nix's `builtins.toJSON`, Ansible).
 
 use crate::config::{load, load_rules};
-use crate::domain::ClientAddr;
-use crate::policy::{self, HostMatch, Identity, Outcome, RequestFacts};
+use crate::policy::{self, HostMatch, Outcome};
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-json";
 
@@ -27,20 +26,16 @@ fn main_json(include: &str) -> String {
     )
 }
 
-fn decide(rules: &policy::Rules, host: &str, path: &str, groups: &[&str]) -> Outcome {
-    let user = Identity {
-        subject: "s".into(),
-        user: "bob".into(),
-        groups: groups.iter().map(|g| g.to_string()).collect(),
-        ..Identity::default()
-    };
-    let facts = RequestFacts {
-        host,
-        path,
-        client: ClientAddr::new("203.0.113.9".parse().unwrap()),
-        method: Some("GET"),
-    };
-    policy::decide(rules, &facts, Some(&user)).outcome
+/// Assert the decision for each row: a user in `groups` asks for `path` on `host`.
+#[track_caller]
+fn assert_decisions(rules: &policy::Rules, rows: &[(&str, &str, &[&str], Outcome)]) {
+    for (host, path, groups, want) in rows {
+        assert_eq!(
+            &super::decide_for(rules, host, path, Some(groups)),
+            want,
+            "{host}{path} as {groups:?}"
+        );
+    }
 }
 
 #[test]
@@ -54,19 +49,16 @@ fn a_json_file_is_read_with_the_same_keys() {
         rt.rules.lookup_host("gitea.example.com"),
         HostMatch::Entry(_)
     ));
-    assert_eq!(
-        decide(&rt.rules, "gitea.example.com", "/", &["users"]),
-        Outcome::Allow
-    );
-    assert_eq!(
-        decide(&rt.rules, "gitea.example.com", "/admin", &["users"]),
-        Outcome::Deny
-    );
+    #[rustfmt::skip]
+    assert_decisions(&rt.rules, &[
+        ("gitea.example.com", "/",      &["users"], Outcome::Allow),
+        ("gitea.example.com", "/admin", &["users"], Outcome::Deny),
+    ]);
     // explain reads the rules alone, from JSON too.
     let rules = load_rules(&path).unwrap().value;
-    assert_eq!(
-        decide(&rules, "gitea.example.com", "/admin", &["admins"]),
-        Outcome::Allow
+    assert_decisions(
+        &rules,
+        &[("gitea.example.com", "/admin", &["admins"], Outcome::Allow)],
     );
 }
 
@@ -82,14 +74,11 @@ fn json_include_files_and_json_mistakes_are_named() {
     let path = dir.path().join("pocketgate.json");
     std::fs::write(&path, main_json(r#""include": ["conf.d/*.json"],"#)).unwrap();
     let rt = load(&path).unwrap().value;
-    assert_eq!(
-        decide(&rt.rules, "wiki.example.com", "/", &["users"]),
-        Outcome::Deny
-    );
-    assert_eq!(
-        decide(&rt.rules, "wiki.example.com", "/", &["admins"]),
-        Outcome::Allow
-    );
+    #[rustfmt::skip]
+    assert_decisions(&rt.rules, &[
+        ("wiki.example.com", "/", &["users"],  Outcome::Deny),
+        ("wiki.example.com", "/", &["admins"], Outcome::Allow),
+    ]);
 
     // An unknown key and an undefined policy, in JSON, are named like in TOML.
     std::fs::write(

@@ -1,6 +1,7 @@
 //! `check --offline` ([`load_offline`]): the secret and key files are named
 //! but never opened, everything else is checked as by [`load`].
 
+use super::assert_mentions;
 use crate::config::{load, load_offline};
 
 fn write_config(dir: &std::path::Path, policy: &str, session_secret: &str) -> std::path::PathBuf {
@@ -48,12 +49,9 @@ fn everything_else_is_still_checked_offline() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), "admin", SESSION_SECRET_FILE);
     let e = load_offline(&path).unwrap_err().to_string();
-    assert!(
-        e.contains("hosts[0].policy") && e.contains("\"admin\" is not defined"),
-        "{e}"
-    );
+    assert_mentions(&e, &["hosts[0].policy", "\"admin\" is not defined"]);
     // A secret that is not configured at all is still missing.
     let path = write_config(dir.path(), "admins", "");
     let e = load_offline(&path).unwrap_err().to_string();
-    assert!(e.contains("session.secret: missing"), "{e}");
+    assert_mentions(&e, &["session.secret: missing"]);
 }

@@ -41,8 +41,8 @@ fn valid() -> Value {
     })
 }
 
-fn with(name: &str, value: Value) -> Value {
-    let mut claims = valid();
+/// `claims` with `name` set to `value`, or removed when `value` is null.
+fn changed(mut claims: Value, name: &str, value: Value) -> Value {
     match value {
         Value::Null => {
             claims.as_object_mut().unwrap().remove(name);
@@ -50,6 +50,10 @@ fn with(name: &str, value: Value) -> Value {
         value => claims[name] = value,
     }
     claims
+}
+
+fn with(name: &str, value: Value) -> Value {
+    changed(valid(), name, value)
 }
 
 fn rs_header() -> Value {
@@ -218,14 +222,7 @@ fn active() -> Value {
 }
 
 fn answer_with(name: &str, value: Value) -> Value {
-    let mut answer = active();
-    match value {
-        Value::Null => {
-            answer.as_object_mut().unwrap().remove(name);
-        }
-        value => answer[name] = value,
-    }
-    answer
+    changed(active(), name, value)
 }
 
 fn introspected(answer: Value) -> Result<u64, TokenError> {

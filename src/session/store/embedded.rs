@@ -106,15 +106,21 @@ impl Embedded {
     }
 
     pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
+        self.record(key, "SELECT record FROM sessions WHERE key = ?1")
+            .await
+    }
+
+    /// The one record `sql` (with the key as `?1`) returns, if any.
+    async fn record(
+        &self,
+        key: &StoreKey,
+        sql: &'static str,
+    ) -> Result<Option<Stored>, StoreError> {
         let key = key.as_str().to_string();
         let text = self
             .with(move |c| {
-                c.query_row(
-                    "SELECT record FROM sessions WHERE key = ?1",
-                    params![key],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()
+                c.query_row(sql, params![key], |row| row.get::<_, String>(0))
+                    .optional()
             })
             .await?;
         text.map(|t| parse(&t)).transpose()
@@ -162,18 +168,8 @@ impl Embedded {
     }
 
     pub(super) async fn remove(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
-        let key = key.as_str().to_string();
-        let text = self
-            .with(move |c| {
-                c.query_row(
-                    "DELETE FROM sessions WHERE key = ?1 RETURNING record",
-                    params![key],
-                    |row| row.get::<_, String>(0),
-                )
-                .optional()
-            })
-            .await?;
-        text.map(|t| parse(&t)).transpose()
+        self.record(key, "DELETE FROM sessions WHERE key = ?1 RETURNING record")
+            .await
     }
 
     pub(super) async fn remove_matching(
