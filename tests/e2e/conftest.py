@@ -15,47 +15,30 @@ names the proxy (``test_x[nginx]``).
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from harness import net  # noqa: E402
-from harness.proxies import PROXIES  # noqa: E402
+from harness import net, procs, proxies  # noqa: E402
 from harness.stack import start_echo, start_stack, start_stub_stack  # noqa: E402
 
 net.install_resolver()
 
 
 def _selected_proxies() -> list[str]:
-    wanted = os.environ.get("E2E_PROXIES")
-    if not wanted:
-        return list(PROXIES)
-    chosen = [p.strip() for p in wanted.split(",") if p.strip()]
-    unknown = set(chosen) - set(PROXIES)
-    if unknown:
-        raise pytest.UsageError(f"E2E_PROXIES: unknown {sorted(unknown)}; choose from {PROXIES}")
-    return chosen
+    try:
+        return proxies.selected("E2E_PROXIES")
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 @pytest.fixture(scope="session")
 def run_dir(request) -> Path:
     """Configs and logs of this run; removed after a green run unless E2E_RUN_DIR is set."""
-    base = os.environ.get("E2E_RUN_DIR")
-    if base:
-        path = Path(base)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = Path(tempfile.mkdtemp(prefix="pocketgate-e2e-"))
-    print(f"\ne2e run directory (configs, logs): {path}")
-    yield path
-    if not base and request.session.testsfailed == 0:
-        shutil.rmtree(path, ignore_errors=True)
+    yield from procs.run_directory(request, "E2E_RUN_DIR", "pocketgate-e2e-", "e2e run directory (configs, logs)")
 
 
 @pytest.fixture(scope="session")

@@ -15,10 +15,7 @@ never reports a pass.
 
 from __future__ import annotations
 
-import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -27,9 +24,8 @@ LIVE = Path(__file__).resolve().parent
 sys.path.insert(0, str(LIVE.parent / "e2e"))   # the end-to-end harness: configs, proxies, processes
 sys.path.insert(0, str(LIVE))
 
-from harness import net  # noqa: E402
-from harness.procs import free_port, stop_all  # noqa: E402
-from harness.proxies import PROXIES  # noqa: E402
+from harness import net, procs, proxies  # noqa: E402
+from harness.procs import free_port  # noqa: E402
 from harness.stack import start_echo  # noqa: E402
 
 from support.browser import Browser, Person  # noqa: E402
@@ -40,29 +36,16 @@ net.install_resolver()
 
 
 def _selected_proxies() -> list[str]:
-    wanted = os.environ.get("LIVE_PROXIES")
-    if not wanted:
-        return list(PROXIES)
-    chosen = [p.strip() for p in wanted.split(",") if p.strip()]
-    unknown = set(chosen) - set(PROXIES)
-    if unknown:
-        raise pytest.UsageError(f"LIVE_PROXIES: unknown {sorted(unknown)}; choose from {PROXIES}")
-    return chosen
+    try:
+        return proxies.selected("LIVE_PROXIES")
+    except ValueError as e:
+        raise pytest.UsageError(str(e)) from None
 
 
 @pytest.fixture(scope="session")
 def run_dir(request) -> Path:
-    base = os.environ.get("LIVE_RUN_DIR")
-    if base:
-        path = Path(base)
-        path.mkdir(parents=True, exist_ok=True)
-    else:
-        path = Path(tempfile.mkdtemp(prefix="pocketgate-live-"))
-    print(f"\nlive run directory (configs, logs, Pocket ID's data): {path}")
-    yield path
-    stop_all()
-    if not base and request.session.testsfailed == 0:
-        shutil.rmtree(path, ignore_errors=True)
+    """Configs and logs of this run; removed after a green run unless LIVE_RUN_DIR is set."""
+    yield from procs.run_directory(request, "LIVE_RUN_DIR", "pocketgate-live-", "live run directory (configs, logs, Pocket ID's data)")
 
 
 @pytest.fixture(scope="session")

@@ -12,9 +12,11 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -170,3 +172,19 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def run_directory(request, env_var: str, prefix: str, what: str):
+    """A session fixture's body: the directory of this run's configs and logs,
+    ``env_var``'s (kept) or a temporary one, removed after a green run."""
+    base = os.environ.get(env_var)
+    if base:
+        path = Path(base)
+        path.mkdir(parents=True, exist_ok=True)
+    else:
+        path = Path(tempfile.mkdtemp(prefix=prefix))
+    print(f"\n{what}: {path}")
+    yield path
+    stop_all()
+    if not base and request.session.testsfailed == 0:
+        shutil.rmtree(path, ignore_errors=True)

@@ -21,6 +21,18 @@ PROXIES = ("caddy", "nginx", "traefik")
 VENV_BIN = Path(sys.executable).parent
 
 
+def selected(env_var: str) -> list[str]:
+    """The proxies a run covers: all, or the comma-separated list in ``env_var``."""
+    wanted = os.environ.get(env_var)
+    if not wanted:
+        return list(PROXIES)
+    chosen = [p.strip() for p in wanted.split(",") if p.strip()]
+    unknown = set(chosen) - set(PROXIES)
+    if unknown:
+        raise ValueError(f"{env_var}: unknown {sorted(unknown)}; choose from {PROXIES}")
+    return chosen
+
+
 def _binary(name: str) -> str:
     env = os.environ.get(f"E2E_{name.upper()}")
     if env:
