@@ -48,6 +48,20 @@ policy = "users"
     )
 }
 
+/// `pocketgate serve -c path`, its output discarded, stopped when dropped.
+fn serve(path: &Path) -> Server {
+    Server(
+        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["serve", "-c"])
+            .arg(path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 fn write(path: &Path, text: &str) {
     let tmp = path.with_extension("tmp");
     std::fs::write(&tmp, text).unwrap();
@@ -139,16 +153,7 @@ async fn sighup_reloads_and_a_broken_file_changes_nothing() {
     write(&real, &config(port, ""));
     let path = dir.path().join("pocketgate.toml");
     std::os::unix::fs::symlink(&real, &path).unwrap();
-    let server = Server(
-        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let server = serve(&path);
     let bob = cookie();
     let started = Instant::now();
     assert!(
@@ -241,16 +246,7 @@ async fn metrics_listen_serves_metrics_and_readyz_only() {
         "{stdout}"
     );
 
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let _server = serve(&path);
     let mut up = false;
     for _ in 0..100 {
         if get(metrics, "/metrics").await == 200 {
