@@ -150,3 +150,47 @@ fn the_minimal_configuration_passes_check() {
     );
     assert!(!stderr.contains("warning"), "{stderr}");
 }
+
+/// The guide's commands create what the unit can read: with `DynamicUser`
+/// the service is not root, so the configuration's directory and file must
+/// be readable to others, while the secret files stay root's (systemd reads
+/// them for `LoadCredential` before dropping privileges).
+#[test]
+fn the_deploy_guide_leaves_the_configuration_readable_to_the_transient_user() {
+    let guide = include_str!("../docs/src/deploy.md");
+    assert!(service().contains(&("DynamicUser", "yes")));
+    let installs: Vec<&str> = guide
+        .lines()
+        .map(str::trim)
+        .filter(|l| l.contains("install ") && l.contains("/etc/pocketgate"))
+        .collect();
+    let mode_of = |needle: &str| {
+        let line = installs
+            .iter()
+            .find(|l| l.ends_with(needle))
+            .unwrap_or_else(|| panic!("the guide installs no {needle}: {installs:#?}"));
+        let mode = line.split_whitespace().skip_while(|w| *w != "-m").nth(1);
+        u32::from_str_radix(mode.expect("an explicit -m MODE"), 8).unwrap()
+    };
+    let dir = mode_of("/etc/pocketgate");
+    let config = mode_of("/etc/pocketgate/pocketgate.toml");
+    assert_eq!(
+        dir & 0o005,
+        0o005,
+        "the directory must be searchable by others: {dir:o}"
+    );
+    assert_eq!(
+        config & 0o004,
+        0o004,
+        "the configuration must be readable by others: {config:o}"
+    );
+    for secret in [
+        "/etc/pocketgate/session-secret",
+        "/etc/pocketgate/client-secret",
+    ] {
+        assert_eq!(mode_of(secret) & 0o077, 0, "{secret} must stay root's");
+    }
+    // The guide creates the directory before it copies anything into it.
+    let first = |needle: &str| guide.find(needle).unwrap();
+    assert!(first("install -d -m") < first("/etc/pocketgate/pocketgate.toml\n"));
+}
