@@ -1,0 +1,180 @@
+//! The Grafana dashboard (examples/grafana/) and the Prometheus rules
+//! (examples/prometheus/) name only metrics that `/metrics` exports: start the
+//! real binary, scrape it, and compare every `pocketgate_*` name the files use.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    unreachable_pub,
+    reason = "test code: a panic is a failed test"
+)]
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The files whose metric names must exist.
+const FILES: [&str; 3] = [
+    "examples/grafana/pocketgate.json",
+    "examples/prometheus/pocketgate-rules.yml",
+    "examples/prometheus/pocketgate-rules.test.yml",
+];
+
+/// Scrape `/metrics` of a freshly started `pocketgate serve` (bounded: 100 × 100 ms).
+fn scrape() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+public_url = "http://127.0.0.1:{port}"
+[oidc]
+issuer = "http://127.0.0.1:9"
+client_id = "pocketgate"
+[session]
+store = "cookie"
+[policies.users]
+allowed_groups = ["users"]
+"#
+        ),
+    )
+    .unwrap();
+    let _server = Server(
+        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
+            .args(["serve", "-c"])
+            .arg(&path)
+            .env(
+                "POCKETGATE_SESSION__SECRET",
+                "monitoring-test-secret-0123456789abcdef",
+            )
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        for _ in 0..100 {
+            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
+                if r.status() == 200 {
+                    return r.text().await.unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no /metrics within 10 s");
+    })
+}
+
+/// Every series name a query can use: the names of the samples, and for
+/// each `# TYPE` family the names its type gives its samples (a histogram
+/// with no observation in a labelled series still has `_bucket`, `_sum`,
+/// `_count`; a counter's samples end in `_total`). A family's bare name is
+/// not a series for a counter or a histogram, so it is not in the set.
+fn exported(text: &str) -> BTreeSet<String> {
+    let mut names = BTreeSet::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split_whitespace();
+            let (Some(family), Some(kind)) = (parts.next(), parts.next()) else {
+                continue;
+            };
+            let suffixes: &[&str] = match kind {
+                "counter" => &["_total"],
+                "histogram" => &["_bucket", "_sum", "_count"],
+                "summary" => &["", "_sum", "_count"],
+                "info" => &["_info"],
+                _ => &[""],
+            };
+            names.extend(suffixes.iter().map(|s| format!("{family}{s}")));
+        } else if !line.starts_with('#') && !line.is_empty() {
+            let end = line.find(['{', ' ']).unwrap_or(line.len());
+            names.insert(line[..end].to_string());
+        }
+    }
+    names
+}
+
+/// Every `pocketgate_*` name written in `text`.
+fn named(text: &str) -> BTreeSet<String> {
+    let re = regex::Regex::new(r"\bpocketgate_[a-zA-Z0-9_:]+").unwrap();
+    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+}
+
+#[test]
+fn exported_understands_histogram_and_counter_suffixes() {
+    let text = "# TYPE a_seconds histogram\na_seconds_sum 0.0\n# TYPE b counter\nb_total 0\n# TYPE c gauge\nc{x=\"y\"} 1\n";
+    let names: Vec<String> = exported(text).into_iter().collect();
+    assert_eq!(
+        names,
+        [
+            "a_seconds_bucket",
+            "a_seconds_count",
+            "a_seconds_sum",
+            "b_total",
+            "c"
+        ]
+    );
+}
+
+#[test]
+fn the_dashboard_and_the_rules_name_only_exported_metrics() {
+    let metrics = exported(&scrape());
+    assert!(
+        metrics.contains("pocketgate_decisions_total")
+            && metrics.contains("pocketgate_decision_duration_seconds_bucket"),
+        "unexpected scrape: {metrics:?}"
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dashboard = BTreeSet::new();
+    for file in FILES {
+        let text = std::fs::read_to_string(root.join(file)).unwrap();
+        let names = named(&text);
+        assert!(!names.is_empty(), "{file} names no pocketgate metric");
+        let unknown: Vec<&String> = names.difference(&metrics).collect();
+        assert!(
+            unknown.is_empty(),
+            "{file} uses metrics /metrics does not export: {unknown:?}\nexported: {metrics:?}"
+        );
+        if file.ends_with(".json") {
+            dashboard = names;
+        }
+    }
+    // The dashboard covers decisions, latency, sessions, the provider and reloads.
+    for needed in [
+        "pocketgate_decisions_total",
+        "pocketgate_decision_duration_seconds_bucket",
+        "pocketgate_sessions_created_total",
+        "pocketgate_session_refreshes_total",
+        "pocketgate_provider_ready",
+        "pocketgate_config_reloads_total",
+        "pocketgate_config_last_reload_successful",
+        "pocketgate_session_store_errors_total",
+    ] {
+        assert!(
+            dashboard.contains(needed),
+            "the dashboard shows no {needed}"
+        );
+    }
+}
