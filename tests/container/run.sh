@@ -27,6 +27,8 @@ DAEMON_DIR="$CACHE/dockerd"
 SUITE="bookworm"
 BASE_TAR="$CACHE/base-$SUITE.tar"
 
+# A signal ends the script through its EXIT trap (which stops a dockerd it started).
+trap 'exit 143' TERM INT
 log() { printf '[container] %s\n' "$*" >&2; }
 skip() {
     echo "[container] SKIPPED, not passed: $*"
