@@ -20,17 +20,8 @@ cd "$REPO"
 
 log() { printf '[examples] %s\n' "$*" >&2; }
 skipped() { echo "[examples] SKIPPED, not passed: $*"; }
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"
-    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
-    else return 1; fi
-}
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 \
-        || { as_root apt-get update -q >/dev/null 2>&1 \
-             && as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1; }
-}
+# shellcheck source=apt.sh
+. "$HERE/apt.sh"
 # Debian's prometheus package brings promtool (about 100 MB installed with
 # the server, which the postinst would start: policy-rc.d keeps it stopped).
 command -v docker-compose >/dev/null 2>&1 || apt_install docker-compose || true

@@ -35,17 +35,8 @@ skip() {
     [ "${CONTAINER_REQUIRED:-0}" = 1 ] && exit 3
     exit 0
 }
-as_root() {
-    if [ "$(id -u)" -eq 0 ]; then "$@"
-    elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"
-    else return 1; fi
-}
-apt_install() {
-    export DEBIAN_FRONTEND=noninteractive
-    as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1 \
-        || { as_root apt-get update -q >/dev/null 2>&1 \
-             && as_root apt-get install -y -q --no-install-recommends "$@" >/dev/null 2>&1; }
-}
+# shellcheck source=apt.sh
+. "$HERE/apt.sh"
 
 # --- Docker: a daemon that answers, or one started here ---------------------------
 # Debian's docker client (20.10) speaks BuildKit to the daemon by itself; a
