@@ -116,10 +116,30 @@ fn exported(text: &str) -> BTreeSet<String> {
     names
 }
 
-/// Every `pocketgate_*` name written in `text`.
+/// Every `pocketgate_*` name written in `text` (a name's characters follow
+/// `pocketgate_`, and none precedes it: `xpocketgate_a` is not one).
 fn named(text: &str) -> BTreeSet<String> {
-    let re = regex::Regex::new(r"\bpocketgate_[a-zA-Z0-9_:]+").unwrap();
-    re.find_iter(text).map(|m| m.as_str().to_string()).collect()
+    let is_name = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == ':';
+    text.match_indices("pocketgate_")
+        .filter(|(at, _)| !text[..*at].ends_with(is_name))
+        .map(|(at, prefix)| {
+            let rest = &text[at + prefix.len()..];
+            let len = rest.find(|c: char| !is_name(c)).unwrap_or(rest.len());
+            &text[at..at + prefix.len() + len]
+        })
+        .filter(|name| name.len() > "pocketgate_".len())
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn named_finds_whole_metric_names() {
+    let names: Vec<String> = named(
+        "rate(pocketgate_a_total[5m]) / pocketgate_b:c{x=\"y\"} `pocketgate_*` xpocketgate_d",
+    )
+    .into_iter()
+    .collect();
+    assert_eq!(names, ["pocketgate_a_total", "pocketgate_b:c"]);
 }
 
 #[test]
