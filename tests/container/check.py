@@ -146,8 +146,7 @@ class Browser:
     """Follows redirects itself, keeps cookies per host (ports ignored, as
     browsers do) and sends requests for `idp` to 127.0.0.1."""
 
-    def __init__(self, idp_port: int):
-        self.idp_port = idp_port
+    def __init__(self) -> None:
         self.cookies: dict[str, dict[str, str]] = {}
 
     def request(self, method: str, url: str, body: str | None = None,
@@ -314,7 +313,7 @@ policy = "users"
           "the image's HEALTHCHECK runs the binary itself (exec form, no shell)")
 
     # Signed in through the container.
-    browser = Browser(idp_port)
+    browser = Browser()
     landed = sign_in(browser, gate_url, "alice")
     check(landed == f"https://{APP}/after-login", f"signing in as alice lands on the page asked for ({landed})")
     jar = browser.cookies.get("127.0.0.1", {})
