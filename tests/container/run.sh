@@ -91,7 +91,7 @@ if [ ! -s "$BASE_TAR" ]; then
     # The extract variant unpacks the packages without running their scripts
     # (there is no shell in the image to run them); the hook writes the CA
     # bundle update-ca-certificates would have written.
-    timeout 600 mmdebstrap --quiet --variant=extract --include=libc6,libgcc-s1,ca-certificates \
+    timeout 600 mmdebstrap --quiet --format=tar --variant=extract --include=libc6,libgcc-s1,ca-certificates \
         --extract-hook='cat "$1"/usr/share/ca-certificates/mozilla/*.crt > "$1"/etc/ssl/certs/ca-certificates.crt' \
         "$SUITE" "$BASE_TAR.tmp" || skip "mmdebstrap could not make the base (no Debian mirror reachable?)"
     mv "$BASE_TAR.tmp" "$BASE_TAR"
