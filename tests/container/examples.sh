@@ -8,7 +8,7 @@
 #   examples/grafana/     the dashboard is JSON whose every panel has a query, and
 #                         every query is PromQL that promtool accepts.
 # That the dashboard and the rules name only exported metrics is
-# tests/monitoring.rs (cargo test).
+# tests/api/monitoring.rs (cargo test).
 #
 # Installs docker-compose and prometheus (for promtool) with apt when missing.
 # A check whose tool cannot be had prints "SKIPPED, not passed: <why>".

@@ -1,83 +1,14 @@
 //! `pocketgate healthcheck` against the real binary: 0 while `serve` runs,
 //! 1 with the reason when nothing answers, when `/healthz` is not 200, when
 //! `metrics_listen` is down, or when the configuration does not load.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub,
-    reason = "test code: a panic is a failed test"
-)]
 
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::Duration;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A configuration whose secret file does not exist: the healthcheck must
-/// not need it (it reads addresses only), `serve` gets the secret from the
-/// environment.
-fn config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
-    let path = dir.join("pocketgate.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"{extra}
-listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[oidc]
-issuer = "http://127.0.0.1:9"
-client_id = "pocketgate"
-[session]
-secret_file = "{}/no-such-secret"
-store = "cookie"
-[policies.users]
-allowed_groups = ["users"]
-[[hosts]]
-host = "app.example.test"
-policy = "users"
-"#,
-            dir.display()
-        ),
-    )
-    .unwrap();
-    path
-}
-
-fn serve(path: &Path) -> Server {
-    Server(
-        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
-            .args(["serve", "-c"])
-            .arg(path)
-            .env(
-                "POCKETGATE_SESSION__SECRET",
-                "healthcheck-test-secret-0123456789abcdef",
-            )
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
+use super::{config, free_port, get, serve, write};
 
 fn healthcheck(path: &Path) -> Output {
     Command::new(env!("CARGO_BIN_EXE_pocketgate"))
@@ -99,8 +30,8 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A one-shot HTTP server on loopback that answers every request with
-/// `status` (bounded: it serves `count` connections, then its thread ends).
+/// An HTTP server on loopback that answers every request with `status`
+/// (bounded: it serves `count` connections, then its thread ends).
 fn answer_with(status: &'static str, count: usize) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -119,21 +50,29 @@ fn answer_with(status: &'static str, count: usize) -> u16 {
     port
 }
 
-#[test]
-fn healthy_while_serve_runs_and_unhealthy_with_the_reason_once_stopped() {
+/// A configuration file in `dir` for `port`, with `top` before it.
+fn config_file(dir: &Path, port: u16, top: &str) -> std::path::PathBuf {
+    let path = dir.join("pocketgate.toml");
+    write(&path, &format!("{top}\n{}", config(port, "")));
+    path
+}
+
+#[tokio::test]
+async fn healthcheck_is_healthy_while_serve_runs_and_says_why_once_stopped() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let path = config(dir.path(), port, "");
+    let path = config_file(dir.path(), port, "");
     let server = serve(&path);
-    // Bounded: 100 tries, each limited to 2 s by the healthcheck itself.
-    let mut out = healthcheck(&path);
+    let mut up = false;
     for _ in 0..100 {
-        if out.status.success() {
+        if get(port, "/healthz").await == 200 {
+            up = true;
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
-        out = healthcheck(&path);
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    assert!(up, "no /healthz within 10 s");
+    let out = healthcheck(&path);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
@@ -154,10 +93,10 @@ fn healthy_while_serve_runs_and_unhealthy_with_the_reason_once_stopped() {
 }
 
 #[test]
-fn a_status_other_than_200_is_unhealthy() {
+fn healthcheck_is_unhealthy_on_a_status_other_than_200() {
     let dir = tempfile::tempdir().unwrap();
     let port = answer_with("503 Service Unavailable", 1);
-    let out = healthcheck(&config(dir.path(), port, ""));
+    let out = healthcheck(&config_file(dir.path(), port, ""));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -166,16 +105,12 @@ fn a_status_other_than_200_is_unhealthy() {
 }
 
 #[test]
-fn metrics_listen_must_answer_too() {
+fn healthcheck_asks_metrics_listen_too() {
     let dir = tempfile::tempdir().unwrap();
     let port = answer_with("200 OK", 2);
     let metrics = free_port();
-    let path = config(
-        dir.path(),
-        port,
-        &format!("metrics_listen = \"127.0.0.1:{metrics}\""),
-    );
-    let out = healthcheck(&path);
+    let top = format!("metrics_listen = \"127.0.0.1:{metrics}\"");
+    let out = healthcheck(&config_file(dir.path(), port, &top));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(
         String::from_utf8_lossy(&out.stderr)
@@ -186,10 +121,9 @@ fn metrics_listen_must_answer_too() {
 }
 
 #[test]
-fn a_configuration_that_does_not_load_is_unhealthy_and_named() {
+fn healthcheck_names_a_configuration_that_does_not_load() {
     let dir = tempfile::tempdir().unwrap();
-    let path = config(dir.path(), free_port(), "listen_port = 4180");
-    let out = healthcheck(&path);
+    let out = healthcheck(&config_file(dir.path(), free_port(), "listen_port = 4180"));
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -1,28 +1,11 @@
 //! The Grafana dashboard (examples/grafana/) and the Prometheus rules
-//! (examples/prometheus/) name only metrics that `/metrics` exports: start the
-//! real binary, scrape it, and compare every `pocketgate_*` name the files use.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    unreachable_pub,
-    reason = "test code: a panic is a failed test"
-)]
+//! (examples/prometheus/) name only metrics that `/metrics` exports: scrape
+//! the running application and compare every `pocketgate_*` name the files use.
 
 use std::collections::BTreeSet;
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+use crate::common::{metrics_text, spawn_plain};
 
 /// The files whose metric names must exist.
 const FILES: [&str; 3] = [
@@ -30,62 +13,6 @@ const FILES: [&str; 3] = [
     "examples/prometheus/pocketgate-rules.yml",
     "examples/prometheus/pocketgate-rules.test.yml",
 ];
-
-/// Scrape `/metrics` of a freshly started `pocketgate serve` (bounded: 100 × 100 ms).
-fn scrape() -> String {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("pocketgate.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"listen = "127.0.0.1:{port}"
-public_url = "http://127.0.0.1:{port}"
-[oidc]
-issuer = "http://127.0.0.1:9"
-client_id = "pocketgate"
-[session]
-store = "cookie"
-[policies.users]
-allowed_groups = ["users"]
-"#
-        ),
-    )
-    .unwrap();
-    let _server = Server(
-        Command::new(env!("CARGO_BIN_EXE_pocketgate"))
-            .args(["serve", "-c"])
-            .arg(&path)
-            .env(
-                "POCKETGATE_SESSION__SECRET",
-                "monitoring-test-secret-0123456789abcdef",
-            )
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        for _ in 0..100 {
-            if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await {
-                if r.status() == 200 {
-                    return r.text().await.unwrap();
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("no /metrics within 10 s");
-    })
-}
 
 /// Every series name a query can use: the names of the samples, and for
 /// each `# TYPE` family the names its type gives its samples (a histogram
@@ -158,9 +85,10 @@ fn exported_understands_histogram_and_counter_suffixes() {
     );
 }
 
-#[test]
-fn the_dashboard_and_the_rules_name_only_exported_metrics() {
-    let metrics = exported(&scrape());
+#[actix_web::test]
+async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
+    let app = spawn_plain("").await;
+    let metrics = exported(&metrics_text(&app).await);
     assert!(
         metrics.contains("pocketgate_decisions_total")
             && metrics.contains("pocketgate_decision_duration_seconds_bucket"),
