@@ -1,5 +1,6 @@
 //! The real binary: `pocketgate serve` reloads its configuration on SIGHUP,
-//! and a broken file leaves the running configuration in force.
+//! and a broken file leaves the running configuration in force;
+//! `pocketgate healthcheck` asks it (serve/healthcheck.rs).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -16,6 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use pocketgate::config::{SessionSecret, SessionSecrets};
 use pocketgate::policy::Identity;
 use pocketgate::session::{Session, SessionKeys};
+
+#[path = "serve/healthcheck.rs"]
+mod healthcheck;
 
 const SECRET: &str = "serve-test-secret-0123456789abcdef01234";
 

@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`, `sessions`.
+//! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`, `sessions`,
+//! `healthcheck`.
 //!
 //! Each command is a small function that loads what it needs, does one thing
 //! and returns the process exit code; each lives in the file named by its job,
@@ -16,6 +17,7 @@ use crate::config::ConfigErrors;
 
 mod check;
 mod explain;
+mod healthcheck;
 mod serve;
 mod sessions;
 
@@ -25,6 +27,7 @@ pub use sessions::sessions_text;
 
 use check::check;
 use explain::explain;
+use healthcheck::healthcheck;
 use serve::serve;
 use sessions::sessions;
 
@@ -68,6 +71,8 @@ pub enum Command {
         #[command(subcommand)]
         action: SessionsAction,
     },
+    /// Exit 0 when the running service answers `/healthz` (a container's HEALTHCHECK).
+    Healthcheck,
 }
 
 /// `sessions` actions.
@@ -176,6 +181,7 @@ pub fn main() -> ExitCode {
         }
         Command::Demo(args) => demo(&args),
         Command::Sessions { action } => sessions(&cli.config, &action),
+        Command::Healthcheck => healthcheck(&cli.config),
     }
 }
 

@@ -18,5 +18,6 @@ mod forward_auth;
 mod headers;
 mod login;
 mod misc;
+mod monitoring;
 mod reload;
 mod store;

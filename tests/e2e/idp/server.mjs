@@ -375,9 +375,12 @@ async function control(req, res) {
 
 const server = http.createServer();
 const restored = state.restored;
-server.listen(Number(process.env.IDP_PORT || 0), '127.0.0.1', () => {
+// IDP_BIND and IDP_ISSUER are for the container test alone, where this
+// provider runs in its own container on a private network: it listens there
+// and names itself by its host name on that network.
+server.listen(Number(process.env.IDP_PORT || 0), process.env.IDP_BIND || '127.0.0.1', () => {
   const { port } = server.address();
-  const issuer = `http://127.0.0.1:${port}`;
+  const issuer = process.env.IDP_ISSUER || `http://127.0.0.1:${port}`;
   const provider = buildProvider(issuer);
   const callback = provider.callback();
   server.on('request', (req, res) => {
