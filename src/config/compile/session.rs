@@ -98,6 +98,16 @@ impl SessionSettings {
             HostMatch::Default(_) | HostMatch::Unknown => SessionShape::default(),
         }
     }
+
+    /// The shortest idle timeout in force, `[session]`'s or a host's: how
+    /// fresh the last uses other replicas read must be.
+    pub fn shortest_idle(&self) -> Option<Duration> {
+        self.host_shapes
+            .values()
+            .filter_map(|s| s.idle_timeout)
+            .chain(self.idle_timeout)
+            .min()
+    }
 }
 
 /// What a cookie store cannot keep: when a session was last used.
