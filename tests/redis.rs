@@ -1218,6 +1218,7 @@ async fn a_garbage_redis_record_is_a_login_never_a_5xx_and_counted_once() {
 
 #[path = "shape/scenarios.rs"]
 #[allow(dead_code)]
+#[macro_use]
 mod scenarios;
 
 /// Opens a store on `redis` on the runtime given (each open is a replica).
@@ -1225,28 +1226,13 @@ fn on(redis: &Server) -> impl Fn(&tokio::runtime::Runtime) -> Store + '_ {
     move |rt| rt.block_on(open(&redis.url()))
 }
 
-#[test]
-fn shape_an_idle_session_ends() {
-    let Some(redis) = Server::start() else { return };
-    scenarios::an_idle_session_ends(&on(&redis));
-}
+mod shape {
+    use super::*;
 
-#[test]
-fn shape_a_use_on_another_replica_keeps_the_session() {
-    let Some(redis) = Server::start() else { return };
-    scenarios::a_use_on_another_replica_keeps_the_session(&on(&redis));
-}
-
-#[test]
-fn shape_a_host_shortens_the_session_for_itself_only() {
-    let Some(redis) = Server::start() else { return };
-    scenarios::a_host_shortens_the_session_for_itself_only(&on(&redis));
-}
-
-#[test]
-fn shape_a_longer_host_value_has_no_effect() {
-    let Some(redis) = Server::start() else { return };
-    scenarios::a_longer_host_value_has_no_effect(&on(&redis));
+    store_scenarios!(|scenario| {
+        let Some(redis) = Server::start() else { return };
+        scenario(&on(&redis));
+    });
 }
 
 #[test]

@@ -13,6 +13,7 @@
 )]
 
 #[path = "shape/scenarios.rs"]
+#[macro_use]
 mod scenarios;
 
 use std::path::Path;
@@ -33,29 +34,10 @@ fn embedded(dir: &Path) -> impl Fn(&Runtime) -> Store + '_ {
     }
 }
 
-#[test]
-fn an_idle_session_ends() {
+store_scenarios!(|scenario| {
     let dir = tempfile::tempdir().unwrap();
-    scenarios::an_idle_session_ends(&embedded(dir.path()));
-}
-
-#[test]
-fn a_use_on_another_replica_keeps_the_session() {
-    let dir = tempfile::tempdir().unwrap();
-    scenarios::a_use_on_another_replica_keeps_the_session(&embedded(dir.path()));
-}
-
-#[test]
-fn a_host_shortens_the_session_for_itself_only() {
-    let dir = tempfile::tempdir().unwrap();
-    scenarios::a_host_shortens_the_session_for_itself_only(&embedded(dir.path()));
-}
-
-#[test]
-fn a_longer_host_value_has_no_effect() {
-    let dir = tempfile::tempdir().unwrap();
-    scenarios::a_longer_host_value_has_no_effect(&embedded(dir.path()));
-}
+    scenario(&embedded(dir.path()));
+});
 
 #[test]
 fn uses_are_not_store_writes() {

@@ -23,6 +23,27 @@ use tokio::runtime::Runtime;
 /// Opens a store of the kind under test on the runtime given.
 pub type Open<'a> = &'a dyn Fn(&Runtime) -> Store;
 
+/// One named test per scenario that needs only stores: `$run` is called
+/// with the scenario (a `fn(Open)`) and runs it on its kind of store.
+macro_rules! store_scenarios {
+    ($run:expr) => {
+        store_scenarios!($run;
+            an_idle_session_ends,
+            a_use_on_another_replica_keeps_the_session,
+            a_host_shortens_the_session_for_itself_only,
+            a_longer_host_value_has_no_effect);
+    };
+    ($run:expr; $($name:ident),*) => {
+        $(
+            #[test]
+            fn $name() {
+                let run: &dyn Fn(fn(scenarios::Open<'_>)) = &$run;
+                run(scenarios::$name);
+            }
+        )*
+    };
+}
+
 fn runtime() -> Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
