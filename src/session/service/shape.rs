@@ -89,25 +89,27 @@ impl Sessions {
             );
             return Ok(None);
         };
-        let idle = shortest(self.idle_timeout, shape.idle_timeout);
-        let mut last = lookup.last_used(key, &entry);
-        if !within(idle, last, now) {
-            // The cached entry may be older than another replica's flush.
-            lookup.forget(key);
-            let Some(fresh) = find().await? else {
-                return Ok(None);
-            };
-            entry = fresh;
+        // Without an idle timeout the last use is not even looked up.
+        let mut last = 0;
+        if let Some(idle) = shortest(self.idle_timeout, shape.idle_timeout) {
             last = lookup.last_used(key, &entry);
-        }
-        if !within(self.idle_timeout, last, now) {
-            self.end_idle(lookup, key, now.saturating_sub(last)).await?;
-            return Ok(None);
+            if !within(Some(idle), last, now) {
+                // The cached entry may be older than another replica's flush.
+                lookup.forget(key);
+                let Some(fresh) = find().await? else {
+                    return Ok(None);
+                };
+                entry = fresh;
+                last = lookup.last_used(key, &entry);
+            }
+            if !within(self.idle_timeout, last, now) {
+                self.end_idle(lookup, key, now.saturating_sub(last)).await?;
+                return Ok(None);
+            }
         }
         if !within(shape.idle_timeout, last, now) || !within(shape.lifetime, entry.issued, now) {
             tracing::debug!(
                 session = key.short(),
-                unused_for = now.saturating_sub(last),
                 age = now.saturating_sub(entry.issued),
                 "the session is too long unused or too old for this host: sign in again"
             );
