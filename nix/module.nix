@@ -446,6 +446,7 @@ in
       store = mkOption { type = types.nullOr (types.enum [ "embedded" "cookie" "redis" ]); default = null; description = "Session store (pocketgate's default: embedded, in the state directory)."; };
       redisUrl = mkOption { type = types.nullOr types.str; default = null; description = "Redis URL for store = redis (a password belongs in environmentFile)."; };
       refreshInterval = mkOption { type = types.nullOr types.str; default = null; example = "5m"; description = "How often the identity is refreshed at the provider (\"off\": never)."; };
+      idleTimeout = mkOption { type = types.nullOr types.str; default = null; example = "2h"; description = "A session unused this long ends (needs store embedded or redis)."; };
     };
 
     assertion = {
@@ -514,6 +515,7 @@ in
             inherit (cfg.session) lifetime store;
             redis_url = cfg.session.redisUrl;
             refresh_interval = cfg.session.refreshInterval;
+            idle_timeout = cfg.session.idleTimeout;
           } // { state_dir = mkDefault stateDir; }; }
         (mkIf cfg.assertion.enable { assertion = clean {
           header = mkDefault "X-Pocketgate-Assertion";

@@ -36,9 +36,16 @@ rec {
       networks = mkOption { type = strList; default = [ ]; description = "AND the client address is in one of these."; };
       policy = mkOption { type = types.nullOr types.str; default = null; description = "This policy decides instead of the host's."; };
       action = mkOption { type = types.nullOr (types.enum [ "bypass" "deny" ]); default = null; description = "Or: pass without identity, or 403."; };
-    };
+    } // stepUpOptions "this rule";
   };
-  ruleKeys = r: clean { inherit (r) paths resources methods networks policy action; };
+  ruleKeys = r: clean { inherit (r) paths resources methods networks policy action; } // stepUpKeys r;
+
+  # Step-up, on hosts and on rules (a rule's value wins).
+  stepUpOptions = what: {
+    maxAge = mkOption { type = types.nullOr types.str; default = null; example = "10m"; description = "Step-up on ${what}: the sign-in must be at most this old (max_age)."; };
+    amr = mkOption { type = strList; default = [ ]; example = [ "phr" ]; description = "Step-up on ${what}: the sign-in must have used one of these methods (Pocket ID: phr passkey, otp code)."; };
+  };
+  stepUpKeys = x: clean { max_age = x.maxAge; inherit (x) amr; };
 
   headerOptions = {
     options = lib.genAttrs [ "user" "email" "name" "groups" ] (field: mkOption {
@@ -58,7 +65,9 @@ rec {
       rules = mkOption { type = types.listOf (types.submodule ruleOptions); default = [ ]; description = "Ordered per-path rules ([[hosts.rules]])."; };
       caseInsensitivePaths = mkOption { type = types.bool; default = false; description = "Match bypass paths, resources and rules in any letter case (for backends that route so: ASP.NET Core apps such as Sonarr, Radarr, Jellyfin)."; };
       headers = mkOption { type = types.submodule headerOptions; default = { }; description = "Header names for this host's backend."; };
-    };
+      idleTimeout = mkOption { type = types.nullOr types.str; default = null; example = "30m"; description = "Sign in again on ${name} after this long unused (only shortens session.idleTimeout)."; };
+      lifetime = mkOption { type = types.nullOr types.str; default = null; example = "8h"; description = "Sign in again on ${name} once the session is this old (only shortens session.lifetime)."; };
+    } // stepUpOptions name;
   };
   hostKeys = host: h: clean {
     inherit host;
@@ -68,6 +77,9 @@ rec {
     bypass_resources = h.bypassResources;
     allowed_networks = h.allowedNetworks;
     rules = map ruleKeys h.rules;
-  } // optionalAttrs h.caseInsensitivePaths { case_insensitive_paths = true; }
+    idle_timeout = h.idleTimeout;
+    inherit (h) lifetime;
+  } // stepUpKeys h
+    // optionalAttrs h.caseInsensitivePaths { case_insensitive_paths = true; }
     // optionalAttrs (clean h.headers != { }) { headers = clean h.headers; };
 }

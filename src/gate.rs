@@ -15,7 +15,7 @@ use std::sync::Arc;
 use http::{HeaderName, HeaderValue};
 
 use crate::assertion::{self, AssertionError, Assertions};
-use crate::config::{HeaderNames, PublicUrl, Runtime};
+use crate::config::{HeaderNames, PublicUrl, Runtime, SessionShape};
 use crate::oidc::bearer::{BearerAuth, BearerError, Credential, Source};
 use crate::policy::{self, Decision, Identity, Outcome, RequestFacts, Route, Rules};
 use crate::request::{OriginalRequest, Scheme};
@@ -150,7 +150,9 @@ pub async fn decide<'a>(
     let (decision, identified) = match policy::route(&runtime.rules, &facts) {
         Route::Decided(decision) => (decision, None),
         Route::NeedsIdentity(pending) => {
-            let identified = identify(services, credentials, original.client.ip(), now).await?;
+            let shape = runtime.session.shape_for(&pending.host());
+            let identified =
+                identify(services, credentials, original.client.ip(), now, shape).await?;
             let identity = identified.as_ref().map(Identified::identity);
             (pending.judge(identity), identified)
         }
@@ -179,18 +181,20 @@ pub async fn decide<'a>(
     })
 }
 
-/// The request's identity: its session, else (with `[bearer]`) its token.
-/// A request carrying both is decided by its session.
+/// The request's identity: its session (with the `shape` its host asks
+/// for), else (with `[bearer]`) its token. A request carrying both is
+/// decided by its session.
 async fn identify(
     services: Services<'_>,
     credentials: Credentials<'_>,
     client: IpAddr,
     now: u64,
+    shape: SessionShape,
 ) -> Result<Option<Identified>, GateError> {
     if !credentials.session.is_empty() {
         let current = services
             .sessions
-            .current(credentials.session, now)
+            .current_on(credentials.session, now, shape)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
         if let Some(current) = current {

@@ -1,7 +1,9 @@
 //! The Redis store (`session.store = "redis"`) against a real `redis-server`:
 //! every store operation, expiry from `expires`, two replicas sharing one
-//! Redis, the refresh lock, logout-token replay, and an outage (refused
-//! quickly, working again without reopening the store).
+//! Redis, the refresh lock, logout-token replay, an outage (refused
+//! quickly, working again without reopening the store), and the session's
+//! shape (tests/shape/scenarios.rs: idle timeout, a use on another replica,
+//! per-host limits, no store write per request).
 //!
 //! Each test starts its own `redis-server` on a free loopback port and kills
 //! it at the end. When `redis-server` is missing and cannot be installed
@@ -142,6 +144,7 @@ fn record(user: &str, sid: Option<&str>, age: u64, left: u64) -> Stored {
         issued: now - age,
         expires: now + left,
         sealed: "sealed-record".into(),
+        last_used: None,
     }
 }
 
@@ -1209,4 +1212,84 @@ async fn a_garbage_redis_record_is_a_login_never_a_5xx_and_counted_once() {
         "pocketgate_session_records_rejected_total 1",
         "counted (and logged) once, not per request"
     );
+}
+
+// --- the session's shape on Redis ------------------------------------------------
+
+#[path = "shape/scenarios.rs"]
+#[allow(dead_code)]
+#[macro_use]
+mod scenarios;
+
+/// Opens a store on `redis` on the runtime given (each open is a replica).
+fn on(redis: &Server) -> impl Fn(&tokio::runtime::Runtime) -> Store + '_ {
+    move |rt| rt.block_on(open(&redis.url()))
+}
+
+mod shape {
+    use super::*;
+
+    store_scenarios!(|scenario| {
+        let Some(redis) = Server::start() else { return };
+        scenario(&on(&redis));
+    });
+}
+
+#[test]
+fn shape_uses_are_not_store_writes() {
+    let Some(redis) = Server::start() else { return };
+    // Redis counts every change to its data since the last save, and this
+    // server never saves.
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let mut seen: Option<u64> = None;
+    scenarios::uses_are_not_store_writes(&on(&redis), || {
+        let info: String = redis::cmd("INFO")
+            .arg("persistence")
+            .query(&mut raw)
+            .unwrap();
+        let changes = info
+            .lines()
+            .find_map(|l| l.strip_prefix("rdb_changes_since_last_save:"))
+            .and_then(|n| n.trim().parse::<u64>().ok())
+            .expect("INFO persistence counts changes");
+        let changed = seen.is_some_and(|s| s != changes);
+        seen = Some(changes);
+        std::future::ready(changed)
+    });
+}
+
+#[actix_web::test]
+async fn a_last_use_lapses_with_its_session_and_goes_with_it() {
+    let Some(redis) = Server::start() else { return };
+    let mut raw = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let store = open(&redis.url()).await;
+    let k = key("shape");
+    store.put(&k, &record("alice", None, 0, 60)).await.unwrap();
+    store
+        .record_use(&[(k.clone(), "sealed-use".into(), now() + 60)])
+        .await
+        .unwrap();
+    let lu = format!("{}lu:{}", Redis::PREFIX, k.as_str());
+    let left = pttl(&mut raw, &lu).await;
+    assert!((50_000..=60_000).contains(&left), "{left}");
+    let got = store.get(&k).await.unwrap().unwrap();
+    assert_eq!(
+        got.last_used.as_deref(),
+        Some("sealed-use"),
+        "read with the record"
+    );
+    store.remove(&k).await.unwrap();
+    let exists: u64 = redis::cmd("EXISTS")
+        .arg(&lu)
+        .query_async(&mut raw)
+        .await
+        .unwrap();
+    assert_eq!(exists, 0, "removed with its session");
 }

@@ -12,6 +12,7 @@ in
     bypassPaths = [ "/api/health" ];
     allowedNetworks = [ "10.50.0.0/16" ];     # only the monitoring network skips the login on /api/health
     headers.user = "X-WEBAUTH-USER";          # Grafana's default auth.proxy header_name
+    idleTimeout = "30m";                      # admins sign in again here after 30 minutes unused
   };
   services.caddy.virtualHosts."grafana.${domain}".extraConfig = "reverse_proxy 127.0.0.1:3000";
 }

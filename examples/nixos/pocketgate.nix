@@ -21,6 +21,7 @@
       secretFile = "/run/secrets/pocketgate-session-secret";   # `pocketgate gen-secret`
       cookieDomain = "example.com";           # one login for every *.example.com service
       lifetime = "12h";
+      idleTimeout = "2h";                     # a session unused this long ends
     };
     assertion.enable = true;                  # X-Pocketgate-Assertion, keys at /.well-known/jwks.json
 

@@ -102,7 +102,8 @@ pub(super) fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
     })
 }
 
-/// `sessions list` output: a table, or JSON with `--json`.
+/// `sessions list` output: a table, or JSON with `--json`. The last use is
+/// as the store has it: flushed every 30 s at most, so approximate.
 pub fn sessions_text(list: &[(StoreKey, Record)], json: bool) -> String {
     use std::fmt::Write;
     let time = |t: u64| {
@@ -120,6 +121,7 @@ pub fn sessions_text(list: &[(StoreKey, Record)], json: bool) -> String {
                     "groups": r.identity.groups,
                     "created": time(r.issued),
                     "refreshed": time(r.refreshed),
+                    "last_used": r.last_used.map(time),
                     "expires": time(r.expires),
                     "client": r.client,
                     "user_agent": r.user_agent,
@@ -131,18 +133,19 @@ pub fn sessions_text(list: &[(StoreKey, Record)], json: bool) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<15} user agent",
-        "id", "user", "groups", "created", "refreshed", "expires", "client"
+        "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<20} {:<15} user agent",
+        "id", "user", "groups", "created", "refreshed", "last used", "expires", "client"
     );
     for (k, r) in list {
         let _ = writeln!(
             s,
-            "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<15} {}",
+            "{:<12}  {:<16} {:<24} {:<20} {:<20} {:<20} {:<20} {:<15} {}",
             k.short(),
             r.identity.user,
             r.identity.groups.join(","),
             time(r.issued),
             time(r.refreshed),
+            r.last_used.map_or_else(|| "-".into(), time),
             time(r.expires),
             r.client.as_deref().unwrap_or("-"),
             r.user_agent.as_deref().unwrap_or("-"),

@@ -24,6 +24,7 @@ use figment::Figment;
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
 pub use compile::assertion::{AssertionSettings, KeyFile};
+pub use compile::session::SessionShape;
 pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
 
@@ -363,6 +364,12 @@ pub struct SessionSettings {
     /// The `[[session.domains]]` entries, checked: each has a cookie domain
     /// that covers its public URL's host and overlaps no other.
     pub domains: Vec<LoginDomain>,
+    /// `session.idle_timeout`: a session unused this long ends (never with
+    /// the cookie store). See [`SessionSettings::shape_for`].
+    pub idle_timeout: Option<Duration>,
+    /// `idle_timeout` and `lifetime` of `[[hosts]]` entries, by entry
+    /// index; only values that shorten `[session]`'s are kept.
+    pub host_shapes: BTreeMap<usize, SessionShape>,
 }
 
 /// `session.store`, with what each kind needs.

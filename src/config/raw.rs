@@ -91,6 +91,9 @@ pub(crate) struct RawSession {
     #[serde(deserialize_with = "lenient::opt_string")]
     pub refresh_interval: Option<String>,
     pub domains: Vec<RawSessionDomain>,
+    /// A session unused this long ends.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub idle_timeout: Option<String>,
 }
 
 /// One `[[session.domains]]` entry: another registrable domain with its own login host.
@@ -186,6 +189,12 @@ pub(crate) struct RawHost {
     pub case_insensitive_paths: bool,
     /// `[hosts.headers]`: this host's identity header names, key by key over `[headers]`.
     pub headers: Option<RawHeaders>,
+    /// This host's idle timeout: shorter than `[session]`'s, or no effect.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub idle_timeout: Option<String>,
+    /// This host's session lifetime: shorter than `[session]`'s, or no effect.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub lifetime: Option<String>,
     /// Where it was written (`None`: the main file).
     #[serde(skip)]
     pub origin: Option<HostOrigin>,
@@ -399,6 +408,7 @@ pub(crate) mod keys {
         "redis_url",
         "refresh_interval",
         "domains",
+        "idle_timeout",
     ];
     pub(crate) const SESSION_DOMAIN: &[&str] = &["cookie_domain", "public_url"];
     pub(crate) const HEADERS: &[&str] = &["user", "email", "name", "groups"];
@@ -421,6 +431,8 @@ pub(crate) mod keys {
         "rules",
         "case_insensitive_paths",
         "headers",
+        "idle_timeout",
+        "lifetime",
     ];
     pub(crate) const RULE: &[&str] = &[
         "paths",

@@ -88,6 +88,10 @@ impl AppState {
                     runtime.session.refresh_interval,
                     metrics,
                 )
+                .with_idle_timeout(
+                    runtime.session.idle_timeout,
+                    runtime.session.shortest_idle(),
+                )
             },
             |provider, b| Arc::new(BearerAuth::new(provider.clone(), b.clone())),
         ))
@@ -112,6 +116,10 @@ impl AppState {
             |runtime, keys, cookie| {
                 self.sessions
                     .reconfigured(keys, cookie, runtime.session.refresh_interval)
+                    .with_idle_timeout(
+                        runtime.session.idle_timeout,
+                        runtime.session.shortest_idle(),
+                    )
             },
             // The token caches carry over unless what they depend on changed.
             |provider, b| match &self.bearer {

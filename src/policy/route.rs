@@ -134,6 +134,11 @@ pub fn route<'r>(rules: &'r Rules, facts: &RequestFacts<'_>) -> Route<'r> {
 }
 
 impl<'r> Pending<'r> {
+    /// The host the request matched (for what it asks of a session).
+    pub fn host(&self) -> HostMatch<'r> {
+        self.host
+    }
+
     /// The decision `rule` makes, with what steps 1–4 found.
     fn decided(&self, outcome: Outcome, rule: Rule) -> Decision<'r> {
         Decision {

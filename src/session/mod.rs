@@ -6,8 +6,9 @@
 //! - `cookies.rs`: cookie names, attributes, and splitting values too long
 //!   for one cookie into numbered chunks and joining them again.
 //! - `service/`: the session service ([`Sessions`]) the HTTP layer asks: the
-//!   cookie codec, the store-backed lookup with its cache, the lifecycle
-//!   (start, end, revoke, refresh) and the events the metrics hear.
+//!   cookie codec, the store-backed lookup with its cache, last uses and
+//!   the idle timeout, the lifecycle (start, end, revoke, refresh) and the
+//!   events the metrics hear.
 //! - `store/`: where sessions live on the server (embedded or Redis), keyed
 //!   by a hash of the cookie's id ([`store::StoreKey`]).
 //!
@@ -38,8 +39,8 @@ pub use cookies::{
 };
 pub use seal::{Purpose, Refused, SessionKeys};
 pub use service::{
-    CreateError, Current, EndReason, Ended, LoginContext, NoEvents, RefreshOutcome, SessionEvents,
-    Sessions, SignedIn, Tokens, CACHE_TTL,
+    flush_interval, CreateError, Current, EndReason, Ended, LoginContext, NoEvents, RefreshOutcome,
+    SessionEvents, Sessions, SignedIn, Tokens, CACHE_TTL, MAX_TRACKED,
 };
 
 /// How far in the future a session's `issued` time may lie before it is refused,

@@ -47,16 +47,20 @@ pub enum Purpose {
     /// A whole session record in a store, bound to its store key
     /// ([`SessionKeys::seal_bound`]).
     StoredRecord,
+    /// When a session in a store was last used, kept beside its record and
+    /// bound to its store key (an edited or moved value opens nowhere).
+    LastUse,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 6] = [
+    const ALL: [Purpose; 7] = [
         Purpose::Session,
         Purpose::Flow,
         Purpose::IdToken,
         Purpose::SessionId,
         Purpose::StoredToken,
         Purpose::StoredRecord,
+        Purpose::LastUse,
     ];
 
     /// The associated data that binds a sealed value to its purpose.
@@ -68,6 +72,7 @@ impl Purpose {
             Purpose::SessionId => b"pocketgate/v1/session-id",
             Purpose::StoredToken => b"pocketgate/v1/stored-token",
             Purpose::StoredRecord => b"pocketgate/v1/stored-record",
+            Purpose::LastUse => b"pocketgate/v1/last-use",
         }
     }
 

@@ -766,6 +766,7 @@ mod stored_records {
             user_agent: None,
             refresh_failures: 0,
             retry_at: 0,
+            last_used: None,
         }
     }
 

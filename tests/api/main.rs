@@ -20,4 +20,5 @@ mod login;
 mod misc;
 mod monitoring;
 mod reload;
+mod shape;
 mod store;

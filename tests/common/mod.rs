@@ -341,6 +341,7 @@ pub fn forged_record(user: &str, groups: &[&str]) -> String {
         user_agent: None,
         refresh_failures: 0,
         retry_at: 0,
+        last_used: None,
     };
     serde_json::to_string(&record).unwrap()
 }

@@ -7,7 +7,7 @@ mod bearer;
 mod oidc;
 mod rules;
 mod server;
-mod session;
+pub(super) mod session;
 
 use crate::policy::Rules;
 

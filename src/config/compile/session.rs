@@ -1,9 +1,12 @@
-//! `[session]` → [`SessionSettings`], and reading secrets.
+//! `[session]` → [`SessionSettings`], and reading secrets; the session's
+//! shape (`idle_timeout`, and per `[[hosts]]` entry `idle_timeout` and
+//! `lifetime`, which can only shorten `[session]`'s).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::domain::{CookieDomain, HostPattern};
-use crate::policy::Rules;
+use crate::policy::{HostMatch, Rules};
 
 use super::super::raw::RawConfig;
 use super::super::{
@@ -53,6 +56,8 @@ pub(super) fn compile(
         (Some(StoreSettings::Cookie), _) => Some(None),
         (_, r) => r,
     };
+    let idle_timeout = idle_timeout(raw, store.as_ref(), report);
+    let host_shapes = host_shapes(raw, lifetime, idle_timeout, store.as_ref(), report);
     Some(SessionSettings {
         secrets: secrets?,
         cookie_name: cookie_name_ok.then(|| cookie_name.to_string())?,
@@ -61,7 +66,156 @@ pub(super) fn compile(
         store: store?,
         refresh_interval: refresh_interval?,
         domains: domains?,
+        idle_timeout: idle_timeout?,
+        host_shapes: host_shapes?,
     })
+}
+
+/// What a `[[hosts]]` entry asks of a session on top of `[session]`: it
+/// ends for the host (the request goes to login) when unused for
+/// `idle_timeout` or older than `lifetime`. Both only ever shorten.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SessionShape {
+    /// Unused longer than this: login on this host.
+    pub idle_timeout: Option<Duration>,
+    /// Created longer ago than this: login on this host.
+    pub lifetime: Option<Duration>,
+}
+
+impl SessionShape {
+    /// Whether neither limit is set.
+    pub fn is_empty(&self) -> bool {
+        self.idle_timeout.is_none() && self.lifetime.is_none()
+    }
+}
+
+impl SessionSettings {
+    /// The shape a request to `host` asks of its session: the entry's own
+    /// limits, none for the default policy and unknown hosts.
+    pub fn shape_for(&self, host: &HostMatch<'_>) -> SessionShape {
+        match host {
+            HostMatch::Entry(h) => self.host_shapes.get(&h.index).copied().unwrap_or_default(),
+            HostMatch::Default(_) | HostMatch::Unknown => SessionShape::default(),
+        }
+    }
+
+    /// The shortest idle timeout in force, `[session]`'s or a host's: how
+    /// fresh the last uses other replicas read must be.
+    pub fn shortest_idle(&self) -> Option<Duration> {
+        self.host_shapes
+            .values()
+            .filter_map(|s| s.idle_timeout)
+            .chain(self.idle_timeout)
+            .min()
+    }
+}
+
+/// What a cookie store cannot keep: when a session was last used.
+const COOKIE_HAS_NO_IDLE: &str = "cannot be kept with session.store = \"cookie\": a stateless cookie records no use (fix: use session.store = \"embedded\" or \"redis\", or remove the key)";
+
+/// A shape duration at `key`: at least a second. `None` when absent.
+fn shape_duration(key: &str, text: &str, report: &mut Report) -> Result<Duration, ()> {
+    let d = report
+        .duration(key, text.trim(), "a duration", r#""30m", "8h""#)
+        .ok_or(())?;
+    if d < Duration::from_secs(1) {
+        report.error(invalid(key, text, "must be at least 1 second"));
+        return Err(());
+    }
+    Ok(d)
+}
+
+/// `session.idle_timeout`: unset is no idle limit; never with the cookie store.
+fn idle_timeout(
+    raw: &RawConfig,
+    store: Option<&StoreSettings>,
+    report: &mut Report,
+) -> Option<Option<Duration>> {
+    let Some(text) = raw.session.idle_timeout.as_deref() else {
+        return Some(None);
+    };
+    let key = "session.idle_timeout";
+    let d = shape_duration(key, text, report).ok()?;
+    if store == Some(&StoreSettings::Cookie) {
+        report.error(invalid(key, text, COOKIE_HAS_NO_IDLE));
+        return None;
+    }
+    Some(Some(d))
+}
+
+/// Each `[[hosts]]` entry's `idle_timeout` and `lifetime`. A value that
+/// does not shorten `[session]`'s is a warning and has no effect;
+/// `idle_timeout` needs a store. `lifetime` and `idle` are the compiled
+/// `[session]` values (`None`: they failed, and their error is reported).
+fn host_shapes(
+    raw: &RawConfig,
+    lifetime: Option<Duration>,
+    idle: Option<Option<Duration>>,
+    store: Option<&StoreSettings>,
+    report: &mut Report,
+) -> Option<BTreeMap<usize, SessionShape>> {
+    let mut out = BTreeMap::new();
+    let mut ok = true;
+    for (i, h) in raw.hosts.iter().enumerate() {
+        let mut shape = SessionShape::default();
+        if let Some(text) = h.idle_timeout.as_deref() {
+            let key = format!("{}.idle_timeout", h.key(i));
+            match shape_duration(&key, text, report) {
+                Err(()) => ok = false,
+                Ok(_) if store == Some(&StoreSettings::Cookie) => {
+                    report.error(invalid(&key, text, COOKIE_HAS_NO_IDLE));
+                    ok = false;
+                }
+                Ok(d) => {
+                    shape.idle_timeout = shorter(
+                        &key,
+                        text,
+                        d,
+                        idle.flatten(),
+                        "session.idle_timeout",
+                        report,
+                    )
+                }
+            }
+        }
+        if let Some(text) = h.lifetime.as_deref() {
+            let key = format!("{}.lifetime", h.key(i));
+            match shape_duration(&key, text, report) {
+                Err(()) => ok = false,
+                Ok(d) => {
+                    shape.lifetime = shorter(&key, text, d, lifetime, "session.lifetime", report)
+                }
+            }
+        }
+        if !shape.is_empty() {
+            out.insert(i, shape);
+        }
+    }
+    ok.then_some(out)
+}
+
+/// `d` when it shortens `session` (or there is no session value); else a
+/// warning that it has no effect, and `None`.
+fn shorter(
+    key: &str,
+    text: &str,
+    d: Duration,
+    session: Option<Duration>,
+    session_key: &str,
+    report: &mut Report,
+) -> Option<Duration> {
+    match session {
+        Some(s) if d > s => {
+            report.warn(format!(
+                "{key} = {text:?} is longer than {session_key} ({}): a host can only shorten a session, so it has no effect (fix: make it shorter, or remove it)",
+                humantime::format_duration(s)
+            ));
+            None
+        }
+        // As long as the session's own: nothing to shorten.
+        Some(s) if d == s => None,
+        _ => Some(d),
+    }
 }
 
 /// `[[session.domains]]`: each entry a public URL and the cookie domain that

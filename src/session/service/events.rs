@@ -13,16 +13,19 @@ pub enum EndReason {
     BackChannel,
     Revoke,
     Expired,
+    /// Unused for longer than `session.idle_timeout`.
+    Idle,
 }
 
 impl EndReason {
     /// Every reason, in label order.
-    pub const ALL: [EndReason; 5] = [
+    pub const ALL: [EndReason; 6] = [
         EndReason::Logout,
         EndReason::RefreshInvalid,
         EndReason::BackChannel,
         EndReason::Revoke,
         EndReason::Expired,
+        EndReason::Idle,
     ];
 
     /// The `reason` label value.
@@ -33,6 +36,7 @@ impl EndReason {
             EndReason::BackChannel => "back_channel",
             EndReason::Revoke => "revoke",
             EndReason::Expired => "expired",
+            EndReason::Idle => "idle",
         }
     }
 }

@@ -73,6 +73,7 @@ impl Sessions {
             user_agent: context.user_agent.map(|ua| truncate(ua, MAX_USER_AGENT)),
             refresh_failures: 0,
             retry_at: 0,
+            last_used: None,
         };
         lookup
             .store()
@@ -101,6 +102,7 @@ impl Sessions {
         match (&self.backend, &current.key) {
             (Backend::Store(lookup), Some(key)) => {
                 lookup.forget(key);
+                lookup.activity().forget(key);
                 let record = lookup.store().remove(key).await?;
                 if record.is_some() {
                     self.events.ended(EndReason::Logout, 1);
@@ -129,6 +131,7 @@ impl Sessions {
                 let keys = lookup.store().remove_matching(filter).await?;
                 for k in &keys {
                     lookup.forget(k);
+                    lookup.activity().forget(k);
                 }
                 self.events.ended(reason, keys.len());
                 Ok(keys.len())

@@ -8,6 +8,10 @@
 //! [`Arc`]: the signed-in path opens a sealed record once per cache
 //! lifetime, and hands out the identity without copying it.
 //!
+//! The cache's entry also carries the session's last use as the store had
+//! it; with this process's own ([`Activity`]) it says how long the session
+//! has been unused.
+//!
 //! A stored record that does not open (edited, copied under another key,
 //! sealed by a secret no longer configured, garbage) is no session: it is
 //! removed, counted and logged once, and the browser goes to login.
@@ -19,6 +23,7 @@ use moka::sync::Cache;
 
 use super::super::store::{Record, Store, StoreError, StoreKey};
 use super::super::SessionKeys;
+use super::activity::{self, Activity};
 use super::events::{EndReason, SessionEvents};
 use crate::policy::Identity;
 
@@ -64,41 +69,64 @@ pub(super) struct Entry {
     pub(super) expires: u64,
     pub(super) sid: Option<Arc<str>>,
     pub(super) refresh: RefreshClock,
+    /// The last use the store had recorded when the entry was read (0: none).
+    pub(super) stored_use: u64,
 }
 
 impl Entry {
     /// The entry of an opened record (its identity moved, not copied).
-    fn of(record: Record) -> Entry {
+    fn of(record: Record, stored_use: u64) -> Entry {
         Entry {
             refresh: RefreshClock::of(&record),
             identity: Arc::new(record.identity),
             issued: record.issued,
             expires: record.expires,
             sid: record.sid.map(Arc::from),
+            stored_use,
         }
     }
 }
 
-/// A store and the cache in front of it. Cloning shares both.
+/// A store, the cache in front of it, and the sessions' last uses.
+/// Cloning shares all three.
 #[derive(Clone)]
 pub(super) struct Lookup {
     store: Arc<Store>,
     cache: Cache<StoreKey, Arc<Entry>>,
+    activity: Arc<Activity>,
 }
 
 impl Lookup {
-    pub(super) fn new(store: Store) -> Lookup {
-        Lookup {
+    /// Over `store`, flushing last uses sealed with `keys` every `flush`.
+    pub(super) fn new(store: Store, keys: SessionKeys, flush: Duration) -> Lookup {
+        let lookup = Lookup {
             store: Arc::new(store),
             cache: Cache::builder()
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_TTL)
                 .build(),
-        }
+            activity: Arc::new(Activity::new(keys, flush)),
+        };
+        activity::spawn_flusher(
+            Arc::downgrade(&lookup.activity),
+            Arc::downgrade(&lookup.store),
+        );
+        lookup
     }
 
     pub(super) fn store(&self) -> &Store {
         &self.store
+    }
+
+    pub(super) fn activity(&self) -> &Activity {
+        &self.activity
+    }
+
+    /// When the session of `entry` (under `key`) was last used: the later
+    /// of this process's use, the stored one, and its sign-in.
+    pub(super) fn last_used(&self, key: &StoreKey, entry: &Entry) -> u64 {
+        let own = self.activity.last(key).unwrap_or(0);
+        own.max(entry.stored_use).max(entry.issued)
     }
 
     /// The live session under `key`: from the cache, else from the store
@@ -120,7 +148,7 @@ impl Lookup {
                 let loaded = self
                     .load(keys, events, key, now)
                     .await?
-                    .map(|r| Arc::new(Entry::of(r)));
+                    .map(|(r, used)| Arc::new(Entry::of(r, used)));
                 if let Some(entry) = &loaded {
                     self.cache.insert(key.clone(), entry.clone());
                 }
@@ -132,7 +160,7 @@ impl Lookup {
 
     /// This process's view of `key` is `record` from now on (just written).
     pub(super) fn remember(&self, key: StoreKey, record: Record) {
-        self.cache.insert(key, Arc::new(Entry::of(record)));
+        self.cache.insert(key, Arc::new(Entry::of(record, 0)));
     }
 
     /// This process asks the store again for `key` (it ended, or changed).
@@ -140,16 +168,17 @@ impl Lookup {
         self.cache.invalidate(key);
     }
 
-    /// The opened record under `key` from the store (a cache miss); `None`
-    /// when there is none, when it has ended (removed now rather than at the
-    /// next purge), or when it does not open (removed, counted, logged once).
+    /// The opened record under `key` from the store (a cache miss), with
+    /// its recorded last use (0: none); `None` when there is none, when it
+    /// has ended (removed now rather than at the next purge), or when it
+    /// does not open (removed, counted, logged once).
     async fn load(
         &self,
         keys: &SessionKeys,
         events: &dyn SessionEvents,
         key: &StoreKey,
         now: u64,
-    ) -> Result<Option<Record>, StoreError> {
+    ) -> Result<Option<(Record, u64)>, StoreError> {
         let started = Instant::now();
         let got = self.store.get(key).await;
         events.store_call(
@@ -158,7 +187,10 @@ impl Lookup {
         );
         let opened = match got {
             Ok(None) => return Ok(None),
-            Ok(Some(stored)) => stored.open(keys, key).map_err(|why| why.to_string()),
+            Ok(Some(stored)) => stored
+                .open(keys, key)
+                .map(|r| (r, stored.last_used(keys, key).unwrap_or(0)))
+                .map_err(|why| why.to_string()),
             Err(StoreError::Corrupt(why)) => Err(why),
             Err(e) => return Err(e),
         };
@@ -167,7 +199,7 @@ impl Lookup {
                 self.reject(events, key, &why).await?;
                 Ok(None)
             }
-            Ok(r) if now >= r.expires => {
+            Ok((r, _)) if now >= r.expires => {
                 if self.store.remove(key).await?.is_some() {
                     events.ended(EndReason::Expired, 1);
                 }

@@ -6,13 +6,16 @@
 //!
 //! This file is the facade and the request's lookup; the work is split by
 //! job: `codec` (what goes into the cookies and comes back), `lookup` (the
-//! store-backed lookup and its cache), `lifecycle` (start, end, revoke,
-//! refresh), `events` (what the metrics hear).
+//! store-backed lookup and its cache), `activity` (last uses, in memory and
+//! flushed), `shape` (idle timeout and the host's limits), `lifecycle`
+//! (start, end, revoke, refresh), `events` (what the metrics hear).
 
+mod activity;
 mod codec;
 mod events;
 mod lifecycle;
 mod lookup;
+mod shape;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -20,9 +23,11 @@ use std::time::Duration;
 
 use super::store::{Store, StoreError, StoreKey};
 use super::{CookieSettings, SessionKeys, TooLarge};
+use crate::config::SessionShape;
 use crate::policy::Identity;
 use lookup::Lookup;
 
+pub use activity::{flush_interval, MAX_TRACKED};
 pub use events::{EndReason, NoEvents, RefreshOutcome, SessionEvents};
 pub use lookup::CACHE_TTL;
 
@@ -98,6 +103,8 @@ pub struct Sessions {
     cookie: CookieSettings,
     backend: Backend,
     refresh_interval: Option<Duration>,
+    /// `session.idle_timeout`: a session unused this long ends.
+    idle_timeout: Option<Duration>,
     events: Arc<dyn SessionEvents>,
     /// Sessions whose refresh runs in this process now (shared across reloads).
     refreshing: Arc<Mutex<HashSet<StoreKey>>>,
@@ -120,9 +127,12 @@ impl Sessions {
         refresh_interval: Option<Duration>,
         events: Arc<dyn SessionEvents>,
     ) -> Sessions {
-        let backend = store.map_or(Backend::Cookie, |s| Backend::Store(Lookup::new(s)));
+        let backend = store.map_or(Backend::Cookie, |s| {
+            Backend::Store(Lookup::new(s, keys.clone(), flush_interval(None)))
+        });
         Sessions {
             refresh_interval: Self::refreshing_with(&backend, refresh_interval),
+            idle_timeout: None,
             keys,
             cookie,
             backend,
@@ -140,13 +150,46 @@ impl Sessions {
         cookie: CookieSettings,
         refresh_interval: Option<Duration>,
     ) -> Sessions {
+        if let Backend::Store(lookup) = &self.backend {
+            let every = lookup.activity().interval();
+            lookup.activity().reconfigure(keys.clone(), every);
+        }
         Sessions {
             keys,
             cookie,
             backend: self.backend.clone(),
             refresh_interval: Self::refreshing_with(&self.backend, refresh_interval),
+            idle_timeout: self.idle_timeout,
             events: self.events.clone(),
             refreshing: self.refreshing.clone(),
+        }
+    }
+
+    /// End sessions unused for `idle_timeout` (`session.idle_timeout`),
+    /// and flush last uses often enough for `shortest`, the shortest idle
+    /// timeout in force (the session's or a host's; see [`flush_interval`]).
+    /// Without a store there is no last use, and the configuration refuses
+    /// an idle timeout.
+    pub fn with_idle_timeout(
+        mut self,
+        idle_timeout: Option<Duration>,
+        shortest: Option<Duration>,
+    ) -> Sessions {
+        if let Backend::Store(lookup) = &self.backend {
+            lookup
+                .activity()
+                .reconfigure(self.keys.clone(), flush_interval(shortest));
+            self.idle_timeout = idle_timeout;
+        }
+        self
+    }
+
+    /// Write the last uses that moved to the store now (the background
+    /// flush does this every [`flush_interval`]); how many were written.
+    pub async fn flush_activity(&self, now: u64) -> Result<usize, StoreError> {
+        match &self.backend {
+            Backend::Cookie => Ok(0),
+            Backend::Store(lookup) => lookup.activity().flush(lookup.store(), now).await,
         }
     }
 
@@ -170,48 +213,6 @@ impl Sessions {
         cookies: &[(&str, &str)],
         now: u64,
     ) -> Result<Option<Current>, StoreError> {
-        let name = self.cookie.name.as_str();
-        let lookup = match &self.backend {
-            Backend::Cookie => {
-                return Ok(
-                    codec::open_session(&self.keys, name, cookies, now).map(|s| Current {
-                        session: SignedIn {
-                            identity: Arc::new(s.identity),
-                            issued: s.issued,
-                            expires: s.expires,
-                        },
-                        key: None,
-                        sid: None,
-                        refresh_due: false,
-                    }),
-                )
-            }
-            Backend::Store(lookup) => lookup,
-        };
-        // Several cookies of the name can arrive (a stale host-only one
-        // next to the cookie_domain one): the first whose session lives counts.
-        for (_, value) in cookies.iter().filter(|(n, _)| *n == name) {
-            let Some(key) = codec::open_id(&self.keys, value) else {
-                continue;
-            };
-            let found = lookup.find(&self.keys, &*self.events, &key, now).await?;
-            if let Some(entry) = found {
-                return Ok(Some(Current {
-                    refresh_due: entry.refresh.due(self.refresh_interval, now),
-                    session: SignedIn {
-                        identity: entry.identity.clone(),
-                        issued: entry.issued,
-                        expires: entry.expires,
-                    },
-                    sid: entry.sid.clone(),
-                    key: Some(key),
-                }));
-            }
-            tracing::debug!(
-                cookie = name,
-                "session id not in the store (ended or expired)"
-            );
-        }
-        Ok(None)
+        self.current_on(cookies, now, SessionShape::default()).await
     }
 }

@@ -4,6 +4,10 @@
 //! while `serve` runs. The directory is created owner-only (0700), the file
 //! 0600. Calls run on tokio's blocking pool, never on a request thread.
 //!
+//! When a session was last used sits in a column of its own
+//! (`last_used`, sealed by the service), so that recording uses never
+//! rewrites a record; `get` and `list` read it with the record.
+//!
 //! The refresh lock is in-process: only `serve` refreshes, and one `serve`
 //! owns the directory, so a lock shared through the file would guard
 //! nothing more.
@@ -19,6 +23,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use super::{Filter, StoreError, StoreKey, Stored};
 
 const FILE: &str = "sessions.sqlite3";
+
+/// The column added after the first release: files written before get it
+/// when opened.
+const LAST_USED: &str = "ALTER TABLE sessions ADD COLUMN last_used TEXT";
 
 const SCHEMA: &str = "
 PRAGMA journal_mode = WAL;
@@ -106,24 +114,36 @@ impl Embedded {
     }
 
     pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
-        self.record(key, "SELECT record FROM sessions WHERE key = ?1")
+        self.record(key, "SELECT record, last_used FROM sessions WHERE key = ?1")
             .await
     }
 
-    /// The one record `sql` (with the key as `?1`) returns, if any.
+    /// The one record `sql` (with the key as `?1`) returns, if any, with
+    /// its last use when `sql` selects it second.
     async fn record(
         &self,
         key: &StoreKey,
         sql: &'static str,
     ) -> Result<Option<Stored>, StoreError> {
         let key = key.as_str().to_string();
-        let text = self
+        let row = self
             .with(move |c| {
-                c.query_row(sql, params![key], |row| row.get::<_, String>(0))
-                    .optional()
+                c.query_row(sql, params![key], |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, Option<String>>(1).ok().flatten(),
+                    ))
+                })
+                .optional()
             })
             .await?;
-        text.map(|t| parse(&t)).transpose()
+        row.map(|(t, used)| {
+            parse(&t).map(|s| Stored {
+                last_used: used,
+                ..s
+            })
+        })
+        .transpose()
     }
 
     pub(super) async fn put(&self, key: &StoreKey, record: &Stored) -> Result<(), StoreError> {
@@ -198,20 +218,56 @@ impl Embedded {
         let rows = self
             .with(move |c| {
                 let sql = format!(
-                    "SELECT key, record FROM sessions WHERE {clause} AND expires > {now} ORDER BY issued"
+                    "SELECT key, record, last_used FROM sessions WHERE {clause} AND expires > {now} ORDER BY issued"
                 );
                 let mut stmt = c.prepare(&sql)?;
                 let params = bind(&value);
                 let rows = stmt.query_map(params.as_slice(), |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, String>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                    ))
                 })?;
-                rows.collect::<rusqlite::Result<Vec<(String, String)>>>()
+                rows.collect::<rusqlite::Result<Vec<_>>>()
             })
             .await?;
         rows.into_iter()
-            .filter_map(|(k, t)| StoreKey::from_hex(&k).map(|k| (k, t)))
-            .map(|(k, t)| parse(&t).map(|r| (k, r)))
+            .filter_map(|(k, t, used)| StoreKey::from_hex(&k).map(|k| (k, t, used)))
+            .map(|(k, t, used)| {
+                parse(&t).map(|r| {
+                    (
+                        k,
+                        Stored {
+                            last_used: used,
+                            ..r
+                        },
+                    )
+                })
+            })
             .collect()
+    }
+
+    /// One transaction for every use: a row that is gone stays gone.
+    pub(super) async fn record_use(
+        &self,
+        uses: &[(StoreKey, String, u64)],
+    ) -> Result<(), StoreError> {
+        let uses: Vec<(String, String)> = uses
+            .iter()
+            .map(|(k, sealed, _)| (k.as_str().to_string(), sealed.clone()))
+            .collect();
+        self.with(move |c| {
+            let tx = c.unchecked_transaction()?;
+            {
+                let mut stmt = tx.prepare("UPDATE sessions SET last_used = ?2 WHERE key = ?1")?;
+                for (key, sealed) in &uses {
+                    stmt.execute(params![key, sealed])?;
+                }
+            }
+            tx.commit()
+        })
+        .await
     }
 
     pub(super) async fn claim_jti(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
@@ -322,6 +378,13 @@ fn open_blocking(dir: &Path, path: &Path) -> Result<Connection, String> {
         .map_err(|e| e.to_string())?;
     conn.execute_batch(SCHEMA)
         .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+    let has_last_used = conn
+        .prepare("SELECT last_used FROM sessions LIMIT 0")
+        .is_ok();
+    if !has_last_used {
+        conn.execute_batch(LAST_USED)
+            .map_err(|e| format!("cannot prepare {}: {e}", path.display()))?;
+    }
     Ok(conn)
 }
 

@@ -9,7 +9,8 @@
 //! A store answers every question a revocable session needs: is it there
 //! (`get`), end it (`remove`, `remove_matching`), who is signed in (`list`),
 //! has this logout token been seen (`claim_jti`), who may refresh it now
-//! (`try_lock`). It never decides; it only keeps.
+//! (`try_lock`), when was it last used (`record_use`, read back by `get`
+//! and `list` beside the record). It never decides; it only keeps.
 
 mod embedded;
 mod key;
@@ -60,6 +61,11 @@ pub struct Record {
     /// Not before this time is the next refresh tried (backoff), unix seconds.
     #[serde(default, skip_serializing_if = "is_zero_u64")]
     pub retry_at: u64,
+    /// When the session was last used as the store recorded it (unix
+    /// seconds; approximate: uses are flushed now and then). Filled in by
+    /// [`open_listed`], never part of the sealed record.
+    #[serde(skip)]
+    pub last_used: Option<u64>,
 }
 
 impl Record {
@@ -75,8 +81,16 @@ impl Record {
             issued: self.issued,
             expires: self.expires,
             sealed: keys.seal_bound(Purpose::StoredRecord, key.as_bytes(), &json),
+            last_used: None,
         }
     }
+}
+
+/// When a session was last used (unix seconds), sealed for the store and
+/// bound to its key: the store keeps it beside the record, so recording a
+/// use never rewrites the record, and an edited value opens nowhere.
+pub fn seal_last_use(keys: &SessionKeys, key: &StoreKey, at: u64) -> String {
+    keys.seal_bound(Purpose::LastUse, key.as_bytes(), &at.to_be_bytes())
 }
 
 /// A [`Record`] as a store keeps it: sealed whole with the session secret
@@ -102,6 +116,11 @@ pub struct Stored {
     /// The whole record, sealed.
     #[serde(rename = "rec")]
     pub sealed: String,
+    /// When the session was last used ([`seal_last_use`]), as the store
+    /// keeps it beside the record (not in the record's JSON): `None` until
+    /// a use was recorded.
+    #[serde(skip)]
+    pub last_used: Option<String>,
 }
 
 impl Stored {
@@ -120,6 +139,17 @@ impl Stored {
             return Err(Refused::Disagrees);
         }
         Ok(record)
+    }
+
+    /// When the session was last used, as recorded beside it; `None` when
+    /// no use was recorded, or the value does not open under `key` (then
+    /// only what this process saw counts).
+    pub fn last_used(&self, keys: &SessionKeys, key: &StoreKey) -> Option<u64> {
+        let sealed = self.last_used.as_deref()?;
+        let bytes = keys
+            .open_bound(Purpose::LastUse, key.as_bytes(), sealed)
+            .ok()?;
+        Some(u64::from_be_bytes(bytes.try_into().ok()?))
     }
 }
 
@@ -142,7 +172,16 @@ pub fn open_listed(
     let mut unopened = 0;
     for (key, stored) in listed {
         match stored.open(keys, &key) {
-            Ok(record) => opened.push((key, record)),
+            Ok(record) => {
+                let last_used = stored.last_used(keys, &key);
+                opened.push((
+                    key,
+                    Record {
+                        last_used,
+                        ..record
+                    },
+                ));
+            }
             Err(_) => unopened += 1,
         }
     }
@@ -324,6 +363,20 @@ impl Store {
         match self {
             Store::Embedded(e) => e.unlock(key).await,
             Store::Redis(r) => r.unlock(key).await,
+        }
+    }
+
+    /// Record when sessions were last used: `(key, sealed last use, the
+    /// session's expiry)`. A session that ended meanwhile gains nothing
+    /// (embedded: no row to update; Redis: a side key that lapses with the
+    /// session's expiry and that no new session can share).
+    pub async fn record_use(&self, uses: &[(StoreKey, String, u64)]) -> Result<(), StoreError> {
+        if uses.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Embedded(e) => e.record_use(uses).await,
+            Store::Redis(r) => r.record_use(uses).await,
         }
     }
 

@@ -14,6 +14,7 @@
 //! | `pocketgate:sid:<sid>`        | set    | store keys by provider session        | no sooner than its newest member     |
 //! | `pocketgate:jti:<jti>`        | string | a back-channel logout token, seen     | at the token's end                   |
 //! | `pocketgate:lock:<store key>` | string | the refresh lock's owner token        | after the lock's ttl                 |
+//! | `pocketgate:lu:<store key>`   | string | when the session was last used, sealed | at the record's `expires`           |
 //!
 //! Redis ends sessions by itself: a record is written with the time left to
 //! its `expires`. The index sets therefore keep members whose record is gone
@@ -44,9 +45,11 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Cmd, FromRedisValue, Pipeline, RedisResult, Script};
 
 mod keys;
+mod last_use;
 
 use self::keys::{
-    index_keys, index_of, lock_key, named_key, record_key, scan_pattern, RECORD_PREFIX,
+    index_keys, index_of, last_use_key, lock_key, named_key, record_key, scan_pattern,
+    RECORD_PREFIX,
 };
 use super::{Filter, StoreError, StoreKey, Stored};
 use crate::config::RedisUrl;
@@ -139,11 +142,17 @@ impl Redis {
         self.place.clone()
     }
 
+    /// The record and its last use, in one round trip.
     pub(super) async fn get(&self, key: &StoreKey) -> Result<Option<Stored>, StoreError> {
-        let text: Option<String> = self
-            .query(::redis::cmd("GET").arg(record_key(key).as_bytes()))
+        let (text, last_used): (Option<String>, Option<String>) = self
+            .query(
+                ::redis::cmd("MGET")
+                    .arg(record_key(key).as_bytes())
+                    .arg(last_use_key(key).as_bytes()),
+            )
             .await?;
-        text.map(|t| parse(&t)).transpose()
+        text.map(|t| parse(&t).map(|s| Stored { last_used, ..s }))
+            .transpose()
     }
 
     pub(super) async fn put(&self, key: &StoreKey, record: &Stored) -> Result<(), StoreError> {
@@ -205,6 +214,7 @@ impl Redis {
         };
         let record = parse(&text)?;
         let mut pipe = ::redis::pipe();
+        pipe.cmd("DEL").arg(last_use_key(key).as_bytes()).ignore();
         for index in index_keys(&record) {
             pipe.cmd("SREM")
                 .arg(index.as_slice())
@@ -269,6 +279,7 @@ impl Redis {
             match text.as_deref().map(parse) {
                 Some(Ok(r)) if filter.matches(&key, &r) => {
                     pipe.cmd("DEL").arg(record_key(&key).as_bytes());
+                    pipe.cmd("DEL").arg(last_use_key(&key).as_bytes()).ignore();
                     for index in index_keys(&r) {
                         pipe.cmd("SREM")
                             .arg(index.as_slice())
@@ -358,6 +369,7 @@ impl Redis {
         // deduplicating both keeps one rule.
         found.sort_by(|(ka, a), (kb, b)| a.issued.cmp(&b.issued).then_with(|| ka.cmp(kb)));
         found.dedup_by(|(a, _), (b, _)| a == b);
+        self.with_last_uses(&mut found).await?;
         Ok(found)
     }
 

@@ -10,6 +10,7 @@ pub(super) const RECORD_PREFIX: &str = "pocketgate:s:";
 /// The kinds of key a session's own keys have after [`PREFIX`].
 const RECORD: &str = "s:";
 const LOCK: &str = "lock:";
+const LAST_USE: &str = "lu:";
 /// The longest such key: [`PREFIX`], `lock:` and the 64 hex digits of a store key.
 const SESSION_KEY_MAX: usize = PREFIX.len() + LOCK.len() + 64;
 
@@ -46,6 +47,11 @@ pub(super) fn record_key(key: &StoreKey) -> SessionKey {
 
 pub(super) fn lock_key(key: &StoreKey) -> SessionKey {
     SessionKey::new(LOCK, key)
+}
+
+/// Where a session's last use is kept, beside its record.
+pub(super) fn last_use_key(key: &StoreKey) -> SessionKey {
+    SessionKey::new(LAST_USE, key)
 }
 
 /// [`PREFIX`], `kind` and `value` in one buffer (an index set, a `jti`).
@@ -136,6 +142,7 @@ mod tests {
             issued: 1,
             expires: 2,
             sealed: String::new(),
+            last_used: None,
         };
         assert_eq!(
             index_keys(&stored),
@@ -150,6 +157,10 @@ mod tests {
             Some(old("u:", "alice"))
         );
         assert_eq!(named_key("jti:", "j-1"), old("jti:", "j-1"));
+        assert_eq!(
+            last_use_key(&key).as_bytes(),
+            old("lu:", key.as_str()).as_slice()
+        );
         assert_eq!(RECORD_PREFIX.as_bytes(), old("s:", "").as_slice());
     }
 }
