@@ -186,6 +186,11 @@ pub(crate) struct RawHost {
     pub case_insensitive_paths: bool,
     /// `[hosts.headers]`: this host's identity header names, key by key over `[headers]`.
     pub headers: Option<RawHeaders>,
+    /// Step-up: the sign-in must be at most this old (`"10m"`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub max_age: Option<String>,
+    /// Step-up: the sign-in must have used one of these methods (`["phr"]`).
+    pub amr: Option<Vec<String>>,
     /// Where it was written (`None`: the main file).
     #[serde(skip)]
     pub origin: Option<HostOrigin>,
@@ -253,6 +258,11 @@ pub(crate) struct RawRule {
     pub policy: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub action: Option<String>,
+    /// Step-up for this rule (wins over the host's `max_age`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub max_age: Option<String>,
+    /// Step-up for this rule (wins over the host's `amr`).
+    pub amr: Option<Vec<String>>,
 }
 
 /// One `claim_roles` entry.
@@ -421,6 +431,8 @@ pub(crate) mod keys {
         "rules",
         "case_insensitive_paths",
         "headers",
+        "max_age",
+        "amr",
     ];
     pub(crate) const RULE: &[&str] = &[
         "paths",
@@ -429,6 +441,8 @@ pub(crate) mod keys {
         "networks",
         "policy",
         "action",
+        "max_age",
+        "amr",
     ];
     pub(crate) const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
     /// The top-level keys an include file may hold.

@@ -8,6 +8,7 @@ mod oidc;
 mod rules;
 mod server;
 mod session;
+mod step_up;
 
 use crate::policy::Rules;
 

@@ -218,6 +218,11 @@ impl Sessions {
         id_token: Option<String>,
         now: u64,
     ) -> Result<RefreshOutcome, StoreError> {
+        // A refresh is no sign-in: the session keeps when and how it signed in.
+        let identity = Identity {
+            sign_in: record.identity.sign_in.clone(),
+            ..identity
+        };
         let outcome = if record.identity == identity {
             RefreshOutcome::Unchanged
         } else {
