@@ -155,6 +155,7 @@ pub fn flow() -> FlowState {
         rd: "https://app.example.test/dashboard?tab=1".into(),
         redirect_uri: None,
         expires: NOW + 600,
+        step_up: None,
     }
 }
 

@@ -13,6 +13,7 @@ mod codec;
 mod events;
 mod lifecycle;
 mod lookup;
+mod renew;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
