@@ -106,13 +106,7 @@ pub(crate) struct StepUpPage<'a> {
 impl StepUpPage<'_> {
     /// 403 with the page, the same template as the refusal page.
     pub(crate) fn respond(&self) -> HttpResponse {
-        let mut body = String::new();
-        if let Some(user) = self.user {
-            body.push_str(&format!(
-                "<p>You are signed in as <strong>{}</strong>.</p>",
-                pages::escape(user)
-            ));
-        }
+        let mut body = super::denied::signed_in_as(self.user);
         body.push_str(&format!(
             "<p><strong>{}</strong> asks for a fresh sign-in. {}</p>",
             pages::escape(&self.host),

@@ -65,7 +65,7 @@ const LAN: &str = "192.168.1.5";
 fn the_matched_rule_else_the_host_asks_and_an_allow_steps_up_when_unmet() {
     let rules = load_rules_str(WIKI).unwrap().value;
     let both = &["users", "admins"][..];
-    let rows: Vec<(&str, &str, &str, Option<Identity>, Outcome, &str)> = vec![
+    let rows: Vec<Row> = vec![
         // host: max_age 1h
         ("wiki.example.com",  "/",      OUT, signed(both, Some(60), &["otp"]),    Allow,  "policies.users.allowed_groups[0]"),
         ("wiki.example.com",  "/",      OUT, signed(both, Some(3600), &["otp"]),  Allow,  "policies.users.allowed_groups[0]"),

@@ -48,14 +48,7 @@ impl Sessions {
                     issued: now,
                     expires,
                 };
-                return Ok(codec::session_cookies(
-                    &self.keys,
-                    cookie,
-                    hint_name,
-                    &session,
-                    tokens.id_token,
-                    present,
-                )?);
+                return Ok(self.sealed(cookie, &session, tokens.id_token, present)?);
             }
             Backend::Store(lookup) => lookup,
         };

@@ -5,11 +5,24 @@
 
 use cookie::Cookie;
 
-use super::super::{logout_hint_cookie_name, CookieSettings, Session};
+use super::super::{logout_hint_cookie_name, CookieSettings, Session, TooLarge};
 use super::{codec, Backend, CreateError, Current, Sessions, Tokens};
 use crate::policy::Identity;
 
 impl Sessions {
+    /// The cookies of a stateless session: `session` sealed, and its ID
+    /// token in the logout-hint cookie.
+    pub(super) fn sealed(
+        &self,
+        cookie: &CookieSettings,
+        session: &Session,
+        id_token: Option<String>,
+        present: &[&str],
+    ) -> Result<Vec<Cookie<'static>>, TooLarge> {
+        let hint_name = logout_hint_cookie_name(&self.cookie.name);
+        codec::session_cookies(&self.keys, cookie, hint_name, session, id_token, present)
+    }
+
     /// Put `identity` (same subject: the caller checks) and `tokens` into
     /// the request's session `current`. The cookies to set: none with a
     /// store (the cookie names the same session), the re-sealed session with
@@ -23,7 +36,6 @@ impl Sessions {
         tokens: Tokens,
         present: &[&str],
     ) -> Result<Option<Vec<Cookie<'static>>>, CreateError> {
-        let hint_name = logout_hint_cookie_name(&self.cookie.name);
         let (lookup, key) = match (&self.backend, &current.key) {
             (Backend::Store(lookup), Some(key)) => (lookup, key),
             _ => {
@@ -32,10 +44,8 @@ impl Sessions {
                     issued: current.session.issued,
                     expires: current.session.expires,
                 };
-                return Ok(Some(codec::session_cookies(
-                    &self.keys,
+                return Ok(Some(self.sealed(
                     cookie,
-                    hint_name,
                     &session,
                     tokens.id_token,
                     present,
