@@ -341,3 +341,17 @@ async fn the_step_up_is_counted_in_the_metrics() {
         "{text}"
     );
 }
+
+#[actix_web::test]
+async fn an_auth_time_in_the_future_is_refused_at_login() {
+    let app = spawn_wiki("", "").await;
+    idp(&app).set_fault(Some(Fault::FutureAuthTime));
+    let b = browser();
+    let (_, r) = sign_in_with(&app, &b, &login_url(&app, ADMIN), "alice", "phr").await;
+    assert_eq!(
+        r.status(),
+        401,
+        "an ID token claiming a sign-in an hour ahead"
+    );
+    assert_eq!(session_cookie(&r), None, "no session");
+}

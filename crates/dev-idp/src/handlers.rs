@@ -627,6 +627,8 @@ async fn id_token(
     let (iat, exp, auth_time) = if fault == Some(Fault::Expired) {
         let iat = now.saturating_sub(2 * TOKEN_LIFETIME);
         (iat, now.saturating_sub(TOKEN_LIFETIME), iat)
+    } else if fault == Some(Fault::FutureAuthTime) {
+        (now, now + TOKEN_LIFETIME, now + 3600)
     } else {
         (now, now + TOKEN_LIFETIME, grant.auth_time)
     };

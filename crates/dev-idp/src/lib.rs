@@ -278,6 +278,8 @@ pub enum Fault {
     /// (its `auth_time` and `amr`) instead of being a new one, like a provider that answers
     /// from its single sign-on session.
     IgnorePromptLogin,
+    /// The ID token's `auth_time` lies an hour in the future.
+    FutureAuthTime,
 }
 
 /// One way to break an access token built by [`DevIdp::access_token`]; everything else about
