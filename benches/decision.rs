@@ -57,6 +57,7 @@ fn sealed_session(keys: &SessionKeys) -> String {
             name: Some("Alice Andersen".into()),
             groups: vec!["admins".into(), "users".into(), "media".into()],
             claims: Default::default(),
+            sign_in: Default::default(),
         },
         issued: now,
         expires: now + 3600,

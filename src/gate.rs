@@ -102,7 +102,7 @@ pub struct Verdict<'a> {
 }
 
 impl Verdict<'_> {
-    /// Allow, bypass, login or deny.
+    /// Allow, bypass, login, deny or step-up.
     pub fn outcome(&self) -> Outcome {
         self.decision.outcome
     }
@@ -154,7 +154,7 @@ pub async fn decide<'a>(
             let identified =
                 identify(services, credentials, original.client.ip(), now, shape).await?;
             let identity = identified.as_ref().map(Identified::identity);
-            (pending.judge(identity), identified)
+            (pending.judge(identity, now), identified)
         }
     };
     let identity = identified.as_ref().map(Identified::identity);
@@ -216,7 +216,8 @@ async fn identify(
 
 /// One line per decision, with its rule and the reason in words (which
 /// names the fix for the common mistakes, e.g. an API bypass refused to a
-/// client outside `allowed_networks`): every deny at info, the rest at debug.
+/// client outside `allowed_networks`, or what a step-up's sign-in lacks):
+/// every deny and step-up at info, the rest at debug.
 fn log(
     rules: &Rules,
     original: &OriginalRequest<'_>,
@@ -224,20 +225,23 @@ fn log(
     decision: &Decision<'_>,
     identity: Option<&Identity>,
 ) {
-    let deny = decision.outcome == Outcome::Deny;
-    if !deny && !tracing::enabled!(tracing::Level::DEBUG) {
+    let at_info = matches!(decision.outcome, Outcome::Deny | Outcome::StepUp);
+    if !at_info && !tracing::enabled!(tracing::Level::DEBUG) {
         return;
     }
     let rule = decision.rule_name();
     let reason = decision.reason(rules, facts, identity);
     let user = identity.map(|i| i.user.as_str()).unwrap_or("");
     let (host, path, client) = (&original.host, original.path, &original.client);
-    if deny {
-        tracing::info!(%host, %path, %client, user, outcome = "deny", rule, reason, "decision");
+    if at_info {
+        tracing::info!(%host, %path, %client, user, outcome = decision.outcome.as_str(), rule, reason, "decision");
     } else {
         tracing::debug!(%host, %path, %client, user, outcome = decision.outcome.as_str(), rule, reason, "decision");
     }
 }
+
+mod step_up;
+pub use step_up::{login_need, LoginNeed};
 
 #[cfg(test)]
 mod tests;

@@ -28,5 +28,6 @@ pub(crate) fn alice() -> Identity {
             .map(String::from)
             .to_vec(),
         claims: Default::default(),
+        sign_in: Default::default(),
     }
 }

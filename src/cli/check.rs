@@ -59,10 +59,53 @@ pub(super) fn check(path: &Path, offline: bool) -> ExitCode {
     for w in &loaded.warnings {
         eprintln!("warning: {w}");
     }
-    if !offline && loaded.value.session.refresh_interval.is_some() {
+    let asks_amr = !configured_amr(&loaded.value.rules).is_empty();
+    if !offline && (loaded.value.session.refresh_interval.is_some() || asks_amr) {
         provider_check(&loaded.value);
     }
     ExitCode::SUCCESS
+}
+
+/// Every `amr` method the configuration asks for, with the key that names it.
+fn configured_amr(rules: &crate::policy::Rules) -> Vec<(String, &str)> {
+    let mut out = Vec::new();
+    for h in rules.hosts() {
+        let own = h
+            .step_up
+            .amr
+            .iter()
+            .map(|m| (format!("hosts[{}].amr", h.index), m.as_str()));
+        out.extend(own);
+        for (j, r) in h.rules.iter().enumerate() {
+            if r.step_up.amr_from.as_deref() == Some(&format!("hosts[{}].rules[{j}]", h.index)) {
+                let key = format!("hosts[{}].rules[{j}].amr", h.index);
+                out.extend(r.step_up.amr.iter().map(|m| (key.clone(), m.as_str())));
+            }
+        }
+    }
+    out
+}
+
+/// A warning per configured `amr` method the provider's discovery document
+/// does not list in `amr_values_supported`; nothing when it lists no such
+/// key (Pocket ID 2.9.0 does not, and sends `phr` and `otp` all the same).
+pub(super) fn amr_warnings(
+    rules: &crate::policy::Rules,
+    supported: Option<&[String]>,
+) -> Vec<String> {
+    let Some(supported) = supported else {
+        return Vec::new();
+    };
+    configured_amr(rules)
+        .into_iter()
+        .filter(|(_, m)| !supported.iter().any(|s| s == m))
+        .map(|(key, m)| {
+            format!(
+                "{key}: the provider's discovery lists amr_values_supported [{}] without {m:?}, so no sign-in may ever meet it and every request there is stepped up (fix: name a listed method, or check the provider's documentation)",
+                supported.join(", ")
+            )
+        })
+        .collect()
 }
 
 /// What `check` can only learn from the provider: whether it issues refresh
@@ -82,7 +125,17 @@ fn provider_check(rt: &Runtime) {
     let discovered = runtime.block_on(async {
         tokio::time::timeout(std::time::Duration::from_secs(4), provider.discover()).await
     });
+    if matches!(discovered, Ok(Ok(()))) {
+        let supported = provider.amr_values_supported();
+        for w in amr_warnings(&rt.rules, supported.as_deref()) {
+            eprintln!("warning: {w}");
+        }
+        if supported.is_none() && !configured_amr(&rt.rules).is_empty() {
+            eprintln!("note: the provider's discovery lists no amr_values_supported: the amr keys are not checked against it (Pocket ID sends phr for a passkey, otp for a one-time code)");
+        }
+    }
     match discovered {
+        Ok(Ok(())) if rt.session.refresh_interval.is_none() => {}
         Ok(Ok(())) if provider.offers_offline_access() => {}
         Ok(Ok(())) => eprintln!(
             "warning: session.refresh_interval: the provider does not list offline_access in scopes_supported, \
@@ -92,6 +145,26 @@ fn provider_check(rt: &Runtime) {
         Ok(Err(e)) => eprintln!("note: provider not checked ({e}); whether it issues refresh tokens is logged at start"),
         Err(_) => eprintln!("note: provider not checked (no answer within 4 s); whether it issues refresh tokens is logged at start"),
     }
+}
+
+/// "sign-in within 10m (hosts[0].rules[1].max_age), with phr (hosts[0].amr)".
+fn step_up_words(s: &crate::policy::StepUp) -> String {
+    let mut parts = Vec::new();
+    if let Some(m) = s.max_age {
+        parts.push(format!(
+            "sign-in within {} ({}.max_age)",
+            crate::policy::Seconds(m),
+            s.max_age_from.as_deref().unwrap_or("?")
+        ));
+    }
+    if !s.amr.is_empty() {
+        parts.push(format!(
+            "with {} ({}.amr)",
+            s.amr.join(" or "),
+            s.amr_from.as_deref().unwrap_or("?")
+        ));
+    }
+    parts.join(", ")
 }
 
 /// `label value` for each part that is there (`(label, there, value)`),
@@ -224,6 +297,9 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
                 "  case_insensitive_paths: bypass paths, resources and rules match in any letter case"
             );
         }
+        if !h.step_up.is_empty() {
+            let _ = writeln!(s, "  step-up: {}", step_up_words(&h.step_up));
+        }
         if let Some(names) = rt.host_headers.get(&h.index) {
             let _ = writeln!(
                 s,
@@ -243,7 +319,13 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
                 ],
                 "every request",
             );
-            let _ = writeln!(s, "  rules[{j}] {when} -> {}", r.action.describe());
+            let step_up = match &r.action {
+                crate::policy::RuleAction::Policy(_) if !r.step_up.is_empty() => {
+                    format!(", step-up: {}", step_up_words(&r.step_up))
+                }
+                _ => String::new(),
+            };
+            let _ = writeln!(s, "  rules[{j}] {when} -> {}{step_up}", r.action.describe());
         }
     }
     let mut all: Vec<&str> = rt.all_header_names().iter().map(|n| n.as_str()).collect();
@@ -272,4 +354,45 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
         }
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const STEP_UP: &str = "[policies.users]\nallowed_groups = [\"users\"]\n\
+        [[hosts]]\nhost = \"wiki.example.com\"\npolicy = \"users\"\namr = [\"phr\"]\n\
+        [[hosts.rules]]\npaths = [\"/admin\"]\npolicy = \"users\"\nmax_age = \"10m\"\namr = [\"hwk\"]\n\
+        [[hosts.rules]]\npaths = [\"/api\"]\naction = \"bypass\"\n";
+
+    fn rules() -> crate::policy::Rules {
+        config::load_rules_str(STEP_UP).unwrap().value
+    }
+
+    #[test]
+    fn amr_is_checked_against_the_providers_list_only_when_it_has_one() {
+        let rules = rules();
+        assert!(
+            amr_warnings(&rules, None).is_empty(),
+            "Pocket ID 2.9.0 lists none"
+        );
+        let w = amr_warnings(&rules, Some(&["phr".to_string(), "otp".to_string()]));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("hosts[0].rules[0].amr: "), "{w:?}");
+        assert!(w[0].contains("without \"hwk\""), "{w:?}");
+        let w = amr_warnings(&rules, Some(&["hwk".to_string()]));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].starts_with("hosts[0].amr: "), "{w:?}");
+    }
+
+    #[test]
+    fn the_summary_shows_each_step_up_with_where_it_is_set() {
+        let words = step_up_words(&rules().hosts()[0].step_up);
+        assert_eq!(words, "with phr (hosts[0].amr)");
+        let words = step_up_words(&rules().hosts()[0].rules[0].step_up);
+        assert_eq!(
+            words,
+            "sign-in within 10m (hosts[0].rules[0].max_age), with hwk (hosts[0].rules[0].amr)"
+        );
+    }
 }

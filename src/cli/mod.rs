@@ -132,6 +132,14 @@ pub struct ExplainArgs {
     /// Print JSON: {"outcome", "host", "policy", "rule", "reason"}.
     #[arg(long)]
     pub json: bool,
+    /// Simulate when the user signed in, e.g. 20m (step-up's `max_age`);
+    /// without it the sign-in's time is unknown, which no `max_age` accepts.
+    #[arg(long, value_name = "DURATION", conflicts_with = "bearer")]
+    pub signed_in_ago: Option<humantime::Duration>,
+    /// Simulate how the user signed in: the `amr` methods, comma-separated
+    /// (Pocket ID: phr passkey, otp one-time code).
+    #[arg(long, value_delimiter = ',', conflicts_with = "bearer")]
+    pub amr: Vec<String>,
 }
 
 #[cfg(feature = "demo")]

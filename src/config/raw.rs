@@ -195,6 +195,11 @@ pub(crate) struct RawHost {
     /// This host's session lifetime: shorter than `[session]`'s, or no effect.
     #[serde(deserialize_with = "lenient::opt_string")]
     pub lifetime: Option<String>,
+    /// Step-up: the sign-in must be at most this old (`"10m"`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub max_age: Option<String>,
+    /// Step-up: the sign-in must have used one of these methods (`["phr"]`).
+    pub amr: Option<Vec<String>>,
     /// Where it was written (`None`: the main file).
     #[serde(skip)]
     pub origin: Option<HostOrigin>,
@@ -262,6 +267,11 @@ pub(crate) struct RawRule {
     pub policy: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub action: Option<String>,
+    /// Step-up for this rule (wins over the host's `max_age`).
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub max_age: Option<String>,
+    /// Step-up for this rule (wins over the host's `amr`).
+    pub amr: Option<Vec<String>>,
 }
 
 /// One `claim_roles` entry.
@@ -433,6 +443,8 @@ pub(crate) mod keys {
         "headers",
         "idle_timeout",
         "lifetime",
+        "max_age",
+        "amr",
     ];
     pub(crate) const RULE: &[&str] = &[
         "paths",
@@ -441,6 +453,8 @@ pub(crate) mod keys {
         "networks",
         "policy",
         "action",
+        "max_age",
+        "amr",
     ];
     pub(crate) const CLAIM_ROLE: &[&str] = &["claim", "value", "role"];
     /// The top-level keys an include file may hold.

@@ -14,6 +14,7 @@ mod json;
 mod located;
 mod offline;
 mod shape;
+mod step_up;
 mod warnings;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

@@ -15,16 +15,21 @@ use super::respond::{self, Client, Rejection};
 use super::State;
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
 use crate::config::{LoginDomain, Runtime};
+use crate::domain::ClientAddr;
 use crate::oidc::flow::{self, CallbackParams};
 use crate::request;
 use crate::session::{
-    flow_cookie_name, flow_cookie_prefix, logout_hint_cookie_name, CreateError, FlowState,
+    flow_cookie_name, flow_cookie_prefix, logout_hint_cookie_name, CreateError, Current, FlowState,
     LoginContext, Tokens,
 };
+
+mod step_up;
 
 #[derive(Deserialize)]
 pub(super) struct RdQuery {
     rd: Option<String>,
+    /// `/login?...&again=1`: start a fresh step-up even if one is pending.
+    again: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -120,10 +125,31 @@ pub(super) async fn login(req: HttpRequest, state: State, q: web::Query<RdQuery>
             &Rejection::ProviderUnavailable(e),
         );
     }
-    match start_login(req.headers(), &state, served, q.rd.as_deref()) {
+    // A store that cannot answer leaves an ordinary sign-in: never an allow.
+    let current = state.session(req.headers()).await.ok().flatten();
+    let ask = Ask {
+        rd: q.rd.as_deref(),
+        again: q.again.is_some(),
+        client: super::peer_ip(&req)
+            .map(|ip| request::client_of(req.headers(), ip, &state.runtime.trusted_proxies))
+            .map(ClientAddr::new),
+        current: current.as_ref(),
+    };
+    match start_login(req.headers(), &state, served, ask) {
         Ok(resp) => resp,
         Err(rejection) => refuse(&state, BadRequestEndpoint::Login, &rejection),
     }
+}
+
+/// What `/login` was asked, and by whom.
+struct Ask<'a> {
+    rd: Option<&'a str>,
+    /// `again=1`: drop a pending step-up for `rd` and start afresh.
+    again: bool,
+    /// The browser's address (as `/forward-auth` reads it).
+    client: Option<ClientAddr>,
+    /// The browser's session, if it has one.
+    current: Option<&'a Current>,
 }
 
 /// A new flow on the login domain `served` (the host the request came to):
@@ -135,10 +161,10 @@ fn start_login(
     headers: &HeaderMap,
     state: &AppState,
     served: &LoginDomain,
-    rd: Option<&str>,
+    ask: Ask<'_>,
 ) -> Result<HttpResponse, Rejection> {
     let rt = &state.runtime;
-    let rd = target(rt, served, rd)?;
+    let rd = target(rt, served, ask.rd)?;
     let home = flow::rd_login_domain(rt, &rd);
     if home.public_url.origin != served.public_url.origin {
         let there = format!(
@@ -148,31 +174,61 @@ fn start_login(
         );
         return Ok(respond::found(&there).finish());
     }
+    let now = now();
+    let step_up = match step_up::need(state, &rd, &ask, now) {
+        step_up::Need::Met => return Ok(respond::found(&rd).finish()),
+        step_up::Need::Plain => None,
+        step_up::Need::StepUp(s) => Some(s),
+    };
+    let rd = flow::fit_rd(rd);
+    let secure = served.public_url.https;
+    // The flows this browser has under way, newest last seen first.
+    let prefix = flow_cookie_prefix(&state.cookie.name, secure);
+    let flows: Vec<(&str, Option<FlowState>)> = cookie_values(headers, |n| n.starts_with(&prefix))
+        .into_iter()
+        .map(|(name, value)| (name, FlowState::open(&state.keys, value, now).ok()))
+        .collect();
+    // A step-up for this address still pending: the last one never came
+    // back (the provider's page failed, or the person went back). Asking
+    // again would loop; the page says so and offers a fresh try.
+    let pending = |f: &FlowState| f.step_up.is_some() && f.rd == rd;
+    if step_up.is_some() && !ask.again && flows.iter().any(|(_, f)| f.as_ref().is_some_and(pending))
+    {
+        return Ok(step_up::not_completed(state, &rd, ask.current));
+    }
     let token = || kit::random_token(32).map_err(Rejection::NoRandomness);
     let redirect_uri = served.redirect_uri();
     let flow = FlowState {
         state: token()?,
         nonce: token()?,
         pkce_verifier: token()?,
-        rd: flow::fit_rd(rd),
+        rd: rd.clone(),
         redirect_uri: Some(redirect_uri.clone()),
-        expires: now() + FLOW_LIFETIME.as_secs(),
+        expires: now + FLOW_LIFETIME.as_secs(),
+        step_up,
     };
-    let secure = served.public_url.https;
     let url = state
         .provider
-        .authorization_url(&redirect_uri, &flow.state, &flow.nonce, &flow.pkce_verifier)
+        .authorization_url(
+            &redirect_uri,
+            &flow.state,
+            &flow.nonce,
+            &flow.pkce_verifier,
+            flow.step_up.as_ref(),
+        )
         .map_err(Rejection::ProviderUnavailable)?;
     state.metrics.login(LoginEvent::Started);
     let mut resp = respond::found(&url);
-    // Drop flow cookies of abandoned logins: those that no longer open, and all
-    // but the newest few, so that many tabs cannot grow the Cookie header
-    // past what proxies accept.
-    let prefix = flow_cookie_prefix(&state.cookie.name, secure);
-    let mut live: Vec<(u64, &str)> = cookie_values(headers, |n| n.starts_with(&prefix))
+    // Drop flow cookies of abandoned logins: those that no longer open, a
+    // pending step-up for this address on `again=1`, and all but the newest
+    // few, so that many tabs cannot grow the Cookie header past what
+    // proxies accept.
+    let mut live: Vec<(u64, &str)> = flows
         .into_iter()
-        .map(|(name, value)| {
-            let expires = FlowState::open(&state.keys, value, now()).map_or(0, |f| f.expires);
+        .map(|(name, f)| {
+            let expires = f
+                .filter(|f| !(ask.again && pending(f)))
+                .map_or(0, |f| f.expires);
             (expires, name)
         })
         .collect();
@@ -240,18 +296,18 @@ pub(super) async fn callback(
             let mut resp = refuse(&state, BadRequestEndpoint::Callback, &rejection);
             // A failed callback spends its flow.
             if let Some(name) = flow_cookie {
-                let gone = host_cookie(
-                    served.public_url.https,
-                    name,
-                    String::new(),
-                    time::Duration::ZERO,
-                );
-                if let Ok(v) = header::HeaderValue::from_str(&gone.to_string()) {
-                    resp.headers_mut().append(header::SET_COOKIE, v);
-                }
+                spend(&mut resp, served.public_url.https, name);
             }
             resp
         }
+    }
+}
+
+/// Clear the flow cookie `name` on a response already built.
+fn spend(resp: &mut HttpResponse, secure: bool, name: String) {
+    let gone = host_cookie(secure, name, String::new(), time::Duration::ZERO);
+    if let Ok(v) = header::HeaderValue::from_str(&gone.to_string()) {
+        resp.headers_mut().append(header::SET_COOKIE, v);
     }
 }
 
@@ -299,11 +355,33 @@ async fn complete_sign_in(
         .iter()
         .find(|d| d.redirect_uri() == redirect_uri)
         .unwrap_or(served);
-    let sign_in = state
+    let mut sign_in = state
         .provider
         .complete(&redirect_uri, code, &flow.pkce_verifier, &flow.nonce)
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
+    let signed = &mut sign_in.identity.sign_in;
+    signed.auth_time = step_up::sign_in_time(signed.auth_time, flow.step_up.is_some(), now());
+    // A step-up's sign-in that does not meet what the flow asked changes
+    // nothing: the page says what is missing (never a redirect back: the loop).
+    let current = match &flow.step_up {
+        Some(asked) => {
+            let current = state.session(headers).await?;
+            if let Some(mut page) =
+                step_up::not_met(state, &flow.rd, asked, &sign_in.identity, current.as_ref())
+            {
+                state.metrics.login(LoginEvent::Failed);
+                let name = flow_cookie.map_or_else(
+                    || flow_cookie_name(&state.cookie.name, served.public_url.https, &flow.state),
+                    str::to_string,
+                );
+                spend(&mut page, domain.public_url.https, name);
+                return Ok(page);
+            }
+            current
+        }
+        None => None,
+    };
     let present = state.session_cookie_names(headers);
     let client = context.client.clone().unwrap_or_default();
     let user = sign_in.identity.user.clone();
@@ -323,22 +401,40 @@ async fn complete_sign_in(
         refresh_token: sign_in.refresh_token,
         sid: sign_in.sid,
     };
-    let cookies = state
-        .sessions
-        .create(
+    let not_stored = |e| match e {
+        CreateError::TooLarge(e) => Rejection::SessionTooLarge(e),
+        other => Rejection::SessionNotStored(other),
+    };
+    // A step-up of the same user: the same session carries the new sign-in.
+    let (identity, tokens, renewed) = match current {
+        Some(c) if c.session.identity.subject == sign_in.identity.subject => step_up::renew(
+            state,
+            &c,
             &state.cookie_for(domain),
             sign_in.identity,
             tokens,
-            context,
-            rt.session.lifetime,
-            now(),
             &present,
         )
         .await
-        .map_err(|e| match e {
-            CreateError::TooLarge(e) => Rejection::SessionTooLarge(e),
-            other => Rejection::SessionNotStored(other),
-        })?;
+        .map_err(not_stored)?,
+        _ => (sign_in.identity, tokens, None),
+    };
+    let cookies = match renewed {
+        Some(cookies) => cookies,
+        None => state
+            .sessions
+            .create(
+                &state.cookie_for(domain),
+                identity,
+                tokens,
+                context,
+                rt.session.lifetime,
+                now(),
+                &present,
+            )
+            .await
+            .map_err(not_stored)?,
+    };
     tracing::info!(user = %user, groups = ?groups, %client, "signed in");
     state.metrics.login(LoginEvent::Completed);
     let mut resp = respond::found(&flow.rd);

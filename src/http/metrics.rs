@@ -41,11 +41,12 @@ use session::SessionMetrics;
 /// The `Content-Type` of [`Metrics::render`]'s text, as the crate's encoder documents it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-const OUTCOMES: [Outcome; 4] = [
+const OUTCOMES: [Outcome; 5] = [
     Outcome::Allow,
     Outcome::Bypass,
     Outcome::Login,
     Outcome::Deny,
+    Outcome::StepUp,
 ];
 
 /// Registers one unlabelled metric under `name` and returns its handle.
@@ -238,6 +239,7 @@ impl Metrics {
             Outcome::Bypass => 1,
             Outcome::Login => 2,
             Outcome::Deny => 3,
+            Outcome::StepUp => 4,
         };
         self.decisions[endpoint as usize][o].inc();
         self.latency.observe(took);

@@ -23,10 +23,12 @@ use crate::session::{CreateError, TooLarge};
 
 mod denied;
 mod service;
+mod step_up;
 pub(crate) use denied::Denied;
 pub(crate) use service::{
     alive, backchannel, bad_query, jwks, metrics, private_json, readiness, LogoutAnswer, Readiness,
 };
+pub(crate) use step_up::{lack_sentence, StepUpPage};
 
 /// Who is asking: a person's browser navigating, or a script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -402,6 +404,7 @@ pub(crate) fn decision(answer: &Answer<'_>) -> HttpResponse {
         }
         Outcome::Login => login(answer),
         Outcome::Deny => deny(answer.client, &Denied::of(verdict), &verdict.reason()),
+        Outcome::StepUp => step_up::step_up(answer),
     }
 }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::IdTokenError;
 use crate::config::OidcSettings;
-use crate::policy::Identity;
+use crate::policy::{Identity, SignIn};
 
 /// Most groups kept from one token; more is almost certainly a misconfiguration
 /// and would not fit into a cookie anyway.
@@ -115,6 +115,7 @@ pub fn identity_from_claim_names(
         name,
         groups,
         claims: extra,
+        sign_in: sign_in_of(claims),
     };
     let fields = [
         ("sub", Some(identity.subject.as_str())),
@@ -138,6 +139,37 @@ pub fn identity_from_claim_names(
         ));
     }
     Ok(identity)
+}
+
+/// Most `amr` values kept from one token, and the longest one.
+const MAX_AMR: usize = 16;
+const MAX_AMR_LEN: usize = 64;
+
+/// When and how the token's subject signed in: `auth_time` (a number of
+/// seconds; anything else is unknown) and `amr` (an array of strings, or a
+/// lone string; values that could not be shown or logged are dropped).
+pub(crate) fn sign_in_of(claims: &Map<String, Value>) -> SignIn {
+    let auth_time = claims.get("auth_time").and_then(|v| {
+        v.as_u64().or_else(|| {
+            v.as_f64()
+                .filter(|f| f.is_finite() && *f >= 0.0 && *f < 1e15)
+                .map(|f| f.trunc() as u64)
+        })
+    });
+    let amr = match claims.get("amr") {
+        Some(Value::String(s)) => vec![s.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut amr: Vec<String> = amr
+        .into_iter()
+        .filter(|m| !m.is_empty() && m.len() <= MAX_AMR_LEN && !m.chars().any(char::is_control))
+        .collect();
+    amr.truncate(MAX_AMR);
+    SignIn { auth_time, amr }
 }
 
 /// A claim's values as strings: a string is one value, an array gives each
@@ -231,6 +263,24 @@ mod tests {
         assert!(identity_from_claims(&settings(), &[], &c).is_err());
         let c = map(json!({"sub": "u", "groups": ["ok", "bad\n"]}));
         assert!(identity_from_claims(&settings(), &[], &c).is_err());
+    }
+
+    #[test]
+    fn sign_in_comes_from_auth_time_and_amr() {
+        let c = map(json!({"sub": "u", "auth_time": 1_700_000_000, "amr": ["phr"]}));
+        let id = identity_from_claims(&settings(), &[], &c).unwrap();
+        assert_eq!(id.sign_in.auth_time, Some(1_700_000_000));
+        assert_eq!(id.sign_in.amr, vec!["phr"]);
+        // A lone string is one method; iat is never a sign-in time.
+        let c = map(json!({"sub": "u", "iat": 1_700_000_000, "amr": "otp"}));
+        let s = sign_in_of(&c);
+        assert_eq!((s.auth_time, s.amr), (None, vec!["otp".to_string()]));
+        // Garbage is unknown, not an error.
+        let c = map(json!({"auth_time": "yesterday", "amr": [1, "", "a\nb", "pwd"]}));
+        let s = sign_in_of(&c);
+        assert_eq!((s.auth_time, s.amr), (None, vec!["pwd".to_string()]));
+        let c = map(json!({"auth_time": -5, "amr": {"x": 1}}));
+        assert!(sign_in_of(&c).is_unknown());
     }
 
     #[test]

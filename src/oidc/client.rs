@@ -3,7 +3,8 @@
 //! [`super::jws`]), refresh, and RP-initiated logout.
 
 use openidconnect::core::{
-    CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier, CoreJwsSigningAlgorithm,
+    CoreAuthPrompt, CoreAuthenticationFlow, CoreClient, CoreIdTokenVerifier,
+    CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
     AuthType, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
@@ -18,6 +19,7 @@ use super::flow::{OAuthError, OAuthErrorCode};
 use super::{Endpoint, IdTokenError, OidcError, Provider, ProviderError, RefreshError, LEEWAY};
 use crate::config::ClientAuth;
 use crate::policy::Identity;
+use crate::session::FlowStepUp;
 
 /// The client as built from discovery: authorization endpoint set, token and userinfo endpoints maybe.
 type ConfiguredClient = CoreClient<
@@ -93,13 +95,17 @@ impl Provider {
         client
     }
 
-    /// The authorization URL for one login flow (code flow, PKCE S256, configured scopes).
+    /// The authorization URL for one login flow (code flow, PKCE S256,
+    /// configured scopes). A step-up flow (`step_up`) adds `prompt=login`,
+    /// so the provider authenticates the user again, and the rule's
+    /// `max_age`.
     pub fn authorization_url(
         &self,
         redirect_uri: &str,
         state: &str,
         nonce: &str,
         pkce_verifier: &str,
+        step_up: Option<&FlowStepUp>,
     ) -> Result<String, OidcError> {
         let d = self.current()?;
         let client = self.client(&d, redirect_uri)?;
@@ -125,6 +131,12 @@ impl Provider {
             && self.offers_offline_access()
         {
             request = request.add_scope(Scope::new("offline_access".into()));
+        }
+        if let Some(step_up) = step_up {
+            request = request.add_prompt(CoreAuthPrompt::Login);
+            if let Some(max_age) = step_up.max_age {
+                request = request.set_max_age(std::time::Duration::from_secs(max_age));
+            }
         }
         let (url, _, _) = request.url();
         Ok(url.to_string())
@@ -243,6 +255,8 @@ impl Provider {
             .claims(&verifier, &nonce)
             .map_err(IdTokenError::Claims)?;
         let mut claims = signed.claims;
+        // When and how the user signed in: from the ID token alone, never from userinfo.
+        let sign_in = claims::sign_in_of(&claims);
 
         let groups_missing = !claims.contains_key(&self.settings.groups_claim);
         let email_missing = !claims.contains_key("email");
@@ -259,8 +273,14 @@ impl Provider {
                 }
             }
         }
-        let identity = identity_from_claims(&self.settings, &self.role_claims, &claims)
+        let mut identity = identity_from_claims(&self.settings, &self.role_claims, &claims)
             .map_err(OidcError::Claims)?;
+        identity.sign_in = sign_in;
+        if let Some(at) = identity.sign_in.auth_time {
+            if at > kit::unix_now().saturating_add(LEEWAY.as_secs()) {
+                return Err(IdTokenError::AuthTimeInFuture(at).into());
+            }
+        }
         let sid = claims
             .get("sid")
             .and_then(|v| v.as_str())

@@ -30,6 +30,10 @@ pub struct ExtraMetadata {
     /// RFC 8414 / RFC 7662: where opaque bearer tokens are checked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(super) introspection_endpoint: Option<url::Url>,
+    /// OpenID Connect Discovery: the `amr` values the provider may send
+    /// (Pocket ID 2.9.0 lists none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) amr_values_supported: Option<Vec<String>>,
 }
 impl AdditionalProviderMetadata for ExtraMetadata {}
 

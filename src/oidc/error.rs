@@ -134,6 +134,9 @@ pub enum IdTokenError {
     Claims(#[source] ClaimsVerificationError),
     #[error("userinfo is about another subject than the ID token")]
     OtherSubject,
+    /// `auth_time` lies more than the clock leeway in the future.
+    #[error("its auth_time ({0}) lies in the future")]
+    AuthTimeInFuture(u64),
 }
 
 /// Why a refresh failed.
@@ -191,7 +194,7 @@ mod tests {
         drop(listener);
         let provider = Provider::new(oidc_settings(&issuer), Vec::new()).unwrap();
         assert!(matches!(
-            provider.authorization_url("http://x/cb", "s", "n", "v"),
+            provider.authorization_url("http://x/cb", "s", "n", "v", None),
             Err(OidcError::NotReady(None))
         ));
 

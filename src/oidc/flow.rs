@@ -271,6 +271,7 @@ mod tests {
             rd: "https://a.example.com/".into(),
             redirect_uri: None,
             expires: u64::MAX,
+            step_up: None,
         }
     }
 

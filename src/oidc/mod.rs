@@ -27,6 +27,7 @@ pub mod jws;
 pub mod logout;
 mod lookup;
 mod reach;
+pub mod step_up;
 #[cfg(test)]
 mod test_keys;
 mod verify;
@@ -149,6 +150,16 @@ impl Provider {
             d.metadata
                 .scopes_supported()
                 .is_some_and(|s| s.iter().any(|s| s.as_str() == "offline_access"))
+        })
+    }
+
+    /// The discovery document's `amr_values_supported`, when it lists them.
+    pub fn amr_values_supported(&self) -> Option<Vec<String>> {
+        self.current().ok().and_then(|d| {
+            d.metadata
+                .additional_metadata()
+                .amr_values_supported
+                .clone()
         })
     }
 

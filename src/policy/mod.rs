@@ -17,6 +17,7 @@
 mod identity;
 mod route;
 mod rules;
+mod step_up;
 
 use std::borrow::Cow;
 use std::fmt;
@@ -24,12 +25,13 @@ use std::fmt;
 use serde::Serialize;
 
 use crate::domain::{fold_case, is_plain, ClientAddr, PathReadings};
-pub use identity::Identity;
+pub use identity::{Identity, SignIn};
 pub use route::{route, Pending, Route};
 pub use rules::{
     anchored_literal, ClaimNames, ClaimRole, DuplicateHost, HostMatch, HostRule, PathKey, PathRule,
     PathRules, Policy, Resources, RuleAction, Rules, RulesBuilder,
 };
+pub use step_up::{method_name, methods, Missing, Seconds, StepUp};
 
 /// What the engine needs to know about the original request.
 #[derive(Debug, Clone, Copy)]
@@ -45,9 +47,9 @@ pub struct RequestFacts<'a> {
     pub method: Option<&'a str>,
 }
 
-/// The four answers, as DESIGN.md names them.
+/// The five answers, as DESIGN.md names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// 200 with identity headers.
     Allow,
@@ -57,6 +59,10 @@ pub enum Outcome {
     Login,
     /// 403.
     Deny,
+    /// Allowed, but the sign-in is too old or used another method than the
+    /// rule asks: a fresh sign-in (browsers) or 401
+    /// `insufficient_user_authentication` (API clients).
+    StepUp,
 }
 
 impl Outcome {
@@ -67,6 +73,7 @@ impl Outcome {
             Outcome::Bypass => "bypass",
             Outcome::Login => "login",
             Outcome::Deny => "deny",
+            Outcome::StepUp => "step_up",
         }
     }
 }
@@ -112,6 +119,12 @@ pub enum Rule {
     AmbiguousPath,
     /// `rules[index]` depends on the method, and the proxy sent none. Denied.
     MethodUnknown { index: usize },
+    /// The policy admits the user (`role` as in [`Rule::Admitted`]) but the
+    /// sign-in lacks what the step-up asks.
+    StepUp {
+        role: Option<usize>,
+        missing: Missing,
+    },
 }
 
 /// A decision and where it came from. Borrows the rules it was made from.
@@ -129,17 +142,33 @@ pub struct Decision<'r> {
     /// The `[[hosts.rules]]` entry that matched (its action decided, or its
     /// policy replaced the host's), with the path key that matched.
     pub path_rule: Option<(usize, PathKey)>,
+    /// The step-up the matched rule (else host) asks of the sign-in, when
+    /// the decision reached the identity and it asks anything.
+    pub step_up: Option<&'r StepUp>,
 }
 
-/// Decide one request. Pure: same inputs, same answer.
+/// Decide one request, without a clock: every `max_age` counts as lapsed
+/// (fail closed). For callers with no step-up to judge; the others use
+/// [`decide_at`].
 pub fn decide<'r>(
     rules: &'r Rules,
     facts: &RequestFacts<'_>,
     identity: Option<&Identity>,
 ) -> Decision<'r> {
+    decide_at(rules, facts, identity, u64::MAX)
+}
+
+/// Decide one request at `now` (unix seconds: the step-up's clock). Pure:
+/// same inputs, same answer.
+pub fn decide_at<'r>(
+    rules: &'r Rules,
+    facts: &RequestFacts<'_>,
+    identity: Option<&Identity>,
+    now: u64,
+) -> Decision<'r> {
     match route(rules, facts) {
         Route::Decided(decision) => decision,
-        Route::NeedsIdentity(pending) => pending.judge(identity),
+        Route::NeedsIdentity(pending) => pending.judge(identity, now),
     }
 }
 
@@ -392,6 +421,10 @@ impl Decision<'_> {
             }
             Rule::AmbiguousPath => format!("{host_key}.rules (ambiguous path)"),
             Rule::MethodUnknown { index } => format!("{host_key}.rules[{index}].methods"),
+            Rule::StepUp { missing, .. } => self
+                .step_up
+                .map(|s| s.clause(missing))
+                .unwrap_or_else(|| "step-up".into()),
         }
     }
 
@@ -470,6 +503,14 @@ impl Decision<'_> {
             Rule::MethodUnknown { index } => format!(
                 "denied: rules[{index}] depends on the method but the proxy sent none (fix: pass X-Forwarded-Method or X-Original-Method)"
             ),
+            Rule::StepUp { missing, .. } => {
+                let lacks = self
+                    .step_up
+                    .map(|s| s.describe(missing).join(" and "))
+                    .unwrap_or_default();
+                let had = identity.map(|u| signed_in(&u.sign_in)).unwrap_or_default();
+                format!("step-up: user {who} is admitted by policy {policy_name} but this page needs {lacks}; {had}")
+            }
         };
         if let (Some((i, key)), Some(h)) = (self.path_rule, entry) {
             s = format!("{}: {s}", rule_clause(h, i, key, facts));
@@ -536,6 +577,20 @@ fn rule_clause(h: &HostRule, i: usize, key: PathKey, facts: &RequestFacts<'_>) -
         h.index,
         rule.action.describe()
     )
+}
+
+/// How an identity signed in, in words: "signed in with a one-time code (otp)
+/// at 1700000000", "the sign-in's time and method are unknown".
+pub fn signed_in(sign_in: &SignIn) -> String {
+    let how = if sign_in.amr.is_empty() {
+        "by an unknown method".to_string()
+    } else {
+        format!("with {}", methods(&sign_in.amr))
+    };
+    match sign_in.auth_time {
+        Some(t) => format!("they signed in {how} at {t} (unix time)"),
+        None => format!("they signed in {how}, at an unknown time"),
+    }
 }
 
 fn network_clause(

@@ -1,5 +1,5 @@
 //! Steps 1–4 of the decision (host, bypass, rules, trusted network) apart
-//! from steps 5–7 (identity, roles, policy), so that a caller looks up the
+//! from steps 5–8 (identity, roles, policy, step-up), so that a caller looks up the
 //! identity — a cookie, a store, a token — only when the decision needs it,
 //! and still asks the engine once.
 // Request-derived indices must never panic: only checked access here.
@@ -7,7 +7,7 @@
 
 use super::{
     has_role, names_user, path_step, BypassMatch, Decision, HostMatch, HostRule, Identity, Outcome,
-    PathKey, Policy, RequestFacts, Rule, RuleAction, Rules, Step,
+    PathKey, Policy, RequestFacts, Rule, RuleAction, Rules, Step, StepUp,
 };
 
 /// Steps 1–4 of the decision: final, or waiting for the identity.
@@ -19,7 +19,7 @@ pub enum Route<'r> {
     NeedsIdentity(Pending<'r>),
 }
 
-/// A decision that steps 1–4 left to the identity (steps 5–7).
+/// A decision that steps 1–4 left to the identity (steps 5–8).
 #[derive(Debug, Clone, Copy)]
 pub struct Pending<'r> {
     rules: &'r Rules,
@@ -28,6 +28,8 @@ pub struct Pending<'r> {
     policy: &'r Policy,
     bypass_refused: bool,
     path_rule: Option<(usize, PathKey)>,
+    /// The matched rule's step-up, else the host's; `None` when it asks nothing.
+    step_up: Option<&'r StepUp>,
 }
 
 /// Steps 1–4, so that a caller looks up the identity (a cookie, a store, a
@@ -46,6 +48,7 @@ pub fn route<'r>(rules: &'r Rules, facts: &RequestFacts<'_>) -> Route<'r> {
                 rule: Rule::UnknownHost,
                 bypass_refused: false,
                 path_rule: None,
+                step_up: None,
             })
         }
     };
@@ -56,12 +59,14 @@ pub fn route<'r>(rules: &'r Rules, facts: &RequestFacts<'_>) -> Route<'r> {
         rule,
         bypass_refused,
         path_rule: None,
+        step_up: None,
     };
 
     // 2 + 3. Bypass and path rules, in every reading of the path.
     let mut bypass_refused = false;
     let mut path_rule = None;
     let mut policy = policy;
+    let mut step_up = entry.map(|h| &h.step_up);
     if let Some(h) = entry {
         let (step, refused) = path_step(h, facts);
         bypass_refused = refused;
@@ -106,6 +111,7 @@ pub fn route<'r>(rules: &'r Rules, facts: &RequestFacts<'_>) -> Route<'r> {
                     Some(RuleAction::Policy(p)) => {
                         policy = p;
                         path_rule = Some((index, key));
+                        step_up = h.rules.get(index).map(|r| &r.step_up);
                     }
                     // A rule that is not there cannot have matched; never allow on a bug.
                     Some(RuleAction::Deny) | None => {
@@ -124,6 +130,7 @@ pub fn route<'r>(rules: &'r Rules, facts: &RequestFacts<'_>) -> Route<'r> {
         policy,
         bypass_refused,
         path_rule,
+        step_up: step_up.filter(|s| !s.is_empty()),
     };
     match policy.allowed_networks.position(facts.client) {
         Some(index) => {
@@ -139,6 +146,11 @@ impl<'r> Pending<'r> {
         self.host
     }
 
+    /// The step-up the matched rule (else the host) asks, if any.
+    pub fn step_up(&self) -> Option<&'r StepUp> {
+        self.step_up
+    }
+
     /// The decision `rule` makes, with what steps 1–4 found.
     fn decided(&self, outcome: Outcome, rule: Rule) -> Decision<'r> {
         Decision {
@@ -148,11 +160,13 @@ impl<'r> Pending<'r> {
             rule,
             bypass_refused: self.bypass_refused,
             path_rule: self.path_rule,
+            step_up: self.step_up,
         }
     }
 
-    /// Steps 5–7 with the request's identity, if it has one.
-    pub fn judge(self, identity: Option<&Identity>) -> Decision<'r> {
+    /// Steps 5–8 with the request's identity, if it has one, at `now`
+    /// (unix seconds: the step-up's clock).
+    pub fn judge(self, identity: Option<&Identity>, now: u64) -> Decision<'r> {
         let (rules, entry, policy) = (self.rules, self.entry, self.policy);
         let decision = |outcome, rule| self.decided(outcome, rule);
 
@@ -177,6 +191,14 @@ impl<'r> Pending<'r> {
         };
         if !policy.allowed_users.is_empty() && !names_user(&policy.allowed_users, user) {
             return decision(Outcome::Deny, Rule::NotInUsers);
+        }
+
+        // 8. Step-up: an allow whose sign-in is too old or of another method.
+        if let Some(step_up) = self.step_up {
+            let missing = step_up.check(&user.sign_in, now);
+            if !missing.is_met() {
+                return decision(Outcome::StepUp, Rule::StepUp { role, missing });
+            }
         }
         decision(Outcome::Allow, Rule::Admitted { role })
     }

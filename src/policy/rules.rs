@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use regex::{RegexSet, RegexSetBuilder};
 
+use super::step_up::StepUp;
 use crate::domain::{fold_case, HostName, HostPattern, Networks, PathPrefix};
 
 /// A named policy (`[policies.NAME]`).
@@ -128,6 +129,9 @@ pub struct PathRule {
     /// Client networks; empty = any client.
     pub networks: Networks,
     pub action: RuleAction,
+    /// The step-up this rule asks (its `max_age`/`amr`, else the host's,
+    /// key by key); empty when neither asks.
+    pub step_up: StepUp,
 }
 
 /// Which path key of a rule matched.
@@ -341,6 +345,8 @@ pub struct HostRule {
     /// `case_insensitive_paths`: paths are matched with their letter case
     /// folded (prefixes are stored folded, regexes compiled case-insensitively).
     pub case_insensitive_paths: bool,
+    /// The host's `max_age`/`amr` (step-up); empty when it sets neither.
+    pub step_up: StepUp,
     /// The include file that defined it, as written relative to the main
     /// file's directory (`conf.d/gitea.toml`); `None` for the main file.
     pub source: Option<Arc<str>>,

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use super::*;
 
 mod rules;
+mod step_up;
 use crate::config::load_rules_str;
 use crate::domain::is_normal_path;
 use crate::domain::ClientAddr;
@@ -46,6 +47,7 @@ fn user(name: &str, groups: &[&str]) -> Identity {
         name: None,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         claims: BTreeMap::new(),
+        sign_in: Default::default(),
     }
 }
 

@@ -152,6 +152,27 @@ pub struct FlowState {
     pub redirect_uri: Option<String>,
     /// When the flow lapses, in unix seconds.
     pub expires: u64,
+    /// Set when the flow is a step-up (started with `prompt=login` for a
+    /// session that did not meet a rule's `max_age`/`amr`): what the new
+    /// sign-in must meet, and when the flow started.
+    #[serde(rename = "su", default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<FlowStepUp>,
+}
+
+/// What a step-up flow's sign-in must meet, recorded when the flow starts
+/// (from the policy, never from a query parameter).
+#[derive(Debug, Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct FlowStepUp {
+    /// The rule's `max_age`, in seconds.
+    #[serde(rename = "ma", default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
+    /// The rule's `amr`; empty = any method.
+    #[serde(rename = "amr", default, skip_serializing_if = "Vec::is_empty")]
+    pub amr: Vec<String>,
+    /// When the flow started, unix seconds: the sign-in must not be older
+    /// (less [`MAX_CLOCK_SKEW`]).
+    #[serde(rename = "at")]
+    pub started: u64,
 }
 
 impl FlowState {

@@ -86,6 +86,7 @@ fn flow() -> FlowState {
         rd: "https://app.example.com/x".into(),
         redirect_uri: None,
         expires: NOW + 600,
+        step_up: None,
     }
 }
 

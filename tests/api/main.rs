@@ -21,4 +21,5 @@ mod misc;
 mod monitoring;
 mod reload;
 mod shape;
+mod step_up;
 mod store;

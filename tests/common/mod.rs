@@ -212,6 +212,7 @@ pub fn identity(user: &str, groups: &[&str]) -> Identity {
         name: Some(format!("{user} Example")),
         groups: groups.iter().map(|g| g.to_string()).collect(),
         claims: Default::default(),
+        sign_in: Default::default(),
     }
 }
 

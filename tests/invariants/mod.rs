@@ -155,6 +155,7 @@ pub fn flow() -> FlowState {
         rd: "https://app.example.test/dashboard?tab=1".into(),
         redirect_uri: None,
         expires: NOW + 600,
+        step_up: None,
     }
 }
 
@@ -295,11 +296,11 @@ pub fn check_normal_path(path: &str) {
 // ------------------------------------------------------ spelling never helps
 
 /// How much an outcome lets through: bypass (no identity needed) above allow
-/// above login above deny.
+/// above login and step-up (both ask for a sign-in first) above deny.
 pub fn permissiveness(outcome: Outcome) -> u8 {
     match outcome {
         Outcome::Deny => 0,
-        Outcome::Login => 1,
+        Outcome::Login | Outcome::StepUp => 1,
         Outcome::Allow => 2,
         Outcome::Bypass => 3,
     }

@@ -72,8 +72,19 @@ pub(super) async fn issue(shared: &Shared, options: &AccessTokenOptions) -> Resu
         ("jti", jti.clone().into()),
         ("type", ACCESS_TOKEN_TYPE.into()),
         ("scope", scopes.join(" ").into()),
+        (
+            "amr",
+            options
+                .amr
+                .clone()
+                .unwrap_or_else(|| vec![protocol::AMR_PASSKEY.to_owned()])
+                .into(),
+        ),
     ] {
         claims.insert(name.into(), value);
+    }
+    if let Some(at) = options.auth_time {
+        claims.insert("auth_time".into(), at.into());
     }
     let forgery = match flaw {
         Some(AccessTokenFlaw::WrongSignature) => Some(Forgery::WrongSignature),
@@ -110,6 +121,7 @@ pub(super) fn issue_refresh(shared: &Shared, username: &str) -> Result<String, S
         .to_vec(),
         sid: random_token(16).map_err(|e| e.to_string())?,
         auth_time: now,
+        amr: vec![protocol::AMR_PASSKEY.to_owned()],
         expires_at: now + protocol::REFRESH_LIFETIME,
     };
     shared

@@ -224,6 +224,25 @@ async fn approve(req: HttpRequest, shared: Data) -> HttpResponse {
         );
     };
     let now = protocol::now();
+    // How the user signs in: a passkey, unless the approval names another
+    // method (`amr=otp`: a one-time code). `prompt=login` is a new sign-in,
+    // unless the provider is told to ignore it: then the last one stands.
+    let amr = params
+        .get("amr")
+        .filter(|m| !m.is_empty())
+        .unwrap_or(protocol::AMR_PASSKEY)
+        .to_owned();
+    let prompt_login = params
+        .get("prompt")
+        .is_some_and(|p| p.split(' ').any(|v| v == "login"));
+    let last = shared.store().last_sign_in(&user.username);
+    let (auth_time, amr) = match last {
+        Some(last) if prompt_login && shared.fault() == Some(Fault::IgnorePromptLogin) => last,
+        _ => (now, vec![amr]),
+    };
+    shared
+        .store()
+        .signed_in(&user.username, auth_time, amr.clone());
     let grant = CodeGrant {
         client_id: shared.client.id.clone(),
         redirect_uri: request.redirect_uri.clone(),
@@ -232,7 +251,8 @@ async fn approve(req: HttpRequest, shared: Data) -> HttpResponse {
         nonce: request.nonce,
         code_challenge: request.code_challenge,
         method: request.method,
-        auth_time: now,
+        auth_time,
+        amr,
         sid,
         expires_at: now + CODE_LIFETIME,
     };
@@ -477,6 +497,7 @@ async fn exchange_code(form: &Params, shared: &Shared) -> Result<HttpResponse, T
         scopes: &grant.scopes,
         nonce: grant.nonce.as_deref(),
         auth_time: grant.auth_time,
+        amr: &grant.amr,
         sid: &grant.sid,
     };
     let id_token = id_token(shared, &user, &claims, shared.fault(), now).await?;
@@ -488,6 +509,7 @@ async fn exchange_code(form: &Params, shared: &Shared) -> Result<HttpResponse, T
                 scopes: grant.scopes.clone(),
                 sid: grant.sid.clone(),
                 auth_time: grant.auth_time,
+                amr: grant.amr.clone(),
                 expires_at: now + REFRESH_LIFETIME,
             },
         ))
@@ -541,6 +563,7 @@ async fn refresh(form: &Params, shared: &Shared) -> Result<HttpResponse, TokenEr
             scopes: &scopes,
             nonce: None,
             auth_time: grant.auth_time,
+            amr: &grant.amr,
             sid: &grant.sid,
         };
         Some(id_token(shared, &user, &claims, shared.fault(), now).await?)
@@ -567,6 +590,7 @@ async fn refresh(form: &Params, shared: &Shared) -> Result<HttpResponse, TokenEr
                     scopes: grant.scopes.clone(),
                     sid: grant.sid.clone(),
                     auth_time: grant.auth_time,
+                    amr: grant.amr.clone(),
                     expires_at: grant.expires_at,
                 },
             ),
@@ -587,6 +611,7 @@ struct IdTokenClaims<'a> {
     scopes: &'a [String],
     nonce: Option<&'a str>,
     auth_time: u64,
+    amr: &'a [String],
     sid: &'a str,
 }
 
@@ -602,6 +627,8 @@ async fn id_token(
     let (iat, exp, auth_time) = if fault == Some(Fault::Expired) {
         let iat = now.saturating_sub(2 * TOKEN_LIFETIME);
         (iat, now.saturating_sub(TOKEN_LIFETIME), iat)
+    } else if fault == Some(Fault::FutureAuthTime) {
+        (now, now + TOKEN_LIFETIME, now + 3600)
     } else {
         (now, now + TOKEN_LIFETIME, grant.auth_time)
     };
@@ -619,7 +646,11 @@ async fn id_token(
     claims.insert("aud".into(), audience.into());
     claims.insert("iat".into(), iat.into());
     claims.insert("exp".into(), exp.into());
-    claims.insert("auth_time".into(), auth_time.into());
+    // Pocket ID 2.9.0 sends no auth_time; later releases (and this provider) do.
+    if fault != Some(Fault::NoAuthTime) {
+        claims.insert("auth_time".into(), auth_time.into());
+    }
+    claims.insert("amr".into(), grant.amr.into());
     claims.insert("type".into(), ID_TOKEN_TYPE.into());
     claims.insert("sid".into(), grant.sid.into());
     let nonce = if fault == Some(Fault::NonceMismatch) {

@@ -271,6 +271,15 @@ pub enum Fault {
     /// message in place of RFC 6749's `invalid_grant` code. Later releases answer
     /// `invalid_grant`.
     RefreshRefusedWithMessage,
+    /// ID tokens carry no `auth_time`, as Pocket ID 2.9.0's (which honours `prompt=login`
+    /// all the same): the relying party must tell a fresh sign-in by its own flow.
+    NoAuthTime,
+    /// `prompt=login` is ignored: an approval asked with it keeps the user's last sign-in
+    /// (its `auth_time` and `amr`) instead of being a new one, like a provider that answers
+    /// from its single sign-on session.
+    IgnorePromptLogin,
+    /// The ID token's `auth_time` lies an hour in the future.
+    FutureAuthTime,
 }
 
 /// One way to break an access token built by [`DevIdp::access_token`]; everything else about
@@ -306,6 +315,10 @@ pub struct AccessTokenOptions {
     pub opaque: bool,
     /// Break the JWT in this one way.
     pub flaw: Option<AccessTokenFlaw>,
+    /// The `amr` claim; `None`: `["phr"]`, a passkey (Pocket ID's access tokens carry `amr`).
+    pub amr: Option<Vec<String>>,
+    /// An `auth_time` claim (Pocket ID's access tokens carry none).
+    pub auth_time: Option<u64>,
 }
 
 impl AccessTokenOptions {

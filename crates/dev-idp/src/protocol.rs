@@ -18,6 +18,8 @@ pub(super) const TOKEN_LIFETIME: u64 = 3600;
 pub(super) const REFRESH_LIFETIME: u64 = 30 * 24 * 3600;
 /// The scope that makes the code exchange return a refresh token.
 pub(super) const OFFLINE_ACCESS: &str = "offline_access";
+/// The `amr` of a passkey sign-in (Pocket ID: "phr", phishing-resistant).
+pub(super) const AMR_PASSKEY: &str = "phr";
 /// The scopes the provider knows; others are ignored, as OpenID Connect asks.
 pub(super) const SUPPORTED_SCOPES: [&str; 5] =
     ["openid", "profile", "email", "groups", OFFLINE_ACCESS];

@@ -28,6 +28,8 @@ pub(super) struct CodeGrant {
     pub code_challenge: String,
     pub method: PkceMethod,
     pub auth_time: u64,
+    /// How the user signed in (`amr`), e.g. `["phr"]`.
+    pub amr: Vec<String>,
     /// The login session this code belongs to, sent as `sid`.
     pub sid: String,
     pub expires_at: u64,
@@ -51,6 +53,8 @@ pub(super) struct RefreshGrant {
     pub scopes: Vec<String>,
     pub sid: String,
     pub auth_time: u64,
+    /// How the user signed in (`amr`), kept by every refresh.
+    pub amr: Vec<String>,
     pub expires_at: u64,
 }
 
@@ -95,6 +99,9 @@ pub(super) struct Store {
     refresh: HashMap<String, RefreshEntry>,
     sessions: HashMap<String, SessionEntry>,
     next_serial: u64,
+    /// Each user's last sign-in (`auth_time`, `amr`), by user name; what a
+    /// provider ignoring `prompt=login` answers with.
+    last_sign_in: HashMap<String, (u64, Vec<String>)>,
 }
 
 /// Drops expired entries and, when still full, the one closest to expiry.
@@ -117,6 +124,18 @@ fn make_room<K: Eq + Hash + Clone, V>(
 }
 
 impl Store {
+    /// Records `username`'s sign-in at `auth_time` with `amr`.
+    pub(super) fn signed_in(&mut self, username: &str, auth_time: u64, amr: Vec<String>) {
+        if self.last_sign_in.len() < MAX_ENTRIES || self.last_sign_in.contains_key(username) {
+            self.last_sign_in
+                .insert(username.to_owned(), (auth_time, amr));
+        }
+    }
+
+    /// `username`'s last sign-in, if any.
+    pub(super) fn last_sign_in(&self, username: &str) -> Option<(u64, Vec<String>)> {
+        self.last_sign_in.get(username).cloned()
+    }
     /// Records a freshly issued code.
     pub(super) fn insert_code(&mut self, code: String, grant: CodeGrant, now: u64) {
         make_room(&mut self.codes, now, |entry| entry.grant.expires_at);
@@ -323,6 +342,7 @@ mod tests {
             code_challenge: "x".repeat(43),
             method: PkceMethod::S256,
             auth_time: 0,
+            amr: Vec::new(),
             sid: sid.into(),
             expires_at,
         }
@@ -348,6 +368,7 @@ mod tests {
             scopes: vec!["openid".into(), "offline_access".into()],
             sid: sid.into(),
             auth_time: 0,
+            amr: Vec::new(),
             expires_at,
         }
     }

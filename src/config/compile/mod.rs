@@ -8,6 +8,7 @@ mod oidc;
 mod rules;
 mod server;
 pub(super) mod session;
+mod step_up;
 
 use crate::policy::Rules;
 

@@ -5,12 +5,12 @@ use std::sync::Arc;
 use crate::domain::{HostPattern, Networks, PathPrefix};
 use crate::policy::{
     anchored_literal, ClaimNames, ClaimRole, HostRule, PathRule, PathRules, Policy, Resources,
-    RuleAction, Rules, RulesBuilder,
+    RuleAction, Rules, RulesBuilder, StepUp,
 };
 
 use super::super::raw::{RawConfig, RawHost, RawRule};
 use super::super::ConfigError;
-use super::{invalid, Report};
+use super::{invalid, step_up, Report};
 
 pub(super) fn compile(raw: &RawConfig, report: &mut Report) -> Option<Rules> {
     let mut builder = RulesBuilder::new();
@@ -173,11 +173,21 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         &h.allowed_networks,
         report,
     );
+    let host_step_up = step_up::host(&prefix, h, report);
+    let base = host_step_up.clone().unwrap_or_default();
     let rules: Vec<Option<PathRule>> = h
         .rules
         .iter()
         .enumerate()
-        .map(|(j, r)| path_rule(&format!("{prefix}.rules[{j}]"), r, fold, builder, report))
+        .map(|(j, r)| {
+            path_rule(
+                &format!("{prefix}.rules[{j}]"),
+                r,
+                fold,
+                (builder, &base),
+                report,
+            )
+        })
         .collect();
     let rules: Option<Vec<PathRule>> = rules.into_iter().collect();
     let host = HostRule {
@@ -191,6 +201,7 @@ fn host(i: usize, h: &RawHost, builder: &RulesBuilder, report: &mut Report) -> O
         source: h.origin.as_ref().map(|o| o.file.clone()),
         rules: PathRules::new(rules?, fold),
         case_insensitive_paths: fold,
+        step_up: host_step_up?,
     };
     for w in unreachable_rules(&prefix, &host) {
         report.warn(w);
@@ -203,13 +214,14 @@ fn path_rule(
     key: &str,
     r: &RawRule,
     fold: bool,
-    builder: &RulesBuilder,
+    (builder, host_step_up): (&RulesBuilder, &StepUp),
     report: &mut Report,
 ) -> Option<PathRule> {
     let paths = prefixes(&format!("{key}.paths"), &r.paths, fold, report);
     let resources = resources(&format!("{key}.resources"), &r.resources, fold, report);
     let networks = networks(&format!("{key}.networks"), &r.networks, report);
     let methods = methods(&format!("{key}.methods"), &r.methods, report);
+    let step_up = step_up::rule(key, r, host_step_up, report);
     let action = match (r.policy.as_deref(), r.action.as_deref()) {
         (Some(name), None) => report
             .take(resolve(builder, &format!("{key}.policy"), name))
@@ -245,6 +257,7 @@ fn path_rule(
         methods: methods?,
         networks: networks?,
         action: action?,
+        step_up: step_up?,
     })
 }
 

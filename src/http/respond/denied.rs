@@ -50,13 +50,7 @@ impl<'a> Denied<'a> {
 
     /// The page's body (HTML, escaped).
     pub(crate) fn body(&self) -> String {
-        let mut body = String::new();
-        if let Some(user) = self.user {
-            body.push_str(&format!(
-                "<p>You are signed in as <strong>{}</strong>.</p>",
-                pages::escape(user)
-            ));
-        }
+        let mut body = signed_in_as(self.user);
         body.push_str(&format!(
             "<p>You may not open <strong>{}</strong>. {}</p>",
             pages::escape(self.host),
@@ -71,6 +65,18 @@ impl<'a> Denied<'a> {
         }
         body
     }
+}
+
+/// "You are signed in as alice." (escaped), or nothing for nobody: the
+/// first line of the refusal and step-up pages.
+pub(super) fn signed_in_as(user: Option<&str>) -> String {
+    user.map(|u| {
+        format!(
+            "<p>You are signed in as <strong>{}</strong>.</p>",
+            pages::escape(u)
+        )
+    })
+    .unwrap_or_default()
 }
 
 /// What the person lacks, in their words: no rule, policy or key names.

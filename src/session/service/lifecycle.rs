@@ -48,14 +48,7 @@ impl Sessions {
                     issued: now,
                     expires,
                 };
-                return Ok(codec::session_cookies(
-                    &self.keys,
-                    cookie,
-                    hint_name,
-                    &session,
-                    tokens.id_token,
-                    present,
-                )?);
+                return Ok(self.sealed(cookie, &session, tokens.id_token, present)?);
             }
             Backend::Store(lookup) => lookup,
         };
@@ -221,6 +214,11 @@ impl Sessions {
         id_token: Option<String>,
         now: u64,
     ) -> Result<RefreshOutcome, StoreError> {
+        // A refresh is no sign-in: the session keeps when and how it signed in.
+        let identity = Identity {
+            sign_in: record.identity.sign_in.clone(),
+            ..identity
+        };
         let outcome = if record.identity == identity {
             RefreshOutcome::Unchanged
         } else {

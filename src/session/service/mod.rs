@@ -16,6 +16,7 @@ mod events;
 mod lifecycle;
 mod lookup;
 mod shape;
+mod renew;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};

@@ -199,7 +199,8 @@ function buildProvider(issuer) {
     },
     scopes: ['openid', 'offline_access', 'profile', 'email', 'groups'],
     claims: {
-      openid: ['sub'],
+      // auth_time and amr (phr passkey, otp one-time code) as Pocket ID 2.14 sends them.
+      openid: ['sub', 'auth_time', 'amr'],
       profile: ['name', 'preferred_username'],
       email: ['email', 'email_verified'],
       groups: ['groups'],
@@ -296,6 +297,8 @@ function buildProvider(issuer) {
       ctx.body = page('Sign in', `<p>prompt: ${escapeHtml(details.prompt.name)}</p>`
         + `<form method="post" action="/interaction/${escapeHtml(details.uid)}/login">`
         + '<input type="text" name="username" autofocus/>'
+        // How the user signs in (amr): a passkey unless told otherwise (otp: a one-time code).
+        + '<input type="text" name="amr" value="phr"/>'
         + '<button type="submit">Sign in</button></form>');
       return undefined;
     }
@@ -310,7 +313,8 @@ function buildProvider(issuer) {
       }
       console.log(`login ${username} (${details.params.client_id}, scope ${details.params.scope})`);
       ctx.respond = false;
-      await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: username } },
+      const amr = (form.get('amr') || 'phr').split(',').filter(Boolean);
+      await provider.interactionFinished(ctx.req, ctx.res, { login: { accountId: username, amr } },
         { mergeWithLastSubmission: false });
       return undefined;
     }
