@@ -125,8 +125,19 @@ pub(super) async fn login(req: HttpRequest, state: State, q: web::Query<RdQuery>
             &Rejection::ProviderUnavailable(e),
         );
     }
-    // A store that cannot answer leaves an ordinary sign-in: never an allow.
-    let current = state.session(req.headers()).await.ok().flatten();
+    // The session as the return address's host sees it (its idle_timeout
+    // and lifetime), so that `/login` never sends back to a host that
+    // would send here again. A store that cannot answer leaves an
+    // ordinary sign-in: never an allow.
+    let shape =
+        q.rd.as_deref()
+            .and_then(|rd| request::parse_absolute_url(rd).ok())
+            .map(|url| {
+                let rt = &state.runtime;
+                rt.session.shape_for(&rt.rules.lookup_host(&url.host))
+            })
+            .unwrap_or_default();
+    let current = state.session_on(req.headers(), shape).await.ok().flatten();
     let ask = Ask {
         rd: q.rd.as_deref(),
         again: q.again.is_some(),

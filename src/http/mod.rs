@@ -26,7 +26,7 @@ use arc_swap::ArcSwap;
 
 use crate::assertion::{AssertionError, Assertions};
 use crate::config::HeaderNames;
-use crate::config::{BearerSettings, LoginDomain, Runtime};
+use crate::config::{BearerSettings, LoginDomain, Runtime, SessionShape};
 use crate::oidc::bearer::BearerAuth;
 pub use crate::oidc::flow::{validate_rd, BadRedirect};
 use crate::oidc::Provider;
@@ -174,11 +174,21 @@ impl AppState {
     /// session cookie's own family is looked at, and nothing is copied unless
     /// the value is chunked; why a cookie was refused is logged at debug.
     pub async fn session(&self, headers: &HeaderMap) -> Result<Option<Current>, StoreError> {
+        self.session_on(headers, SessionShape::default()).await
+    }
+
+    /// The request's session as a request to a host with `shape` sees it
+    /// (a host's `idle_timeout` and `lifetime`).
+    pub async fn session_on(
+        &self,
+        headers: &HeaderMap,
+        shape: SessionShape,
+    ) -> Result<Option<Current>, StoreError> {
         let pairs = self.session_cookies(headers);
         if pairs.is_empty() {
             return Ok(None);
         }
-        self.sessions.current(&pairs, now()).await
+        self.sessions.current_on(&pairs, now(), shape).await
     }
 
     /// The names of our session cookies the request carries.

@@ -355,3 +355,41 @@ async fn an_auth_time_in_the_future_is_refused_at_login() {
     );
     assert_eq!(session_cookie(&r), None, "no session");
 }
+
+/// A host whose `lifetime` the session has outlived asks for a new sign-in
+/// even when the session's sign-in meets its step-up: `/login` judges the
+/// session as that host does, so it starts a sign-in instead of sending
+/// the browser straight back to a host that would send it to `/login`
+/// again (a loop).
+#[actix_web::test]
+async fn login_judges_the_session_with_the_return_hosts_lifetime() {
+    let app = spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"".into(),
+        policies: Some(format!(
+            "{POLICIES}\n[[hosts]]\nhost = \"wiki.example.test\"\npolicy = \"users\"\nlifetime = \"1s\"\nmax_age = \"10m\"\namr = [\"phr\"]\n"
+        )),
+        ..Options::default()
+    })
+    .await;
+    let b = browser();
+    let (_, r) = sign_in_with(&app, &b, &login_url(&app, HOME), "alice", "phr").await;
+    assert_eq!(r.status(), 302);
+    let cookie = session_cookie(&r).expect("a session cookie");
+    // Outlive the host's lifetime (whole seconds; bounded).
+    let issued = now();
+    while now() <= issued + 1 {
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let r = browser_asks(&app, "/", &cookie).await;
+    assert_eq!(r.status(), 302, "the host's lifetime is over");
+    assert_eq!(location(&r), login_url(&app, HOME));
+    let r = b.get(login_url(&app, HOME)).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    assert_ne!(
+        location(&r),
+        HOME,
+        "not straight back: that host would send here again"
+    );
+    assert!(location(&r).contains("/authorize"), "{}", location(&r));
+}

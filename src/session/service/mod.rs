@@ -15,8 +15,8 @@ mod codec;
 mod events;
 mod lifecycle;
 mod lookup;
-mod shape;
 mod renew;
+mod shape;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
