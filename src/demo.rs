@@ -385,7 +385,7 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
     // The very gate /forward-auth asks: the host's header names, the assertion.
     let verdict = match gate::decide(&original, rt, state.services(), credentials, now()).await {
         Ok(v) => v,
-        Err(e) => return respond::refused(e, Client::Browser),
+        Err(e) => return respond::refused(e, Client::Browser, rt.support_contact.as_deref()),
     };
     // Counted as the /forward-auth it stands in for: the metrics show what
     // a person tried, demo or not (the gate already logged the decision).

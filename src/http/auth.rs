@@ -60,7 +60,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     count_bearer(&state.metrics, &verdict);
     let verdict = match verdict {
         Ok(v) => v,
-        Err(e) => return respond::refused(e, client),
+        Err(e) => return respond::refused(e, client, rt.support_contact.as_deref()),
     };
     if let Some(current) = verdict.refresh_due() {
         super::refresh::spawn(state, current);

@@ -354,12 +354,12 @@ impl From<GateError> for Rejection {
 /// The response when the gate reached no decision. A refused or unchecked
 /// bearer token answers a script, whatever its `Accept` header says: never
 /// a login page.
-pub(crate) fn refused(e: GateError, client: Client) -> HttpResponse {
+pub(crate) fn refused(e: GateError, client: Client, support: Option<&str>) -> HttpResponse {
     let client = match e {
         GateError::Bearer(_) => Client::Api,
         _ => client,
     };
-    reject(&Rejection::from(e), client)
+    reject_to(&Rejection::from(e), client, support)
 }
 
 /// What answering a decision needs besides the gate's verdict.

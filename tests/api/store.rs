@@ -142,7 +142,13 @@ async fn sessions_survive_a_restart_of_pocketgate() {
 
 #[actix_web::test]
 async fn a_broken_store_is_a_503_never_a_login_loop_nor_an_allow() {
-    let app = spawn_embedded().await;
+    let app = spawn(Options {
+        idp: true,
+        session: "store = \"embedded\"\n".into(),
+        top: "support_contact = \"Ask the ops team: ops@example.test\"\n".into(),
+        ..Options::default()
+    })
+    .await;
     let b = browser();
     let cookie = session_cookie(&sign_in(&app, &b, "alice", RD).await).unwrap();
     // Break the database under the running service (as a full or damaged disk would).
@@ -169,6 +175,12 @@ async fn a_broken_store_is_a_503_never_a_login_loop_nor_an_allow() {
     assert!(
         r.headers().get("location").is_none(),
         "never a redirect to login"
+    );
+    // The person is told whom to ask, as on every other page.
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains("Ask the ops team: ops@example.test"),
+        "{page}"
     );
     let r = ask(
         &app,
