@@ -95,6 +95,18 @@ pub struct Demo {
     pub state_dir: std::path::PathBuf,
     /// What the person should know before starting: a busy port replaced.
     pub notes: Vec<String>,
+    /// Removes `state_dir` when the demo is dropped, however it ends (a
+    /// test that never runs it included).
+    _cleanup: RemoveOnDrop,
+}
+
+/// A directory removed, with what it holds, when this is dropped.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A listener on 127.0.0.1:`port`, else on a free port with a note naming
@@ -252,6 +264,7 @@ user = "X-WEBAUTH-USER"
         config,
         state_dir: dir.to_path_buf(),
         notes,
+        _cleanup: RemoveOnDrop(dir.to_path_buf()),
     })
 }
 
@@ -298,7 +311,6 @@ pub fn run(args: &DemoArgs) -> ExitCode {
         println!("Ctrl-C stops it.");
         let result = demo.app.run().await;
         demo.idp.stop().await;
-        let _ = std::fs::remove_dir_all(&demo.state_dir);
         match result {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

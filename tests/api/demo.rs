@@ -170,3 +170,18 @@ fn demo_with_a_configuration_file_is_refused_with_the_command_to_use() {
         "{stderr}"
     );
 }
+
+/// The demo's state directory (its configuration, the embedded store)
+/// goes when the demo does, even when it never ran.
+#[actix_web::test]
+async fn the_demo_removes_its_state_directory_when_dropped() {
+    let demo = demo::start_from(&args(false), false).await.unwrap();
+    let dir = demo.state_dir.clone();
+    assert!(
+        dir.join("pocketgate-demo.toml").is_file(),
+        "{}",
+        dir.display()
+    );
+    drop(demo);
+    assert!(!dir.exists(), "{} is left behind", dir.display());
+}
