@@ -19,28 +19,18 @@ import http.client
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from harness.procs import StartupError, stop_all
-from pocketgates import HOST, Pocketgate, forward_auth_headers
+from pocketgates import HOST, SHORT, Pocketgate, env_int, forward_auth_headers, run
 
 # The budgets: instructions per request, measured on the release build (see
 # docs/src/performance.md), with about 10% of headroom. Above them with
 # BUDGET=1, the script fails.
-BUDGETS = {"embedded": 52_000, "rules": 72_000}
+BUDGETS = {"embedded": 48_000, "rules": 68_000}
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name) or str(default)
-    if not value.isdigit():
-        sys.exit(f"{name}={value!r}: a whole number, please")
-    return int(value)
-
-
-SHORT = bool(os.environ.get("SHORT"))
 REQUESTS = env_int("REQUESTS", 50 if SHORT else 2000)
 WARMUP = env_int("WARMUP", 20 if SHORT else 200)
 WORK = Path(tempfile.mkdtemp(prefix="pocketgate-instructions-"))
@@ -119,13 +109,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        code = main()
-    except (StartupError, RuntimeError, subprocess.SubprocessError, KeyError) as exc:
-        print(f"[instructions] failed: {exc}", file=sys.stderr)
-        code = 1
-    finally:
-        stop_all()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(WORK, ignore_errors=True)
-    sys.exit(code)
+    run(main, WORK, "instructions")

@@ -10,11 +10,27 @@ Processes are harness.procs.Proc children (own process group, stopped at exit).
 
 from __future__ import annotations
 
+import os
+import shutil
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.net import raw_request
-from harness.procs import Proc, StartupError, free_port
+from harness.procs import Proc, StartupError, free_port, stop_all
+
+def env_int(name: str, default: int) -> int:
+    """A whole-number knob from the environment."""
+    value = os.environ.get(name) or str(default)
+    if not value.isdigit():
+        sys.exit(f"{name}={value!r}: a whole number, please")
+    return int(value)
+
+
+# SHORT=1: the smoke check (few, short cases; the figures are not measurements).
+SHORT = bool(os.environ.get("SHORT"))
 
 # The demo's host with its own header name (policy admins): the request of
 # every case, GET /dashboard on it, signed in as alice (admins, users).
@@ -127,3 +143,24 @@ def check_rules(port: int, cookie: str) -> None:
     if deny.status != 403 or allow.status != 200 or not signed:
         raise StartupError(f"rules case: the deny rule answered {deny.status} (not 403), the request "
                            f"{allow.status} (not 200), assertion signed: {signed}")
+
+
+def run(main, work: Path, name: str) -> None:
+    """Run a bench's ``main`` and exit with its code: every process it
+    started stopped (also on SIGINT/SIGTERM and on an error), ``work``
+    removed unless KEEP is set."""
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        code = main()
+    except (StartupError, RuntimeError, subprocess.SubprocessError, KeyError) as exc:
+        print(f"[{name}] failed: {exc}", file=sys.stderr)
+        code = 1
+    finally:
+        stop_all()
+        if not os.environ.get("KEEP"):
+            shutil.rmtree(work, ignore_errors=True)
+    sys.exit(code)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -45,8 +44,8 @@ from pathlib import Path
 
 from harness import configs, proxies
 from harness.net import raw_request
-from harness.procs import Proc, StartupError, free_port, stop_all
-from pocketgates import HOST, PATH, Pocketgate, forward_auth_headers
+from harness.procs import Proc, StartupError, free_port
+from pocketgates import HOST, PATH, SHORT, Pocketgate, env_int, forward_auth_headers, run
 
 # The demo's hosts are *.demo.test: the examples' sites become grafana.demo.test
 # and friends, so the request reaches the demo configuration's grafana host
@@ -57,14 +56,6 @@ STORES = ("embedded", "cookie", "redis")
 VARIANTS = (*STORES, "rules")
 
 
-def env_int(name: str, default: int) -> int:
-    value = os.environ.get(name) or str(default)
-    if not value.isdigit():
-        sys.exit(f"{name}={value!r}: a whole number, please")
-    return int(value)
-
-
-SHORT = bool(os.environ.get("SHORT"))
 ROUNDS = env_int("ROUNDS", 1 if SHORT else 3)
 DURATION = env_int("DURATION", 1 if SHORT else 0)  # 0: chosen below to fit MAX_SECONDS
 CONNECTIONS = env_int("CONNECTIONS", 64)
@@ -277,20 +268,5 @@ PROXIES = proxies.selected("RATIO_PROXIES")
 NGINX = os.environ.get("E2E_NGINX") or which("nginx", "/usr/sbin/nginx") or sys.exit("nginx is needed")
 
 
-def on_signal(signum, _frame):
-    raise SystemExit(128 + signum)
-
-
 if __name__ == "__main__":
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
-    try:
-        code = main()
-    except (StartupError, RuntimeError, KeyError) as exc:
-        log(f"failed: {exc}")
-        code = 1
-    finally:
-        stop_all()
-        if not os.environ.get("KEEP"):
-            shutil.rmtree(WORK, ignore_errors=True)
-    sys.exit(code)
+    run(main, WORK, "ratio")
