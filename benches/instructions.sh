@@ -7,8 +7,8 @@
 # connection, the total divided by REQUESTS. benches/instructions.py has the
 # details and the budgets.
 #
-# Bounded: about a minute per case on the release build (valgrind runs the
-# server some 50 times slower); on 127.0.0.1 only; every process is a child
+# Bounded: 10-20 s per case on the release build (valgrind runs the server
+# some 50 times slower); on 127.0.0.1 only; every process is a child
 # stopped on exit. Needs valgrind (apt-get install valgrind) and the
 # end-to-end suite's venv (installed when missing).
 #
