@@ -9,10 +9,36 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderName};
 
 use crate::domain::{is_hostname, ClientAddr, Networks};
 use crate::policy::RequestFacts;
+
+/// A request header read here: its name parsed once (looked up by a `&str`,
+/// a name is parsed again on every lookup: a third of what reconstructing a
+/// request cost) and its spelling for messages.
+struct Header {
+    name: HeaderName,
+    label: &'static str,
+}
+
+impl Header {
+    const fn new(name: &'static str, label: &'static str) -> Header {
+        Header {
+            name: HeaderName::from_static(name),
+            label,
+        }
+    }
+}
+
+static X_FORWARDED_HOST: Header = Header::new("x-forwarded-host", "X-Forwarded-Host");
+static X_FORWARDED_URI: Header = Header::new("x-forwarded-uri", "X-Forwarded-Uri");
+static X_FORWARDED_PROTO: Header = Header::new("x-forwarded-proto", "X-Forwarded-Proto");
+static X_FORWARDED_METHOD: Header = Header::new("x-forwarded-method", "X-Forwarded-Method");
+static X_FORWARDED_FOR: Header = Header::new("x-forwarded-for", "X-Forwarded-For");
+static X_ORIGINAL_URL: Header = Header::new("x-original-url", "X-Original-URL");
+static X_ORIGINAL_METHOD: Header = Header::new("x-original-method", "X-Original-Method");
+static HOST: Header = Header::new("host", "host");
 
 /// `http` or `https`; nothing else is accepted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -165,17 +191,15 @@ pub fn served_host<'h>(
     peer: Option<IpAddr>,
     trusted_proxies: &Networks,
 ) -> Option<Cow<'h, str>> {
-    let host_of = |name: &'static str| {
-        let raw = single(headers, name).ok().flatten()?;
-        parse_authority(raw, canonical_name(name))
-            .ok()
-            .map(|(h, _)| h)
+    let host_of = |header: &'static Header| {
+        let raw = single(headers, header).ok().flatten()?;
+        parse_authority(raw, header.label).ok().map(|(h, _)| h)
     };
     let trusted = peer.is_some_and(|p| is_trusted(p.to_canonical(), trusted_proxies));
     trusted
-        .then(|| host_of("x-forwarded-host"))
+        .then(|| host_of(&X_FORWARDED_HOST))
         .flatten()
-        .or_else(|| host_of("host"))
+        .or_else(|| host_of(&HOST))
 }
 
 /// The client address of a request to pocketgate's own pages (`/callback`,
@@ -208,8 +232,8 @@ fn from_forwarded<'h>(
     own_method: &'h str,
     default_scheme: Scheme,
 ) -> Result<Option<Target<'h>>, RequestError> {
-    let host = single(headers, "x-forwarded-host")?;
-    let uri = single(headers, "x-forwarded-uri")?;
+    let host = single(headers, &X_FORWARDED_HOST)?;
+    let uri = single(headers, &X_FORWARDED_URI)?;
     let (host, uri) = match (host, uri) {
         (None, None) => return Ok(None),
         (Some(h), Some(u)) => (h, u),
@@ -224,7 +248,7 @@ fn from_forwarded<'h>(
             })
         }
     };
-    let scheme = match single(headers, "x-forwarded-proto")? {
+    let scheme = match single(headers, &X_FORWARDED_PROTO)? {
         Some(p) => Scheme::parse(p).ok_or_else(|| {
             malformed(
                 "X-Forwarded-Proto",
@@ -233,7 +257,7 @@ fn from_forwarded<'h>(
         })?,
         None => default_scheme,
     };
-    let given = single(headers, "x-forwarded-method")?;
+    let given = single(headers, &X_FORWARDED_METHOD)?;
     let method = match given {
         Some(m) => parse_method(m, "X-Forwarded-Method")?,
         None => own_method,
@@ -256,11 +280,11 @@ fn from_original<'h>(
     headers: &'h HeaderMap,
     own_method: &'h str,
 ) -> Result<Option<Target<'h>>, RequestError> {
-    let Some(url) = single(headers, "x-original-url")? else {
+    let Some(url) = single(headers, &X_ORIGINAL_URL)? else {
         return Ok(None);
     };
     let u = parse_absolute_url(url)?;
-    let given = single(headers, "x-original-method")?;
+    let given = single(headers, &X_ORIGINAL_METHOD)?;
     let method = match given {
         Some(m) => parse_method(m, "X-Original-Method")?,
         None => own_method,
@@ -328,12 +352,15 @@ fn is_trusted(ip: IpAddr, trusted: &Networks) -> bool {
 }
 
 /// A header that must appear at most once, as visible ASCII.
-fn single<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h str>, RequestError> {
-    let mut values = headers.get_all(name);
+fn single<'h>(
+    headers: &'h HeaderMap,
+    header: &'static Header,
+) -> Result<Option<&'h str>, RequestError> {
+    let mut values = headers.get_all(&header.name);
     let Some(first) = values.next() else {
         return Ok(None);
     };
-    let label = canonical_name(name);
+    let label = header.label;
     if values.next().is_some() {
         return Err(malformed(label, "sent more than once"));
     }
@@ -345,18 +372,6 @@ fn single<'h>(headers: &'h HeaderMap, name: &'static str) -> Result<Option<&'h s
         return Err(malformed(label, "is empty"));
     }
     Ok(Some(s))
-}
-
-fn canonical_name(name: &'static str) -> &'static str {
-    match name {
-        "x-forwarded-host" => "X-Forwarded-Host",
-        "x-forwarded-uri" => "X-Forwarded-Uri",
-        "x-forwarded-proto" => "X-Forwarded-Proto",
-        "x-forwarded-method" => "X-Forwarded-Method",
-        "x-original-url" => "X-Original-URL",
-        "x-original-method" => "X-Original-Method",
-        other => other,
-    }
 }
 
 /// `host[:port]` → (normalised host, authority for URLs), borrowed when the
@@ -466,7 +481,7 @@ fn client_ip(
     trusted: &Networks,
 ) -> Result<IpAddr, RequestError> {
     let mut entries: Vec<&str> = Vec::new();
-    for v in headers.get_all("x-forwarded-for") {
+    for v in headers.get_all(&X_FORWARDED_FOR.name) {
         let s = v
             .to_str()
             .map_err(|_| malformed("X-Forwarded-For", "holds bytes that are not visible ASCII"))?;

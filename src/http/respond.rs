@@ -40,17 +40,24 @@ pub(crate) enum Client {
 impl Client {
     /// A browser sends `Accept` with `text/html`, no `X-Requested-With:
     /// XMLHttpRequest`, and no `Sec-Fetch-Mode` other than `navigate`.
+    /// Asked on every `/forward-auth`: names parsed once, nothing copied.
     pub(crate) fn of(headers: &HeaderMap) -> Client {
+        static X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with");
+        static SEC_FETCH_MODE: HeaderName = HeaderName::from_static("sec-fetch-mode");
         let xhr = headers
-            .get("x-requested-with")
+            .get(&X_REQUESTED_WITH)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"xmlhttprequest"));
         let not_navigation = headers
-            .get("sec-fetch-mode")
+            .get(&SEC_FETCH_MODE)
             .is_some_and(|m| !m.as_bytes().eq_ignore_ascii_case(b"navigate"));
         let wants_html = headers
             .get_all(header::ACCEPT)
             .filter_map(|v| v.to_str().ok())
-            .any(|v| v.to_ascii_lowercase().contains("text/html"));
+            .any(|v| {
+                v.as_bytes()
+                    .windows(b"text/html".len())
+                    .any(|w| w.eq_ignore_ascii_case(b"text/html"))
+            });
         if wants_html && !xhr && !not_navigation {
             Client::Browser
         } else {
