@@ -111,6 +111,18 @@ impl Directory {
     }
 }
 
+/// `check`'s line about `[scim]`.
+pub fn summary(rt: &crate::config::Runtime) -> String {
+    match &rt.scim {
+        Some(s) => format!(
+            "scim: on at {}/scim/v2 (bearer token from {}); users made inactive or deleted lose every session",
+            rt.public_url.origin,
+            s.token_file.display()
+        ),
+        None => "scim: off (set [scim] token_file to receive users and groups)".into(),
+    }
+}
+
 /// The session as SCIM has it: none for an inactive user, SCIM's groups
 /// for a user it knows, unchanged otherwise (and without `[scim]`).
 pub async fn adjust(
