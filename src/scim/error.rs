@@ -33,6 +33,9 @@ pub enum ScimError {
     /// No resource with this id.
     #[error("{0}")]
     NotFound(String),
+    /// A method the endpoint does not answer (the discovery endpoints: GET only).
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// `If-Match` names another version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -60,6 +63,7 @@ impl ScimError {
             | ScimError::TooMany(_) => 400,
             ScimError::Unauthorized => 401,
             ScimError::NotFound(_) => 404,
+            ScimError::MethodNotAllowed(_) => 405,
             ScimError::Uniqueness(_) => 409,
             ScimError::PreconditionFailed(_) => 412,
             ScimError::TooLarge(_) => 413,

@@ -196,7 +196,7 @@ fn url(s: &str) -> String {
 }
 
 #[actix_web::test]
-async fn lists_page_by_start_index_and_count_oldest_first() {
+async fn lists_page_by_start_index_and_count_in_a_stable_order() {
     let app = app().await;
     let mut ids = Vec::new();
     for n in 0..5 {
@@ -206,13 +206,22 @@ async fn lists_page_by_start_index_and_count_oldest_first() {
     assert_eq!(v["totalResults"], 5);
     assert_eq!(v["startIndex"], 2);
     assert_eq!(v["itemsPerPage"], 2);
-    let got: Vec<&str> = v["Resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(got, [ids[1].as_str(), ids[2].as_str()]);
+    let ids_of = |v: &Value| -> Vec<String> {
+        v["Resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let page = ids_of(&v);
+    let (_, everyone, _) = call(&app, "GET", "/Users", None).await;
+    let all = ids_of(&everyone);
+    let (mut sorted, mut created) = (all.clone(), ids.clone());
+    sorted.sort();
+    created.sort();
+    assert_eq!(sorted, created, "every user, once");
+    assert_eq!(page, all[1..3], "the page is a slice of the one order");
     // Past the end: nothing; a count of 0: only the total; below 1 is 1.
     let (_, v, _) = call(&app, "GET", "/Users?startIndex=9", None).await;
     assert_eq!(
@@ -225,7 +234,7 @@ async fn lists_page_by_start_index_and_count_oldest_first() {
         (json!(5), json!(0))
     );
     let (_, v, _) = call(&app, "GET", "/Users?startIndex=-3&count=1", None).await;
-    assert_eq!(v["Resources"][0]["id"], json!(ids[0]));
+    assert_eq!(v["Resources"][0]["id"].as_str(), Some(all[0].as_str()));
     let (s, e, _) = call(&app, "GET", "/Users?count=many", None).await;
     assert_scim_error(s, &e, 400, Some("invalidValue"));
 }
@@ -479,10 +488,11 @@ async fn an_inactive_user_loses_every_session_and_cannot_sign_in_until_active() 
     );
     let sub = subject_of("alice");
     let id = create_user(&app, "alice", Some(&sub)).await;
+    create_group(&app, "users", &[&id]).await;
     assert_eq!(
         forward_auth_status(&app, "app.example.test", &alice).await,
         200,
-        "active: nothing changes"
+        "active, in `users`: allowed"
     );
     // Pocket ID disables alice: a PUT with active false.
     let (s, v, _) = call(
@@ -549,6 +559,7 @@ async fn a_deleted_user_loses_every_session_matched_by_user_name_without_externa
     let app = app().await;
     let bob = session_cookie(&sign_in(&app, &browser(), "bob", RD).await).unwrap();
     let id = create_user(&app, "bob", None).await;
+    create_group(&app, "users", &[&id]).await;
     assert_eq!(
         forward_auth_status(&app, "app.example.test", &bob).await,
         200
