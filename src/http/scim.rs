@@ -27,11 +27,13 @@ pub(super) fn routes(cfg: &mut web::ServiceConfig) {
             .service(read_only("/ResourceTypes/{id}", resource_type))
             .service(read_only("/Schemas", schemas))
             .service(read_only("/Schemas/{id}", schema))
+            .route("/.search", web::to(not_implemented))
+            .route("/{kind}/.search", web::to(not_implemented))
             .route("/{kind}", web::get().to(list))
             .route("/{kind}", web::post().to(create))
             .route("/{kind}/{id}", web::get().to(get))
-            .route("/{kind}/{id}", web::put().to(replace))
-            .route("/{kind}/{id}", web::patch().to(patch))
+            .route("/{kind}/{id}", web::put().to(update))
+            .route("/{kind}/{id}", web::patch().to(update))
             .route("/{kind}/{id}", web::delete().to(delete))
             .default_service(web::to(unknown)),
     );
@@ -54,6 +56,16 @@ async fn not_allowed(req: HttpRequest, state: State) -> HttpResponse {
         Err(ScimError::MethodNotAllowed(format!(
             "{} {} is not allowed: discovery endpoints answer GET only",
             req.method(),
+            req.path()
+        ))
+        .into())
+    }))
+}
+
+async fn not_implemented(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).and_then(|_| {
+        Err(ScimError::NotImplemented(format!(
+            "{} is not implemented: list with GET and a filter",
             req.path()
         ))
         .into())
@@ -226,7 +238,8 @@ async fn get(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
     )
 }
 
-async fn replace(
+/// `PUT` (the whole resource) or `PATCH` (operations on it).
+async fn update(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
@@ -237,34 +250,13 @@ async fn replace(
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
             let body = json_body(payload).await?;
-            let s = scope(&state, &base);
-            Ok(respond::scim(
-                directory
-                    .replace(&s, kind, &path.1, &body, if_match(req.headers()))
-                    .await?,
-            ))
-        }
-        .await,
-    )
-}
-
-async fn patch(
-    req: HttpRequest,
-    state: State,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-) -> HttpResponse {
-    answer(
-        async {
-            let (directory, base) = authorized(&state, req.headers())?;
-            let kind = kind_of(&path.0)?;
-            let body = json_body(payload).await?;
-            let s = scope(&state, &base);
-            Ok(respond::scim(
-                directory
-                    .patch(&s, kind, &path.1, &body, if_match(req.headers()))
-                    .await?,
-            ))
+            let (s, wanted) = (scope(&state, &base), if_match(req.headers()));
+            let done = if req.method() == actix_web::http::Method::PATCH {
+                directory.patch(&s, kind, &path.1, &body, wanted).await?
+            } else {
+                directory.replace(&s, kind, &path.1, &body, wanted).await?
+            };
+            Ok(respond::scim(done))
         }
         .await,
     )

@@ -36,6 +36,9 @@ pub enum ScimError {
     /// A method the endpoint does not answer (the discovery endpoints: GET only).
     #[error("{0}")]
     MethodNotAllowed(String),
+    /// A request this service provider does not implement (`/.search`).
+    #[error("{0}")]
+    NotImplemented(String),
     /// `If-Match` names another version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -64,6 +67,7 @@ impl ScimError {
             ScimError::Unauthorized => 401,
             ScimError::NotFound(_) => 404,
             ScimError::MethodNotAllowed(_) => 405,
+            ScimError::NotImplemented(_) => 501,
             ScimError::Uniqueness(_) => 409,
             ScimError::PreconditionFailed(_) => 412,
             ScimError::TooLarge(_) => 413,
