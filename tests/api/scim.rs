@@ -313,7 +313,7 @@ async fn groups_and_the_patch_forms_clients_send() {
         )),
     )
     .await;
-    assert_eq!(members(&v), [bob.clone()]);
+    assert_eq!(members(&v), [bob.as_str()]);
     // remove with the members as the value (Azure's form), then add without a path.
     let (_, v, _) = call(
         &app,
@@ -334,7 +334,7 @@ async fn groups_and_the_patch_forms_clients_send() {
         )),
     )
     .await;
-    assert_eq!(members(&v), [alice.clone()]);
+    assert_eq!(members(&v), [alice.as_str()]);
     // replace without a path, and with one.
     let (_, v, _) = call(
         &app,
@@ -355,7 +355,7 @@ async fn groups_and_the_patch_forms_clients_send() {
         )),
     )
     .await;
-    assert_eq!(members(&v), [bob.clone()]);
+    assert_eq!(members(&v), [bob.as_str()]);
     // A user's attributes: with and without a path, sub-attributes, filtered values.
     let upath = format!("/Users/{alice}");
     let (_, v, _) = call(&app, "PATCH", &upath, Some(patch(json!([
@@ -384,7 +384,9 @@ async fn bad_input_gets_the_rfc_error_body_and_changes_nothing() {
     let alice = create_user(&app, "alice", Some("sub-a")).await;
     let g = create_group(&app, "admins", &[&alice]).await;
     let raw = |body: &str| Some(body.to_string());
-    let cases: Vec<(&str, String, Option<String>, u16, Option<&str>)> = vec![
+    // method, path, body, status, scimType
+    type Case<'a> = (&'a str, String, Option<String>, u16, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         ("POST", "/Users".into(), raw("{not json"), 400, Some("invalidSyntax")),
         ("POST", "/Users".into(), raw("[1,2]"), 400, Some("invalidSyntax")),
         ("POST", "/Users".into(), raw(r#"{"userName":"x"}"#), 400, Some("invalidSyntax")),
