@@ -119,6 +119,16 @@ fn if_match(meta: &Meta, wanted: Option<&str>) -> Result<(), ScimError> {
     }
 }
 
+/// Whether the directory may hold one more of `what`.
+fn room(held: usize, what: &str) -> Result<(), ScimError> {
+    if held >= MAX_RESOURCES {
+        return Err(ScimError::TooMany(format!(
+            "the directory holds {MAX_RESOURCES} {what}, as many as it may"
+        )));
+    }
+    Ok(())
+}
+
 /// The resource `id` of `list` and where it is, if `If-Match` allows.
 fn found<T: Resource>(
     list: &[T],
@@ -210,11 +220,7 @@ impl Directory {
             DirectoryKind::User => {
                 let input = UserInput::parse(body)?;
                 state.user_clash(&input, None)?;
-                if state.users.len() >= MAX_RESOURCES {
-                    return Err(ScimError::TooMany(format!(
-                        "the directory holds {MAX_RESOURCES} users"
-                    )));
-                }
+                room(state.users.len(), "users")?;
                 let user = input.into_user(id, meta);
                 save(store, &self.keys, kind, &user.id, &user).await?;
                 state.users.push(user.clone());
@@ -231,11 +237,7 @@ impl Directory {
             DirectoryKind::Group => {
                 let input = GroupInput::parse(body)?;
                 state.group_clash(&input, None)?;
-                if state.groups.len() >= MAX_RESOURCES {
-                    return Err(ScimError::TooMany(format!(
-                        "the directory holds {MAX_RESOURCES} groups"
-                    )));
-                }
+                room(state.groups.len(), "groups")?;
                 let group = input.into_group(id, meta);
                 save(store, &self.keys, kind, &group.id, &group).await?;
                 state.groups.push(group.clone());
