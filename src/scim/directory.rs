@@ -262,38 +262,13 @@ impl Directory {
         id: &str,
     ) -> Result<Answer, ScimError> {
         let state = load(store(s)?, &self.keys).await?;
-        match kind {
-            DirectoryKind::User => {
-                let u = state
-                    .users
-                    .iter()
-                    .find(|u| u.id == id)
-                    .ok_or_else(|| not_found(kind, id))?;
-                Ok(answer(
-                    200,
-                    state.render_user(u, s.base),
-                    &u.meta,
-                    &u.id,
-                    s.base,
-                    "Users",
-                ))
-            }
-            DirectoryKind::Group => {
-                let g = state
-                    .groups
-                    .iter()
-                    .find(|g| g.id == id)
-                    .ok_or_else(|| not_found(kind, id))?;
-                Ok(answer(
-                    200,
-                    state.render_group(g, s.base),
-                    &g.meta,
-                    &g.id,
-                    s.base,
-                    "Groups",
-                ))
-            }
-        }
+        let (body, meta, endpoint) = match kind {
+            DirectoryKind::User => found(&state.users, kind, id, None)
+                .map(|(_, u)| (state.render_user(&u, s.base), u.meta, "Users"))?,
+            DirectoryKind::Group => found(&state.groups, kind, id, None)
+                .map(|(_, g)| (state.render_group(&g, s.base), g.meta, "Groups"))?,
+        };
+        Ok(answer(200, body, &meta, id, s.base, endpoint))
     }
 
     /// `GET /Users` or `/Groups`: filtered, oldest first, one page.
