@@ -15,6 +15,7 @@ mod located;
 mod offline;
 mod shape;
 mod step_up;
+mod scim;
 mod warnings;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

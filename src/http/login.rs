@@ -371,6 +371,7 @@ async fn complete_sign_in(
         .complete(&redirect_uri, code, &flow.pkce_verifier, &flow.nonce)
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
+    state.refuse_disabled(&sign_in.identity).await?;
     let signed = &mut sign_in.identity.sign_in;
     signed.auth_time = step_up::sign_in_time(signed.auth_time, flow.step_up.is_some(), now());
     // A step-up's sign-in that does not meet what the flow asked changes

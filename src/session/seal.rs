@@ -50,10 +50,12 @@ pub enum Purpose {
     /// When a session in a store was last used, kept beside its record and
     /// bound to its store key (an edited or moved value opens nowhere).
     LastUse,
+    /// A SCIM user or group in the store's directory, bound to its kind and id.
+    Directory,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 7] = [
+    const ALL: [Purpose; 8] = [
         Purpose::Session,
         Purpose::Flow,
         Purpose::IdToken,
@@ -61,6 +63,7 @@ impl Purpose {
         Purpose::StoredToken,
         Purpose::StoredRecord,
         Purpose::LastUse,
+        Purpose::Directory,
     ];
 
     /// The associated data that binds a sealed value to its purpose.
@@ -73,6 +76,7 @@ impl Purpose {
             Purpose::StoredToken => b"pocketgate/v1/stored-token",
             Purpose::StoredRecord => b"pocketgate/v1/stored-record",
             Purpose::LastUse => b"pocketgate/v1/last-use",
+            Purpose::Directory => b"pocketgate/v1/scim-directory",
         }
     }
 
@@ -95,6 +99,7 @@ impl Purpose {
     fn max_sealed_len(self) -> usize {
         match self {
             Purpose::StoredRecord => MAX_RECORD_LEN,
+            Purpose::Directory => MAX_DIRECTORY_LEN,
             _ => MAX_SEALED_LEN,
         }
     }
@@ -103,6 +108,9 @@ impl Purpose {
 /// Longest sealed store record `open` looks at (a record holds two sealed
 /// tokens of a few KiB each).
 const MAX_RECORD_LEN: usize = 256 * 1024;
+
+/// Longest sealed SCIM resource `open` looks at (a group of 10,000 members).
+const MAX_DIRECTORY_LEN: usize = 2 * 1024 * 1024;
 
 /// Why a sealed value did not open. Only ever logged (at debug level): the
 /// request simply has no session.

@@ -22,4 +22,5 @@ mod monitoring;
 mod reload;
 mod shape;
 mod step_up;
+mod scim;
 mod store;

@@ -22,6 +22,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Filter, StoreError, StoreKey, Stored};
 
+mod directory;
+
 const FILE: &str = "sessions.sqlite3";
 
 /// The column added after the first release: files written before get it

@@ -12,6 +12,7 @@
 //! (`try_lock`), when was it last used (`record_use`, read back by `get`
 //! and `list` beside the record). It never decides; it only keeps.
 
+mod directory;
 mod embedded;
 mod key;
 mod redis;
@@ -26,6 +27,7 @@ use crate::config::StoreSettings;
 use crate::policy::Identity;
 
 pub use self::redis::Redis;
+pub use directory::DirectoryKind;
 pub use embedded::Embedded;
 pub use key::StoreKey;
 
