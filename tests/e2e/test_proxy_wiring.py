@@ -182,10 +182,12 @@ def test_no_alias_spelling_of_an_identity_header_reaches_the_backend(stub_stack)
 # --- the public login host (issue 16, finding 11) ---------------------------
 
 PUBLIC_PATHS = ("/", "/login?rd=x", "/callback?code=c&state=s", "/logout", "/logout/done", "/whoami",
-                "/backchannel-logout", "/.well-known/jwks.json", "/healthz")
+                "/backchannel-logout", "/.well-known/jwks.json", "/healthz", "/scim/v2",
+                "/scim/v2/Users?filter=userName%20eq%20%22bob%22", "/scim/v2/Groups/abc")
 PRIVATE_PATHS = ("/metrics", "/readyz", "/forward-auth", "/auth-request", "/metrics/", "/METRICS",
                  "/%6detrics", "/login/../metrics", "//metrics", "/login/../readyz", "/forward-auth?x=1",
-                 "/demo", "/anything")
+                 "/demo", "/anything", "/scim", "/scim/v2x", "/scimv2/Users", "/scim/v2/../metrics",
+                 "/scim/v2/%2e%2e/readyz")
 
 
 def test_public_host_forwards_only_what_browsers_and_the_provider_need(stub_stack):
