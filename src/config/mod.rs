@@ -24,8 +24,8 @@ use figment::Figment;
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
 pub use compile::assertion::{AssertionSettings, KeyFile};
-pub use compile::session::SessionShape;
 pub use compile::scim::ScimSettings;
+pub use compile::session::SessionShape;
 pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
 

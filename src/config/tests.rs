@@ -13,9 +13,9 @@ mod include;
 mod json;
 mod located;
 mod offline;
+mod scim;
 mod shape;
 mod step_up;
-mod scim;
 mod warnings;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

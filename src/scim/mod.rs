@@ -123,8 +123,9 @@ pub fn summary(rt: &crate::config::Runtime) -> String {
     }
 }
 
-/// The session as SCIM has it: none for an inactive user, SCIM's groups
-/// for a user it knows, unchanged otherwise (and without `[scim]`).
+/// The session as SCIM has it: none for an inactive user, without the
+/// groups SCIM took the user out of for a user it knows, unchanged
+/// otherwise (and without `[scim]`).
 pub async fn adjust(
     directory: Option<&Directory>,
     sessions: &Sessions,
@@ -146,7 +147,7 @@ pub async fn adjust(
         tracing::info!(target: "pocketgate::scim", user = %current.session.identity.user, "SCIM keeps this user inactive: the session is refused");
         return None;
     }
-    if let Some(identity) = known.regroup(&current.session.identity) {
+    if let Some(identity) = known.regroup(&current.session.identity, snapshot.groups()) {
         current.session.identity = Arc::new(identity);
     }
     Some(current)

@@ -5,11 +5,19 @@
 //! store's change counter at most once a second and reads the directory
 //! again only when it moved, so the others follow within about a second.
 //!
-//! Users SCIM does not know keep their sign-in's groups; a user SCIM knows
-//! gets SCIM's groups (the display names of the groups listing them); an
-//! inactive user has no session at all.
+//! Users SCIM does not know keep their sign-in's groups; an inactive user
+//! has no session at all. A user SCIM knows loses, from the next request,
+//! every group of their sign-in that the directory knows and no longer
+//! lists them in. SCIM never adds a group: Pocket ID sends a group's
+//! friendly name (`displayName` "Grafana Admins") while its tokens carry the
+//! group's name (`grafana_admins`), so a group is known by either its
+//! display name or the name Pocket ID derives from it by default (lower
+//! case, every character outside `a-z0-9_` an underscore). Taking a group
+//! away on such a match can only narrow access; granting one on it could
+//! hand out another group whose name happens to match. Groups joined reach
+//! the session with its next refresh.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -22,7 +30,24 @@ use crate::policy::Identity;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Known {
     pub(super) active: bool,
+    /// The names the groups listing this user go by (see [`group_names`]).
     pub(super) groups: Vec<String>,
+}
+
+/// The names a SCIM group with `display_name` goes by in a token's groups
+/// claim: the display name itself, and the name Pocket ID derives from it
+/// by default (its group form: lower case, every character outside
+/// `a-z0-9_` replaced by `_`).
+pub(super) fn group_names(display_name: &str) -> [String; 2] {
+    let derived = display_name
+        .to_lowercase()
+        .chars()
+        .map(|c| match c {
+            'a'..='z' | '0'..='9' | '_' => c,
+            _ => '_',
+        })
+        .collect();
+    [display_name.to_owned(), derived]
 }
 
 /// The directory as the request path reads it.
@@ -35,6 +60,8 @@ pub(super) struct Snapshot {
     by_subject: HashMap<String, Arc<Known>>,
     /// By `userName`, lower-cased, of users without an `externalId`.
     by_user: HashMap<String, Arc<Known>>,
+    /// Every name a group of the directory goes by ([`group_names`]).
+    groups: HashSet<String>,
 }
 
 impl Snapshot {
@@ -46,7 +73,7 @@ impl Snapshot {
             let mut names: Vec<String> = groups
                 .iter()
                 .filter(|g| g.members.iter().any(|m| m.value == u.id))
-                .map(|g| g.display_name.clone())
+                .flat_map(|g| group_names(&g.display_name))
                 .collect();
             names.sort();
             names.dedup();
@@ -63,7 +90,16 @@ impl Snapshot {
             generation,
             by_subject,
             by_user,
+            groups: groups
+                .iter()
+                .flat_map(|g| group_names(&g.display_name))
+                .collect(),
         }
+    }
+
+    /// Every name a group of the directory goes by.
+    pub(super) fn groups(&self) -> &HashSet<String> {
+        &self.groups
     }
 
     /// What SCIM says about `identity`: by subject, else by user name.
@@ -79,12 +115,16 @@ impl Snapshot {
 }
 
 impl Known {
-    /// The identity with SCIM's groups, when they differ from its own.
-    pub(super) fn regroup(&self, identity: &Identity) -> Option<Identity> {
-        let same = self.groups.len() == identity.groups.len()
-            && self.groups.iter().all(|g| identity.groups.contains(g));
-        (!same).then(|| Identity {
-            groups: self.groups.clone(),
+    /// The identity without the groups the directory (`known`: every name
+    /// its groups go by) knows and no longer lists this user in; `None`
+    /// when nothing is taken away.
+    pub(super) fn regroup(&self, identity: &Identity, known: &HashSet<String>) -> Option<Identity> {
+        let kept = |g: &&String| !known.contains(*g) || self.groups.contains(*g);
+        if identity.groups.iter().all(|g| kept(&g)) {
+            return None;
+        }
+        Some(Identity {
+            groups: identity.groups.iter().filter(kept).cloned().collect(),
             ..identity.clone()
         })
     }

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use super::filter::Filter;
-use super::overlay::Snapshot;
+use super::overlay::{self, Snapshot};
 use super::patch;
 use super::resource::{Group, Member, Meta, User, UserInput};
 use crate::policy::Identity;
@@ -105,13 +105,26 @@ fn the_snapshot_knows_users_by_subject_else_by_name() {
     let alice = snap.find(&id("sub-a", "whoever", &[])).unwrap();
     assert!(alice.active);
     assert_eq!(alice.groups, ["admins", "users"]);
+    let known = snap.groups();
     assert_eq!(
-        alice.regroup(&id("sub-a", "alice", &["users", "admins"])),
+        alice.regroup(&id("sub-a", "alice", &["users", "admins"]), known),
         None,
-        "same set: no copy"
+        "nothing taken away: no copy"
     );
-    let regrouped = alice.regroup(&id("sub-a", "alice", &["x"])).unwrap();
-    assert_eq!(regrouped.groups, ["admins", "users"]);
+    assert_eq!(
+        alice.regroup(&id("sub-a", "alice", &["x"]), known),
+        None,
+        "a group the directory does not know stays"
+    );
+    let bob = snap.find(&id("sub-b", "bob", &[])).unwrap();
+    let regrouped = bob
+        .regroup(&id("sub-b", "bob", &["admins", "users", "x"]), known)
+        .unwrap();
+    assert_eq!(
+        regrouped.groups,
+        ["users", "x"],
+        "out of admins: taken away"
+    );
     assert!(
         !snap.find(&id("sub-b", "bob", &[])).unwrap().active,
         "by name, without case"
@@ -123,4 +136,43 @@ fn the_snapshot_knows_users_by_subject_else_by_name() {
     assert!(Snapshot::default()
         .find(&id("sub-a", "alice", &[]))
         .is_none());
+}
+
+/// Pocket ID sends a group's friendly name; its tokens carry the name it
+/// derived from it. Membership is matched under either, and a group the
+/// user joined is never added by SCIM.
+#[test]
+fn friendly_names_match_the_names_pocket_id_derives_and_only_take_away() {
+    assert_eq!(
+        overlay::group_names("Grafana Admins!"),
+        ["Grafana Admins!".to_string(), "grafana_admins_".to_string()]
+    );
+    let users = [
+        user("u1", "alice", Some("sub-a"), true),
+        user("u2", "bob", Some("sub-b"), true),
+    ];
+    let groups = [group("Admins", &["u1"]), group("Grafana Admins", &["u2"])];
+    let snap = Snapshot::of(&users, &groups, Some(1));
+    let id = |sub: &str, groups: &[&str]| Identity {
+        subject: sub.into(),
+        user: sub.into(),
+        groups: groups.iter().map(|g| (*g).into()).collect(),
+        ..Identity::default()
+    };
+    let alice = snap.find(&id("sub-a", &[])).unwrap();
+    assert_eq!(
+        alice.regroup(&id("sub-a", &["admins"]), snap.groups()),
+        None,
+        "alice is in Admins: her token's admins stays"
+    );
+    let bob = snap.find(&id("sub-b", &[])).unwrap();
+    let bob_now = bob
+        .regroup(&id("sub-b", &["admins", "grafana_admins"]), snap.groups())
+        .unwrap();
+    assert_eq!(bob_now.groups, ["grafana_admins"], "bob left Admins");
+    assert_eq!(
+        bob.regroup(&id("sub-b", &[]), snap.groups()),
+        None,
+        "Grafana Admins is never added by SCIM"
+    );
 }

@@ -20,7 +20,7 @@ mod login;
 mod misc;
 mod monitoring;
 mod reload;
+mod scim;
 mod shape;
 mod step_up;
-mod scim;
 mod store;

@@ -40,17 +40,28 @@ async fn two_replicas_share_the_directory_and_its_effects() {
     let (s, v, _) = call(&two, "GET", &format!("/Users/{alice_id}"), None).await;
     assert_eq!((s, v["userName"].clone()), (200, json!("alice")));
     let bob_id = create_user(&two, "bob", Some(&subject_of("bob"))).await;
+    let users = create_group(&two, "Users", &[&bob_id, &alice_id]).await;
+    assert_eq!(status(&one, "app.example.test", &bob).await, 200);
 
-    // bob added to admins on two: one decides with it within 5 s.
-    create_group(&two, "admins", &[&bob_id]).await;
+    // bob taken out of Users on two: one decides without it within 5 s.
+    let (s, _, _) = call(
+        &two,
+        "PATCH",
+        &format!("/Groups/{users}"),
+        Some(patch(
+            json!([{"op": "remove", "path": format!("members[value eq \"{bob_id}\"]")}]),
+        )),
+    )
+    .await;
+    assert_eq!(s, 200);
     assert_eq!(
-        status(&two, "grafana.example.test", &bob).await,
-        200,
+        status(&two, "app.example.test", &bob).await,
+        403,
         "at once where the call landed"
     );
     assert_eq!(
-        within_5s(&one, "grafana.example.test", &bob, 200).await,
-        200,
+        within_5s(&one, "app.example.test", &bob, 403).await,
+        403,
         "the other replica within 5 s"
     );
 
@@ -80,8 +91,8 @@ async fn two_replicas_share_the_directory_and_its_effects() {
         started.elapsed()
     );
     assert_eq!(
-        status(&one, "app.example.test", &bob).await,
+        status(&one, "lan.example.test", &bob).await,
         200,
-        "bob keeps his"
+        "bob keeps his session where his groups do not matter"
     );
 }
