@@ -12,6 +12,7 @@ mod include;
 mod load;
 mod locate;
 mod raw;
+mod secret_paths;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -26,6 +27,7 @@ use crate::policy::{HostMatch, Rules};
 pub use compile::assertion::{AssertionSettings, KeyFile};
 pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
+pub use secret_paths::{load_with_secret_paths, SecretPaths};
 
 /// The compiled configuration `serve` runs on: built once, shared by `Arc`, only read.
 #[derive(Debug)]
