@@ -125,6 +125,30 @@ class PocketId:
             raise ApiError(f"{method} /api{path}: {r.status_code} {r.text[:500]}")
         return r.json() if r.content else None
 
+    def api_key_file(self, directory: Path) -> Path:
+        """The static API key in a file of its own (mode 0600), as ``pocket-id setup`` reads it."""
+        path = directory / "pocket-id-api-key"
+        path.write_text(self.api_key + "\n")
+        path.chmod(0o600)
+        return path
+
+    def scim_provider(self, client_id: str) -> dict | None:
+        """The SCIM service provider of a client, or None."""
+        r = _direct.get(f"{self.url}/api/oidc/clients/{client_id}/scim-service-provider",
+                        headers={"X-API-Key": self.api_key}, timeout=10)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise ApiError(f"SCIM service provider of {client_id}: {r.status_code} {r.text[:300]}")
+        return r.json()
+
+    def sync_scim(self, provider_id: str) -> None:
+        """Push users and groups to a SCIM service provider now (returns when the sync is done)."""
+        r = _direct.post(f"{self.url}/api/scim/service-provider/{provider_id}/sync",
+                         headers={"X-API-Key": self.api_key}, timeout=60)
+        if r.status_code != 200:
+            raise ApiError(f"SCIM sync of {provider_id}: {r.status_code} {r.text[:500]}")
+
     def discovery(self) -> dict:
         r = _direct.get(f"{self.url}/.well-known/openid-configuration", timeout=5)
         r.raise_for_status()
