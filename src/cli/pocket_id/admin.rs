@@ -501,3 +501,62 @@ fn bad_join(e: &url::ParseError) -> ApiError {
         reason: e.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "test code: a panic is a failed test")]
+
+    use super::*;
+
+    fn answer(status: u16, json: bool, body: &str) -> Answer {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap(),
+            json,
+            body: body.into(),
+        }
+    }
+
+    /// What each answer of Pocket ID becomes, and the fix it tells.
+    #[rustfmt::skip]
+    #[test]
+    fn answers_become_errors_that_say_what_to_do() {
+        let admin = Admin::new("http://localhost:1411", "k".into()).unwrap();
+        let cases: &[(u16, bool, &str, &str)] = &[
+            (401, true,  r#"{"error":"Unauthorized"}"#, "refused the API key (401 on /api/x)"),
+            (403, true,  "{}",                          "forbids /api/x"),
+            (404, false, "404 page not found",          "has no /api/x (404 without a JSON body): this Pocket ID has no SCIM service providers; fix: upgrade Pocket ID (pocketgate is tested against 2.9), or run setup with --no-scim"),
+            (405, false, "",                            "has no /api/x"),
+            (500, true,  r#"{"error":"Something went wrong"}"#, "failed on GET /api/x (500: {\"error\":\"Something went wrong\"}); fix: see Pocket ID's log"),
+            (400, true,  r#"{"error":"Field 'id' ..."}"#, "refused GET /api/x (400: {\"error\":\"Field 'id' ...\"})"),
+        ];
+        for (status, json, body, expected) in cases {
+            let e = admin
+                .ok(Method::GET, "api/x?search=a", answer(*status, *json, body), SCIM_WHAT, SCIM_HINT)
+                .err()
+                .unwrap_or_else(|| panic!("{status} passed"));
+            assert!(e.to_string().contains(expected), "{status}: {e}");
+        }
+        assert!(admin.ok(Method::GET, "api/x", answer(201, true, "{}"), "", "").is_ok());
+    }
+
+    #[test]
+    fn the_url_must_be_absolute_http() {
+        for bad in ["localhost:1411", "ftp://id.example.com", "not a url"] {
+            assert!(
+                matches!(Admin::new(bad, "k".into()), Err(ApiError::BadUrl { .. })),
+                "{bad}"
+            );
+        }
+        let a = Admin::new("https://id.example.com/pid", "k".into()).unwrap();
+        assert_eq!(
+            a.base.join("api/x").unwrap().as_str(),
+            "https://id.example.com/pid/api/x"
+        );
+    }
+
+    #[test]
+    fn ids_are_one_path_segment() {
+        assert_eq!(segment("a/b c"), "a%2Fb%20c");
+        assert_eq!(segment("pocketgate"), "pocketgate");
+    }
+}
