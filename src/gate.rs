@@ -19,6 +19,7 @@ use crate::config::{HeaderNames, PublicUrl, Runtime};
 use crate::oidc::bearer::{BearerAuth, BearerError, Credential, Source};
 use crate::policy::{self, Decision, Identity, Outcome, RequestFacts, Route, Rules};
 use crate::request::{OriginalRequest, Scheme};
+use crate::scim::{self, Directory};
 use crate::session::store::StoreError;
 use crate::session::{Current, Sessions};
 
@@ -31,6 +32,8 @@ pub struct Services<'a> {
     pub bearer: Option<&'a BearerAuth>,
     /// `[assertion]`, when a header is set.
     pub assertion: Option<&'a Assertions>,
+    /// `[scim]`: the directory's word on users it knows.
+    pub directory: Option<&'a Directory>,
 }
 
 /// What the request carries that may name a user, as read from its headers.
@@ -193,6 +196,7 @@ async fn identify(
             .current(credentials.session, now)
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
+        let current = scim::adjust(services.directory, services.sessions, current, now).await;
         if let Some(current) = current {
             return Ok(Some(Identified::Session(current)));
         }

@@ -30,5 +30,6 @@ pub mod oidc;
 pub mod policy;
 pub mod reload;
 pub mod request;
+pub mod scim;
 pub mod session;
 pub mod telemetry;

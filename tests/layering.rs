@@ -78,7 +78,7 @@ const LAYERS: &[&[&str]] = &[
     // Outside input made into policy's types: files (config), proxy headers (request).
     &["config", "request"],
     // Services built from the configuration.
-    &["session", "oidc", "assertion", "telemetry"],
+    &["session", "oidc", "assertion", "telemetry", "scim"],
     // One request's whole answer, actix-free.
     &["gate"],
     // The actix-web handlers and `respond`.

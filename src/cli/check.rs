@@ -182,6 +182,7 @@ pub fn summary(path: &Path, rt: &Runtime, includes: &[std::path::PathBuf]) -> St
             let _ = writeln!(s, "bearer: off");
         }
     }
+    let _ = writeln!(s, "{}", crate::scim::summary(rt));
     for p in rt.rules.policies() {
         let admits = clauses(
             &[

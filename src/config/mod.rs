@@ -25,6 +25,7 @@ use figment::Figment;
 use crate::domain::{CookieDomain, HostName, Networks};
 use crate::policy::{HostMatch, Rules};
 pub use compile::assertion::{AssertionSettings, KeyFile};
+pub use compile::scim::ScimSettings;
 pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
 pub use secret_paths::{load_with_secret_paths, SecretPaths};
@@ -60,6 +61,8 @@ pub struct Runtime {
     pub log: LogSettings,
     /// `[assertion]`: `None` unless `assertion.header` is set.
     pub assertion: Option<AssertionSettings>,
+    /// `[scim]`: `Some` when SCIM clients may push users and groups to `/scim/v2`.
+    pub scim: Option<ScimSettings>,
     /// `support_contact`: whom a refused person should ask, shown on the pages.
     pub support_contact: Option<String>,
 }

@@ -38,6 +38,7 @@ pub(crate) struct RawConfig {
     pub headers: RawHeaders,
     pub assertion: RawAssertion,
     pub bearer: RawBearer,
+    pub scim: RawScim,
     pub policies: BTreeMap<String, RawPolicy>,
     pub hosts: Vec<RawHost>,
     /// The main file's name, once include files were merged (for messages
@@ -101,6 +102,14 @@ pub(crate) struct RawSessionDomain {
     pub cookie_domain: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub public_url: Option<String>,
+}
+
+/// `[scim]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawScim {
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub token_file: Option<String>,
 }
 
 /// `[bearer]`.
@@ -375,6 +384,7 @@ pub(crate) mod keys {
         "headers",
         "assertion",
         "bearer",
+        "scim",
         "policies",
         "hosts",
     ];
@@ -410,6 +420,7 @@ pub(crate) mod keys {
         "lookups_in_flight",
         "lookups_per_minute",
     ];
+    pub(crate) const SCIM: &[&str] = &["token_file"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[
         "host",

@@ -13,6 +13,7 @@ mod include;
 mod json;
 mod located;
 mod offline;
+mod scim;
 mod warnings;
 
 const SECRET: &str = "0123456789abcdef0123456789abcdef-test";

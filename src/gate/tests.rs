@@ -142,6 +142,7 @@ impl Fixture {
             sessions: &self.sessions,
             bearer: Some(&self.bearer),
             assertion: Some(&self.assertion),
+            directory: None,
         };
         let credentials = Credentials {
             session: &cookies,
@@ -253,6 +254,7 @@ async fn a_verdict_carries_its_reason_and_the_assertion_for_its_origin() {
         sessions: &f.sessions,
         bearer: None,
         assertion: Some(&f.assertion),
+        directory: None,
     };
     let credentials = |cookies| Credentials {
         session: cookies,

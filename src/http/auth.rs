@@ -101,6 +101,7 @@ impl AppState {
             sessions: &self.sessions,
             bearer: self.bearer.as_deref(),
             assertion: self.assertion.as_deref(),
+            directory: self.directory.as_ref(),
         }
     }
 

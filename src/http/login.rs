@@ -304,6 +304,7 @@ async fn complete_sign_in(
         .complete(&redirect_uri, code, &flow.pkce_verifier, &flow.nonce)
         .await
         .map_err(|error| Rejection::SignIn { error, retry })?;
+    state.refuse_disabled(&sign_in.identity).await?;
     let present = state.session_cookie_names(headers);
     let client = context.client.clone().unwrap_or_default();
     let user = sign_in.identity.user.clone();

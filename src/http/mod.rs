@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod pages;
 mod refresh;
 pub(crate) mod respond;
+mod scim;
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
@@ -50,6 +51,8 @@ pub struct AppState {
     pub assertion: Option<Arc<Assertions>>,
     /// `[bearer]`: bearer-token authentication and its caches, when enabled.
     pub bearer: Option<Arc<BearerAuth>>,
+    /// `[scim]`: the directory SCIM clients push, when configured.
+    pub directory: Option<crate::scim::Directory>,
 }
 
 /// Why the application could not be built.
@@ -90,6 +93,7 @@ impl AppState {
                 )
             },
             |provider, b| Arc::new(BearerAuth::new(provider.clone(), b.clone())),
+            crate::scim::Directory::new,
         ))
     }
 
@@ -118,6 +122,11 @@ impl AppState {
                 Some(old) if old.serves(provider, b) => old.clone(),
                 _ => Arc::new(BearerAuth::new(provider.clone(), b.clone())),
             },
+            // The directory's snapshot carries over; the secret is the new one.
+            |keys| match &self.directory {
+                Some(old) => old.reconfigured(keys),
+                None => crate::scim::Directory::new(keys),
+            },
         ))
     }
 
@@ -132,10 +141,12 @@ impl AppState {
         metrics: Arc<Metrics>,
         sessions: impl FnOnce(&Runtime, SessionKeys, CookieSettings) -> Sessions,
         bearer: impl FnOnce(&Arc<Provider>, &BearerSettings) -> Arc<BearerAuth>,
+        directory: impl FnOnce(SessionKeys) -> crate::scim::Directory,
     ) -> AppState {
         let (keys, cookie) = keys_and_cookie(&runtime);
         let sessions = sessions(&runtime, keys.clone(), cookie.clone());
         let bearer = runtime.bearer.as_ref().map(|b| bearer(&provider, b));
+        let directory = runtime.scim.as_ref().map(|_| directory(keys.clone()));
         AppState {
             headers: runtime.headers.clone(),
             runtime,
@@ -146,6 +157,7 @@ impl AppState {
             metrics,
             assertion,
             bearer,
+            directory,
         }
     }
 
@@ -301,7 +313,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
                 .app_data(web::FormConfig::default().limit(backchannel::MAX_BODY))
                 .route(web::post().to(backchannel::backchannel_logout)),
         )
-        .route("/", web::get().to(login::index));
+        .route("/", web::get().to(login::index))
+        .configure(scim::routes);
 }
 
 async fn healthz() -> HttpResponse {

@@ -22,8 +22,10 @@ use crate::session::store::StoreError;
 use crate::session::{CreateError, TooLarge};
 
 mod denied;
+mod scim;
 mod service;
 pub(crate) use denied::Denied;
+pub(crate) use scim::{scim, scim_error, scim_json};
 pub(crate) use service::{
     alive, backchannel, bad_query, jwks, metrics, private_json, readiness, LogoutAnswer, Readiness,
 };
@@ -116,6 +118,9 @@ pub(crate) enum Rejection {
     /// The query string does not fit the endpoint's parameters (`rd` twice).
     #[error("bad query string: {0}")]
     Query(String),
+    /// SCIM keeps this user inactive: no sign-in until it is active again.
+    #[error("sign-in refused: SCIM keeps the account of {0:?} inactive")]
+    AccountDisabled(String),
 }
 
 impl Rejection {
@@ -148,9 +153,9 @@ impl Rejection {
             | Rejection::StoreUnavailable(_)
             | Rejection::SessionNotStored(_)
             | Rejection::Assertion(_) => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::SessionTooLarge(_) | Rejection::UnsendableIdentity(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Rejection::SessionTooLarge(_)
+            | Rejection::UnsendableIdentity(_)
+            | Rejection::AccountDisabled(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -234,6 +239,10 @@ impl Rejection {
             Rejection::Query(e) => (
                 "Bad request",
                 format!("The address's query string cannot be read ({e})."),
+            ),
+            Rejection::AccountDisabled(_) => (
+                "Account disabled",
+                "This account is disabled. Ask an administrator to enable it again.".into(),
             ),
         }
     }

@@ -47,16 +47,19 @@ pub enum Purpose {
     /// A whole session record in a store, bound to its store key
     /// ([`SessionKeys::seal_bound`]).
     StoredRecord,
+    /// A SCIM user or group in the store's directory, bound to its kind and id.
+    Directory,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 6] = [
+    const ALL: [Purpose; 7] = [
         Purpose::Session,
         Purpose::Flow,
         Purpose::IdToken,
         Purpose::SessionId,
         Purpose::StoredToken,
         Purpose::StoredRecord,
+        Purpose::Directory,
     ];
 
     /// The associated data that binds a sealed value to its purpose.
@@ -68,6 +71,7 @@ impl Purpose {
             Purpose::SessionId => b"pocketgate/v1/session-id",
             Purpose::StoredToken => b"pocketgate/v1/stored-token",
             Purpose::StoredRecord => b"pocketgate/v1/stored-record",
+            Purpose::Directory => b"pocketgate/v1/scim-directory",
         }
     }
 
@@ -90,6 +94,7 @@ impl Purpose {
     fn max_sealed_len(self) -> usize {
         match self {
             Purpose::StoredRecord => MAX_RECORD_LEN,
+            Purpose::Directory => MAX_DIRECTORY_LEN,
             _ => MAX_SEALED_LEN,
         }
     }
@@ -98,6 +103,9 @@ impl Purpose {
 /// Longest sealed store record `open` looks at (a record holds two sealed
 /// tokens of a few KiB each).
 const MAX_RECORD_LEN: usize = 256 * 1024;
+
+/// Longest sealed SCIM resource `open` looks at (a group of 10,000 members).
+const MAX_DIRECTORY_LEN: usize = 2 * 1024 * 1024;
 
 /// Why a sealed value did not open. Only ever logged (at debug level): the
 /// request simply has no session.

@@ -19,4 +19,5 @@ mod headers;
 mod login;
 mod misc;
 mod reload;
+mod scim;
 mod store;

@@ -14,6 +14,8 @@ use pocketgate::oidc::Provider;
 use pocketgate::policy::Identity;
 use pocketgate::session::{Session, SessionKeys};
 
+pub mod scim;
+
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
 pub const OLD_SECRET: &str = "old-secret-0123456789abcdef01234567890";
 

@@ -6,6 +6,7 @@ pub(super) mod assertion;
 mod bearer;
 mod oidc;
 mod rules;
+pub(super) mod scim;
 mod server;
 mod session;
 
@@ -137,6 +138,7 @@ pub(super) fn runtime(
         session.as_ref().map(|s| &s.store),
         &mut report,
     );
+    let scim = scim::compile(raw, session.as_ref().map(|s| &s.store), &mut report);
     if let (Some(server), Some(session), Some(rules)) = (&server, &session, &rules) {
         session::warn_host_only_cookie(server, session, rules, &mut report);
         session::warn_uncovered_hosts(server, session, rules, &mut report);
@@ -152,6 +154,7 @@ pub(super) fn runtime(
         host_headers,
         assertion,
         bearer,
+        scim,
     ) {
         (
             Some(server),
@@ -161,6 +164,7 @@ pub(super) fn runtime(
             Some(host_headers),
             Some(assertion),
             Some(bearer),
+            Some(scim),
         ) => Some(Runtime {
             oidc: {
                 oidc.offline_access = session.refresh_interval.is_some();
@@ -184,6 +188,7 @@ pub(super) fn runtime(
             rules,
             session,
             assertion,
+            scim,
             support_contact: raw
                 .support_contact
                 .as_deref()

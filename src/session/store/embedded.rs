@@ -18,6 +18,8 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Filter, StoreError, StoreKey, Stored};
 
+mod directory;
+
 const FILE: &str = "sessions.sqlite3";
 
 const SCHEMA: &str = "

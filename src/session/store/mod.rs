@@ -11,6 +11,7 @@
 //! has this logout token been seen (`claim_jti`), who may refresh it now
 //! (`try_lock`). It never decides; it only keeps.
 
+mod directory;
 mod embedded;
 mod key;
 mod redis;
@@ -25,6 +26,7 @@ use crate::config::StoreSettings;
 use crate::policy::Identity;
 
 pub use self::redis::Redis;
+pub use directory::DirectoryKind;
 pub use embedded::Embedded;
 pub use key::StoreKey;
 

@@ -1,0 +1,314 @@
+//! `/scim/v2/...`: the SCIM service provider's thin handlers. Each checks
+//! the bearer token, reads the body (at most [`MAX_BODY`]) and the query,
+//! calls one `scim::Directory` operation and hands the answer to
+//! `respond`. Without `[scim]` every path here is a 404.
+
+use actix_web::http::header::{self, HeaderMap};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use super::respond::{self, Rejection};
+use super::{now, AppState, State};
+use crate::policy::Identity;
+use crate::scim::{self, Directory, ListQuery, ScimError, Scope};
+use crate::session::store::DirectoryKind;
+
+/// Largest SCIM request body, in bytes (beyond: 413).
+pub(super) const MAX_BODY: usize = 256 * 1024;
+
+/// Mount `/scim/v2`.
+pub(super) fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/scim/v2")
+            .route(
+                "/ServiceProviderConfig",
+                web::get().to(service_provider_config),
+            )
+            .route("/ResourceTypes", web::get().to(resource_types))
+            .route("/ResourceTypes/{id}", web::get().to(resource_type))
+            .route("/Schemas", web::get().to(schemas))
+            .route("/Schemas/{id}", web::get().to(schema))
+            .route("/{kind}", web::get().to(list))
+            .route("/{kind}", web::post().to(create))
+            .route("/{kind}/{id}", web::get().to(get))
+            .route("/{kind}/{id}", web::put().to(replace))
+            .route("/{kind}/{id}", web::patch().to(patch))
+            .route("/{kind}/{id}", web::delete().to(delete))
+            .default_service(web::to(unknown)),
+    );
+}
+
+/// The directory and the URL of `/scim/v2`, when `[scim]` is on and the
+/// request carries its token.
+fn authorized<'s>(
+    state: &'s AppState,
+    headers: &HeaderMap,
+) -> Result<(&'s Directory, String), Answer> {
+    let (Some(settings), Some(directory)) = (&state.runtime.scim, state.directory.as_ref()) else {
+        return Err(Answer::Off);
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim());
+    // Digests of both sides: equal length, compared in constant time.
+    let expected = Sha256::digest(settings.token.expose().as_bytes());
+    let matches =
+        presented.is_some_and(|t| bool::from(Sha256::digest(t.as_bytes()).ct_eq(&expected)));
+    if !matches {
+        return Err(Answer::Refused(ScimError::Unauthorized));
+    }
+    Ok((
+        directory,
+        format!("{}/scim/v2", state.runtime.public_url.origin),
+    ))
+}
+
+/// Why a handler answers without the directory's word.
+enum Answer {
+    /// `[scim]` is off: the path does not exist.
+    Off,
+    Refused(ScimError),
+}
+
+impl From<ScimError> for Answer {
+    fn from(e: ScimError) -> Answer {
+        Answer::Refused(e)
+    }
+}
+
+fn answer(result: Result<HttpResponse, Answer>) -> HttpResponse {
+    match result {
+        Ok(r) => r,
+        Err(Answer::Off) => HttpResponse::NotFound().finish(),
+        Err(Answer::Refused(e)) => respond::scim_error(&e),
+    }
+}
+
+fn kind_of(text: &str) -> Result<DirectoryKind, Answer> {
+    match text {
+        "Users" => Ok(DirectoryKind::User),
+        "Groups" => Ok(DirectoryKind::Group),
+        other => Err(ScimError::NotFound(format!("no endpoint {other:?} (Users, Groups)")).into()),
+    }
+}
+
+/// The request body as JSON, at most [`MAX_BODY`] bytes.
+async fn json_body(payload: web::Payload) -> Result<Value, ScimError> {
+    let bytes = payload
+        .to_bytes_limited(MAX_BODY)
+        .await
+        .map_err(|_| ScimError::TooLarge(MAX_BODY))?
+        .map_err(|e| ScimError::InvalidSyntax(format!("the body could not be read: {e}")))?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ScimError::InvalidSyntax(format!("the body is not JSON: {e}")))
+}
+
+fn if_match(headers: &HeaderMap) -> Option<&str> {
+    headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
+}
+
+fn scope<'a>(state: &'a AppState, base: &'a str) -> Scope<'a> {
+    Scope {
+        sessions: &state.sessions,
+        base,
+        now: now(),
+    }
+}
+
+async fn list(req: HttpRequest, state: State, path: web::Path<String>) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path)?;
+            let mut filter = None;
+            let (mut start_index, mut count) = (None, None);
+            let pairs: Vec<(String, String)> =
+                url::form_urlencoded::parse(req.query_string().as_bytes())
+                    .into_owned()
+                    .collect();
+            for (k, v) in &pairs {
+                let number = || {
+                    v.trim().parse::<i64>().map_err(|_| {
+                        ScimError::InvalidValue(format!("{k} must be an integer, not {v:?}"))
+                    })
+                };
+                match k.to_ascii_lowercase().as_str() {
+                    "filter" => filter = Some(v.as_str()),
+                    "startindex" => start_index = Some(number()?),
+                    "count" => count = Some(number()?),
+                    _ => {}
+                }
+            }
+            let q = ListQuery {
+                filter,
+                start_index,
+                count,
+            };
+            Ok(respond::scim(
+                directory.list(&scope(&state, &base), kind, &q).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn create(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<String>,
+    payload: web::Payload,
+) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path)?;
+            let body = json_body(payload).await?;
+            Ok(respond::scim(
+                directory.create(&scope(&state, &base), kind, &body).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn get(req: HttpRequest, state: State, path: web::Path<(String, String)>) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path.0)?;
+            Ok(respond::scim(
+                directory.get(&scope(&state, &base), kind, &path.1).await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn replace(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path.0)?;
+            let body = json_body(payload).await?;
+            let s = scope(&state, &base);
+            Ok(respond::scim(
+                directory
+                    .replace(&s, kind, &path.1, &body, if_match(req.headers()))
+                    .await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn patch(
+    req: HttpRequest,
+    state: State,
+    path: web::Path<(String, String)>,
+    payload: web::Payload,
+) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path.0)?;
+            let body = json_body(payload).await?;
+            let s = scope(&state, &base);
+            Ok(respond::scim(
+                directory
+                    .patch(&s, kind, &path.1, &body, if_match(req.headers()))
+                    .await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn delete(req: HttpRequest, state: State, path: web::Path<(String, String)>) -> HttpResponse {
+    answer(
+        async {
+            let (directory, base) = authorized(&state, req.headers())?;
+            let kind = kind_of(&path.0)?;
+            let s = scope(&state, &base);
+            Ok(respond::scim(
+                directory
+                    .delete(&s, kind, &path.1, if_match(req.headers()))
+                    .await?,
+            ))
+        }
+        .await,
+    )
+}
+
+async fn service_provider_config(req: HttpRequest, state: State) -> HttpResponse {
+    answer(
+        authorized(&state, req.headers())
+            .map(|(_, base)| respond::scim_json(&scim::service_provider_config(&base))),
+    )
+}
+
+async fn resource_types(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).map(|(_, base)| {
+        respond::scim_json(&scim::all(
+            scim::resource_types(&base)
+                .into_iter()
+                .map(|(_, v)| v)
+                .collect(),
+        ))
+    }))
+}
+
+async fn resource_type(req: HttpRequest, state: State, id: web::Path<String>) -> HttpResponse {
+    answer(
+        authorized(&state, req.headers())
+            .and_then(|(_, base)| one(scim::resource_types(&base), &id)),
+    )
+}
+
+async fn schemas(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).map(|(_, base)| {
+        respond::scim_json(&scim::all(
+            scim::schemas(&base).into_iter().map(|(_, v)| v).collect(),
+        ))
+    }))
+}
+
+async fn schema(req: HttpRequest, state: State, id: web::Path<String>) -> HttpResponse {
+    answer(authorized(&state, req.headers()).and_then(|(_, base)| one(scim::schemas(&base), &id)))
+}
+
+fn one(all: Vec<(&'static str, Value)>, id: &str) -> Result<HttpResponse, Answer> {
+    all.into_iter()
+        .find(|(k, _)| *k == id)
+        .map(|(_, v)| respond::scim_json(&v))
+        .ok_or_else(|| ScimError::NotFound(format!("no {id:?} here")).into())
+}
+
+async fn unknown(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).and_then(|_| {
+        Err(ScimError::NotFound(format!("no SCIM endpoint at {}", req.path())).into())
+    }))
+}
+
+impl AppState {
+    /// A sign-in SCIM keeps inactive is refused (403) until the user is active again.
+    pub(crate) async fn refuse_disabled(&self, identity: &Identity) -> Result<(), Rejection> {
+        let Some(directory) = &self.directory else {
+            return Ok(());
+        };
+        match directory.refuses(&self.sessions, identity, now()).await {
+            Ok(false) => Ok(()),
+            Ok(true) => Err(Rejection::AccountDisabled(identity.user.clone())),
+            Err(e) => Err(Rejection::StoreUnavailable(e)),
+        }
+    }
+}
