@@ -106,7 +106,8 @@ pub struct SetupArgs {
     /// Where to write the client secret (default: oidc.client_secret_file).
     #[arg(long)]
     pub client_secret_file: Option<PathBuf>,
-    /// Where the SCIM token is (written when missing): enables the SCIM service provider.
+    /// Where the SCIM token is (written when missing; default: scim.token_file):
+    /// with either, setup makes the SCIM service provider.
     #[arg(long)]
     pub scim_token_file: Option<PathBuf>,
     /// Where Pocket ID sends SCIM requests (default: <public_url>/scim/v2).

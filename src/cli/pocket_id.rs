@@ -219,10 +219,12 @@ fn config_lines(want: &Desired, paths: &SecretPaths) -> String {
         None => s.push_str("client_auth = \"none\"   # already set\n"),
     }
     if let Some(scim) = &want.scim {
+        let there = paths.scim_token_file.as_deref() == Some(scim.token_file.as_path());
         let _ = writeln!(
             s,
-            "[scim]\ntoken_file = {:?}",
-            scim.token_file.display().to_string()
+            "[scim]\ntoken_file = {:?}{}",
+            scim.token_file.display().to_string(),
+            if there { "   # already set" } else { "" }
         );
     }
     s

@@ -15,6 +15,8 @@ pub struct SecretPaths {
     pub client_secret_file: Option<PathBuf>,
     /// `oidc.client_auth = "none"`: a public client, PKCE only, no secret.
     pub public_client: bool,
+    /// `scim.token_file`.
+    pub scim_token_file: Option<PathBuf>,
 }
 
 impl SecretPaths {
@@ -22,6 +24,7 @@ impl SecretPaths {
         SecretPaths {
             client_secret_file: raw.oidc.client_secret_file.as_deref().map(PathBuf::from),
             public_client: raw.oidc.client_auth.as_deref() == Some("none"),
+            scim_token_file: raw.scim.token_file.as_deref().map(PathBuf::from),
         }
     }
 }

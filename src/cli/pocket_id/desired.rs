@@ -46,13 +46,17 @@ pub(crate) fn desired(
     let scim = if choices.no_scim {
         None
     } else {
-        choices.scim_token_file.clone().map(|token_file| ScimWant {
-            endpoint: choices
-                .scim_endpoint
-                .clone()
-                .unwrap_or_else(|| format!("{}/scim/v2", rt.public_url.origin)),
-            token_file,
-        })
+        choices
+            .scim_token_file
+            .clone()
+            .or_else(|| paths.scim_token_file.clone())
+            .map(|token_file| ScimWant {
+                endpoint: choices
+                    .scim_endpoint
+                    .clone()
+                    .unwrap_or_else(|| format!("{}/scim/v2", rt.public_url.origin)),
+                token_file,
+            })
     };
     let restriction = if choices.no_group_restriction {
         Restriction::Off("--no-group-restriction".into())

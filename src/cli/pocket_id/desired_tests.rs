@@ -173,3 +173,20 @@ fn no_secret_file_anywhere_is_an_error_unless_the_client_is_public() {
         None
     );
 }
+
+#[test]
+fn scim_follows_the_configuration_s_token_file_unless_told_otherwise() {
+    let extra = "[scim]\ntoken_file = \"/nonexistent/pocketgate/scim\"\n";
+    let d = desired_of(extra, &Choices::default()).unwrap();
+    let scim = d.scim.unwrap();
+    assert_eq!(
+        scim.token_file,
+        std::path::Path::new("/nonexistent/pocketgate/scim")
+    );
+    assert_eq!(scim.endpoint, "https://auth.example.com/scim/v2");
+    let off = Choices {
+        no_scim: true,
+        ..Choices::default()
+    };
+    assert!(desired_of(extra, &off).unwrap().scim.is_none());
+}
