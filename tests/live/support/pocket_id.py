@@ -161,6 +161,13 @@ class PocketId:
             self.groups[name] = g["id"]
         return self.groups[name]
 
+    def set_friendly_name(self, name: str, friendly: str) -> str:
+        """Give group ``name`` another friendly name; the one it had."""
+        gid = self.group(name)
+        before = self.api("GET", f"/user-groups/{gid}")["friendlyName"]
+        self.api("PUT", f"/user-groups/{gid}", json={"name": name, "friendlyName": friendly})
+        return before
+
     def create_user(self, username: str, groups: list[str]) -> User:
         email = f"{username}@example.test"
         u = self.api("POST", "/users", json={
@@ -175,6 +182,15 @@ class PocketId:
     def set_groups(self, user: User, groups: list[str]) -> None:
         self.api("PUT", f"/users/{user.id}/user-groups", json={"userGroupIds": [self.group(g) for g in groups]})
         user.groups = list(groups)
+
+    def remove_from_group(self, user: User, group: str) -> None:
+        """Take ``user`` out of ``group`` on the group's own members page (PUT
+        /user-groups/ID/users). Unlike the user's groups page, this marks the
+        group changed, so the next SCIM sync pushes it (Pocket ID 2.9.0)."""
+        gid = self.group(group)
+        members = [u["id"] for u in self.api("GET", f"/user-groups/{gid}")["users"] if u["id"] != user.id]
+        self.api("PUT", f"/user-groups/{gid}/users", json={"userIds": members})
+        user.groups = [g for g in user.groups if g != group]
 
     def set_disabled(self, user: User, disabled: bool) -> None:
         current = self.api("GET", f"/users/{user.id}")
