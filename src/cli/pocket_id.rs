@@ -101,16 +101,26 @@ async fn run(admin: &Admin, want: &Desired, issuer: &str, dry_run: bool) -> Resu
         );
     }
     let client = admin.client(&want.client_id).await?;
-    let wanted_groups: Vec<String> = match &want.restriction {
-        plan::Restriction::Groups(g) => g.iter().map(|g| g.name.clone()).collect(),
-        plan::Restriction::Off(_) => Vec::new(),
-    };
+    let mut wanted_groups = want.named_groups.clone();
+    if let plan::Restriction::Groups(g) = &want.restriction {
+        wanted_groups.extend(g.iter().map(|g| g.name.clone()));
+    }
+    wanted_groups.sort();
+    wanted_groups.dedup();
+    let found = admin.groups(&wanted_groups).await?;
     let scim = match (&want.scim, &client) {
         (Some(_), Some(_)) => admin.scim(&want.client_id).await?,
         _ => None,
     };
     let now = Current {
-        groups: admin.groups(&wanted_groups).await?,
+        groups: found
+            .iter()
+            .map(|(n, (id, _))| (n.clone(), id.clone()))
+            .collect(),
+        friendly_names: found
+            .into_iter()
+            .map(|(n, (_, friendly))| (n, friendly))
+            .collect(),
         secret_file: want
             .secret_file
             .as_deref()
@@ -125,6 +135,11 @@ async fn run(admin: &Admin, want: &Desired, issuer: &str, dry_run: bool) -> Resu
     let plan = plan::plan(want, &now);
     for n in &plan.notes {
         println!("note: {n}");
+    }
+    for (name, friendly) in &plan.friendly_mismatch {
+        eprintln!(
+            "warning: Pocket ID's SCIM sync names group {name:?} by its friendly name {friendly:?}, and the groups of a user SCIM knows are those names: the policies naming {name:?} would refuse its members after the first sync (fix: in Pocket ID, User Groups, {name}, set the friendly name to {name:?})"
+        );
     }
     if !plan.missing_groups.is_empty() {
         return Err(SetupError::MissingGroups(plan.missing_groups));

@@ -42,6 +42,8 @@ def SETUP(stack) -> Client:
                   f'client_secret_file = "{stack.workdir / "client-secret"}"', text, count=1)
     stack.config_path.write_text(text)
     stack.base_config = text
+    for g in ("admins", "users"):   # the suite's groups: friendly names "Admins", "Users"
+        stack.pocket_id.group(g)
     stack.first_setup = _setup(stack)
     secret_file = stack.workdir / "client-secret"
     secret = secret_file.read_text().strip() if secret_file.exists() else ""
@@ -58,6 +60,8 @@ def test_the_first_run_creates_the_client_and_the_files(stack, pocket_id):
     assert f'create OIDC client "{_client_id(stack)}"' in out, out
     assert "create the SCIM service provider" in out, out
     assert f'client_id = "{_client_id(stack)}"' in out, out   # the configuration lines
+    # SCIM would hand users the friendly names as groups: said, with the fix
+    assert 'names group "admins" by its friendly name "Admins"' in out, out
     client = pocket_id.api("GET", f"/oidc/clients/{_client_id(stack)}")
     assert client["callbackURLs"] == [f"{stack.public_url}/callback"]
     assert client["logoutCallbackURLs"] == [f"{stack.public_url}/logout/done"]

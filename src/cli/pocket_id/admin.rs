@@ -107,7 +107,12 @@ struct ClientDto {
 struct GroupDto {
     id: String,
     name: String,
+    #[serde(rename = "friendlyName", default)]
+    friendly_name: String,
 }
+
+/// A Pocket ID group: its id and friendly name, by name.
+pub(crate) type Groups = BTreeMap<String, (String, String)>;
 
 #[derive(Deserialize)]
 struct GroupPage {
@@ -290,11 +295,9 @@ impl Admin {
         Ok(s.secret)
     }
 
-    /// Name → id of those of `names` that are Pocket ID groups (exact names).
-    pub(crate) async fn groups(
-        &self,
-        names: &[String],
-    ) -> Result<BTreeMap<String, String>, ApiError> {
+    /// Name → (id, friendly name) of those of `names` that are Pocket ID
+    /// groups (exact names).
+    pub(crate) async fn groups(&self, names: &[String]) -> Result<Groups, ApiError> {
         let mut found = BTreeMap::new();
         for name in names {
             let mut page = 1;
@@ -312,7 +315,7 @@ impl Admin {
                 let a = self.ok(Method::GET, &path, a, "the user groups API", "")?;
                 let p: GroupPage = parse(&path, &a.body)?;
                 if let Some(g) = p.data.into_iter().find(|g| &g.name == name) {
-                    found.insert(g.name, g.id);
+                    found.insert(g.name, (g.id, g.friendly_name));
                     break;
                 }
                 if page >= p.pagination.total_pages || page >= MAX_PAGES {

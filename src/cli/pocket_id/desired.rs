@@ -58,6 +58,7 @@ pub(crate) fn desired(
                 token_file,
             })
     };
+    let named_groups = named_groups(rt);
     let restriction = if choices.no_group_restriction {
         Restriction::Off("--no-group-restriction".into())
     } else {
@@ -77,15 +78,13 @@ pub(crate) fn desired(
             .collect(),
         secret_file,
         restriction,
+        named_groups,
         scim,
     })
 }
 
-/// The groups of every policy in use (by a host, a host's rule, or
-/// `default_policy`), plus the groups `claim_roles` entries read; none when a
-/// policy in use admits any signed-in user, since a restriction at Pocket ID
-/// would then refuse people pocketgate lets in.
-fn restriction(rt: &Runtime) -> Restriction {
+/// The policies in use: by a host, a host's rule, or `default_policy`.
+fn policies_in_use(rt: &Runtime) -> Vec<&Arc<Policy>> {
     let rules = &rt.rules;
     let mut used: Vec<&Arc<Policy>> = rules.default_policy().into_iter().collect();
     for h in rules.hosts() {
@@ -95,6 +94,37 @@ fn restriction(rt: &Runtime) -> Restriction {
             RuleAction::Bypass | RuleAction::Deny => None,
         }));
     }
+    used
+}
+
+/// Every group name the policies in use name, and the groups `claim_roles`
+/// entries read from the groups claim, each once.
+fn named_groups(rt: &Runtime) -> Vec<String> {
+    let groups_claim = &rt.rules.claim_names().groups;
+    let mut seen = BTreeSet::new();
+    policies_in_use(rt)
+        .iter()
+        .flat_map(|p| p.allowed_groups.iter())
+        .chain(
+            rt.rules
+                .hosts()
+                .iter()
+                .flat_map(|h| &h.claim_roles)
+                .filter(|c| &c.claim == groups_claim)
+                .map(|c| &c.value),
+        )
+        .filter(|g| seen.insert(g.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// The groups of every policy in use (by a host, a host's rule, or
+/// `default_policy`), plus the groups `claim_roles` entries read; none when a
+/// policy in use admits any signed-in user, since a restriction at Pocket ID
+/// would then refuse people pocketgate lets in.
+fn restriction(rt: &Runtime) -> Restriction {
+    let rules = &rt.rules;
+    let used = policies_in_use(rt);
     if let Some(open) = used.iter().find(|p| p.allowed_groups.is_empty()) {
         return Restriction::Off(format!(
             "policy {:?} admits any signed-in user (it names no allowed_groups)",

@@ -107,13 +107,13 @@ fn a_policy_in_use_that_admits_anyone_turns_the_restriction_off() {
         format!("{BASE}[[hosts.rules]]\npaths = [\"/pub\"]\npolicy = \"open\"\n"),
         format!("default_policy = \"open\"\n{BASE}"),
     ] {
-        match desired_of_text(&text, &Choices::default())
-            .unwrap()
-            .restriction
-        {
+        let d = desired_of_text(&text, &Choices::default()).unwrap();
+        match d.restriction {
             Restriction::Off(why) => assert!(why.contains("\"open\""), "{why}"),
             r => panic!("{text}: {r:?}"),
         }
+        // still named, for the check of their friendly names
+        assert_eq!(d.named_groups, ["admins", "users", "grafana-admins"]);
     }
 }
 

@@ -22,6 +22,8 @@ pub(crate) struct Desired {
     pub secret_file: Option<PathBuf>,
     /// Who may sign in at Pocket ID at all.
     pub restriction: Restriction,
+    /// Every group the policies in use name (restricted to or not).
+    pub named_groups: Vec<String>,
     /// The SCIM service provider; `None` = not set up.
     pub scim: Option<ScimWant>,
 }
@@ -60,6 +62,8 @@ pub(crate) struct Current {
     pub client: Option<ClientNow>,
     /// Name → id of the wanted groups that exist in Pocket ID.
     pub groups: BTreeMap<String, String>,
+    /// Name → friendly name of the named groups that exist in Pocket ID.
+    pub friendly_names: BTreeMap<String, String>,
     /// Whether the client secret file exists with a secret in it.
     pub secret_file: bool,
     /// The SCIM service provider of the client, if there is one.
@@ -119,6 +123,10 @@ pub(crate) struct Plan {
     pub notes: Vec<String>,
     /// Whether the client ends up restricted to groups (some wanted group exists).
     pub restricted: bool,
+    /// With SCIM: (name, friendly name) of each named group whose friendly
+    /// name differs. Pocket ID's SCIM sync sends the friendly name, which
+    /// becomes the role of every user SCIM knows: no policy would match it.
+    pub friendly_mismatch: Vec<(String, String)>,
 }
 
 impl Plan {
@@ -163,6 +171,14 @@ pub(crate) fn plan(want: &Desired, now: &Current) -> Plan {
     }
     if let Some(scim) = &want.scim {
         scim_steps(scim, now, &mut plan);
+        plan.friendly_mismatch = want
+            .named_groups
+            .iter()
+            .filter_map(|n| {
+                let f = now.friendly_names.get(n)?;
+                (f != n).then(|| (n.clone(), f.clone()))
+            })
+            .collect();
     }
     plan
 }

@@ -31,6 +31,7 @@ fn want() -> Desired {
                 required: true,
             },
         ]),
+        named_groups: vec!["admins".into(), "users".into()],
         scim: Some(ScimWant {
             endpoint: SCIM.into(),
             token_file: PathBuf::from("/run/secrets/scim"),
@@ -58,6 +59,7 @@ fn up_to_date() -> Current {
             groups: vec!["users".into(), "admins".into()],
         }),
         groups: groups(),
+        friendly_names: groups().into_keys().map(|n| (n.clone(), n)).collect(),
         secret_file: true,
         scim: Some(ScimNow {
             id: "sp1".into(),
@@ -223,5 +225,23 @@ fn the_plan_reads_as_pocket_id_s_admin_pages() {
         lines[4].contains("endpoint https://auth.example.com/scim/v2"),
         "{}",
         lines[4]
+    );
+}
+
+#[test]
+fn with_scim_a_friendly_name_other_than_the_name_is_flagged() {
+    let mut now = up_to_date();
+    now.friendly_names.insert("admins".into(), "Admins".into());
+    let p = plan(&want(), &now);
+    assert_eq!(
+        p.friendly_mismatch,
+        vec![("admins".to_string(), "Admins".to_string())]
+    );
+    assert!(p.steps.is_empty(), "a warning, not a change: {:?}", p.steps);
+    let mut w = want();
+    w.scim = None;
+    assert!(
+        plan(&w, &now).friendly_mismatch.is_empty(),
+        "without SCIM the friendly name is never a role"
     );
 }
