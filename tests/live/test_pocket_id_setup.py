@@ -10,13 +10,13 @@ real, changes nothing; a callback URL changed in Pocket ID is put back.
 
 from __future__ import annotations
 
-import re
 import stat
 
 import pytest
 
 from harness.checks import echo_json
 from support.pocket_id import Client
+from support.stack import own_client_config
 
 T = 10
 
@@ -36,16 +36,10 @@ def _setup(stack, *more: str) -> tuple[int, str]:
 
 def SETUP(stack) -> Client:
     """The configuration names its own client and secret file; setup makes both."""
-    text = stack.config_path.read_text()
-    text = re.sub(r'(?m)^client_id = ".*"$', f'client_id = "{_client_id(stack)}"', text, count=1)
-    text = re.sub(r'(?m)^client_secret_file = ".*"$',
-                  f'client_secret_file = "{stack.workdir / "client-secret"}"', text, count=1)
-    stack.config_path.write_text(text)
-    stack.base_config = text
+    secret_file = own_client_config(stack, _client_id(stack))
     for g in ("admins", "users"):   # the suite's groups: friendly names "Admins", "Users"
         stack.pocket_id.group(g)
     stack.first_setup = _setup(stack)
-    secret_file = stack.workdir / "client-secret"
     secret = secret_file.read_text().strip() if secret_file.exists() else ""
     return Client(_client_id(stack), secret, _client_id(stack))
 

@@ -18,7 +18,6 @@ after it).
 
 from __future__ import annotations
 
-import re
 import secrets
 import time
 
@@ -27,6 +26,7 @@ import pytest
 from harness.checks import echo_json
 from support.browser import Person
 from support.pocket_id import Client
+from support.stack import own_client_config
 
 T = 10
 DEPROVISIONED_WITHIN = 5.0
@@ -38,13 +38,7 @@ def _client_id(stack) -> str:
 
 def SETUP(stack) -> Client:
     token_file = stack.workdir / "scim-token"
-    secret_file = stack.workdir / "client-secret"
-    text = stack.config_path.read_text()
-    text = re.sub(r'(?m)^client_id = ".*"$', f'client_id = "{_client_id(stack)}"', text, count=1)
-    text = re.sub(r'(?m)^client_secret_file = ".*"$', f'client_secret_file = "{secret_file}"', text, count=1)
-    text += f'\n[scim]\ntoken_file = "{token_file}"\n'
-    stack.config_path.write_text(text)
-    stack.base_config = text
+    secret_file = own_client_config(stack, _client_id(stack), f'\n[scim]\ntoken_file = "{token_file}"\n')
     # only SCIM may end a session within this module's bounds
     stack.env["POCKETGATE_SESSION__REFRESH_INTERVAL"] = "30m"
     rc, out = stack.pocketgate_cli(

@@ -11,6 +11,7 @@ admin pages.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -106,3 +107,17 @@ def start_live_stack(proxy: str, echo: Proc, echo_port: int, root: Path, pocket_
         raise _fail(stack, exc) from exc
     return stack
 
+
+
+def own_client_config(stack: LiveStack, client_id: str, extra: str = "") -> Path:
+    """Make the stack's configuration name its own client, ``client_id``, with
+    its secret in ``client-secret`` beside it (not yet there: ``pocket-id
+    setup`` writes it), plus ``extra`` TOML; the secret file's path."""
+    secret_file = stack.workdir / "client-secret"
+    text = stack.config_path.read_text()
+    text = re.sub(r'(?m)^client_id = ".*"$', f'client_id = "{client_id}"', text, count=1)
+    text = re.sub(r'(?m)^client_secret_file = ".*"$', f'client_secret_file = "{secret_file}"', text, count=1)
+    text += extra
+    stack.config_path.write_text(text)
+    stack.base_config = text
+    return secret_file
