@@ -948,6 +948,9 @@ async fn rediss_child() {
 #[path = "common/mod.rs"]
 mod common;
 
+#[path = "redis/scim.rs"]
+mod scim;
+
 /// Sign in as `user` on `app` through its development provider; the session cookie.
 async fn sign_in(app: &common::TestApp, user: &str) -> String {
     let b = common::browser();

@@ -22,22 +22,54 @@ pub(super) const MAX_BODY: usize = 256 * 1024;
 pub(super) fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/scim/v2")
-            .route(
-                "/ServiceProviderConfig",
-                web::get().to(service_provider_config),
-            )
-            .route("/ResourceTypes", web::get().to(resource_types))
-            .route("/ResourceTypes/{id}", web::get().to(resource_type))
-            .route("/Schemas", web::get().to(schemas))
-            .route("/Schemas/{id}", web::get().to(schema))
+            .service(read_only("/ServiceProviderConfig", service_provider_config))
+            .service(read_only("/ResourceTypes", resource_types))
+            .service(read_only("/ResourceTypes/{id}", resource_type))
+            .service(read_only("/Schemas", schemas))
+            .service(read_only("/Schemas/{id}", schema))
+            .route("/.search", web::to(not_implemented))
+            .route("/{kind}/.search", web::to(not_implemented))
             .route("/{kind}", web::get().to(list))
             .route("/{kind}", web::post().to(create))
             .route("/{kind}/{id}", web::get().to(get))
-            .route("/{kind}/{id}", web::put().to(replace))
-            .route("/{kind}/{id}", web::patch().to(patch))
+            .route("/{kind}/{id}", web::put().to(update))
+            .route("/{kind}/{id}", web::patch().to(update))
             .route("/{kind}/{id}", web::delete().to(delete))
             .default_service(web::to(unknown)),
     );
+}
+
+/// A discovery endpoint: GET only, anything else 405 (RFC 7644 §4).
+fn read_only<F, Args>(path: &str, get: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: actix_web::FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .get(get)
+        .default_service(web::to(not_allowed))
+}
+
+async fn not_allowed(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).and_then(|_| {
+        Err(ScimError::MethodNotAllowed(format!(
+            "{} {} is not allowed: discovery endpoints answer GET only",
+            req.method(),
+            req.path()
+        ))
+        .into())
+    }))
+}
+
+async fn not_implemented(req: HttpRequest, state: State) -> HttpResponse {
+    answer(authorized(&state, req.headers()).and_then(|_| {
+        Err(ScimError::NotImplemented(format!(
+            "{} is not implemented: list with GET and a filter",
+            req.path()
+        ))
+        .into())
+    }))
 }
 
 /// The directory and the URL of `/scim/v2`, when `[scim]` is on and the
@@ -108,6 +140,26 @@ async fn json_body(payload: web::Payload) -> Result<Value, ScimError> {
         .map_err(|e| ScimError::InvalidSyntax(format!("the body is not JSON: {e}")))
 }
 
+/// The query string's parameters.
+fn query(req: &HttpRequest) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// `attributes` / `excludedAttributes` of the query applied to the answer.
+fn projected(answer: &mut scim::Answer, query: &[(String, String)]) {
+    let param = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    if let Some(body) = answer.body.as_mut() {
+        scim::project(body, param("attributes"), param("excludedAttributes"));
+    }
+}
+
 fn if_match(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
 }
@@ -127,10 +179,7 @@ async fn list(req: HttpRequest, state: State, path: web::Path<String>) -> HttpRe
             let kind = kind_of(&path)?;
             let mut filter = None;
             let (mut start_index, mut count) = (None, None);
-            let pairs: Vec<(String, String)> =
-                url::form_urlencoded::parse(req.query_string().as_bytes())
-                    .into_owned()
-                    .collect();
+            let pairs = query(&req);
             for (k, v) in &pairs {
                 let number = || {
                     v.trim().parse::<i64>().map_err(|_| {
@@ -149,9 +198,9 @@ async fn list(req: HttpRequest, state: State, path: web::Path<String>) -> HttpRe
                 start_index,
                 count,
             };
-            Ok(respond::scim(
-                directory.list(&scope(&state, &base), kind, &q).await?,
-            ))
+            let mut listed = directory.list(&scope(&state, &base), kind, &q).await?;
+            projected(&mut listed, &pairs);
+            Ok(respond::scim(listed))
         }
         .await,
     )
@@ -181,15 +230,16 @@ async fn get(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         async {
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
-            Ok(respond::scim(
-                directory.get(&scope(&state, &base), kind, &path.1).await?,
-            ))
+            let mut got = directory.get(&scope(&state, &base), kind, &path.1).await?;
+            projected(&mut got, &query(&req));
+            Ok(respond::scim(got))
         }
         .await,
     )
 }
 
-async fn replace(
+/// `PUT` (the whole resource) or `PATCH` (operations on it).
+async fn update(
     req: HttpRequest,
     state: State,
     path: web::Path<(String, String)>,
@@ -200,34 +250,13 @@ async fn replace(
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
             let body = json_body(payload).await?;
-            let s = scope(&state, &base);
-            Ok(respond::scim(
-                directory
-                    .replace(&s, kind, &path.1, &body, if_match(req.headers()))
-                    .await?,
-            ))
-        }
-        .await,
-    )
-}
-
-async fn patch(
-    req: HttpRequest,
-    state: State,
-    path: web::Path<(String, String)>,
-    payload: web::Payload,
-) -> HttpResponse {
-    answer(
-        async {
-            let (directory, base) = authorized(&state, req.headers())?;
-            let kind = kind_of(&path.0)?;
-            let body = json_body(payload).await?;
-            let s = scope(&state, &base);
-            Ok(respond::scim(
-                directory
-                    .patch(&s, kind, &path.1, &body, if_match(req.headers()))
-                    .await?,
-            ))
+            let (s, wanted) = (scope(&state, &base), if_match(req.headers()));
+            let done = if req.method() == actix_web::http::Method::PATCH {
+                directory.patch(&s, kind, &path.1, &body, wanted).await?
+            } else {
+                directory.replace(&s, kind, &path.1, &body, wanted).await?
+            };
+            Ok(respond::scim(done))
         }
         .await,
     )

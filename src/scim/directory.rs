@@ -10,7 +10,7 @@ use serde_json::Value;
 use super::discovery::MAX_RESULTS;
 use super::filter::Filter;
 use super::overlay::Snapshot;
-use super::resource::{new_id, Group, GroupInput, Meta, User, UserInput};
+use super::resource::{new_id, Group, GroupInput, Meta, Resource, User, UserInput};
 use super::{patch, Directory, ScimError};
 use crate::session::store::{DirectoryKind, Filter as SessionFilter, Store};
 use crate::session::{EndReason, Purpose, SessionKeys, Sessions};
@@ -119,6 +119,22 @@ fn if_match(meta: &Meta, wanted: Option<&str>) -> Result<(), ScimError> {
     }
 }
 
+/// The resource `id` of `list` and where it is, if `If-Match` allows.
+fn found<T: Resource>(
+    list: &[T],
+    kind: DirectoryKind,
+    id: &str,
+    wanted: Option<&str>,
+) -> Result<(usize, T), ScimError> {
+    let at = list
+        .iter()
+        .position(|r| r.id() == id)
+        .ok_or_else(|| not_found(kind, id))?;
+    let old = list.get(at).cloned().ok_or_else(|| not_found(kind, id))?;
+    if_match(old.meta(), wanted)?;
+    Ok((at, old))
+}
+
 fn not_found(kind: DirectoryKind, id: &str) -> ScimError {
     ScimError::NotFound(format!("no {} with id {id:?}", kind.as_str()))
 }
@@ -170,19 +186,9 @@ impl State {
                 "externalId is taken by another group".into(),
             ));
         }
-        for m in &input.members {
-            let known = self.users.iter().any(|u| u.id == m.value)
-                || self
-                    .groups
-                    .iter()
-                    .any(|g| g.id == m.value && Some(g.id.as_str()) != except);
-            if !known {
-                return Err(ScimError::InvalidValue(format!(
-                    "member {:?} is no user or group of this directory",
-                    m.value
-                )));
-            }
-        }
+        // Members are not checked against the directory: a client may
+        // name users it provisions later, and a value no user has grants
+        // nothing (sessions are matched by user id).
         Ok(())
     }
 }
@@ -378,17 +384,7 @@ impl Directory {
         let mut state = load(store, &self.keys).await?;
         match kind {
             DirectoryKind::User => {
-                let at = state
-                    .users
-                    .iter()
-                    .position(|u| u.id == id)
-                    .ok_or_else(|| not_found(kind, id))?;
-                let old = state
-                    .users
-                    .get(at)
-                    .cloned()
-                    .ok_or_else(|| not_found(kind, id))?;
-                if_match(&old.meta, wanted)?;
+                let (at, old) = found(&state.users, kind, id, wanted)?;
                 let input = UserInput::parse(&edit(old.editable())?)?;
                 state.user_clash(&input, Some(id))?;
                 let user = input.into_user(old.id.clone(), old.meta.changed(s.now));
@@ -399,7 +395,7 @@ impl Directory {
                 // A user renamed away from its sessions' subject or name still loses them.
                 let gone = (old.external_id != user.external_id || old.user_name != user.user_name)
                     .then_some(&old);
-                if let Some(old) = gone.filter(|_| !user.active) {
+                if let Some(old) = gone.filter(|_| !user.is_active()) {
                     self.deprovision(s, old, "inactive").await;
                 }
                 self.changed(s, &state, Some((&user, "inactive"))).await;
@@ -413,17 +409,7 @@ impl Directory {
                 ))
             }
             DirectoryKind::Group => {
-                let at = state
-                    .groups
-                    .iter()
-                    .position(|g| g.id == id)
-                    .ok_or_else(|| not_found(kind, id))?;
-                let old = state
-                    .groups
-                    .get(at)
-                    .cloned()
-                    .ok_or_else(|| not_found(kind, id))?;
-                if_match(&old.meta, wanted)?;
+                let (at, old) = found(&state.groups, kind, id, wanted)?;
                 let input = GroupInput::parse(&edit(old.editable())?)?;
                 state.group_clash(&input, Some(id))?;
                 let group = input.into_group(old.id.clone(), old.meta.changed(s.now));
@@ -501,7 +487,7 @@ impl Directory {
     /// and let this replica decide with the new directory from the next request.
     async fn changed(&self, s: &Scope<'_>, state: &State, user: Option<(&User, &'static str)>) {
         if let Some((user, why)) = user {
-            if why == "deleted" || !user.active {
+            if why == "deleted" || !user.is_active() {
                 self.deprovision(s, user, why).await;
             }
         }

@@ -162,3 +162,43 @@ pub fn all(resources: Vec<Value>) -> Value {
         "Resources": resources,
     })
 }
+
+/// `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5) applied to a
+/// resource, or to each resource of a list answer: top-level attributes
+/// named (a sub-attribute path keeps or drops its whole attribute), `id`
+/// and `schemas` always kept.
+pub fn project(body: &mut Value, attributes: Option<&str>, excluded: Option<&str>) {
+    if attributes.is_none() && excluded.is_none() {
+        return;
+    }
+    let names = |list: &str| -> Vec<String> {
+        list.split(',')
+            .map(|a| {
+                let a = a.trim();
+                let a = match a.to_ascii_lowercase().starts_with("urn:") {
+                    true => a.rsplit(':').next().unwrap_or(a),
+                    false => a,
+                };
+                a.split('.').next().unwrap_or(a).to_ascii_lowercase()
+            })
+            .filter(|a| !a.is_empty())
+            .collect()
+    };
+    let keep = attributes.map(names);
+    let drop = excluded.map(names).unwrap_or_default();
+    let apply = |resource: &mut Value| {
+        if let Value::Object(o) = resource {
+            o.retain(|k, _| {
+                let k = k.to_ascii_lowercase();
+                if k == "id" || k == "schemas" {
+                    return true;
+                }
+                keep.as_ref().is_none_or(|keep| keep.contains(&k)) && !drop.contains(&k)
+            });
+        }
+    };
+    match body.get_mut("Resources") {
+        Some(Value::Array(items)) => items.iter_mut().for_each(apply),
+        _ => apply(body),
+    }
+}

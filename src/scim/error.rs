@@ -33,6 +33,12 @@ pub enum ScimError {
     /// No resource with this id.
     #[error("{0}")]
     NotFound(String),
+    /// A method the endpoint does not answer (the discovery endpoints: GET only).
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// A request this service provider does not implement (`/.search`).
+    #[error("{0}")]
+    NotImplemented(String),
     /// `If-Match` names another version.
     #[error("{0}")]
     PreconditionFailed(String),
@@ -60,6 +66,8 @@ impl ScimError {
             | ScimError::TooMany(_) => 400,
             ScimError::Unauthorized => 401,
             ScimError::NotFound(_) => 404,
+            ScimError::MethodNotAllowed(_) => 405,
+            ScimError::NotImplemented(_) => 501,
             ScimError::Uniqueness(_) => 409,
             ScimError::PreconditionFailed(_) => 412,
             ScimError::TooLarge(_) => 413,

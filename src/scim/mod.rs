@@ -22,7 +22,7 @@ mod resource;
 use std::sync::Arc;
 
 pub use directory::{Answer, ListQuery, Scope};
-pub use discovery::{all, resource_types, schemas, service_provider_config};
+pub use discovery::{all, project, resource_types, schemas, service_provider_config};
 pub use error::ScimError;
 pub use resource::ERROR_SCHEMA;
 

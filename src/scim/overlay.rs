@@ -51,7 +51,7 @@ impl Snapshot {
             names.sort();
             names.dedup();
             let known = Arc::new(Known {
-                active: u.active,
+                active: u.is_active(),
                 groups: names,
             });
             match &u.external_id {

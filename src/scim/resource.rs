@@ -100,7 +100,9 @@ pub(crate) struct User {
     pub(crate) user_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) external_id: Option<String>,
-    pub(crate) active: bool,
+    /// Unassigned (`None`) is active: only `false` deprovisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) active: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) display_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -114,6 +116,9 @@ pub(crate) struct User {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct Member {
     pub(crate) value: String,
+    /// `$ref` as the client sent it; absent, the member's URL here is shown.
+    #[serde(rename = "$ref", default, skip_serializing_if = "Option::is_none")]
+    pub(crate) reference: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) display: Option<String>,
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
@@ -133,12 +138,36 @@ pub(crate) struct Group {
     pub(crate) meta: Meta,
 }
 
+/// What users and groups share: an id and a `meta`.
+pub(crate) trait Resource: Clone {
+    fn id(&self) -> &str;
+    fn meta(&self) -> &Meta;
+}
+
+impl Resource for User {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
+impl Resource for Group {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn meta(&self) -> &Meta {
+        &self.meta
+    }
+}
+
 /// What a client may set on a user (everything but `id` and `meta`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct UserInput {
     pub(crate) user_name: String,
     pub(crate) external_id: Option<String>,
-    pub(crate) active: bool,
+    pub(crate) active: Option<bool>,
     pub(crate) display_name: Option<String>,
     pub(crate) name: Option<Name>,
     pub(crate) emails: Vec<Email>,
@@ -280,7 +309,7 @@ impl UserInput {
         Ok(UserInput {
             user_name: required(obj, "userName")?,
             external_id: string(obj, "externalId")?,
-            active: boolean(obj, "active")?.unwrap_or(true),
+            active: boolean(obj, "active")?,
             display_name: string(obj, "displayName")?,
             name,
             emails,
@@ -309,6 +338,7 @@ impl GroupInput {
         for m in objects(obj, "members", MAX_MEMBERS)? {
             let member = Member {
                 value: required(m, "value")?,
+                reference: string(m, "$ref")?,
                 display: string(m, "display")?,
                 kind: string(m, "type")?,
             };
@@ -335,6 +365,11 @@ impl GroupInput {
 }
 
 impl User {
+    /// Whether the user may have sessions: not set inactive.
+    pub(crate) fn is_active(&self) -> bool {
+        self.active != Some(false)
+    }
+
     /// What a client may change, as JSON (what a PATCH applies to).
     pub(super) fn editable(&self) -> Value {
         let mut v = serde_json::to_value(self).unwrap_or(Value::Null);
@@ -393,12 +428,19 @@ impl Group {
                 .members
                 .iter()
                 .map(|m| {
-                    let kind = if is_group(&m.value) { "Group" } else { "User" };
-                    let mut out = json!({
-                        "value": m.value,
-                        "$ref": format!("{base}/{kind}s/{}", m.value),
-                        "type": kind,
+                    // What the client said wins; else what this directory knows.
+                    let kind = m.kind.clone().unwrap_or_else(|| {
+                        if is_group(&m.value) { "Group" } else { "User" }.to_string()
                     });
+                    let reference = m.reference.clone().unwrap_or_else(|| {
+                        let endpoint = if is_group(&m.value) {
+                            "Groups"
+                        } else {
+                            "Users"
+                        };
+                        format!("{base}/{endpoint}/{}", m.value)
+                    });
+                    let mut out = json!({ "value": m.value, "$ref": reference, "type": kind });
                     if let (Some(d), Value::Object(o)) = (&m.display, &mut out) {
                         o.insert("display".into(), json!(d));
                     }

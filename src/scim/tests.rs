@@ -14,7 +14,7 @@ fn user(id: &str, name: &str, external: Option<&str>, active: bool) -> User {
         id: id.into(),
         user_name: name.into(),
         external_id: external.map(String::from),
-        active,
+        active: Some(active),
         display_name: None,
         name: None,
         emails: Vec::new(),
@@ -31,6 +31,7 @@ fn group(name: &str, members: &[&str]) -> Group {
             .iter()
             .map(|m| Member {
                 value: (*m).into(),
+                reference: None,
                 display: None,
                 kind: None,
             })
@@ -80,7 +81,7 @@ fn a_patch_result_is_read_like_a_put_body() {
     });
     patch::apply(&mut u, &body, &["id", "meta", "groups"]).unwrap();
     let input = UserInput::parse(&u).unwrap();
-    assert!(!input.active);
+    assert_eq!(input.active, Some(false));
     assert_eq!(input.emails.len(), 1, "added twice, kept once");
     assert!(input.emails[0].primary);
     assert_eq!(input.name.unwrap().given_name.as_deref(), Some("Alice"));
