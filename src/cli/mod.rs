@@ -1,5 +1,5 @@
 //! The command line: `serve`, `check`, `explain`, `gen-secret`, `demo`, `sessions`,
-//! `healthcheck`.
+//! `healthcheck`, `pocket-id setup`.
 //!
 //! Each command is a small function that loads what it needs, does one thing
 //! and returns the process exit code; each lives in the file named by its job,
@@ -18,6 +18,7 @@ use crate::config::ConfigErrors;
 mod check;
 mod explain;
 mod healthcheck;
+mod pocket_id;
 mod serve;
 mod sessions;
 
@@ -73,6 +74,52 @@ pub enum Command {
     },
     /// Exit 0 when the running service answers `/healthz` (a container's HEALTHCHECK).
     Healthcheck,
+    /// Set up pocketgate in Pocket ID through its admin API.
+    PocketId {
+        #[command(subcommand)]
+        action: PocketIdAction,
+    },
+}
+
+/// `pocket-id` actions.
+#[derive(Debug, Subcommand)]
+pub enum PocketIdAction {
+    /// Create or update pocketgate's OIDC client and SCIM service provider in
+    /// Pocket ID, write the secret files; a second run changes nothing.
+    Setup(SetupArgs),
+}
+
+/// `pocket-id setup` options.
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// Pocket ID's address (its APP_URL), e.g. https://id.example.com
+    #[arg(long)]
+    pub url: String,
+    /// A file holding an admin API key of Pocket ID (Settings, Admin, API Keys).
+    #[arg(long)]
+    pub api_key_file: PathBuf,
+    /// Print the plan and change nothing (no file is written either).
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let every Pocket ID user sign in (the policies still decide what they reach).
+    #[arg(long)]
+    pub no_group_restriction: bool,
+    /// The client's name in Pocket ID when it is created (default: the client id).
+    #[arg(long)]
+    pub client_name: Option<String>,
+    /// Where to write the client secret (default: oidc.client_secret_file).
+    #[arg(long)]
+    pub client_secret_file: Option<PathBuf>,
+    /// Where the SCIM token is (written when missing; default: scim.token_file):
+    /// with either, setup makes the SCIM service provider.
+    #[arg(long)]
+    pub scim_token_file: Option<PathBuf>,
+    /// Where Pocket ID sends SCIM requests (default: <public_url>/scim/v2).
+    #[arg(long)]
+    pub scim_endpoint: Option<String>,
+    /// Do not create or update the SCIM service provider.
+    #[arg(long, conflicts_with_all = ["scim_token_file", "scim_endpoint"])]
+    pub no_scim: bool,
 }
 
 /// `sessions` actions.
@@ -190,6 +237,9 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo(&args),
         Command::Sessions { action } => sessions(&cli.config, &action),
         Command::Healthcheck => healthcheck(&cli.config),
+        Command::PocketId {
+            action: PocketIdAction::Setup(args),
+        } => pocket_id::setup(&cli.config, &args),
     }
 }
 

@@ -12,6 +12,7 @@ mod include;
 mod load;
 mod locate;
 mod raw;
+mod secret_paths;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -28,6 +29,7 @@ pub use compile::scim::ScimSettings;
 pub use compile::session::SessionShape;
 pub use error::{ConfigError, ConfigErrors, Located, Location};
 pub use http::HeaderName;
+pub use secret_paths::{load_with_secret_paths, SecretPaths};
 
 /// The compiled configuration `serve` runs on: built once, shared by `Arc`, only read.
 #[derive(Debug)]

@@ -105,7 +105,7 @@ def stack(request, echo, run_dir, pocket_id):
     stack = start_live_stack(request.param, proc, port, run_dir / m.__name__.rsplit(".", 1)[-1], pocket_id,
                              extra_config=getattr(m, "EXTRA_CONFIG", lambda stack: ""),
                              edit_config=getattr(m, "EDIT_CONFIG", lambda text: text),
-                             aliases=getattr(m, "ALIASES", None))
+                             aliases=getattr(m, "ALIASES", None), setup=getattr(m, "SETUP", None))
     yield stack
     for p in reversed(stack.procs[1:]):
         p.stop()

@@ -125,6 +125,30 @@ class PocketId:
             raise ApiError(f"{method} /api{path}: {r.status_code} {r.text[:500]}")
         return r.json() if r.content else None
 
+    def api_key_file(self, directory: Path) -> Path:
+        """The static API key in a file of its own (mode 0600), as ``pocket-id setup`` reads it."""
+        path = directory / "pocket-id-api-key"
+        path.write_text(self.api_key + "\n")
+        path.chmod(0o600)
+        return path
+
+    def scim_provider(self, client_id: str) -> dict | None:
+        """The SCIM service provider of a client, or None."""
+        r = _direct.get(f"{self.url}/api/oidc/clients/{client_id}/scim-service-provider",
+                        headers={"X-API-Key": self.api_key}, timeout=10)
+        if r.status_code == 404:
+            return None
+        if r.status_code != 200:
+            raise ApiError(f"SCIM service provider of {client_id}: {r.status_code} {r.text[:300]}")
+        return r.json()
+
+    def sync_scim(self, provider_id: str) -> None:
+        """Push users and groups to a SCIM service provider now (returns when the sync is done)."""
+        r = _direct.post(f"{self.url}/api/scim/service-provider/{provider_id}/sync",
+                         headers={"X-API-Key": self.api_key}, timeout=60)
+        if r.status_code != 200:
+            raise ApiError(f"SCIM sync of {provider_id}: {r.status_code} {r.text[:500]}")
+
     def discovery(self) -> dict:
         r = _direct.get(f"{self.url}/.well-known/openid-configuration", timeout=5)
         r.raise_for_status()
@@ -136,6 +160,13 @@ class PocketId:
             g = self.api("POST", "/user-groups", json={"name": name, "friendlyName": name.title()})
             self.groups[name] = g["id"]
         return self.groups[name]
+
+    def set_friendly_name(self, name: str, friendly: str) -> str:
+        """Give group ``name`` another friendly name; the one it had."""
+        gid = self.group(name)
+        before = self.api("GET", f"/user-groups/{gid}")["friendlyName"]
+        self.api("PUT", f"/user-groups/{gid}", json={"name": name, "friendlyName": friendly})
+        return before
 
     def create_user(self, username: str, groups: list[str]) -> User:
         email = f"{username}@example.test"
@@ -151,6 +182,15 @@ class PocketId:
     def set_groups(self, user: User, groups: list[str]) -> None:
         self.api("PUT", f"/users/{user.id}/user-groups", json={"userGroupIds": [self.group(g) for g in groups]})
         user.groups = list(groups)
+
+    def remove_from_group(self, user: User, group: str) -> None:
+        """Take ``user`` out of ``group`` on the group's own members page (PUT
+        /user-groups/ID/users). Unlike the user's groups page, this marks the
+        group changed, so the next SCIM sync pushes it (Pocket ID 2.9.0)."""
+        gid = self.group(group)
+        members = [u["id"] for u in self.api("GET", f"/user-groups/{gid}")["users"] if u["id"] != user.id]
+        self.api("PUT", f"/user-groups/{gid}/users", json={"userIds": members})
+        user.groups = [g for g in user.groups if g != group]
 
     def set_disabled(self, user: User, disabled: bool) -> None:
         current = self.api("GET", f"/users/{user.id}")

@@ -11,6 +11,7 @@ admin pages.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from pathlib import Path
 
@@ -55,10 +56,13 @@ class LiveStack(Stack):
 
 def start_live_stack(proxy: str, echo: Proc, echo_port: int, root: Path, pocket_id: PocketId,
                      extra_config=lambda stack: "", edit_config=lambda text: text,
-                     aliases: dict[str, list[str]] | None = None) -> LiveStack:
+                     aliases: dict[str, list[str]] | None = None, setup=None) -> LiveStack:
     """``extra_config(stack)``: TOML appended to the substituted example (a module's own
     sections); ``edit_config(text)``: the substituted example changed (a key's value);
-    ``aliases``: more host names for one of the proxy example's sites."""
+    ``aliases``: more host names for one of the proxy example's sites; ``setup(stack)``:
+    instead of a client made here and handed over in the environment, pocketgate's
+    client is the configuration's own, which ``setup`` brings about (it may rewrite
+    ``stack.config_path``) before pocketgate starts, returning it."""
     workdir = root / proxy
     workdir.mkdir(parents=True, exist_ok=True)
     ports = configs.Ports(proxy=free_port(), auth=free_port(), echo=echo_port)
@@ -68,11 +72,12 @@ def start_live_stack(proxy: str, echo: Proc, echo_port: int, root: Path, pocket_
     stack.idp_alg = "RS256"
     try:
         origins = [f"http://{stack.host(h)}" for h in HOSTS]
-        stack.client = pocket_id.create_client(
-            f"pocketgate-{proxy}-{root.name.replace('_', '-')}",
-            callbacks=[f"{stack.public_url}/callback"],
-            logout_callbacks=[f"{stack.public_url}/logout/done", *(f"{o}/" for o in origins)],
-        )
+        if setup is None:
+            stack.client = pocket_id.create_client(
+                f"pocketgate-{proxy}-{root.name.replace('_', '-')}",
+                callbacks=[f"{stack.public_url}/callback"],
+                logout_callbacks=[f"{stack.public_url}/logout/done", *(f"{o}/" for o in origins)],
+            )
         # a client of its own for a script (bearer tokens of another audience)
         stack.script_client = pocket_id.create_client(f"script-{proxy}-{root.name.replace('_', '-')}", callbacks=[
             f"{stack.public_url}/script-callback"], logout_callbacks=[])
@@ -80,13 +85,16 @@ def start_live_stack(proxy: str, echo: Proc, echo_port: int, root: Path, pocket_
         stack.base_config = edit_config(configs.pocketgate_toml(ports, pocket_id.url))
         stack.config_path.write_text(stack.base_config + extra_config(stack))
         stack.env = {
-            "POCKETGATE_OIDC__CLIENT_ID": stack.client.id,
-            "POCKETGATE_OIDC__CLIENT_SECRET": stack.client.secret,
             "POCKETGATE_SESSION__SECRET": secrets.token_urlsafe(48),
             "POCKETGATE_SESSION__REFRESH_INTERVAL": f"{REFRESH_INTERVAL:g}s",
             "RUST_LOG": os.environ.get("LIVE_RUST_LOG", "info,pocketgate=debug"),
             "NO_COLOR": "1",
         }
+        if setup is None:
+            stack.env["POCKETGATE_OIDC__CLIENT_ID"] = stack.client.id
+            stack.env["POCKETGATE_OIDC__CLIENT_SECRET"] = stack.client.secret
+        else:
+            stack.client = setup(stack)
         pg = Proc("pocketgate", [pocketgate_binary(), "serve", "-c", stack.config_path], workdir,
                   env=stack.env, cwd=workdir, drop_env_prefix="POCKETGATE_")
         stack.procs.append(pg)
@@ -99,3 +107,17 @@ def start_live_stack(proxy: str, echo: Proc, echo_port: int, root: Path, pocket_
         raise _fail(stack, exc) from exc
     return stack
 
+
+
+def own_client_config(stack: LiveStack, client_id: str, extra: str = "") -> Path:
+    """Make the stack's configuration name its own client, ``client_id``, with
+    its secret in ``client-secret`` beside it (not yet there: ``pocket-id
+    setup`` writes it), plus ``extra`` TOML; the secret file's path."""
+    secret_file = stack.workdir / "client-secret"
+    text = stack.config_path.read_text()
+    text = re.sub(r'(?m)^client_id = ".*"$', f'client_id = "{client_id}"', text, count=1)
+    text = re.sub(r'(?m)^client_secret_file = ".*"$', f'client_secret_file = "{secret_file}"', text, count=1)
+    text += extra
+    stack.config_path.write_text(text)
+    stack.base_config = text
+    return secret_file
