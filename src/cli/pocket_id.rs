@@ -138,7 +138,7 @@ async fn run(admin: &Admin, want: &Desired, issuer: &str, dry_run: bool) -> Resu
     }
     for (name, friendly) in &plan.friendly_mismatch {
         eprintln!(
-            "warning: Pocket ID's SCIM sync names group {name:?} by its friendly name {friendly:?}, and the groups of a user SCIM knows are those names: the policies naming {name:?} would refuse its members after the first sync (fix: in Pocket ID, User Groups, {name}, set the friendly name to {name:?})"
+            "warning: Pocket ID's SCIM sync names group {name:?} by its friendly name {friendly:?}, which is neither {name:?} nor a name Pocket ID derives {name:?} from, so SCIM cannot take this group away from someone Pocket ID removes from it (the next refresh does) (fix: in Pocket ID, User Groups, {name}, set the friendly name to {name:?})"
         );
     }
     if !plan.missing_groups.is_empty() {

@@ -24,6 +24,7 @@ use std::sync::Arc;
 pub use directory::{Answer, ListQuery, Scope};
 pub use discovery::{all, project, resource_types, schemas, service_provider_config};
 pub use error::ScimError;
+pub use overlay::group_names;
 pub use resource::ERROR_SCHEMA;
 
 use crate::policy::Identity;

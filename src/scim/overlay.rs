@@ -38,7 +38,7 @@ pub(super) struct Known {
 /// claim: the display name itself, and the name Pocket ID derives from it
 /// by default (its group form: lower case, every character outside
 /// `a-z0-9_` replaced by `_`).
-pub(super) fn group_names(display_name: &str) -> [String; 2] {
+pub fn group_names(display_name: &str) -> [String; 2] {
     let derived = display_name
         .to_lowercase()
         .chars()

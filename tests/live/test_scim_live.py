@@ -9,11 +9,10 @@ signed out within 5 seconds of the sync returning; a user removed from
 ``admins`` is denied on the next request after the sync.
 
 The users are this module's own (created per proxy, signed in with
-one-time codes), so disabling one touches no other test. Pocket ID's SCIM
-groups carry a group's *friendly name* where its tokens carry the *name*;
-as docs/src/scim.md tells operators, the groups the policies name get a
-friendly name equal to their name for this module (and their old one back
-after it).
+one-time codes), so disabling one touches no other test. The suite's
+groups keep Pocket ID's default naming (friendly name "Admins", name
+``admins``): SCIM carries the friendly name, tokens the name, and pocketgate
+matches the two (docs/src/scim.md).
 """
 
 from __future__ import annotations
@@ -21,7 +20,6 @@ from __future__ import annotations
 import secrets
 import time
 
-import pytest
 
 from harness.checks import echo_json
 from support.browser import Person
@@ -48,14 +46,6 @@ def SETUP(stack) -> Client:
     assert rc == 0, out
     assert token_file.exists() and secret_file.exists(), out
     return Client(_client_id(stack), secret_file.read_text().strip(), _client_id(stack))
-
-
-@pytest.fixture(scope="module", autouse=True)
-def friendly_names_are_the_names(pocket_id, people):
-    before = {g: pocket_id.set_friendly_name(g, g) for g in ("admins", "users")}
-    yield
-    for g, friendly in before.items():
-        pocket_id.set_friendly_name(g, friendly)
 
 
 def _sync(stack) -> float:

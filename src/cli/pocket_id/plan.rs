@@ -124,8 +124,9 @@ pub(crate) struct Plan {
     /// Whether the client ends up restricted to groups (some wanted group exists).
     pub restricted: bool,
     /// With SCIM: (name, friendly name) of each named group whose friendly
-    /// name differs. Pocket ID's SCIM sync sends the friendly name, which
-    /// becomes the role of every user SCIM knows: no policy would match it.
+    /// name is neither its name nor one Pocket ID derives the name from.
+    /// Pocket ID's SCIM sync sends the friendly name, so SCIM cannot take
+    /// such a group away from a member Pocket ID removed.
     pub friendly_mismatch: Vec<(String, String)>,
 }
 
@@ -176,7 +177,10 @@ pub(crate) fn plan(want: &Desired, now: &Current) -> Plan {
             .iter()
             .filter_map(|n| {
                 let f = now.friendly_names.get(n)?;
-                (f != n).then(|| (n.clone(), f.clone()))
+                // SCIM knows a group by its friendly name and the name
+                // Pocket ID derives from it: only a name that is neither
+                // escapes it.
+                (!crate::scim::group_names(f).contains(n)).then(|| (n.clone(), f.clone()))
             })
             .collect();
     }

@@ -229,19 +229,24 @@ fn the_plan_reads_as_pocket_id_s_admin_pages() {
 }
 
 #[test]
-fn with_scim_a_friendly_name_other_than_the_name_is_flagged() {
+fn with_scim_a_friendly_name_scim_cannot_match_to_the_name_is_flagged() {
     let mut now = up_to_date();
+    // Pocket ID's default: the name derived from the friendly name.
     now.friendly_names.insert("admins".into(), "Admins".into());
+    assert!(plan(&want(), &now).friendly_mismatch.is_empty());
+    // Edited by hand into something SCIM cannot tell is this group.
+    now.friendly_names
+        .insert("admins".into(), "Operators".into());
     let p = plan(&want(), &now);
     assert_eq!(
         p.friendly_mismatch,
-        vec![("admins".to_string(), "Admins".to_string())]
+        vec![("admins".to_string(), "Operators".to_string())]
     );
     assert!(p.steps.is_empty(), "a warning, not a change: {:?}", p.steps);
     let mut w = want();
     w.scim = None;
     assert!(
         plan(&w, &now).friendly_mismatch.is_empty(),
-        "without SCIM the friendly name is never a role"
+        "without SCIM the friendly name plays no part"
     );
 }
