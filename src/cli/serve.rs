@@ -17,7 +17,10 @@ pub(super) fn serve(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    crate::telemetry::init(&loaded.value.log);
+    if let Err(e) = crate::telemetry::init(&loaded.value.log) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }

@@ -122,6 +122,7 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
         ("headers", keys::HEADERS),
         ("assertion", keys::ASSERTION),
         ("bearer", keys::BEARER),
+        ("audit", keys::AUDIT),
     ] {
         if let Some(Value::Dict(_, d)) = tree.get(table) {
             check_table(d, table, allowed, errors);

@@ -12,6 +12,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::metrics::{BearerResult, Endpoint, Metrics};
 use super::respond::{self, Answer, Client, Rejection};
 use super::{cookie_values, now, peer_ip, AppState, State};
+use crate::audit;
 use crate::gate::{self, Credentials, GateError, Services, Verdict};
 use crate::oidc::bearer::{self, BearerError, Source};
 use crate::request::{self, Scheme};
@@ -65,6 +66,7 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     if let Some(current) = verdict.refresh_due() {
         super::refresh::spawn(state, current);
     }
+    audit::deny(req, &rt.trusted_proxies, &verdict);
     state
         .metrics
         .decision(endpoint, verdict.outcome(), started.elapsed());
