@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use crate::assertion::{self, AssertionError, Assertions};
 use crate::config::{HeaderNames, PublicUrl, Runtime};
@@ -191,6 +192,7 @@ async fn identify(
         let current = services
             .sessions
             .current(credentials.session, now)
+            .instrument(crate::telemetry::otel::store_span())
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
         if let Some(current) = current {

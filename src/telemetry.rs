@@ -1,7 +1,8 @@
 //! Logging setup: text or JSON lines on stderr, filtered by `log_level` or
 //! `RUST_LOG`; beside them, the audit records (`crate::audit`) on their own
 //! target, written by their own layer to stdout or to `[audit] file`
-//! whatever the log level.
+//! whatever the log level; and, when the `OTEL_*` variables ask, the
+//! trace spans exported over OTLP ([`otel`]).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use tracing_subscriber::{EnvFilter, Layer, Registry};
 use crate::config::{LogFormat, LogSettings};
 
 mod audit_sink;
+pub mod otel;
 
 pub use audit_sink::AuditSink;
 
@@ -29,6 +31,8 @@ pub enum TelemetryError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Traces(#[from] otel::OtelError),
 }
 
 /// Install the global subscriber. `RUST_LOG`, when set, overrides `log_level`;
@@ -43,6 +47,7 @@ pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
     let _ = tracing_subscriber::registry()
         .with(log_layer(settings.format).with_filter(without_ours(filter(&spec))))
         .with(audit.with_filter(audit_only()))
+        .with(otel::layer()?)
         .try_init();
     Ok(())
 }
@@ -81,12 +86,16 @@ fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
     }
 }
 
-/// Audit records go to the audit layer only, never twice.
-fn without_ours(filter: EnvFilter) -> EnvFilter {
-    match format!("{AUDIT_TARGET}=off").parse() {
-        Ok(off) => filter.add_directive(off),
-        Err(_) => filter,
+/// Audit records go to the audit layer only, never twice, and the spans
+/// exported as traces only to the trace layer (the log is the same with
+/// traces on or off).
+fn without_ours(mut filter: EnvFilter) -> EnvFilter {
+    for target in [AUDIT_TARGET, otel::TRACE_TARGET] {
+        if let Ok(off) = format!("{target}=off").parse() {
+            filter = filter.add_directive(off);
+        }
     }
+    filter
 }
 
 /// The audit layer sees its own target alone, at every log level.
@@ -133,9 +142,10 @@ mod tests {
     }
 
     #[test]
-    fn audit_records_stay_out_of_the_operator_log() {
+    fn audit_records_and_trace_spans_stay_out_of_the_operator_log() {
         let f = without_ours(filter("trace")).to_string();
         assert!(f.contains("pocketgate::audit=off"), "{f}");
+        assert!(f.contains("pocketgate::trace=off"), "{f}");
     }
 
     #[test]

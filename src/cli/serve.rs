@@ -60,6 +60,7 @@ pub(super) fn serve(path: &Path) -> ExitCode {
         tracing::info!(listen = %app.addr(), metrics_listen = ?app.metrics_addr(), public_url = %runtime.public_url.origin, issuer = %runtime.oidc.issuer, "pocketgate serving");
         let result = app.run().await;
         reloads.abort();
+        crate::telemetry::otel::shutdown();
         match result {
             Ok(()) => {
                 tracing::info!("stopped");

@@ -17,6 +17,8 @@ use crate::gate::{self, Credentials, GateError, Services, Verdict};
 use crate::oidc::bearer::{self, BearerError, Source};
 use crate::request::{self, Scheme};
 use crate::session;
+use crate::telemetry::otel;
+use tracing::Instrument;
 
 pub(super) async fn forward_auth(req: HttpRequest, state: State) -> HttpResponse {
     check(&req, &state, Endpoint::ForwardAuth).await
@@ -57,7 +59,9 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     };
     let cookies = state.session_cookies(req.headers());
     let credentials = state.credentials(req.headers(), &cookies);
-    let verdict = gate::decide(&original, rt, state.services(), credentials, now()).await;
+    let span = otel::decision_span(req.headers(), &original.host);
+    let decided = gate::decide(&original, rt, state.services(), credentials, now());
+    let verdict = decided.instrument(span.clone()).await;
     count_bearer(&state.metrics, &verdict);
     let verdict = match verdict {
         Ok(v) => v,
@@ -67,6 +71,13 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
         super::refresh::spawn(state, current);
     }
     audit::deny(req, &rt.trusted_proxies, &verdict);
+    let user = verdict.identity().map(|i| i.user.as_str());
+    otel::decided(
+        &span,
+        verdict.outcome().as_str(),
+        || verdict.decision.rule_name(),
+        user,
+    );
     state
         .metrics
         .decision(endpoint, verdict.outcome(), started.elapsed());
