@@ -195,12 +195,9 @@ async fn provider_call(
     endpoint: &'static str,
     mut request: HttpRequest,
 ) -> Result<HttpResponse, HttpClientError<reqwest::Error>> {
-    let span = provider_span(endpoint, request.method().as_str());
-    inject(&span, request.headers_mut());
+    let span = outgoing(endpoint, request.method().clone(), request.headers_mut());
     let answer = client.call(request).instrument(span.clone()).await;
-    if let Ok(a) = &answer {
-        span.record("http.response.status_code", a.status().as_u16());
-    }
+    answered(&span, answer.as_ref().ok().map(|a| a.status().as_u16()));
     answer
 }
 
@@ -212,13 +209,25 @@ pub async fn send(
 ) -> reqwest::Result<reqwest::Response> {
     let (client, request) = request.build_split();
     let mut request = request?;
-    let span = provider_span(endpoint, request.method().as_str());
-    inject(&span, request.headers_mut());
+    let span = outgoing(endpoint, request.method().clone(), request.headers_mut());
     let answer = client.execute(request).instrument(span.clone()).await;
-    if let Ok(a) = &answer {
-        span.record("http.response.status_code", a.status().as_u16());
-    }
+    answered(&span, answer.as_ref().ok().map(|a| a.status().as_u16()));
     answer
+}
+
+/// The span of a request to the provider's `endpoint`, its `traceparent`
+/// put into the request's `headers`.
+fn outgoing(endpoint: &'static str, method: reqwest::Method, headers: &mut HeaderMap) -> Span {
+    let span = provider_span(endpoint, method.as_str());
+    inject(&span, headers);
+    span
+}
+
+/// The provider's answer on the call's span (none: the call failed).
+fn answered(span: &Span, status: Option<u16>) {
+    if let Some(status) = status {
+        span.record("http.response.status_code", status);
+    }
 }
 
 /// `traceparent` (and `tracestate`) of `span` into `headers`, when traced.

@@ -42,6 +42,20 @@ fn traces_are_on_only_when_the_environment_asks() {
     }
 }
 
+/// One subscriber test at a time: `tracing` caches whether a span's call
+/// site is wanted across every live subscriber, so a trace layer in a
+/// parallel test would make the spans of the "off" test look wanted.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Run `f` under a trace layer (no exporter: the spans get ids, nothing is sent).
+fn traced(f: impl FnOnce()) {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let provider = SdkTracerProvider::builder().build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    tracing::subscriber::with_default(subscriber, f);
+}
+
 fn incoming(traceparent: &str) -> ActixHeaders {
     let mut h = ActixHeaders::new();
     h.insert(
@@ -53,10 +67,7 @@ fn incoming(traceparent: &str) -> ActixHeaders {
 
 #[test]
 fn a_decision_continues_the_proxys_trace_and_a_provider_call_carries_it_on() {
-    let provider = SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    tracing::subscriber::with_default(subscriber, || {
+    traced(|| {
         let decision = decision_span(&incoming(&format!("00-{TRACE}-{PARENT}-01")), "a.test");
         assert!(!decision.is_disabled());
         let _in = decision.enter();
@@ -77,10 +88,7 @@ fn a_decision_continues_the_proxys_trace_and_a_provider_call_carries_it_on() {
 
 #[test]
 fn a_malformed_traceparent_starts_a_new_trace() {
-    let provider = SdkTracerProvider::builder().build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    tracing::subscriber::with_default(subscriber, || {
+    traced(|| {
         let decision = decision_span(&incoming("00-not-a-trace-01"), "a.test");
         let _in = decision.enter();
         let mut out = HeaderMap::new();
@@ -103,6 +111,7 @@ fn with_traces_off_the_spans_are_disabled_and_no_header_is_sent() {
     let audit = super::super::AuditSink::to(Box::new(std::io::sink()))
         .with_filter(super::super::audit_only());
     let subscriber = tracing_subscriber::registry().with(log).with(audit);
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     tracing::subscriber::with_default(subscriber, || {
         let decision = decision_span(&incoming(&format!("00-{TRACE}-{PARENT}-01")), "a.test");
         assert!(decision.is_disabled());
