@@ -270,7 +270,7 @@ user = "X-WEBAUTH-USER"
 
 /// `pocketgate demo`: start, print where to go, serve until Ctrl-C.
 pub fn run(args: &DemoArgs) -> ExitCode {
-    crate::telemetry::init(&config::LogSettings::default());
+    let _ = crate::telemetry::init(&config::LogSettings::default());
     actix_web::rt::System::new().block_on(async {
         let demo = match start_from(args, true).await {
             Ok(d) => d,

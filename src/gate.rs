@@ -13,6 +13,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use http::{HeaderName, HeaderValue};
+use tracing::Instrument;
 
 use crate::assertion::{self, AssertionError, Assertions};
 use crate::config::{HeaderNames, PublicUrl, Runtime, SessionShape};
@@ -198,6 +199,7 @@ async fn identify(
         let current = services
             .sessions
             .current_on(credentials.session, now, shape)
+            .instrument(crate::telemetry::otel::store_span())
             .await
             .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
         let current = scim::adjust(services.directory, services.sessions, current, now).await;

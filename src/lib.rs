@@ -10,7 +10,8 @@
 //!   rules; [`request`]: the original request, from the proxy's headers;
 //! - [`session`], [`oidc`], [`assertion`], [`telemetry`]: sessions and their
 //!   stores, the provider client, the signed identity assertion, logging;
-//! - [`gate`]: one request's whole answer, actix-free;
+//! - [`gate`]: one request's whole answer, actix-free; [`audit`]: the
+//!   security events, one JSON record each;
 //! - [`http`]: the actix-web handlers, and `respond`, which turns every outcome
 //!   into an answer;
 //! - [`reload`]: a new configuration put in force under a running server;
@@ -19,6 +20,7 @@
 //! DESIGN.md is the contract.
 
 pub mod assertion;
+pub mod audit;
 pub mod cli;
 pub mod config;
 #[cfg(feature = "demo")]

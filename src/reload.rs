@@ -6,7 +6,7 @@
 //! key and fix.
 //!
 //! Keys that cannot change under a running server (`listen`, `metrics_listen`, `session.store`
-//! with its `state_dir` / `redis_url`, the log settings) keep their running
+//! with its `state_dir` / `redis_url`, the log and audit settings) keep their running
 //! values, and the log says so. A changed `[oidc]` gets a new provider client,
 //! which must discover the provider before it is put in force.
 //!
@@ -78,6 +78,7 @@ impl Reloader {
         let result = self.try_reload().await;
         let state = self.live.load();
         state.metrics.config_reload(result.is_ok(), kit::unix_now());
+        crate::audit::config_reload(result.as_ref().err().map(ToString::to_string).as_deref());
         result
     }
 
@@ -226,7 +227,7 @@ fn keep_restart_only(running: &Runtime, next: &mut Runtime) -> Vec<String> {
     }
     if next.log != running.log {
         notes.push(
-            "log_format / log_level: changed, not applied: logging keeps its settings until restarted"
+            "log_format / log_level / audit.file: changed, not applied: logging keeps its settings until restarted"
                 .into(),
         );
         next.log = running.log.clone();

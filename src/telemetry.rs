@@ -1,31 +1,106 @@
-//! Logging setup: text or JSON lines on stderr, filtered by `log_level` or `RUST_LOG`.
+//! Logging setup: text or JSON lines on stderr, filtered by `log_level` or
+//! `RUST_LOG`; beside them, the audit records (`crate::audit`) on their own
+//! target, written by their own layer to stdout or to `[audit] file`
+//! whatever the log level; and, when the `OTEL_*` variables ask, the
+//! trace spans exported over OTLP ([`otel`]).
 
 use std::io::IsTerminal;
+use std::path::PathBuf;
 
 use tracing::level_filters::LevelFilter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer, Registry};
 
 use crate::config::{LogFormat, LogSettings};
 
-/// Install the global subscriber. `RUST_LOG`, when set, overrides `log_level`.
-/// Calling it twice is harmless (the second call changes nothing).
-pub fn init(settings: &LogSettings) {
+mod audit_sink;
+pub mod otel;
+
+pub use audit_sink::AuditSink;
+
+/// The tracing target of audit records: one JSON object per security event.
+pub const AUDIT_TARGET: &str = "pocketgate::audit";
+
+/// Why logging could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("audit.file: cannot open {path:?} for appending: {source} (fix: create its directory and let pocketgate's user write there, or remove the key to write audit records to stdout)")]
+    AuditFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Traces(#[from] otel::OtelError),
+}
+
+/// Install the global subscriber. `RUST_LOG`, when set, overrides `log_level`;
+/// audit records are written whatever either says. Calling it twice is
+/// harmless (the second call changes nothing).
+pub fn init(settings: &LogSettings) -> Result<(), TelemetryError> {
+    let audit = audit_sink(settings)?;
     let spec = std::env::var("RUST_LOG")
         .ok()
         .filter(|s| EnvFilter::try_new(s).is_ok())
         .unwrap_or_else(|| settings.filter.as_str().to_string());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&spec))
+    let _ = tracing_subscriber::registry()
+        .with(log_layer(settings.format).with_filter(without_ours(filter(&spec))))
+        .with(audit.with_filter(audit_only()))
+        .with(otel::layer()?)
+        .try_init();
+    Ok(())
+}
+
+/// Install the audit layer alone (the command line, whose own output is
+/// not logging): records go where `serve` writes them.
+pub fn init_audit(settings: &LogSettings) -> Result<(), TelemetryError> {
+    let _ = tracing_subscriber::registry()
+        .with(audit_sink(settings)?.with_filter(audit_only()))
+        .try_init();
+    Ok(())
+}
+
+fn audit_sink(settings: &LogSettings) -> Result<AuditSink, TelemetryError> {
+    match &settings.audit_file {
+        Some(path) => AuditSink::file(path).map_err(|source| TelemetryError::AuditFile {
+            path: path.clone(),
+            source,
+        }),
+        None => Ok(AuditSink::stdout()),
+    }
+}
+
+/// The operator's log lines on stderr, as text or JSON.
+fn log_layer(format: LogFormat) -> Box<dyn Layer<Registry> + Send + Sync> {
+    let layer = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_ansi(colour(
             std::io::stderr().is_terminal(),
             std::env::var_os("NO_COLOR").as_deref(),
         ))
         .with_target(false);
-    let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-        LogFormat::Text => builder.try_init(),
-    };
+    match format {
+        LogFormat::Json => layer.json().flatten_event(true).boxed(),
+        LogFormat::Text => layer.boxed(),
+    }
+}
+
+/// Audit records go to the audit layer only, never twice, and the spans
+/// exported as traces only to the trace layer (the log is the same with
+/// traces on or off).
+fn without_ours(mut filter: EnvFilter) -> EnvFilter {
+    for target in [AUDIT_TARGET, otel::TRACE_TARGET] {
+        if let Ok(off) = format!("{target}=off").parse() {
+            filter = filter.add_directive(off);
+        }
+    }
+    filter
+}
+
+/// The audit layer sees its own target alone, at every log level.
+pub fn audit_only() -> Targets {
+    Targets::new().with_target(AUDIT_TARGET, LevelFilter::INFO)
 }
 
 /// The filter for `spec`. actix's own lifecycle lines ("starting 2 workers",
@@ -64,6 +139,13 @@ mod tests {
             colour(true, Some("".as_ref())),
             "no-color.org: empty means unset"
         );
+    }
+
+    #[test]
+    fn audit_records_and_trace_spans_stay_out_of_the_operator_log() {
+        let f = without_ours(filter("trace")).to_string();
+        assert!(f.contains("pocketgate::audit=off"), "{f}");
+        assert!(f.contains("pocketgate::trace=off"), "{f}");
     }
 
     #[test]

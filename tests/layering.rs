@@ -79,8 +79,8 @@ const LAYERS: &[&[&str]] = &[
     &["config", "request"],
     // Services built from the configuration.
     &["session", "oidc", "assertion", "telemetry", "scim"],
-    // One request's whole answer, actix-free.
-    &["gate"],
+    // One request's whole answer, actix-free; the audit records of its events.
+    &["gate", "audit"],
     // The actix-web handlers and `respond`.
     &["http"],
     // Swapping the configuration of a running server.

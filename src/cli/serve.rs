@@ -17,7 +17,10 @@ pub(super) fn serve(path: &Path) -> ExitCode {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    crate::telemetry::init(&loaded.value.log);
+    if let Err(e) = crate::telemetry::init(&loaded.value.log) {
+        eprintln!("error: {e}");
+        return ExitCode::FAILURE;
+    }
     for w in &loaded.warnings {
         tracing::warn!("{w}");
     }
@@ -57,6 +60,7 @@ pub(super) fn serve(path: &Path) -> ExitCode {
         tracing::info!(listen = %app.addr(), metrics_listen = ?app.metrics_addr(), public_url = %runtime.public_url.origin, issuer = %runtime.oidc.issuer, "pocketgate serving");
         let result = app.run().await;
         reloads.abort();
+        crate::telemetry::otel::shutdown();
         match result {
             Ok(()) => {
                 tracing::info!("stopped");

@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use crate::audit;
 use crate::config::{self, StoreSettings};
 use crate::session::store::{open_listed, Filter, Record, Store, StoreKey};
 use crate::session::SessionKeys;
@@ -85,6 +86,7 @@ pub(super) fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
                 };
                 match store.remove_matching(&filter).await {
                     Ok(keys) => {
+                        audit_revoked(&loaded.value.log, args.user.as_deref(), &keys);
                         println!(
                             "ended {} session(s); every pocketgate of this store refuses them within {} s",
                             keys.len(),
@@ -100,6 +102,20 @@ pub(super) fn sessions(path: &Path, action: &SessionsAction) -> ExitCode {
             }
         }
     })
+}
+
+/// One `revoke` audit record per session ended, where `serve` writes them.
+fn audit_revoked(log: &config::LogSettings, user: Option<&str>, keys: &[StoreKey]) {
+    if let Err(e) = crate::telemetry::init_audit(log) {
+        eprintln!("warning: {e}");
+    }
+    for key in keys {
+        let ctx = audit::Context {
+            user,
+            ..audit::Context::default()
+        };
+        audit::revoke(&ctx.session(Some(key)), audit::RevokedBy::Cli, 1);
+    }
 }
 
 /// `sessions list` output: a table, or JSON with `--json`. The last use is

@@ -123,6 +123,7 @@ fn unknown_keys(tree: &Dict, errors: &mut Vec<ConfigError>) {
         ("assertion", keys::ASSERTION),
         ("bearer", keys::BEARER),
         ("scim", keys::SCIM),
+        ("audit", keys::AUDIT),
     ] {
         if let Some(Value::Dict(_, d)) = tree.get(table) {
             check_table(d, table, allowed, errors);

@@ -482,6 +482,8 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// `RUST_LOG` overrides it.
     pub filter: LogFilter,
+    /// `[audit] file`: audit records go there instead of stdout.
+    pub audit_file: Option<PathBuf>,
 }
 
 impl Default for LogSettings {
@@ -489,6 +491,7 @@ impl Default for LogSettings {
         LogSettings {
             format: LogFormat::Text,
             filter: LogFilter("info".into()),
+            audit_file: None,
         }
     }
 }

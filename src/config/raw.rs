@@ -41,6 +41,7 @@ pub(crate) struct RawConfig {
     pub scim: RawScim,
     pub policies: BTreeMap<String, RawPolicy>,
     pub hosts: Vec<RawHost>,
+    pub audit: RawAudit,
     /// The main file's name, once include files were merged (for messages
     /// about a main-file entry and an include file's).
     #[serde(skip)]
@@ -67,6 +68,15 @@ pub(crate) struct RawOidc {
     pub username_claim: Option<String>,
     #[serde(deserialize_with = "lenient::opt_string")]
     pub groups_claim: Option<String>,
+}
+
+/// `[audit]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub(crate) struct RawAudit {
+    /// Append audit records to this file instead of writing them to stdout.
+    #[serde(deserialize_with = "lenient::opt_string")]
+    pub file: Option<String>,
 }
 
 /// `[session]`.
@@ -406,6 +416,7 @@ pub(crate) mod keys {
         "scim",
         "policies",
         "hosts",
+        "audit",
     ];
     pub(crate) const OIDC: &[&str] = &[
         "issuer",
@@ -441,6 +452,7 @@ pub(crate) mod keys {
         "lookups_per_minute",
     ];
     pub(crate) const SCIM: &[&str] = &["token_file"];
+    pub(crate) const AUDIT: &[&str] = &["file"];
     pub(crate) const POLICY: &[&str] = &["allowed_groups", "allowed_users", "allowed_networks"];
     pub(crate) const HOST: &[&str] = &[
         "host",

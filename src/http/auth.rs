@@ -12,10 +12,13 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::metrics::{BearerResult, Endpoint, Metrics};
 use super::respond::{self, Answer, Client, Rejection};
 use super::{cookie_values, now, peer_ip, AppState, State};
+use crate::audit;
 use crate::gate::{self, Credentials, GateError, Services, Verdict};
 use crate::oidc::bearer::{self, BearerError, Source};
 use crate::request::{self, Scheme};
 use crate::session;
+use crate::telemetry::otel;
+use tracing::Instrument;
 
 pub(super) async fn forward_auth(req: HttpRequest, state: State) -> HttpResponse {
     check(&req, &state, Endpoint::ForwardAuth).await
@@ -56,7 +59,9 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     };
     let cookies = state.session_cookies(req.headers());
     let credentials = state.credentials(req.headers(), &cookies);
-    let verdict = gate::decide(&original, rt, state.services(), credentials, now()).await;
+    let span = otel::decision_span(req.headers(), &original.host);
+    let decided = gate::decide(&original, rt, state.services(), credentials, now());
+    let verdict = decided.instrument(span.clone()).await;
     count_bearer(&state.metrics, &verdict);
     let verdict = match verdict {
         Ok(v) => v,
@@ -65,6 +70,14 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
     if let Some(current) = verdict.refresh_due() {
         super::refresh::spawn(state, current);
     }
+    audit::decision(req, &rt.trusted_proxies, &verdict);
+    let user = verdict.identity().map(|i| i.user.as_str());
+    otel::decided(
+        &span,
+        verdict.outcome().as_str(),
+        || verdict.decision.rule_name(),
+        user,
+    );
     state
         .metrics
         .decision(endpoint, verdict.outcome(), started.elapsed());

@@ -7,11 +7,12 @@
 //! token is not spent, so the provider's retry ends the sessions. Every
 //! answer carries `Cache-Control: no-store`.
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 
 use super::respond::{self, LogoutAnswer};
 use super::{now, State};
+use crate::audit;
 use crate::oidc::logout::{LogoutTokenError, MAX_AGE};
 use crate::session::store::Filter;
 use crate::session::EndReason;
@@ -24,7 +25,11 @@ pub(super) struct LogoutForm {
     logout_token: Option<String>,
 }
 
-pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>) -> HttpResponse {
+pub(super) async fn backchannel_logout(
+    req: HttpRequest,
+    state: State,
+    form: web::Form<LogoutForm>,
+) -> HttpResponse {
     let Some(token) = form.logout_token.as_deref().filter(|t| !t.is_empty()) else {
         return respond::backchannel(LogoutAnswer::Refused("no logout_token".into()));
     };
@@ -86,6 +91,14 @@ pub(super) async fn backchannel_logout(state: State, form: web::Form<LogoutForm>
                 sid = claims.sid.as_deref().unwrap_or(""),
                 ended,
                 "back-channel logout"
+            );
+            let who = audit::Context::http(&req, &state.runtime.trusted_proxies);
+            audit::backchannel_logout(
+                &audit::Context {
+                    subject: claims.sub.as_deref(),
+                    ..who
+                },
+                ended,
             );
             respond::backchannel(LogoutAnswer::Ended)
         }

@@ -14,6 +14,7 @@ use super::pages::escape;
 use super::respond::{self, Client, Rejection};
 use super::State;
 use super::{cookie_values, now, AppState, FLOW_LIFETIME};
+use crate::audit;
 use crate::config::{LoginDomain, Runtime};
 use crate::domain::ClientAddr;
 use crate::oidc::flow::{self, CallbackParams};
@@ -291,6 +292,7 @@ pub(super) async fn callback(
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
     };
+    let trail = audit::Context::http(&req, &state.runtime.trusted_proxies);
     match complete_sign_in(
         req.headers(),
         &state,
@@ -298,11 +300,13 @@ pub(super) async fn callback(
         &params,
         flow_cookie.as_deref(),
         context,
+        &trail,
     )
     .await
     {
         Ok(resp) => resp,
         Err(rejection) => {
+            audit::login_failed(&trail, &rejection.to_string());
             state.metrics.login(LoginEvent::Failed);
             let mut resp = refuse(&state, BadRequestEndpoint::Callback, &rejection);
             // A failed callback spends its flow.
@@ -325,6 +329,10 @@ fn spend(resp: &mut HttpResponse, secure: bool, name: String) {
 /// Check the provider's answer against this browser's flow, exchange the
 /// code with the flow's redirect URI, and set the session (replacing any
 /// earlier one: no fixation) for the login domain the flow started on.
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site, every argument named there"
+)]
 async fn complete_sign_in(
     headers: &HeaderMap,
     state: &AppState,
@@ -332,6 +340,7 @@ async fn complete_sign_in(
     params: &CallbackParams<'_>,
     flow_cookie: Option<&str>,
     context: LoginContext,
+    trail: &audit::Context<'_>,
 ) -> Result<HttpResponse, Rejection> {
     let rt = &state.runtime;
     let flow = flow_cookie.and_then(|name| {
@@ -397,6 +406,7 @@ async fn complete_sign_in(
     let present = state.session_cookie_names(headers);
     let client = context.client.clone().unwrap_or_default();
     let user = sign_in.identity.user.clone();
+    let subject = sign_in.identity.subject.clone();
     let groups = sign_in.identity.groups.clone();
     let provider = &state.provider;
     if groups.is_empty()
@@ -448,6 +458,13 @@ async fn complete_sign_in(
             .map_err(not_stored)?,
     };
     tracing::info!(user = %user, groups = ?groups, %client, "signed in");
+    let key = audit::key_in(&state.keys, &state.cookie.name, &cookies);
+    audit::login(
+        &trail
+            .clone()
+            .signed_in(&user, &subject)
+            .session(key.as_ref()),
+    );
     state.metrics.login(LoginEvent::Completed);
     let mut resp = respond::found(&flow.rd);
     for c in &cookies {
@@ -532,6 +549,7 @@ async fn sign_out(req: &HttpRequest, state: &AppState, rd: Option<&str>) -> Http
     if let Some(user) = &ended.user {
         let client = client_address(req, rt).unwrap_or_default();
         tracing::info!(user = %user, %client, "signed out");
+        audit::logout(&audit::Context::http(req, &rt.trusted_proxies).current(current.as_ref()));
     }
     // RP-initiated logout at the provider when it offers it; it returns to /logout/done, which goes on to rd.
     let target = ended

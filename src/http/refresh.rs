@@ -9,6 +9,7 @@
 //! (with Redis, the store's lock makes that true across replicas).
 
 use super::{now, AppState, State};
+use crate::audit;
 use crate::oidc::RefreshError;
 use crate::session::store::StoreKey;
 use crate::session::{Current, RefreshOutcome};
@@ -74,6 +75,8 @@ async fn refresh(state: &AppState, key: &StoreKey) {
             }),
         Err(RefreshError::Invalid(why)) => {
             tracing::info!(user = %user, reason = %why, "refresh refused by the provider: session ended");
+            let who = audit::Context::default().signed_in(&user, &subject);
+            audit::refresh_invalid(&who.session(Some(key)), &why.to_string());
             state.sessions.refresh_refused(key).await
         }
         Err(RefreshError::Unavailable(why)) => {

@@ -11,8 +11,9 @@ use subtle::ConstantTimeEq;
 
 use super::respond::{self, Rejection};
 use super::{now, AppState, State};
+use crate::audit;
 use crate::policy::Identity;
-use crate::scim::{self, Directory, ListQuery, ScimError, Scope};
+use crate::scim::{self, Deprovisioned, Directory, ListQuery, ScimError, Scope};
 use crate::session::store::DirectoryKind;
 
 /// Largest SCIM request body, in bytes (beyond: 413).
@@ -164,11 +165,28 @@ fn if_match(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::IF_MATCH).and_then(|v| v.to_str().ok())
 }
 
-fn scope<'a>(state: &'a AppState, base: &'a str) -> Scope<'a> {
+fn scope<'a>(
+    state: &'a AppState,
+    base: &'a str,
+    on_deprovision: &'a dyn Fn(&Deprovisioned<'_>),
+) -> Scope<'a> {
     Scope {
         sessions: &state.sessions,
         base,
         now: now(),
+        on_deprovision,
+    }
+}
+
+/// A read changes nothing: no one is deprovisioned.
+fn unchanged(_: &Deprovisioned<'_>) {}
+
+/// The `scim_deprovision` audit record of a user this request deprovisioned.
+fn audited<'r>(req: &'r HttpRequest, state: &'r AppState) -> impl Fn(&Deprovisioned<'_>) + 'r {
+    move |d| {
+        let ctx = audit::Context::http(req, &state.runtime.trusted_proxies)
+            .signed_in(d.user, d.subject.unwrap_or_default());
+        audit::scim_deprovision(&ctx, d.sessions);
     }
 }
 
@@ -198,7 +216,9 @@ async fn list(req: HttpRequest, state: State, path: web::Path<String>) -> HttpRe
                 start_index,
                 count,
             };
-            let mut listed = directory.list(&scope(&state, &base), kind, &q).await?;
+            let mut listed = directory
+                .list(&scope(&state, &base, &unchanged), kind, &q)
+                .await?;
             projected(&mut listed, &pairs);
             Ok(respond::scim(listed))
         }
@@ -217,8 +237,11 @@ async fn create(
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path)?;
             let body = json_body(payload).await?;
+            let audit = audited(&req, &state);
             Ok(respond::scim(
-                directory.create(&scope(&state, &base), kind, &body).await?,
+                directory
+                    .create(&scope(&state, &base, &audit), kind, &body)
+                    .await?,
             ))
         }
         .await,
@@ -230,7 +253,9 @@ async fn get(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
         async {
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
-            let mut got = directory.get(&scope(&state, &base), kind, &path.1).await?;
+            let mut got = directory
+                .get(&scope(&state, &base, &unchanged), kind, &path.1)
+                .await?;
             projected(&mut got, &query(&req));
             Ok(respond::scim(got))
         }
@@ -250,7 +275,8 @@ async fn update(
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
             let body = json_body(payload).await?;
-            let (s, wanted) = (scope(&state, &base), if_match(req.headers()));
+            let audit = audited(&req, &state);
+            let (s, wanted) = (scope(&state, &base, &audit), if_match(req.headers()));
             let done = if req.method() == actix_web::http::Method::PATCH {
                 directory.patch(&s, kind, &path.1, &body, wanted).await?
             } else {
@@ -267,7 +293,8 @@ async fn delete(req: HttpRequest, state: State, path: web::Path<(String, String)
         async {
             let (directory, base) = authorized(&state, req.headers())?;
             let kind = kind_of(&path.0)?;
-            let s = scope(&state, &base);
+            let audit = audited(&req, &state);
+            let s = scope(&state, &base, &audit);
             Ok(respond::scim(
                 directory
                     .delete(&s, kind, &path.1, if_match(req.headers()))

@@ -20,6 +20,7 @@ use super::{Endpoint, IdTokenError, OidcError, Provider, ProviderError, RefreshE
 use crate::config::ClientAuth;
 use crate::policy::Identity;
 use crate::session::FlowStepUp;
+use crate::telemetry::otel;
 
 /// The client as built from discovery: authorization endpoint set, token and userinfo endpoints maybe.
 type ConfiguredClient = CoreClient<
@@ -161,7 +162,7 @@ impl Provider {
             .map_err(ProviderError::NoTokenEndpoint)
             .map_err(OidcError::from)?;
         let response = request
-            .request_async(&self.http)
+            .request_async(&otel::Traced::new(&self.http, "refresh"))
             .await
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(r) if refresh_refused(r.error().as_ref()) => {
@@ -234,7 +235,7 @@ impl Provider {
             .map_err(ProviderError::NoTokenEndpoint)?
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.to_string()));
         let response = request
-            .request_async(&self.http)
+            .request_async(&otel::Traced::new(&self.http, "token"))
             .await
             .map_err(|e| match e {
                 RequestTokenError::ServerResponse(r) => OidcError::Refused {

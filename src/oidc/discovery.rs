@@ -19,6 +19,7 @@ use super::{
     is_asymmetric, Endpoint, OidcError, Provider, ProviderError, JWKS_REFRESH_INTERVAL,
     METADATA_REFRESH,
 };
+use crate::telemetry::otel;
 
 /// Provider metadata fields `openidconnect` does not model by default.
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -88,9 +89,10 @@ impl Provider {
                 source,
             }
         })?;
-        let metadata = Metadata::discover_async(issuer, &self.http)
-            .await
-            .map_err(|e| ProviderError::failed(Endpoint::Discovery, e))?;
+        let metadata =
+            Metadata::discover_async(issuer, &otel::Traced::new(&self.http, "discovery"))
+                .await
+                .map_err(|e| ProviderError::failed(Endpoint::Discovery, e))?;
         let algs: Vec<CoreJwsSigningAlgorithm> = metadata
             .id_token_signing_alg_values_supported()
             .iter()
@@ -150,9 +152,12 @@ impl Provider {
             }
             *last = Some(Instant::now());
         }
-        let jwks = CoreJsonWebKeySet::fetch_async(d.metadata.jwks_uri(), &self.http)
-            .await
-            .map_err(|e| ProviderError::failed(Endpoint::Jwks, e))?;
+        let jwks = CoreJsonWebKeySet::fetch_async(
+            d.metadata.jwks_uri(),
+            &otel::Traced::new(&self.http, "jwks"),
+        )
+        .await
+        .map_err(|e| ProviderError::failed(Endpoint::Jwks, e))?;
         tracing::info!("provider keys refetched after an unknown kid");
         Ok(Some(self.store(Discovered {
             metadata: d.metadata.clone(),

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{Endpoint, OidcError, Provider, ProviderError};
 use crate::config::ClientAuth;
+use crate::telemetry::otel;
 
 /// Largest userinfo or introspection answer read.
 const MAX_ANSWER: usize = 64 * 1024;
@@ -52,8 +53,7 @@ impl Provider {
         if let Some(t) = timeout {
             request = request.timeout(t);
         }
-        let answer = request
-            .send()
+        let answer = otel::send("userinfo", request)
             .await
             .map_err(|e| ProviderError::failed(Endpoint::Userinfo, e))?;
         let status = answer.status();
@@ -97,9 +97,7 @@ impl Provider {
             }
             _ => form.push(("client_id", id)),
         }
-        let answer = request
-            .form(&form)
-            .send()
+        let answer = otel::send("introspection", request.form(&form))
             .await
             .map_err(|e| ProviderError::failed(Endpoint::Introspection, e))?;
         let status = answer.status();

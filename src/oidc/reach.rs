@@ -12,6 +12,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use super::{Endpoint, ProviderError};
+use crate::telemetry::otel;
 
 /// How long an answer is believed: a success a little longer than a failure,
 /// so a provider that comes back is noticed quickly.
@@ -44,7 +45,7 @@ impl Reachability {
                 }
             }
         }
-        let why = match http.get(url).timeout(TIMEOUT).send().await {
+        let why = match otel::send("reachability", http.get(url).timeout(TIMEOUT)).await {
             Ok(resp) if resp.status().is_server_error() => Some(Arc::new(ProviderError::Status {
                 endpoint: Endpoint::Discovery,
                 status: resp.status(),

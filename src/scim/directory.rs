@@ -24,6 +24,18 @@ pub struct Scope<'a> {
     pub sessions: &'a Sessions,
     pub base: &'a str,
     pub now: u64,
+    /// Told of every user this request deprovisioned (the audit record).
+    pub on_deprovision: &'a dyn Fn(&Deprovisioned<'_>),
+}
+
+/// A user SCIM made inactive or deleted, and how many sessions ended with it.
+#[derive(Debug)]
+pub struct Deprovisioned<'a> {
+    pub user: &'a str,
+    pub subject: Option<&'a str>,
+    /// `inactive` or `deleted`.
+    pub reason: &'static str,
+    pub sessions: usize,
 }
 
 /// A successful answer: the status, the resource (or list), its ETag.
@@ -482,7 +494,15 @@ impl Directory {
             None => SessionFilter::User(user.user_name.clone()),
         };
         match s.sessions.revoke(&filter, EndReason::Revoke).await {
-            Ok(sessions) => scim_deprovision(user, why, sessions),
+            Ok(sessions) => {
+                scim_deprovision(user, why, sessions);
+                (s.on_deprovision)(&Deprovisioned {
+                    user: &user.user_name,
+                    subject: user.external_id.as_deref(),
+                    reason: why,
+                    sessions,
+                });
+            }
             // The snapshot refuses the user's sessions anyway; the log says why they linger in the store.
             Err(e) => {
                 tracing::warn!(target: "pocketgate::scim", user = %user.user_name, error = %e, "SCIM deprovisioning: the sessions could not be ended in the store; they are refused while SCIM keeps the user inactive")
@@ -491,7 +511,7 @@ impl Directory {
     }
 }
 
-/// The `scim_deprovision` audit event's call site.
+/// The operator's log line of a deprovisioning (the audit record is the caller's).
 fn scim_deprovision(user: &User, why: &'static str, sessions: usize) {
     tracing::info!(
         target: "pocketgate::scim",

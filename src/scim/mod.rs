@@ -21,7 +21,7 @@ mod resource;
 
 use std::sync::Arc;
 
-pub use directory::{Answer, ListQuery, Scope};
+pub use directory::{Answer, Deprovisioned, ListQuery, Scope};
 pub use discovery::{all, project, resource_types, schemas, service_provider_config};
 pub use error::ScimError;
 pub use overlay::group_names;

@@ -1,5 +1,5 @@
 //! `listen`, `public_url`, `trusted_proxies`, `[headers]` (and each host's
-//! `[hosts.headers]`), `log_*`.
+//! `[hosts.headers]`), `log_*`, `[audit]`.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -237,8 +237,21 @@ fn log(raw: &RawConfig, report: &mut Report) -> Option<LogSettings> {
             "is not a log filter (fix: \"info\", \"debug\", or e.g. \"pocketgate=debug,info\")",
         )
     }));
+    let audit_file = match raw.audit.file.as_deref() {
+        None => Some(None),
+        Some(f) if std::path::Path::new(f).is_absolute() => Some(Some(f.into())),
+        Some(f) => {
+            report.error(invalid(
+                "audit.file",
+                f,
+                "is not an absolute path (fix: e.g. \"/var/log/pocketgate/audit.jsonl\", or remove the key to write audit records to stdout)",
+            ));
+            None
+        }
+    };
     Some(LogSettings {
         format: format?,
         filter: filter?,
+        audit_file: audit_file?,
     })
 }
