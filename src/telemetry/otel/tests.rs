@@ -53,7 +53,9 @@ fn traced(f: impl FnOnce()) {
     let provider = SdkTracerProvider::builder().build();
     let subscriber = tracing_subscriber::registry()
         .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    super::set_on(true);
     tracing::subscriber::with_default(subscriber, f);
+    super::set_on(false);
 }
 
 fn incoming(traceparent: &str) -> ActixHeaders {
