@@ -16,7 +16,7 @@ fi
 command -v go >/dev/null || { echo "SKIPPED: no Go toolchain to build the collector"; exit 0; }
 mkdir -p "$CACHE"
 cd "$CACHE"
-GOBIN="$CACHE" timeout 600 go install "go.opentelemetry.io/collector/cmd/builder@$VERSION"
+GOBIN="$CACHE" timeout 300 go install "go.opentelemetry.io/collector/cmd/builder@$VERSION"
 cat > builder.yaml <<YAML
 dist:
   name: otelcol-pocketgate
@@ -27,5 +27,5 @@ receivers:
 exporters:
   - gomod: go.opentelemetry.io/collector/exporter/debugexporter $VERSION
 YAML
-timeout 2400 ./builder --config builder.yaml
+timeout 900 ./builder --config builder.yaml
 echo "collector: $BIN"
