@@ -150,7 +150,7 @@ pub fn decision_span(headers: &actix_web::http::header::HeaderMap, host: &str) -
     }
     let span = tracing::info_span!(target: TRACE_TARGET, "decision", otel.kind = "server", host, outcome = Empty, rule = Empty, user = Empty);
     if !span.is_disabled() {
-        let parent = TraceContextPropagator::new().extract(&Incoming(headers));
+        let parent = TraceContextPropagator::new().extract(&Incoming::new(headers));
         let _ = span.set_parent(parent);
     }
     span
@@ -266,16 +266,57 @@ fn inject(span: &Span, headers: &mut HeaderMap) {
     TraceContextPropagator::new().inject_context(&span.context(), &mut Outgoing(headers));
 }
 
-/// The W3C trace context headers of an incoming request.
-struct Incoming<'h>(&'h actix_web::http::header::HeaderMap);
+/// The W3C trace context headers of an incoming request, read as W3C
+/// Trace Context asks: a `traceparent` sent more than once is no trace
+/// context at all (the decision starts a new trace), and several
+/// `tracestate` fields are one list, in order. nginx passes a client's
+/// headers to `auth_request` as they came, repeated ones too.
+struct Incoming<'h> {
+    headers: &'h actix_web::http::header::HeaderMap,
+    /// The `tracestate` fields joined, when there are several.
+    tracestate: Option<String>,
+}
+
+impl<'h> Incoming<'h> {
+    fn new(headers: &'h actix_web::http::header::HeaderMap) -> Self {
+        let mut fields = headers.get_all(TRACESTATE);
+        let tracestate = match (fields.next(), fields.next()) {
+            (Some(first), Some(second)) => {
+                let all = [first, second].into_iter().chain(fields);
+                // a field that is not text spoils the list: no tracestate
+                let text: Option<Vec<&str>> = all.map(|v| v.to_str().ok()).collect();
+                Some(text.map(|t| t.join(",")).unwrap_or_default())
+            }
+            _ => None,
+        };
+        Incoming {
+            headers,
+            tracestate,
+        }
+    }
+}
+
+/// The W3C trace context header names.
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
 
 impl Extractor for Incoming<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        if key.eq_ignore_ascii_case(TRACESTATE) {
+            if let Some(joined) = &self.tracestate {
+                return Some(joined);
+            }
+        }
+        let mut values = self.headers.get_all(key);
+        let first = values.next()?;
+        if key.eq_ignore_ascii_case(TRACEPARENT) && values.next().is_some() {
+            return None;
+        }
+        first.to_str().ok()
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(|k| k.as_str()).collect()
+        self.headers.keys().map(|k| k.as_str()).collect()
     }
 }
 
@@ -284,6 +325,11 @@ struct Outgoing<'h>(&'h mut HeaderMap);
 
 impl Injector for Outgoing<'_> {
     fn set(&mut self, key: &str, value: String) {
+        // The propagator sets `tracestate` even when the trace has no state;
+        // W3C Trace Context asks not to send an empty one.
+        if value.is_empty() {
+            return;
+        }
         if let (Ok(name), Ok(value)) = (
             HeaderName::from_bytes(key.as_bytes()),
             HeaderValue::from_str(&value),

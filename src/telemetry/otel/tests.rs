@@ -123,3 +123,68 @@ fn with_traces_off_the_spans_are_disabled_and_no_header_is_sent() {
         assert!(out.is_empty());
     });
 }
+
+/// The trace context headers a decision span carries on to the provider,
+/// for an auth request with `fields` (name, value; repeated names kept).
+fn carried_on(fields: &[(&str, &str)]) -> HeaderMap {
+    let mut h = ActixHeaders::new();
+    for (name, value) in fields {
+        h.append(
+            actix_web::http::header::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            actix_web::http::header::HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    let mut out = HeaderMap::new();
+    traced(|| {
+        let decision = decision_span(&h, "a.test");
+        let _in = decision.enter();
+        inject(&provider_span("userinfo", "GET"), &mut out);
+    });
+    out
+}
+
+fn sent<'h>(out: &'h HeaderMap, name: &str) -> Vec<&'h str> {
+    out.get_all(name)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect()
+}
+
+#[test]
+fn no_empty_tracestate_goes_to_the_provider() {
+    let out = carried_on(&[("traceparent", &format!("00-{TRACE}-{PARENT}-01"))]);
+    assert_eq!(sent(&out, "traceparent").len(), 1);
+    assert!(sent(&out, "tracestate").is_empty(), "{out:?}");
+    let out = carried_on(&[]);
+    assert_eq!(sent(&out, "traceparent").len(), 1, "a trace of its own");
+    assert!(sent(&out, "tracestate").is_empty(), "{out:?}");
+}
+
+#[test]
+fn the_proxys_tracestate_goes_on_to_the_provider_and_several_fields_are_one_list() {
+    let parent = format!("00-{TRACE}-{PARENT}-01");
+    let out = carried_on(&[("traceparent", &parent), ("tracestate", "edge=1")]);
+    assert_eq!(sent(&out, "tracestate"), ["edge=1"]);
+    let out = carried_on(&[
+        ("traceparent", &parent),
+        ("tracestate", "edge=1,cdn=2"),
+        ("tracestate", "lb=3"),
+    ]);
+    assert_eq!(sent(&out, "tracestate"), ["edge=1,cdn=2,lb=3"]);
+}
+
+#[test]
+fn a_repeated_traceparent_starts_a_new_trace() {
+    let other = "12345678901234567890123456789012";
+    let out = carried_on(&[
+        ("traceparent", &format!("00-{TRACE}-{PARENT}-01")),
+        ("traceparent", &format!("00-{other}-{PARENT}-01")),
+    ]);
+    let carried = sent(&out, "traceparent");
+    assert_eq!(carried.len(), 1);
+    assert!(
+        !carried[0].contains(TRACE) && !carried[0].contains(other),
+        "neither of the two: {carried:?}"
+    );
+    assert_eq!(carried[0].len(), 55, "{carried:?}");
+}

@@ -48,12 +48,13 @@ def _binary(name: str) -> str:
 
 def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
                 aliases: dict[str, list[str]] | None = None,
-                files: Callable[[configs.Ports, Path], dict[str, str]] | None = None) -> Proc:
+                files: Callable[[configs.Ports, Path], dict[str, str]] | None = None,
+                env: dict[str, str] | None = None) -> Proc:
     """The proxy from its example; ``aliases``: more names for the example's
     sites (configs.py); ``files``: the proxy's configuration from elsewhere
-    (the NixOS module's, test_nixos.py), as {file name: text} in its work
-    directory: ``Caddyfile``, ``nginx.conf``, or ``traefik.yml`` and
-    ``dynamic.yml``."""
+    (the NixOS module's, test_nixos.py; test_traces.py's with tracing on), as
+    {file name: text} in its work directory: ``Caddyfile``, ``nginx.conf``,
+    or ``traefik.yml`` and ``dynamic.yml``; ``env``: more environment for it."""
     workdir.mkdir(parents=True, exist_ok=True)
     given = files(ports, workdir) if files else None
     if given is not None:
@@ -67,20 +68,21 @@ def start_proxy(kind: str, ports: configs.Ports, workdir: Path, log_dir: Path,
             path.write_text(configs.caddyfile(ports, aliases))
         proc = Proc("caddy", [_binary("caddy"), "run", "--config", path, "--adapter", "caddyfile"], log_dir,
                     env={"XDG_DATA_HOME": str(workdir / "data"), "XDG_CONFIG_HOME": str(workdir / "config"),
-                         "HOME": str(workdir)})
+                         "HOME": str(workdir), **(env or {})})
     elif kind == "nginx":
         if given is None:
             conf, snippet = configs.nginx_conf(ports, workdir, aliases)
             (workdir / "nginx.conf").write_text(conf)
             (workdir / "pocketgate.conf").write_text(snippet)
         proc = Proc("nginx", [_binary("nginx"), "-p", f"{workdir}/", "-e", f"{workdir}/error.log",
-                              "-c", workdir / "nginx.conf", "-g", f"daemon off; pid {workdir}/nginx.pid;"], log_dir)
+                              "-c", workdir / "nginx.conf", "-g", f"daemon off; pid {workdir}/nginx.pid;"], log_dir,
+                    env=env)
     elif kind == "traefik":
         if given is None:
             static, dynamic = configs.traefik_configs(ports, workdir, aliases)
             (workdir / "traefik.yml").write_text(static)
             (workdir / "dynamic.yml").write_text(dynamic)
-        proc = Proc("traefik", [_binary("traefik"), f"--configFile={workdir / 'traefik.yml'}"], log_dir)
+        proc = Proc("traefik", [_binary("traefik"), f"--configFile={workdir / 'traefik.yml'}"], log_dir, env=env)
     else:
         raise ValueError(kind)
     proc.extra_logs = [workdir / "error.log", workdir / "access.log"] if kind == "nginx" else []

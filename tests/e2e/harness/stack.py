@@ -66,6 +66,9 @@ class Additions:
     # the proxy's own files instead of the example's (test_nixos.py: what the
     # NixOS module generates): {"Caddyfile": ...} or {"nginx.conf": ...}
     proxy_files: Callable[[configs.Ports, Path], dict[str, str]] | None = None
+    # more environment for pocketgate (test_traces.py: OTEL_*) and for the proxy
+    env: dict[str, str] = field(default_factory=dict)
+    proxy_env: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,9 +188,10 @@ def start_stub_stack(proxy: str, echo: Proc, echo_port: int, root: Path) -> Stac
 
 def _start_proxy(proxy: str, ports: configs.Ports, workdir: Path,
                  aliases: dict[str, list[str]] | None = None,
-                 files: Callable[[configs.Ports, Path], dict[str, str]] | None = None) -> Proc:
+                 files: Callable[[configs.Ports, Path], dict[str, str]] | None = None,
+                 env: dict[str, str] | None = None) -> Proc:
     # proxies.start_proxy registers the Proc before waiting; find it on failure
-    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases, files)
+    return proxies.start_proxy(proxy, ports, workdir / proxy, workdir, aliases, files, env)
 
 
 def pocketgate_binary() -> Path:
@@ -242,6 +246,7 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
             "POCKETGATE_SESSION__REFRESH_INTERVAL": f"{REFRESH_INTERVAL:g}s",
             "RUST_LOG": os.environ.get("E2E_RUST_LOG", "info,pocketgate=debug"),
             "RUST_BACKTRACE": "1",
+            **add.env,
         }
         # only the variables set here: any POCKETGATE_* of the caller's
         # environment would be read as configuration
@@ -251,7 +256,8 @@ def start_stack(proxy: str, echo: Proc, echo_port: int, root: Path,
         pg.wait_port(ports.auth, timeout=60)
         pg.wait_http(f"http://127.0.0.1:{ports.auth}/readyz", timeout=60)
 
-        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases, add.proxy_files))
+        stack.procs.append(_start_proxy(proxy, ports, workdir, add.aliases, add.proxy_files,
+                                        add.proxy_env))
     except Exception as exc:
         for p in stack.procs[1:]:
             p.stop()

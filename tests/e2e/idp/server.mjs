@@ -41,6 +41,9 @@
 //   GET /_test/users/NAME   the user
 //   GET /_test/backchannel  every back-channel logout sent so far:
 //                           [{client_id, sub, sid, ok, error}], oldest first
+//   GET /_test/userinfo     the W3C trace context of every userinfo request so
+//                           far: [{traceparent, tracestate}] (null: no such
+//                           header), oldest first
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -77,6 +80,8 @@ const API_RESOURCE = 'urn:pocketgate:api';
 
 // Back-channel logouts sent, for GET /_test/backchannel.
 const BACKCHANNEL = [];
+// The trace context of each userinfo request, for GET /_test/userinfo.
+const USERINFO_TRACE_CONTEXTS = [];
 
 function signingKey(alg) {
   const kid = `e2e-${alg.toLowerCase()}-${crypto.randomBytes(4).toString('hex')}`;
@@ -350,6 +355,9 @@ async function control(req, res) {
   if (url.pathname === '/_test/backchannel' && req.method === 'GET') {
     return sendJson(res, 200, BACKCHANNEL);
   }
+  if (url.pathname === '/_test/userinfo' && req.method === 'GET') {
+    return sendJson(res, 200, USERINFO_TRACE_CONTEXTS);
+  }
   const m = /^\/_test\/users\/([a-z0-9-]{1,64})$/.exec(url.pathname);
   if (!m) return sendJson(res, 404, { error: 'no such control endpoint' });
   const name = m[1];
@@ -391,6 +399,10 @@ server.listen(Number(process.env.IDP_PORT || 0), process.env.IDP_BIND || '127.0.
     if (req.url.startsWith('/_test/')) {
       control(req, res).catch((err) => sendJson(res, 500, { error: String(err) }));
       return;
+    }
+    if (new URL(req.url, issuer).pathname === '/api/oidc/userinfo') {
+      const { traceparent = null, tracestate = null } = req.headers;
+      USERINFO_TRACE_CONTEXTS.push({ traceparent, tracestate });
     }
     callback(req, res);
   });
