@@ -4,8 +4,14 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
-use crate::common::{metrics_text, spawn_plain};
+use dev_idp::Fault;
+use pocketgate::reload::Reloader;
+
+use crate::common::{
+    ask, client, forward_auth_status, metrics_text, spawn_plain, spawn_with_idp, Ask, TestApp, JSON,
+};
 
 /// The files whose metric names must exist.
 const FILES: [&str; 3] = [
@@ -125,4 +131,183 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
             "the dashboard shows no {needed}"
         );
     }
+}
+
+/// The value of the sample `series` (name and labels, as exported) in `text`.
+fn sample(text: &str, series: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// `pocketgate_decisions_total` of this endpoint, host label and outcome.
+fn decisions(text: &str, endpoint: &str, host: &str, outcome: &str) -> Option<u64> {
+    sample(
+        text,
+        &format!(
+            "pocketgate_decisions_total{{endpoint=\"{endpoint}\",host=\"{host}\",outcome=\"{outcome}\"}}"
+        ),
+    )
+}
+
+/// How many `pocketgate_decisions_total` series `/metrics` has.
+fn decision_series(text: &str) -> usize {
+    text.lines()
+        .filter(|l| l.starts_with("pocketgate_decisions_total{"))
+        .count()
+}
+
+#[actix_web::test]
+async fn decisions_are_counted_by_the_configured_host_that_matched() {
+    let app = spawn_plain("").await;
+    let before = metrics_text(&app).await;
+    // tests/common/policies.toml: five [[hosts]] and (other), 2 endpoints, 5 outcomes.
+    assert_eq!(decision_series(&before), 6 * 2 * 5, "{before}");
+    let bob = app.cookie("bob", &["users"]);
+    assert_eq!(
+        forward_auth_status(&app, "app.example.test", &bob).await,
+        200
+    );
+    // A wildcard entry counts under its pattern, an unknown host under (other).
+    assert_eq!(
+        forward_auth_status(&app, "a.wild.example.test", &bob).await,
+        403
+    );
+    let r = ask(&app, Ask::AuthRequest, "unknown.example.test", "/", &[JSON]).await;
+    assert_eq!(r.status(), 403);
+
+    let text = metrics_text(&app).await;
+    for (endpoint, host, outcome) in [
+        ("forward-auth", "app.example.test", "allow"),
+        ("forward-auth", "*.wild.example.test", "deny"),
+        ("auth-request", "(other)", "deny"),
+    ] {
+        assert_eq!(
+            decisions(&text, endpoint, host, outcome),
+            Some(1),
+            "{endpoint} {host} {outcome}:\n{text}"
+        );
+    }
+    assert_eq!(decisions(&text, "forward-auth", "(other)", "deny"), Some(0));
+}
+
+/// Hostile input: `Host` values a client makes up are counted under
+/// (other) or the wildcard they fall under, never as series of their own.
+#[actix_web::test]
+async fn a_thousand_invented_hosts_add_no_series() {
+    let app = spawn_plain("").await;
+    let before = decision_series(&metrics_text(&app).await);
+    for i in 0..1_000u32 {
+        let host = if i % 2 == 0 {
+            format!("h{i}-{:x}.example.test", i.wrapping_mul(2_654_435_761))
+        } else {
+            format!("x{i}.wild.example.test")
+        };
+        let status = forward_auth_status(&app, &host, "").await;
+        assert!(status == 401 || status == 403, "{host}: {status}");
+    }
+    let text = metrics_text(&app).await;
+    assert_eq!(decision_series(&text), before);
+    let counted = |host| {
+        ["allow", "bypass", "login", "deny", "step_up"]
+            .iter()
+            .filter_map(|o| decisions(&text, "forward-auth", host, o))
+            .sum::<u64>()
+    };
+    assert_eq!(counted("(other)"), 500, "{text}");
+    assert_eq!(counted("*.wild.example.test"), 500, "{text}");
+}
+
+/// A reload that adds a host: its series appear at once, and the hosts
+/// that stayed keep their counts.
+#[actix_web::test]
+async fn a_reload_shows_a_new_host_and_keeps_the_counts() {
+    let app = spawn_plain("").await;
+    let bob = app.cookie("bob", &["users"]);
+    assert_eq!(
+        forward_auth_status(&app, "app.example.test", &bob).await,
+        200
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pocketgate.toml");
+    let host = "\n[[hosts]]\nhost = \"new.example.test\"\npolicy = \"users\"\n";
+    std::fs::write(&path, format!("{}{host}", app.toml)).unwrap();
+    Reloader::new(&path, app.live.clone(), None)
+        .reload()
+        .await
+        .unwrap();
+    assert_eq!(
+        forward_auth_status(&app, "new.example.test", &bob).await,
+        200
+    );
+    let text = metrics_text(&app).await;
+    assert_eq!(
+        decisions(&text, "forward-auth", "new.example.test", "allow"),
+        Some(1)
+    );
+    assert_eq!(
+        decisions(&text, "forward-auth", "app.example.test", "allow"),
+        Some(1)
+    );
+    assert_eq!(
+        decisions(&text, "auth-request", "new.example.test", "deny"),
+        Some(0)
+    );
+}
+
+/// `pocketgate_server_errors_total{group}`: answers with a 5xx status, by
+/// group of endpoints; answers below 500 are not counted.
+#[actix_web::test]
+async fn answers_with_a_5xx_status_are_counted_by_group() {
+    // No provider: a sign-in cannot start (503), and pocketgate is not ready (503).
+    let app = spawn_plain("").await;
+    let c = client();
+    let r = c.get(app.url("/login?rd=/")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    let r = c.get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 503);
+    assert_eq!(forward_auth_status(&app, "app.example.test", "").await, 401);
+    let r = c.get(app.url("/no-such-page")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let text = metrics_text(&app).await;
+    for (group, n) in [
+        ("login", 1),
+        ("readiness", 1),
+        ("auth", 0),
+        ("other", 0),
+        ("scim", 0),
+        ("backchannel", 0),
+    ] {
+        let series = format!("pocketgate_server_errors_total{{group=\"{group}\"}}");
+        assert_eq!(sample(&text, &series), Some(n), "{series}:\n{text}");
+    }
+}
+
+/// Reads `pocketgate_provider_ready` until it is `want`, for at most 10 s
+/// (a provider's answer is believed for up to 5 s).
+async fn provider_ready_becomes(app: &TestApp, want: u64) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let got = sample(&metrics_text(app).await, "pocketgate_provider_ready");
+        if got == Some(want) || Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The gauge is not "metadata was loaded once": a provider that stops
+/// answering after discovery reads 0, and 1 again when it is back.
+#[actix_web::test]
+async fn provider_ready_falls_to_0_when_the_provider_stops_answering() {
+    let app = spawn_with_idp().await;
+    let idp = app.idp.as_ref().unwrap();
+    assert_eq!(provider_ready_becomes(&app, 1).await, Some(1));
+    idp.set_fault(Some(Fault::Unavailable));
+    assert_eq!(provider_ready_becomes(&app, 0).await, Some(0));
+    // Metadata stays loaded: bypasses and sessions keep working, /readyz stays 200.
+    let r = client().get(app.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    idp.set_fault(None);
+    assert_eq!(provider_ready_becomes(&app, 1).await, Some(1));
 }
