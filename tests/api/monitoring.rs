@@ -1,8 +1,8 @@
 //! The Grafana dashboard (examples/grafana/) and the Prometheus rules
-//! (examples/prometheus/) name only metrics that `/metrics` exports: scrape
+//! (examples/prometheus/) name only metrics and labels that `/metrics` exports: scrape
 //! the running application and compare every `pocketgate_*` name the files use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,76 @@ fn named(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// Labels Prometheus adds to every series, or a histogram's bucket bound.
+const SCRAPE_LABELS: [&str; 3] = ["instance", "job", "le"];
+
+/// The label names of each exported series name: `a{x="1",y="2"} 0` gives
+/// `a` → {x, y}.
+fn exported_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut labels = BTreeMap::<String, BTreeSet<String>>::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let Some((name, rest)) = line.split_once('{') else {
+            continue;
+        };
+        let Some((set, _)) = rest.split_once('}') else {
+            continue;
+        };
+        let names = set
+            .split(',')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, _)| k.to_string());
+        labels.entry(name.to_string()).or_default().extend(names);
+    }
+    labels
+}
+
+/// Every label name a `pocketgate_*{...}` selector in `text` matches on, with
+/// its metric's name; and every name in a `by (...)` clause (metric `""`).
+fn used_labels(text: &str) -> BTreeSet<(String, String)> {
+    let text = text.replace("\\\"", "\"");
+    let mut used = BTreeSet::new();
+    for name in named(&text) {
+        let selector = format!("{name}{{");
+        for (at, _) in text.match_indices(&selector) {
+            let rest = &text[at + selector.len()..];
+            let set = &rest[..rest.find('}').unwrap_or(rest.len())];
+            for matcher in set.split(',') {
+                let label = matcher.split(['=', '!']).next().unwrap_or("").trim();
+                if !label.is_empty() {
+                    used.insert((name.clone(), label.to_string()));
+                }
+            }
+        }
+    }
+    for (at, _) in text.match_indices("by (") {
+        let rest = &text[at + 4..];
+        let list = &rest[..rest.find(')').unwrap_or(rest.len())];
+        for label in list.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+            used.insert((String::new(), label.to_string()));
+        }
+    }
+    used
+}
+
+#[test]
+fn used_labels_reads_selectors_and_groupings() {
+    let used: Vec<(String, String)> = used_labels(
+        r#"sum by (host, outcome) (rate(pocketgate_a_total{instance=~"$i", host!="x"}[5m]))"#,
+    )
+    .into_iter()
+    .collect();
+    let pair = |m: &str, l: &str| (m.to_string(), l.to_string());
+    assert_eq!(
+        used,
+        [
+            pair("", "host"),
+            pair("", "outcome"),
+            pair("pocketgate_a_total", "host"),
+            pair("pocketgate_a_total", "instance"),
+        ]
+    );
+}
+
 #[test]
 fn named_finds_whole_metric_names() {
     let names: Vec<String> = named(
@@ -94,7 +164,10 @@ fn exported_understands_histogram_and_counter_suffixes() {
 #[actix_web::test]
 async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
     let app = spawn_plain("").await;
-    let metrics = exported(&metrics_text(&app).await);
+    let scrape = metrics_text(&app).await;
+    let metrics = exported(&scrape);
+    let labels = exported_labels(&scrape);
+    let all_labels: BTreeSet<&String> = labels.values().flatten().collect();
     assert!(
         metrics.contains("pocketgate_decisions_total")
             && metrics.contains("pocketgate_decision_duration_seconds_bucket"),
@@ -111,6 +184,21 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
             unknown.is_empty(),
             "{file} uses metrics /metrics does not export: {unknown:?}\nexported: {metrics:?}"
         );
+        // The labels they match on and group by are ones the metric has.
+        for (metric, label) in used_labels(&text) {
+            if SCRAPE_LABELS.contains(&label.as_str()) {
+                continue;
+            }
+            let known = match labels.get(&metric) {
+                _ if metric.is_empty() => all_labels.contains(&label),
+                Some(have) => have.contains(&label),
+                None => false,
+            };
+            assert!(
+                known,
+                "{file}: {metric:?} has no label {label:?} in /metrics: {labels:?}"
+            );
+        }
         if file.ends_with(".json") {
             dashboard = names;
         }
@@ -125,12 +213,18 @@ async fn the_dashboard_and_the_rules_name_only_exported_metrics() {
         "pocketgate_config_reloads_total",
         "pocketgate_config_last_reload_successful",
         "pocketgate_session_store_errors_total",
+        "pocketgate_server_errors_total",
     ] {
         assert!(
             dashboard.contains(needed),
             "the dashboard shows no {needed}"
         );
     }
+    // Decisions by host, with a host selector.
+    let text = std::fs::read_to_string(root.join(FILES[0])).unwrap();
+    assert!(text.contains("sum by (host, outcome) (rate(pocketgate_decisions_total{"));
+    assert!(text
+        .contains("label_values(pocketgate_decisions_total{instance=~\\\"$instance\\\"}, host)"));
 }
 
 /// The value of the sample `series` (name and labels, as exported) in `text`.
