@@ -175,11 +175,16 @@ fn bench_rules(c: &mut Criterion) {
 
 fn bench_metrics(c: &mut Criterion) {
     let metrics = Metrics::default();
+    // Counted by the [[hosts]] entry that matched: 1,000 hosts, the last one.
+    let rt = rules_runtime(1000, 0);
+    let decisions = metrics.decisions(&rt.rules);
+    let host = rt.rules.lookup_host("app999.example.com");
     let took = Duration::from_micros(3);
     c.bench_function("metrics/decision", |b| {
         b.iter(|| {
-            metrics.decision(
+            decisions.count(
                 black_box(Endpoint::AuthRequest),
+                black_box(host),
                 black_box(Outcome::Allow),
                 black_box(took),
             )

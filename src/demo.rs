@@ -401,9 +401,10 @@ async fn app(req: HttpRequest, state: State, path: web::Path<(String, String)>) 
     };
     // Counted as the /forward-auth it stands in for: the metrics show what
     // a person tried, demo or not (the gate already logged the decision).
+    let (matched, outcome) = (verdict.decision.host, verdict.outcome());
     state
-        .metrics
-        .decision(Endpoint::ForwardAuth, verdict.outcome(), started.elapsed());
+        .decisions
+        .count(Endpoint::ForwardAuth, matched, outcome, started.elapsed());
     if verdict.outcome() == Outcome::Login {
         // The demo stands in for the proxy and follows the answer itself: back
         // to this page (on public_url) after signing in.

@@ -78,9 +78,10 @@ async fn check(req: &HttpRequest, state: &State, endpoint: Endpoint) -> HttpResp
         || verdict.decision.rule_name(),
         user,
     );
+    let (host, outcome) = (verdict.decision.host, verdict.outcome());
     state
-        .metrics
-        .decision(endpoint, verdict.outcome(), started.elapsed());
+        .decisions
+        .count(endpoint, host, outcome, started.elapsed());
     respond::decision(&Answer {
         endpoint,
         client,

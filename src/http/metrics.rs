@@ -2,8 +2,10 @@
 //! OpenMetrics text.
 //!
 //! Every series a request can touch is created once, at construction: the
-//! counter of each endpoint × outcome, of each bad-request endpoint × reason,
-//! of each login event, and the latency histogram. Handlers hold on to those
+//! counter of each bad-request endpoint × reason, of each login event, of
+//! each group of 5xx answers, and the latency histogram; the decision counters
+//! of each host × endpoint × outcome when a configuration is loaded
+//! ([`Metrics::decisions`]). Handlers hold on to those
 //! handles, so recording is one or two relaxed atomic increments: no lock, no
 //! hashing of a label set, no allocation (looking a series up in a `Family`
 //! per request would take its read lock and hash the labels). The crate's
@@ -14,7 +16,6 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::time::Duration;
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
@@ -24,18 +25,24 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::{Metric, Registry, Unit};
 
 use crate::oidc::bearer::Throttle;
-use crate::policy::Outcome;
+use crate::policy::{Outcome, Rules};
 
+mod decisions;
 mod labels;
 mod latency;
+mod server_errors;
 mod session;
 
+pub use decisions::{Decisions, OTHER_HOST};
 use labels::{
-    can_happen, BadRequestLabels, BuildLabels, DecisionLabels, LoginLabels, ReasonLabels,
-    ResultLabels,
+    can_happen, BadRequestLabels, BuildLabels, DecisionLabels, GroupLabels, LoginLabels,
+    ReasonLabels, ResultLabels,
 };
-pub use labels::{BadRequestEndpoint, BadRequestReason, BearerResult, Endpoint, LoginEvent};
+pub use labels::{
+    BadRequestEndpoint, BadRequestReason, BearerResult, Endpoint, LoginEvent, ServerErrorGroup,
+};
 use latency::Latency;
+pub use server_errors::count_server_errors;
 use session::SessionMetrics;
 
 /// The `Content-Type` of [`Metrics::render`]'s text, as the crate's encoder documents it.
@@ -77,7 +84,9 @@ where
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    decisions: [[Counter; OUTCOMES.len()]; Endpoint::ALL.len()],
+    /// `pocketgate_decisions_total{endpoint,host,outcome}`: each
+    /// configuration's hosts resolve their series here ([`Metrics::decisions`]).
+    decisions: Family<DecisionLabels, Counter>,
     bad_requests: Family<BadRequestLabels, Counter>,
     /// The series of [`can_happen`] combinations, by endpoint and reason.
     bad_request_counters:
@@ -90,6 +99,8 @@ pub struct Metrics {
     bearer: [Counter; BearerResult::ALL.len()],
     /// `pocketgate_bearer_throttled_total{reason="in_flight"|"client_budget"}`.
     bearer_throttled: [Counter; 2],
+    /// `pocketgate_server_errors_total{group}`.
+    server_errors: [Counter; ServerErrorGroup::ALL.len()],
 }
 
 /// `pocketgate_config_*`: how configuration reloads went.
@@ -132,20 +143,12 @@ impl Default for Metrics {
     fn default() -> Self {
         let mut registry = Registry::default();
 
-        let decision_family = Family::<DecisionLabels, Counter>::default();
-        let decisions = Endpoint::ALL.map(|endpoint| {
-            OUTCOMES.map(|outcome| {
-                decision_family.get_or_create_owned(&DecisionLabels {
-                    endpoint,
-                    outcome: outcome.as_str(),
-                })
-            })
-        });
+        let decisions = Family::<DecisionLabels, Counter>::default();
         // Counters get their `_total` suffix from the encoder.
         registry.register(
             "pocketgate_decisions",
-            "Auth decisions by endpoint and outcome",
-            decision_family,
+            "Auth decisions by endpoint, [[hosts]] entry (\"(other)\": none matched) and outcome",
+            decisions.clone(),
         );
 
         let bad_requests = Family::<BadRequestLabels, Counter>::default();
@@ -180,7 +183,7 @@ impl Default for Metrics {
         let provider_ready = registered(
             &mut registry,
             "pocketgate_provider_ready",
-            "Whether provider metadata is loaded (1) or not (0)",
+            "Whether provider metadata is loaded and the provider answers now (1) or not (0)",
         );
 
         let build_info = Family::<BuildLabels, Gauge>::default();
@@ -209,6 +212,13 @@ impl Default for Metrics {
                 .map(|t| ReasonLabels { reason: t.as_str() }),
         );
 
+        let server_errors = counter_series(
+            &mut registry,
+            "pocketgate_server_errors",
+            "Answers pocketgate gave with a 5xx status, by group of endpoints",
+            ServerErrorGroup::ALL.map(|group| GroupLabels { group }),
+        );
+
         let sessions = SessionMetrics::register(&mut registry);
         let reloads = ReloadMetrics::register(&mut registry);
         reloads
@@ -218,6 +228,7 @@ impl Default for Metrics {
         Metrics {
             bearer,
             bearer_throttled,
+            server_errors,
             reloads,
             sessions,
             registry,
@@ -232,17 +243,11 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Count one decision and its latency.
-    pub fn decision(&self, endpoint: Endpoint, outcome: Outcome, took: Duration) {
-        let o = match outcome {
-            Outcome::Allow => 0,
-            Outcome::Bypass => 1,
-            Outcome::Login => 2,
-            Outcome::Deny => 3,
-            Outcome::StepUp => 4,
-        };
-        self.decisions[endpoint as usize][o].inc();
-        self.latency.observe(took);
+    /// The decision counters of a configuration with `rules`: resolve them
+    /// once when it is loaded, and count its decisions with them. Series of
+    /// hosts an earlier configuration had stay, at their last count.
+    pub fn decisions(&self, rules: &Rules) -> Decisions {
+        Decisions::resolve(&self.decisions, &self.latency, rules)
     }
 
     /// Count one request refused as bad input.
@@ -275,6 +280,11 @@ impl Metrics {
             Throttle::ClientBudget(_) => 1,
         };
         self.bearer_throttled[i].inc();
+    }
+
+    /// Count one answer with a 5xx status.
+    pub fn server_error(&self, group: ServerErrorGroup) {
+        self.server_errors[group as usize].inc();
     }
 
     /// Count one login-flow event.

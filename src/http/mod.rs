@@ -20,7 +20,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix_web::dev::{Payload, Server, ServerHandle};
+use actix_web::dev::{Payload, Server, ServerHandle, Service};
 use actix_web::http::header::{self, HeaderMap};
 use actix_web::{web, App, FromRequest, HttpRequest, HttpResponse, HttpServer};
 use arc_swap::ArcSwap;
@@ -47,6 +47,8 @@ pub struct AppState {
     pub provider: Arc<Provider>,
     pub sessions: Sessions,
     pub metrics: Arc<Metrics>,
+    /// The decision counters of this configuration's hosts, in `metrics`.
+    pub decisions: metrics::Decisions,
     /// The signed identity assertion, when `[assertion]` is set.
     pub assertion: Option<Arc<Assertions>>,
     /// `[bearer]`: bearer-token authentication and its caches, when enabled.
@@ -156,6 +158,7 @@ impl AppState {
         let bearer = runtime.bearer.as_ref().map(|b| bearer(&provider, b));
         let directory = runtime.scim.as_ref().map(|_| directory(keys.clone()));
         AppState {
+            decisions: metrics.decisions(&runtime.rules),
             headers: runtime.headers.clone(),
             runtime,
             keys,
@@ -374,10 +377,11 @@ async fn jwks(state: State) -> HttpResponse {
 }
 
 async fn metrics_page(state: State) -> HttpResponse {
-    respond::metrics(
-        metrics::CONTENT_TYPE,
-        state.metrics.render(state.provider.is_ready()),
-    )
+    // Loaded metadata is not enough for `pocketgate_provider_ready`: a
+    // provider that stopped answering after discovery reads 0. Asked as a
+    // sign-in asks (its answer kept a few seconds, 2 s at most).
+    let ready = state.provider.is_ready() && state.provider.reachable().await.is_ok();
+    respond::metrics(metrics::CONTENT_TYPE, state.metrics.render(ready))
 }
 
 /// The routes of `metrics_listen`: what a scraper or an orchestrator asks.
@@ -447,6 +451,10 @@ impl Application {
             let app = App::new()
                 .app_data(data.clone())
                 .app_data(web::QueryConfig::default().error_handler(respond::bad_query))
+                .wrap_fn(|req, srv| {
+                    let answer = srv.call(req);
+                    async move { metrics::count_server_errors(answer.await) }
+                })
                 .configure(routes);
             match extra_routes {
                 Some(extra) => app.configure(extra),

@@ -104,7 +104,7 @@ async fn the_demo_pages_are_counted_like_forward_auth() {
         .unwrap();
     for outcome in ["login", "allow"] {
         let line = format!(
-            "pocketgate_decisions_total{{endpoint=\"forward-auth\",outcome=\"{outcome}\"}} 1"
+            "pocketgate_decisions_total{{endpoint=\"forward-auth\",host=\"app.demo.test\",outcome=\"{outcome}\"}} 1"
         );
         assert!(metrics.contains(&line), "{line}\n{metrics}");
     }

@@ -699,11 +699,11 @@ async fn metrics_count_decisions() {
     );
     let body = r.text().await.unwrap();
     assert!(
-        body.contains("pocketgate_decisions_total{endpoint=\"forward-auth\",outcome=\"bypass\"} 1"),
+        body.contains("pocketgate_decisions_total{endpoint=\"forward-auth\",host=\"lan.example.test\",outcome=\"bypass\"} 1"),
         "{body}"
     );
     assert!(
-        body.contains("pocketgate_decisions_total{endpoint=\"auth-request\",outcome=\"login\"} 1"),
+        body.contains("pocketgate_decisions_total{endpoint=\"auth-request\",host=\"app.example.test\",outcome=\"login\"} 1"),
         "{body}"
     );
     assert!(

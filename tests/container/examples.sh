@@ -7,7 +7,7 @@
 #   examples/prometheus/  `promtool check config`, `check rules`, `test rules`;
 #   examples/grafana/     the dashboard is JSON whose every panel has a query, and
 #                         every query is PromQL that promtool accepts.
-# That the dashboard and the rules name only exported metrics is
+# That the dashboard and the rules name only exported metrics and labels is
 # tests/api/monitoring.rs (cargo test).
 #
 # Installs docker-compose and prometheus (for promtool) with apt when missing.
@@ -97,7 +97,7 @@ walk(dash["panels"])
 with open(sys.argv[1], "w") as out:
     out.write("groups:\n  - name: dashboard\n    rules:\n")
     for i, (title, e) in enumerate(exprs):
-        e = e.replace("$__rate_interval", "5m").replace("$instance", ".*")
+        e = e.replace("$__rate_interval", "5m").replace("$instance", ".*").replace("$host", ".*")
         out.write(f"      - record: dashboard:query_{i}\n        expr: {json.dumps(e)}\n")
 print(f"[examples] {len(exprs)} dashboard queries", file=sys.stderr)
 EOF

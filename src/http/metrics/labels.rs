@@ -144,6 +144,41 @@ pub(super) fn can_happen(endpoint: BadRequestEndpoint, reason: BadRequestReason)
 }
 
 label_values! {
+    /// Which endpoints answered with a 5xx status: the `group` label of
+    /// `pocketgate_server_errors_total`, from the request's path (a closed
+    /// set, whatever paths clients ask for).
+    pub enum ServerErrorGroup {
+        /// `/forward-auth`, `/auth-request`, `/whoami`.
+        Auth => "auth",
+        /// `/login`, `/callback`, `/logout`, `/logout/done`, `/`.
+        Login => "login",
+        /// `/backchannel-logout`.
+        Backchannel => "backchannel",
+        /// `/scim/v2/...`.
+        Scim => "scim",
+        /// `/readyz`: its 503 says "not ready" (provider metadata not
+        /// loaded, store unreachable), an answer rather than a failure.
+        Readiness => "readiness",
+        /// Every other path (`/metrics`, `/healthz`, the JWKS, the demo).
+        Other => "other",
+    }
+}
+
+impl ServerErrorGroup {
+    /// The group of the endpoint at `path`.
+    pub fn of(path: &str) -> ServerErrorGroup {
+        match path {
+            "/forward-auth" | "/auth-request" | "/whoami" => ServerErrorGroup::Auth,
+            "/login" | "/callback" | "/logout" | "/logout/done" | "/" => ServerErrorGroup::Login,
+            "/backchannel-logout" => ServerErrorGroup::Backchannel,
+            "/readyz" => ServerErrorGroup::Readiness,
+            p if p == "/scim/v2" || p.starts_with("/scim/v2/") => ServerErrorGroup::Scim,
+            _ => ServerErrorGroup::Other,
+        }
+    }
+}
+
+label_values! {
     /// Login-flow events: the `event` label of `pocketgate_login_events_total`.
     pub enum LoginEvent {
         Started => "started",
@@ -189,6 +224,8 @@ macro_rules! label_sets {
 label_sets! {
     DecisionLabels {
         endpoint: Endpoint,
+        /// The `[[hosts]]` pattern that matched, or `decisions::OTHER_HOST`.
+        host: String,
         /// `Outcome::as_str`: the one spelling logs, `explain` and metrics share.
         outcome: &'static str,
     }
@@ -210,5 +247,8 @@ label_sets! {
     }
     OutcomeLabels {
         outcome: &'static str,
+    }
+    GroupLabels {
+        group: ServerErrorGroup,
     }
 }
