@@ -890,4 +890,62 @@ mod service {
         assert_eq!(current.key, None);
         assert!(!current.refresh_due);
     }
+
+    /// Counts the store's calls.
+    #[derive(Default)]
+    struct StoreCalls(std::sync::atomic::AtomicUsize);
+
+    impl SessionEvents for StoreCalls {
+        fn created(&self) {}
+        fn ended(&self, _: EndReason, _: usize) {}
+        fn cache(&self, _: bool) {}
+        fn store_call(&self, _: Duration, _: bool) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        fn refresh(&self, _: RefreshOutcome) {}
+        fn record_rejected(&self) {}
+    }
+
+    #[tokio::test]
+    async fn concurrent_misses_of_one_session_read_the_store_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = sessions(Some(dir.path())).await;
+        let pairs = Arc::new(signed_in(&first).await);
+        // A second replica over the same store: nothing cached yet, as
+        // when the cached entry has just ended.
+        let store = Store::open(&StoreSettings::Embedded {
+            state_dir: dir.path().to_path_buf(),
+        })
+        .await
+        .unwrap();
+        let calls = Arc::new(StoreCalls::default());
+        let second = Arc::new(Sessions::new(
+            keys(&[secret(1)]),
+            settings(false, None),
+            store,
+            None,
+            calls.clone(),
+        ));
+        // A page's parallel requests: all are queued before the first
+        // read returns, so without sharing each one would read.
+        let mut requests = tokio::task::JoinSet::new();
+        for _ in 0..32 {
+            let (second, pairs) = (second.clone(), pairs.clone());
+            requests.spawn(async move {
+                let cookies: Vec<(&str, &str)> = pairs
+                    .iter()
+                    .map(|(n, v)| (n.as_str(), v.as_str()))
+                    .collect();
+                second.current(&cookies, now()).await
+            });
+        }
+        let mut signed_in = 0;
+        while let Some(found) = requests.join_next().await {
+            let found = found.unwrap().unwrap();
+            assert_eq!(found.unwrap().session.identity.user, "alice");
+            signed_in += 1;
+        }
+        assert_eq!(signed_in, 32);
+        assert_eq!(calls.0.load(std::sync::atomic::Ordering::Relaxed), 1);
+    }
 }

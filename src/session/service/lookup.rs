@@ -12,14 +12,21 @@
 //! it; with this process's own ([`Activity`]) it says how long the session
 //! has been unused.
 //!
+//! Concurrent misses of one session wait for one store read: a browser
+//! opening a page sends its requests in parallel, and when the cached entry
+//! ends they all miss at once. Without this, each went to the store (and, for
+//! the embedded store, queued on its one connection).
+//!
 //! A stored record that does not open (edited, copied under another key,
 //! sealed by a secret no longer configured, garbage) is no session: it is
 //! removed, counted and logged once, and the browser goes to login.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
+use tokio::sync::OnceCell;
 
 use super::super::store::{Record, Store, StoreError, StoreKey};
 use super::super::SessionKeys;
@@ -87,13 +94,62 @@ impl Entry {
     }
 }
 
-/// A store, the cache in front of it, and the sessions' last uses.
-/// Cloning shares all three.
+/// What one store read found for a key: the entry, or no live session.
+type Loaded = OnceCell<Option<Arc<Entry>>>;
+
+/// A store, the cache in front of it, the store reads under way, and the
+/// sessions' last uses. Cloning shares them.
 #[derive(Clone)]
 pub(super) struct Lookup {
     store: Arc<Store>,
     cache: Cache<StoreKey, Arc<Entry>>,
+    /// The store reads under way, by key: a miss joins the read of its key
+    /// if there is one. At most one entry per request in flight; each is
+    /// removed by the last request that waited on it (see [`Joined`]).
+    loading: Arc<Mutex<HashMap<StoreKey, Arc<Loaded>>>>,
     activity: Arc<Activity>,
+}
+
+/// A request's part in the store read of `key`; dropping it (done, or the
+/// request went away) removes the read from the map once nobody else
+/// waits on it, so abandoned reads do not pile up.
+struct Joined<'a> {
+    loading: &'a Mutex<HashMap<StoreKey, Arc<Loaded>>>,
+    key: &'a StoreKey,
+    cell: Arc<Loaded>,
+}
+
+impl<'a> Joined<'a> {
+    fn join(loading: &'a Mutex<HashMap<StoreKey, Arc<Loaded>>>, key: &'a StoreKey) -> Self {
+        let cell = match loading.lock() {
+            Ok(mut map) => {
+                let cell = map.entry(key.clone()).or_default();
+                // A read already answered is not joined: what it found may
+                // predate the miss (a revocation just forgot the key).
+                if cell.initialized() {
+                    *cell = Arc::default();
+                }
+                cell.clone()
+            }
+            // A poisoned map only costs the sharing: read alone.
+            Err(_) => Arc::default(),
+        };
+        Joined { loading, key, cell }
+    }
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut map) = self.loading.lock() {
+            let ours = map
+                .get(self.key)
+                .is_some_and(|c| Arc::ptr_eq(c, &self.cell));
+            // The map's reference and this one: nobody else waits on it.
+            if ours && (self.cell.initialized() || Arc::strong_count(&self.cell) == 2) {
+                map.remove(self.key);
+            }
+        }
+    }
 }
 
 impl Lookup {
@@ -105,6 +161,7 @@ impl Lookup {
                 .max_capacity(CACHE_CAPACITY)
                 .time_to_live(CACHE_TTL)
                 .build(),
+            loading: Arc::default(),
             activity: Arc::new(Activity::new(keys, flush)),
         };
         activity::spawn_flusher(
@@ -145,14 +202,23 @@ impl Lookup {
             }
             None => {
                 events.cache(false);
-                let loaded = self
-                    .load(keys, events, key, now)
+                // The first miss reads; the others wait for its answer. If
+                // it fails (or its request goes away) the next one reads.
+                let joined = Joined::join(&self.loading, key);
+                joined
+                    .cell
+                    .get_or_try_init(|| async {
+                        let loaded = self
+                            .load(keys, events, key, now)
+                            .await?
+                            .map(|(r, used)| Arc::new(Entry::of(r, used)));
+                        if let Some(entry) = &loaded {
+                            self.cache.insert(key.clone(), entry.clone());
+                        }
+                        Ok::<_, StoreError>(loaded)
+                    })
                     .await?
-                    .map(|(r, used)| Arc::new(Entry::of(r, used)));
-                if let Some(entry) = &loaded {
-                    self.cache.insert(key.clone(), entry.clone());
-                }
-                loaded
+                    .clone()
             }
         };
         Ok(entry.filter(|e| now < e.expires))
