@@ -971,29 +971,3 @@ proptest! {
         prop_assert!(d.rule != pocketgate::policy::Rule::AmbiguousPath, "{plain}");
     }
 }
-
-// ------------------------------------------------------------ cookie header
-
-#[rustfmt::skip]
-const COOKIE_PIECES: &[&str] = &[
-    "pg", "pg_0", "pg_1", "other", "a", "=", "==", ";", "; ", ";;", " ", "\t", "\u{a0}",
-    "\"", "v", "Zm9v", "-_", "%3B", "é", "\u{2003}", "=;", "x=y", ",",
-];
-
-proptest! {
-    #![proptest_config(config(512))]
-
-    /// The hand-written split of a request's `Cookie` header gives exactly
-    /// the pairs the `cookie` crate's parser gives, piece for piece.
-    #[test]
-    fn cookie_pairs_are_the_cookie_crates(
-        header in prop_oneof![4 => joined(COOKIE_PIECES.to_vec(), 16), 1 => any::<String>()],
-    ) {
-        let ours = pocketgate::session::request_pairs([header.as_str()], |_| true);
-        let crates: Vec<(&str, &str)> = cookie::Cookie::split_parse(header.as_str())
-            .filter_map(Result::ok)
-            .filter_map(|c| Some((c.name_raw()?, c.value_raw()?)))
-            .collect();
-        prop_assert_eq!(ours, crates);
-    }
-}
