@@ -126,11 +126,26 @@ where
     let _ = PROVIDER.set(provider);
     let only_ours = Targets::new().with_target(TRACE_TARGET, LevelFilter::TRACE);
     set_on(true);
-    Ok(Some(
-        tracing_opentelemetry::layer()
-            .with_tracer(tracer)
-            .with_filter(only_ours),
-    ))
+    Ok(Some(bridge(tracer).with_filter(only_ours)))
+}
+
+/// The bridge from `tracing` spans to OpenTelemetry, carrying only the
+/// attributes the Tracing page lists: without the bridge's own extras (the
+/// source file and line, the thread, busy and idle times, the target and
+/// level), which say nothing to an operator and make every span larger.
+fn bridge<S>(
+    tracer: opentelemetry_sdk::trace::Tracer,
+) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(tracer)
+        .with_location(false)
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_target(false)
+        .with_level(false)
 }
 
 /// Send the spans not yet exported (at exit); nothing when traces are off.

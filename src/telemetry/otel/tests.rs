@@ -188,3 +188,43 @@ fn a_repeated_traceparent_starts_a_new_trace() {
     );
     assert_eq!(carried[0].len(), 55, "{carried:?}");
 }
+
+/// Keeps what the provider exports, for a look at the spans' attributes.
+#[derive(Debug, Clone, Default)]
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<opentelemetry_sdk::trace::SpanData>>>);
+
+impl opentelemetry_sdk::trace::SpanExporter for Kept {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        self.0.lock().unwrap().extend(batch);
+        Ok(())
+    }
+}
+
+#[test]
+fn exported_spans_carry_the_documented_attributes_and_nothing_of_the_bridges() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let kept = Kept::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(kept.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry().with(bridge(provider.tracer("test")));
+    super::set_on(true);
+    tracing::subscriber::with_default(subscriber, || {
+        let decision = decision_span(&ActixHeaders::new(), "a.test");
+        decided(&decision, "allow", || "host a.test".into(), Some("alice"));
+        drop(decision);
+    });
+    super::set_on(false);
+    let spans = kept.0.lock().unwrap();
+    let decision = spans.iter().find(|s| s.name == "decision").unwrap();
+    let mut keys: Vec<&str> = decision
+        .attributes
+        .iter()
+        .map(|kv| kv.key.as_str())
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["host", "outcome", "rule", "user"]);
+}
