@@ -196,12 +196,19 @@ async fn identify(
     shape: SessionShape,
 ) -> Result<Option<Identified>, GateError> {
     if !credentials.session.is_empty() {
-        let current = services
-            .sessions
-            .current_on(credentials.session, now, shape)
-            .instrument(crate::telemetry::otel::store_span())
-            .await
-            .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
+        // In a span only when traces are on, and made where it is awaited
+        // (a wrapped or named future is moved: copies on every request).
+        let span = crate::telemetry::otel::store_span();
+        let sessions = services.sessions;
+        let current = if span.is_disabled() {
+            sessions.current_on(credentials.session, now, shape).await
+        } else {
+            sessions
+                .current_on(credentials.session, now, shape)
+                .instrument(span)
+                .await
+        }
+        .inspect_err(|e| tracing::warn!(error = %e, "session store unavailable"))?;
         let current = scim::adjust(services.directory, services.sessions, current, now).await;
         if let Some(current) = current {
             return Ok(Some(Identified::Session(current)));
