@@ -3,9 +3,12 @@
 //! update, never a store write.
 //!
 //! The map is bounded ([`MAX_TRACKED`] sessions, the least recently used
-//! go first) and holds only sessions this process has seen used. Losing an
-//! entry (evicted, or the process restarts) only means that use is not
-//! flushed: the store still has the last flushed one, and the session is
+//! go first) and holds only sessions this process has looked up. A
+//! session's entry in the lookup's cache holds its [`Use`], so a request
+//! records its use without a second map lookup. Losing an entry (evicted,
+//! or the process restarts) only means that use is not flushed (nor the
+//! uses recorded through a cached entry in the seconds until it is read
+//! again): the store still has the last flushed one, and the session is
 //! judged by that, at worst ending one flush interval early.
 //!
 //! The flush runs every [`flush_interval`] (at most 30 s, at most a quarter
@@ -39,7 +42,7 @@ pub fn flush_interval(idle: Option<Duration>) -> Duration {
 
 /// One session's last use, and the last use the store has from us.
 #[derive(Debug)]
-struct Use {
+pub(super) struct Use {
     at: AtomicU64,
     flushed: AtomicU64,
     /// The session's end: its stored last use lapses then too.
@@ -73,26 +76,17 @@ impl Activity {
         Duration::from_millis(self.interval_ms.load(Ordering::Relaxed))
     }
 
-    /// The session under `key` (ending at `expires`) was used at `now`.
-    pub(super) fn touch(&self, key: &StoreKey, now: u64, expires: u64) {
-        match self.uses.get(key) {
-            Some(u) => {
-                u.at.fetch_max(now, Ordering::Relaxed);
-            }
-            None => self.uses.insert(
-                key.clone(),
-                Arc::new(Use {
-                    at: AtomicU64::new(now),
-                    flushed: AtomicU64::new(0),
-                    expires,
-                }),
-            ),
-        }
-    }
-
-    /// The last use this process saw, if it still knows it.
-    pub(super) fn last(&self, key: &StoreKey) -> Option<u64> {
-        self.uses.get(key).map(|u| u.at.load(Ordering::Relaxed))
+    /// The last use of the session under `key` (ending at `expires`), to be
+    /// recorded through: the one this process has, else a new one (no use
+    /// yet). The lookup keeps it with the session's cached entry.
+    pub(super) fn track(&self, key: &StoreKey, expires: u64) -> Arc<Use> {
+        self.uses.get_with_by_ref(key, || {
+            Arc::new(Use {
+                at: AtomicU64::new(0),
+                flushed: AtomicU64::new(0),
+                expires,
+            })
+        })
     }
 
     /// The session ended: nothing more to flush for it.
@@ -159,6 +153,18 @@ pub(super) fn spawn_flusher(activity: Weak<Activity>, store: Weak<Store>) {
             }
         }
     });
+}
+
+impl Use {
+    /// The session was used at `now`.
+    pub(super) fn touch(&self, now: u64) {
+        self.at.fetch_max(now, Ordering::Relaxed);
+    }
+
+    /// The last use this process saw (0: none yet).
+    pub(super) fn last(&self) -> u64 {
+        self.at.load(Ordering::Relaxed)
+    }
 }
 
 fn millis(d: Duration) -> u64 {

@@ -30,7 +30,7 @@ use tokio::sync::OnceCell;
 
 use super::super::store::{Record, Store, StoreError, StoreKey};
 use super::super::SessionKeys;
-use super::activity::{self, Activity};
+use super::activity::{self, Activity, Use};
 use super::events::{EndReason, SessionEvents};
 use crate::policy::Identity;
 
@@ -78,12 +78,21 @@ pub(super) struct Entry {
     pub(super) refresh: RefreshClock,
     /// The last use the store had recorded when the entry was read (0: none).
     pub(super) stored_use: u64,
+    /// This process's last use of the session, shared with [`Activity`].
+    pub(super) used: Arc<Use>,
 }
 
 impl Entry {
+    /// When the session was last used: the later of this process's use,
+    /// the stored one, and its sign-in.
+    pub(super) fn last_used(&self) -> u64 {
+        self.used.last().max(self.stored_use).max(self.issued)
+    }
+
     /// The entry of an opened record (its identity moved, not copied).
-    fn of(record: Record, stored_use: u64) -> Entry {
+    fn of(record: Record, stored_use: u64, used: Arc<Use>) -> Entry {
         Entry {
+            used,
             refresh: RefreshClock::of(&record),
             identity: Arc::new(record.identity),
             issued: record.issued,
@@ -179,13 +188,6 @@ impl Lookup {
         &self.activity
     }
 
-    /// When the session of `entry` (under `key`) was last used: the later
-    /// of this process's use, the stored one, and its sign-in.
-    pub(super) fn last_used(&self, key: &StoreKey, entry: &Entry) -> u64 {
-        let own = self.activity.last(key).unwrap_or(0);
-        own.max(entry.stored_use).max(entry.issued)
-    }
-
     /// The live session under `key`: from the cache, else from the store
     /// (and then cached). `None` when there is none or it has ended.
     pub(super) async fn find(
@@ -208,10 +210,10 @@ impl Lookup {
                 joined
                     .cell
                     .get_or_try_init(|| async {
-                        let loaded = self
-                            .load(keys, events, key, now)
-                            .await?
-                            .map(|(r, used)| Arc::new(Entry::of(r, used)));
+                        let loaded = self.load(keys, events, key, now).await?.map(|(r, stored)| {
+                            let used = self.activity.track(key, r.expires);
+                            Arc::new(Entry::of(r, stored, used))
+                        });
                         if let Some(entry) = &loaded {
                             self.cache.insert(key.clone(), entry.clone());
                         }
@@ -226,7 +228,8 @@ impl Lookup {
 
     /// This process's view of `key` is `record` from now on (just written).
     pub(super) fn remember(&self, key: StoreKey, record: Record) {
-        self.cache.insert(key, Arc::new(Entry::of(record, 0)));
+        let used = self.activity.track(&key, record.expires);
+        self.cache.insert(key, Arc::new(Entry::of(record, 0, used)));
     }
 
     /// This process asks the store again for `key` (it ended, or changed).

@@ -57,7 +57,7 @@ impl Sessions {
             let Some(entry) = self.judged(lookup, &key, now, shape).await? else {
                 continue;
             };
-            lookup.activity().touch(&key, now, entry.expires);
+            entry.used.touch(now);
             return Ok(Some(Current {
                 refresh_due: entry.refresh.due(self.refresh_interval, now),
                 session: SignedIn {
@@ -92,7 +92,7 @@ impl Sessions {
         // Without an idle timeout the last use is not even looked up.
         let mut last = 0;
         if let Some(idle) = shortest(self.idle_timeout, shape.idle_timeout) {
-            last = lookup.last_used(key, &entry);
+            last = entry.last_used();
             if !within(Some(idle), last, now) {
                 // The cached entry may be older than another replica's flush.
                 lookup.forget(key);
@@ -100,7 +100,7 @@ impl Sessions {
                     return Ok(None);
                 };
                 entry = fresh;
-                last = lookup.last_used(key, &entry);
+                last = entry.last_used();
             }
             if !within(self.idle_timeout, last, now) {
                 self.end_idle(lookup, key, now.saturating_sub(last)).await?;
